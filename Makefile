@@ -1,0 +1,40 @@
+# One task runner for people and CI. `make run` and `make test` are all a new user needs.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTHON ?= python3
+
+.PHONY: install run test unit lint format bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[brokers,llm,test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install  ## the embedded mesh: control plane + NATS + SQLite + demo agents
+	$(VENV)/bin/agentmesh up --demo
+
+test: install lint  ## every test suite (needs nothing running; starts its own servers)
+	$(PY) -m pytest
+
+unit: install
+	$(PY) -m pytest tests/unit -q
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff format src tests bench
+	$(VENV)/bin/ruff check --fix src tests bench
+
+bench: install  ## hot paths next to raw baselines; writes bench/results/latest.json
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) .agentmesh .pytest_cache .mypy_cache .ruff_cache

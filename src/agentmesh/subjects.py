@@ -1,0 +1,133 @@
+"""The one place where broker subject names are built and parsed.
+
+Every name a broker sees starts with the tenant (``am.<tenant>.<kind>...``); transports map
+these names onto their own naming (topics, queues, streams). Nothing else in AgentMesh
+formats a subject by hand.
+"""
+
+from __future__ import annotations
+
+import re
+
+PREFIX = "am"
+SYSTEM_TENANT = "_system"
+"""Reserved tenant for mesh-wide admin subjects (registry snapshots)."""
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9_\-*>]+$")
+
+
+def _check(value: str, what: str) -> str:
+    if not _ID.match(value):
+        raise ValueError(
+            f"invalid {what} {value!r}: use 1-256 characters of letters, digits, '-' or '_'"
+        )
+    return value
+
+
+def task(tenant: str, capability: str) -> str:
+    """Durable work queue of a capability: ``am.<tenant>.task.<capability>``."""
+    return f"{PREFIX}.{_check(tenant, 'tenant')}.task.{_check(capability, 'capability')}"
+
+
+def rpc(tenant: str, capability: str) -> str:
+    """Request/reply endpoint of a capability (core, not durable)."""
+    return f"{PREFIX}.{_check(tenant, 'tenant')}.rpc.{_check(capability, 'capability')}"
+
+
+def agent(tenant: str, agent_id: str) -> str:
+    """Direct inbox of one agent: ``am.<tenant>.agent.<agent_id>``."""
+    return f"{PREFIX}.{_check(tenant, 'tenant')}.agent.{_check(agent_id, 'agent id')}"
+
+
+def event(tenant: str, event_type: str) -> str:
+    """Domain/integration events: ``am.<tenant>.evt.<type>`` (type may contain dots)."""
+    parts = event_type.split(".")
+    for p in parts:
+        _check(p, "event type")
+    return f"{PREFIX}.{_check(tenant, 'tenant')}.evt.{event_type}"
+
+
+def heartbeat(tenant: str, agent_id: str) -> str:
+    return f"{PREFIX}.{_check(tenant, 'tenant')}.hb.{_check(agent_id, 'agent id')}"
+
+
+def heartbeats(tenant: str = "*") -> str:
+    """Wildcard for every heartbeat of a tenant (``*`` = every tenant, admin only)."""
+    t = tenant if tenant == "*" else _check(tenant, "tenant")
+    return f"{PREFIX}.{t}.hb.*"
+
+
+def blackboard(tenant: str, domain: str) -> str:
+    return f"{PREFIX}.{_check(tenant, 'tenant')}.bb.{_check(domain, 'domain')}"
+
+
+def market(tenant: str, *parts: str) -> str:
+    for p in parts:
+        _check(p, "market subject part")
+    return ".".join([PREFIX, _check(tenant, "tenant"), "mkt", *parts])
+
+
+def system(tenant: str, name: str) -> str:
+    """Control subjects of a tenant: ``am.<tenant>.sys.<name>`` (ping, control ...)."""
+    return f"{PREFIX}.{_check(tenant, 'tenant')}.sys.{_check(name, 'name')}"
+
+
+def registry_snapshot() -> str:
+    """Mesh-wide registry snapshot served by ``agentmesh up`` (admin path)."""
+    return f"{PREFIX}.{SYSTEM_TENANT}.sys.registry"
+
+
+def dead_letter(subject: str) -> str:
+    """Dead-letter subject for a subject: ``am.<t>.dlq.<rest>`` (tenant kept first)."""
+    parts = subject.split(".")
+    if len(parts) >= 3 and parts[0] == PREFIX:
+        if parts[2] == "dlq":
+            return subject
+        return ".".join([PREFIX, parts[1], "dlq", *parts[2:]])
+    return f"{PREFIX}.{SYSTEM_TENANT}.dlq.{subject}"
+
+
+def dead_letters(tenant: str = "*") -> str:
+    return f"{PREFIX}.{tenant}.dlq.>"
+
+
+def tenant_of(subject: str) -> str | None:
+    """The tenant a subject belongs to, or None for a foreign subject."""
+    parts = subject.split(".")
+    if len(parts) >= 2 and parts[0] == PREFIX and parts[1] not in ("*", ">"):
+        return parts[1]
+    return None
+
+
+def kind_of(subject: str) -> str | None:
+    parts = subject.split(".")
+    if len(parts) >= 3 and parts[0] == PREFIX:
+        return parts[2]
+    return None
+
+
+def matches(pattern: str, subject: str) -> bool:
+    """NATS-style match: ``*`` is one token, a final ``>`` is one or more tokens."""
+    p = pattern.split(".")
+    s = subject.split(".")
+    for i, tok in enumerate(p):
+        if tok == ">":
+            return len(s) > i
+        if i >= len(s):
+            return False
+        if tok != "*" and tok != s[i]:
+            return False
+    return len(p) == len(s)
+
+
+def is_valid(subject: str) -> bool:
+    parts = subject.split(".")
+    if not all(parts):
+        return False
+    for i, tok in enumerate(parts):
+        if not _TOKEN.match(tok):
+            return False
+        if (">" in tok and (tok != ">" or i != len(parts) - 1)) or ("*" in tok and tok != "*"):
+            return False
+    return True

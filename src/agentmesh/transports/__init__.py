@@ -1,0 +1,55 @@
+"""Transports, chosen by URL scheme: ``memory://``, ``nats://`` (more in later releases).
+
+>>> t = create_transport("memory://")
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from agentmesh.errors import ConfigError
+from agentmesh.transports.base import (
+    Handler,
+    SubscribeOptions,
+    Subscription,
+    Transport,
+    TransportCapabilities,
+)
+from agentmesh.transports.message import Message
+
+__all__ = [
+    "SCHEMES",
+    "Handler",
+    "Message",
+    "SubscribeOptions",
+    "Subscription",
+    "Transport",
+    "TransportCapabilities",
+    "create_transport",
+]
+
+# scheme -> "module:Class"; imported lazily so a missing optional client only matters when used
+SCHEMES: dict[str, str] = {
+    "memory": "agentmesh.transports.memory:MemoryTransport",
+    "nats": "agentmesh.transports.nats:NatsTransport",
+    "tls": "agentmesh.transports.nats:NatsTransport",
+}
+
+
+def register(scheme: str, target: str) -> None:
+    """Register a transport class (``"module:Class"``) for a URL scheme."""
+    SCHEMES[scheme] = target
+
+
+def create_transport(url: str, **kwargs: Any) -> Transport:
+    """Build the transport for ``url`` (its scheme picks the implementation)."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    target = SCHEMES.get(scheme)
+    if target is None:
+        known = ", ".join(f"{s}://" for s in sorted(SCHEMES))
+        raise ConfigError(f"unknown transport URL {url!r}; use one of {known}")
+    module, _, name = target.partition(":")
+    cls: Callable[..., Transport] = getattr(importlib.import_module(module), name)
+    return cls(url, **kwargs)

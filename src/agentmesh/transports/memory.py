@@ -1,0 +1,377 @@
+"""``memory://``: an in-process broker with the same semantics as NATS + JetStream.
+
+For unit tests and notebooks. Each ``memory://<name>`` URL is one broker shared by every
+transport in the process that uses the same name, so several "processes" can be simulated
+in one test. It passes the same contract suite as the networked transports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from agentmesh import subjects
+from agentmesh.envelope import Envelope
+from agentmesh.errors import (
+    BrokerUnavailable,
+    NoResponders,
+    PayloadTooLarge,
+    RequestTimeout,
+    ValidationError,
+)
+from agentmesh.transports.base import (
+    DEFAULT_MAX_PAYLOAD,
+    Handler,
+    SubscribeOptions,
+    TransportCapabilities,
+)
+from agentmesh.transports.message import DedupeWindow, Dispatcher
+
+
+@dataclass(eq=False)
+class _CoreSub:
+    pattern: str
+    queue: str | None
+    dispatcher: Dispatcher
+    inbox: asyncio.Queue[_Raw | None] = field(default_factory=asyncio.Queue)
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass(eq=False)
+class _Entry:
+    subject: str
+    data: bytes
+    seq: int
+    deliveries: int = 0
+
+
+@dataclass(eq=False)
+class _Consumer:
+    name: str
+    pattern: str
+    options: SubscribeOptions
+    pending: deque[_Entry] = field(default_factory=deque)
+    inflight: dict[int, asyncio.TimerHandle] = field(default_factory=dict)
+    members: list[_DurableSub] = field(default_factory=list)
+    rr: int = 0
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(eq=False)
+class _DurableSub:
+    consumer: _Consumer
+    dispatcher: Dispatcher
+    task: asyncio.Task[None] | None = None
+
+
+class _Raw:
+    __slots__ = ("_broker", "_consumer", "_entry", "attempt", "data", "reply", "subject")
+
+    def __init__(
+        self,
+        subject: str,
+        data: bytes,
+        reply: str | None = None,
+        broker: _Broker | None = None,
+        consumer: _Consumer | None = None,
+        entry: _Entry | None = None,
+    ) -> None:
+        self.subject = subject
+        self.data = data
+        self.reply = reply
+        self.attempt = entry.deliveries if entry else 1
+        self._broker = broker
+        self._consumer = consumer
+        self._entry = entry
+
+    async def ack(self) -> None:
+        if self._consumer and self._entry:
+            self._broker.settle(self._consumer, self._entry)  # type: ignore[union-attr]
+
+    async def term(self) -> None:
+        await self.ack()
+
+    async def nak(self, delay: float | None = None) -> None:
+        if self._consumer and self._entry:
+            self._broker.redeliver(self._consumer, self._entry, delay or 0.0)  # type: ignore[union-attr]
+
+    async def in_progress(self) -> None:
+        if self._consumer and self._entry:
+            self._broker.touch(self._consumer, self._entry)  # type: ignore[union-attr]
+
+
+class _Broker:
+    """State of one named in-memory broker."""
+
+    def __init__(self) -> None:
+        self.core: list[_CoreSub] = []
+        self.queue_rr: dict[str, itertools.count[int]] = {}
+        self.log: deque[_Entry] = deque(maxlen=100_000)
+        self.consumers: dict[str, _Consumer] = {}
+        self.msg_ids: dict[str, float] = {}
+        self.seq = itertools.count(1)
+
+    # -- durable ------------------------------------------------------------------------
+    def store(self, subject: str, data: bytes, msg_id: str) -> None:
+        now = time.monotonic()
+        msg_id = (
+            ".".join(subject.split(".")[:3]) + "|" + msg_id
+        )  # dedupe per stream, like JetStream
+        if (at := self.msg_ids.get(msg_id)) is not None and now - at < 120:
+            return  # broker-side dedupe window, like JetStream's Nats-Msg-Id
+        self.msg_ids[msg_id] = now
+        if len(self.msg_ids) > 200_000:
+            self.msg_ids = {k: v for k, v in self.msg_ids.items() if now - v < 120}
+        entry = _Entry(subject, data, next(self.seq))
+        self.log.append(entry)
+        for c in self.consumers.values():
+            if subjects.matches(c.pattern, subject):
+                c.pending.append(_Entry(subject, data, entry.seq))
+                c.wakeup.set()
+
+    def consumer(self, name: str, pattern: str, options: SubscribeOptions) -> _Consumer:
+        c = self.consumers.get(name)
+        if c is None:
+            c = _Consumer(name, pattern, options)
+            c.pending.extend(
+                _Entry(e.subject, e.data, e.seq)
+                for e in self.log
+                if subjects.matches(pattern, e.subject)
+            )
+            self.consumers[name] = c
+        return c
+
+    def settle(self, c: _Consumer, e: _Entry) -> None:
+        timer = c.inflight.pop(e.seq, None)
+        if timer:
+            timer.cancel()
+
+    def redeliver(self, c: _Consumer, e: _Entry, delay: float) -> None:
+        if c.inflight.pop(e.seq, None) is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def requeue() -> None:
+            c.pending.appendleft(e)
+            c.wakeup.set()
+
+        if delay > 0:
+            loop.call_later(delay, requeue)
+        else:
+            requeue()
+
+    def touch(self, c: _Consumer, e: _Entry) -> None:
+        timer = c.inflight.pop(e.seq, None)
+        if timer:
+            timer.cancel()
+            self._arm(c, e)
+
+    def _arm(self, c: _Consumer, e: _Entry) -> None:
+        loop = asyncio.get_running_loop()
+
+        def expired() -> None:
+            if c.inflight.pop(e.seq, None) is not None:
+                c.pending.appendleft(e)
+                c.wakeup.set()
+
+        c.inflight[e.seq] = loop.call_later(c.options.ack_wait, expired)
+
+    def take(self, c: _Consumer) -> _Entry | None:
+        while c.pending:
+            e = c.pending.popleft()
+            if e.seq in c.inflight:
+                continue
+            if e.deliveries >= c.options.max_deliver:
+                continue  # like JetStream: stop delivering after max_deliver
+            e.deliveries += 1
+            self._arm(c, e)
+            return e
+        return None
+
+
+class MemoryTransport:
+    """In-process transport (see module docstring)."""
+
+    _brokers: ClassVar[dict[str, _Broker]] = {}
+
+    def __init__(self, url: str = "memory://", *, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
+        self.url = url
+        self.capabilities = TransportCapabilities(max_payload=max_payload)
+        self._name = url.split("://", 1)[1] or "default"
+        self._broker: _Broker | None = None
+        self._subs: list[_MemorySubscription] = []
+        self._dedupe = DedupeWindow()
+
+    @classmethod
+    def reset(cls) -> None:
+        """Forget every in-memory broker (tests)."""
+        cls._brokers.clear()
+
+    async def connect(self) -> None:
+        self._broker = self._brokers.setdefault(self._name, _Broker())
+
+    @property
+    def broker(self) -> _Broker:
+        if self._broker is None:
+            raise BrokerUnavailable(f"memory transport {self.url} is not connected; call connect()")
+        return self._broker
+
+    async def close(self) -> None:
+        for sub in list(self._subs):
+            await sub.unsubscribe()
+        self._broker = None
+
+    async def ping(self) -> float:
+        _ = self.broker
+        return 0.0
+
+    def _check(self, subject: str, data: bytes) -> None:
+        if not subjects.is_valid(subject) or "*" in subject or ">" in subject:
+            raise ValidationError(f"cannot publish to {subject!r}: not a concrete subject")
+        if len(data) > self.capabilities.max_payload:
+            raise PayloadTooLarge(
+                f"envelope of {len(data)} bytes exceeds the transport's max payload of "
+                f"{self.capabilities.max_payload} bytes ({self.url})"
+            )
+
+    async def publish(self, subject: str, envelope: Envelope, *, durable: bool = False) -> None:
+        data = envelope.encode()
+        self._check(subject, data)
+        self._deliver(subject, data, None)
+        if durable:
+            self.broker.store(subject, data, envelope.id)
+
+    async def publish_raw(self, subject: str, data: bytes, *, durable: bool = False) -> None:
+        """Publish bytes as they are (tests use it for malformed input)."""
+        self._deliver(subject, data, None)
+        if durable:
+            self.broker.store(subject, data, uuid.uuid4().hex)
+
+    def _deliver(self, subject: str, data: bytes, reply: str | None) -> int:
+        delivered = 0
+        groups: dict[str, list[_CoreSub]] = {}
+        for sub in self.broker.core:
+            if subjects.matches(sub.pattern, subject):
+                if sub.queue:
+                    groups.setdefault(sub.queue, []).append(sub)
+                else:
+                    sub.inbox.put_nowait(_Raw(subject, data, reply))
+                    delivered += 1
+        for name, members in groups.items():
+            rr = self.broker.queue_rr.setdefault(name, itertools.count())
+            members[next(rr) % len(members)].inbox.put_nowait(_Raw(subject, data, reply))
+            delivered += 1
+        return delivered
+
+    async def request(self, subject: str, envelope: Envelope, *, timeout: float = 5.0) -> Envelope:
+        data = envelope.encode()
+        self._check(subject, data)
+        inbox = f"_INBOX.{uuid.uuid4().hex}"
+        waiter = _CoreSub(inbox, None, None)  # type: ignore[arg-type]
+        self.broker.core.append(waiter)
+        try:
+            if self._deliver(subject, data, inbox) == 0:
+                raise NoResponders(f"no agent serves {subject!r}")
+            try:
+                raw = await asyncio.wait_for(waiter.inbox.get(), timeout)
+            except TimeoutError:
+                raise RequestTimeout(f"no reply on {subject!r} within {timeout:g}s") from None
+            assert raw is not None
+            return Envelope.decode(raw.data)
+        finally:
+            self.broker.core.remove(waiter)
+
+    async def _respond(self, reply: str, envelope: Envelope) -> None:
+        self._deliver(reply, envelope.encode(), None)
+
+    async def _dead_letter(self, subject: str, envelope: Envelope) -> None:
+        await self.publish(subject, envelope, durable=True)
+
+    async def subscribe(
+        self,
+        subject: str,
+        handler: Handler,
+        *,
+        queue: str | None = None,
+        durable: str | None = None,
+        options: SubscribeOptions | None = None,
+    ) -> _MemorySubscription:
+        if not subjects.is_valid(subject):
+            raise ValidationError(f"invalid subject pattern {subject!r}")
+        opts = options or SubscribeOptions()
+        dispatcher = Dispatcher(
+            handler,
+            subject=subject,
+            durable=durable is not None,
+            options=opts,
+            dead_letter=self._dead_letter,
+            respond=self._respond,
+            dedupe=self._dedupe,
+            group=durable or queue or uuid.uuid4().hex,
+        )
+        sub = _MemorySubscription(self, subject, dispatcher)
+        if durable is None:
+            core = _CoreSub(subject, queue, dispatcher)
+            core.task = asyncio.create_task(self._core_loop(core))
+            self.broker.core.append(core)
+            sub.core = core
+        else:
+            consumer = self.broker.consumer(durable, subject, opts)
+            member = _DurableSub(consumer, dispatcher)
+            consumer.members.append(member)
+            member.task = asyncio.create_task(self._durable_loop(member))
+            sub.member = member
+        self._subs.append(sub)
+        return sub
+
+    async def _core_loop(self, core: _CoreSub) -> None:
+        while True:
+            raw = await core.inbox.get()
+            if raw is None:
+                return
+            await core.dispatcher.submit(raw)
+
+    async def _durable_loop(self, member: _DurableSub) -> None:
+        c = member.consumer
+        broker = self.broker
+        while not member.dispatcher.closed:
+            entry = broker.take(c) if member.dispatcher.free_slots > 0 else None
+            if entry is None:
+                c.wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(c.wakeup.wait(), 0.05)
+                continue
+            await member.dispatcher.submit(_Raw(entry.subject, entry.data, None, broker, c, entry))
+            await asyncio.sleep(0)  # let other members of the group take their share
+
+
+class _MemorySubscription:
+    def __init__(self, transport: MemoryTransport, subject: str, dispatcher: Dispatcher) -> None:
+        self.transport = transport
+        self.subject = subject
+        self.dispatcher = dispatcher
+        self.core: _CoreSub | None = None
+        self.member: _DurableSub | None = None
+
+    async def unsubscribe(self) -> None:
+        if self in self.transport._subs:
+            self.transport._subs.remove(self)
+        broker = self.transport._broker
+        if self.core is not None:
+            if broker and self.core in broker.core:
+                broker.core.remove(self.core)
+            self.core.inbox.put_nowait(None)
+            if self.core.task:
+                await self.core.task
+        if self.member is not None:
+            self.dispatcher.closed = True
+            if self.member.task:
+                await self.member.task
+            self.member.consumer.members.remove(self.member)
+        await self.dispatcher.drain()

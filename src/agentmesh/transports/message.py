@@ -1,0 +1,249 @@
+"""The :class:`Message` a handler receives, and the shared dispatcher behind every transport.
+
+The dispatcher owns everything that must behave the same on every broker: decoding, the
+dead-letter path, retry backoff, consumer-side dedupe, auto-ack, bounded concurrency and
+draining. Transports only turn broker deliveries into :class:`RawDelivery` objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from loguru import logger
+
+from agentmesh import subjects
+from agentmesh.envelope import Envelope
+from agentmesh.errors import EnvelopeError
+from agentmesh.transports.base import Handler, RawDelivery, SubscribeOptions
+
+PublishFn = Callable[[str, Envelope], Awaitable[None]]
+RespondFn = Callable[[str, Envelope], Awaitable[None]]
+
+
+class Message:
+    """One delivery of an envelope to a handler."""
+
+    __slots__ = ("_raw", "_respond", "durable", "envelope", "outcome", "settled")
+
+    def __init__(
+        self, raw: RawDelivery, envelope: Envelope, durable: bool, respond: RespondFn | None
+    ) -> None:
+        self._raw = raw
+        self._respond = respond
+        self.envelope = envelope
+        self.durable = durable
+        self.settled = False
+        self.outcome: str | None = None
+
+    @property
+    def subject(self) -> str:
+        return self._raw.subject
+
+    @property
+    def attempt(self) -> int:
+        """1 for the first delivery, 2 for the first redelivery, ..."""
+        return self._raw.attempt
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.envelope.payload
+
+    @property
+    def reply_subject(self) -> str | None:
+        return self._raw.reply
+
+    async def ack(self) -> None:
+        if not self.settled:
+            self.settled = True
+            self.outcome = "ack"
+            await self._raw.ack()
+
+    async def nak(self, delay: float | None = None) -> None:
+        """Ask for redelivery after ``delay`` seconds (durable subscriptions)."""
+        if not self.settled:
+            self.settled = True
+            self.outcome = "nak"
+            await self._raw.nak(delay)
+
+    async def term(self) -> None:
+        """Settle without success: the message is never redelivered."""
+        if not self.settled:
+            self.settled = True
+            self.outcome = "term"
+            await self._raw.term()
+
+    async def in_progress(self) -> None:
+        """Reset the ack deadline while a long handler is still working."""
+        await self._raw.in_progress()
+
+    async def respond(self, envelope: Envelope) -> None:
+        """Reply to a request; a no-op when the sender did not ask for a reply."""
+        if self._raw.reply and self._respond is not None:
+            await self._respond(self._raw.reply, envelope)
+
+    def __repr__(self) -> str:
+        return f"Message(subject={self.subject!r}, id={self.envelope.id!r}, attempt={self.attempt})"
+
+
+class DedupeWindow:
+    """Remembers recently *processed* envelope ids (bounded in size and age)."""
+
+    def __init__(self, capacity: int = 100_000, ttl: float = 600.0) -> None:
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._capacity = capacity
+        self._ttl = ttl
+
+    def seen(self, key: str) -> bool:
+        at = self._seen.get(key)
+        if at is None:
+            return False
+        if time.monotonic() - at > self._ttl:
+            del self._seen[key]
+            return False
+        return True
+
+    def add(self, key: str) -> None:
+        self._seen[key] = time.monotonic()
+        self._seen.move_to_end(key)
+        while len(self._seen) > self._capacity:
+            self._seen.popitem(last=False)
+
+
+def error_context(subject: str, error: str, attempt: int) -> dict[str, Any]:
+    return {
+        "original_target": subject,
+        "error": error,
+        "failed_at": datetime.now(UTC).isoformat(),
+        "retry_count": attempt,
+    }
+
+
+def malformed_envelope(raw: RawDelivery, exc: Exception) -> Envelope:
+    tenant = subjects.tenant_of(raw.subject) or subjects.SYSTEM_TENANT
+    text = bytes(raw.data[:65536]).decode("utf-8", errors="replace")
+    env = Envelope.create(
+        "agentmesh.malformed", {"raw": text, "size": len(raw.data)}, tenant_id=tenant
+    )
+    env.context["error_context"] = error_context(
+        raw.subject, f"{type(exc).__name__}: {exc}", raw.attempt
+    )
+    return env
+
+
+class Dispatcher:
+    """Runs a handler for raw deliveries with the shared delivery semantics."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        subject: str,
+        durable: bool,
+        options: SubscribeOptions,
+        dead_letter: PublishFn,
+        respond: RespondFn | None,
+        dedupe: DedupeWindow,
+        group: str,
+    ) -> None:
+        self.handler = handler
+        self.subject = subject
+        self.durable = durable
+        self.options = options
+        self._dead_letter = dead_letter
+        self._respond = respond
+        self._dedupe = dedupe
+        self._group = group
+        self._slots = asyncio.Semaphore(options.max_in_flight)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.closed = False
+
+    @property
+    def free_slots(self) -> int:
+        return self.options.max_in_flight - len(self._tasks)
+
+    async def submit(self, raw: RawDelivery) -> None:
+        """Start handling ``raw``; waits while ``max_in_flight`` handlers are running."""
+        await self._slots.acquire()
+        task = asyncio.create_task(self._run(raw))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait for in-flight handlers (used by unsubscribe and close)."""
+        self.closed = True
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for t in pending:
+                t.cancel()
+
+    async def _run(self, raw: RawDelivery) -> None:
+        try:
+            await self._handle(raw)
+        except Exception:  # the dispatcher itself must never die
+            logger.exception("delivery on {} could not be settled", raw.subject)
+
+    async def _handle(self, raw: RawDelivery) -> None:
+        try:
+            env = Envelope.decode(raw.data)
+        except EnvelopeError as exc:
+            logger.warning("malformed message on {}: {}", raw.subject, exc)
+            if self.options.dead_letter:
+                await self._dead_letter(
+                    subjects.dead_letter(raw.subject), malformed_envelope(raw, exc)
+                )
+            await raw.term()
+            return
+        key = f"{self._group}|{env.id}"
+        if self._dedupe.seen(key):
+            await raw.ack()
+            return
+        msg = Message(raw, env, self.durable, self._respond)
+        try:
+            await self.handler(msg)
+        except asyncio.CancelledError:
+            if not msg.settled:
+                await raw.nak(0)
+            raise
+        except Exception as exc:
+            await self._failed(msg, raw, exc)
+            return
+        if not msg.settled:
+            await msg.ack()
+        if msg.outcome != "nak":
+            self._dedupe.add(key)
+
+    async def _failed(self, msg: Message, raw: RawDelivery, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        if msg.settled:
+            logger.warning("handler for {} raised after settling: {}", raw.subject, error)
+            return
+        if self.durable and raw.attempt < self.options.max_deliver:
+            delay = self.options.backoff(raw.attempt)
+            logger.info(
+                "handler for {} failed (attempt {}), retry in {:.2f}s: {}",
+                raw.subject,
+                raw.attempt,
+                delay,
+                error,
+            )
+            msg.settled = True
+            await raw.nak(delay)
+            return
+        logger.warning(
+            "handler for {} failed, dead-lettering {}: {}", raw.subject, msg.envelope.id, error
+        )
+        msg.settled = True
+        if self.options.dead_letter:
+            env = msg.envelope
+            env.context["error_context"] = error_context(raw.subject, error, raw.attempt)
+            await self._dead_letter(subjects.dead_letter(raw.subject), env)
+        await raw.term()

@@ -1,0 +1,398 @@
+"""``nats://``: core NATS for fire-and-forget and request/reply, JetStream for durability.
+
+* ``publish(durable=False)`` is a core publish; ``durable=True`` goes through JetStream with
+  ``Nats-Msg-Id`` = envelope id, so the broker drops a duplicate within its window.
+* Durable subjects live in one stream per ``am.<tenant>.<kind>`` (``AM_<tenant>_<kind>``,
+  subjects ``am.<tenant>.<kind>.>``), created idempotently on first use.
+* ``subscribe(durable=name)`` binds a pull consumer with explicit ack; every member that
+  binds the same name shares the work; unacked deliveries come back after ``ack_wait``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from loguru import logger
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from agentmesh import subjects
+from agentmesh.envelope import Envelope
+from agentmesh.errors import (
+    BrokerUnavailable,
+    NoResponders,
+    PayloadTooLarge,
+    RequestTimeout,
+    ValidationError,
+)
+from agentmesh.transports.base import Handler, SubscribeOptions, TransportCapabilities
+from agentmesh.transports.message import DedupeWindow, Dispatcher
+
+STREAM_MAX_AGE = 7 * 24 * 3600.0
+
+
+def stream_for(subject: str) -> tuple[str, str]:
+    """(stream name, stream subject filter) that stores a durable subject."""
+    parts = subject.split(".")
+    if len(parts) < 4 or parts[0] != subjects.PREFIX or any(p in ("*", ">") for p in parts[1:3]):
+        raise ValidationError(
+            f"durable subject {subject!r} must look like am.<tenant>.<kind>.<name> "
+            "(tenant and kind without wildcards)"
+        )
+    return f"AM_{parts[1]}_{parts[2]}", f"{subjects.PREFIX}.{parts[1]}.{parts[2]}.>"
+
+
+class _CoreRaw:
+    __slots__ = ("attempt", "data", "reply", "subject")
+
+    def __init__(self, msg: Msg) -> None:
+        self.subject = msg.subject
+        self.data = msg.data
+        self.reply = msg.reply or None
+        self.attempt = 1
+
+    async def ack(self) -> None:
+        return None
+
+    async def nak(self, delay: float | None = None) -> None:
+        return None
+
+    async def term(self) -> None:
+        return None
+
+    async def in_progress(self) -> None:
+        return None
+
+
+class _JsRaw:
+    __slots__ = ("_msg", "attempt", "data", "reply", "subject")
+
+    def __init__(self, msg: Msg) -> None:
+        self._msg = msg
+        self.subject = msg.subject
+        self.data = msg.data
+        self.reply: str | None = None
+        try:
+            self.attempt = int(msg.metadata.num_delivered)
+        except Exception:
+            self.attempt = 1
+
+    async def ack(self) -> None:
+        await self._msg.ack()
+
+    async def nak(self, delay: float | None = None) -> None:
+        await self._msg.nak(delay=delay if delay and delay > 0 else None)
+
+    async def term(self) -> None:
+        await self._msg.term()
+
+    async def in_progress(self) -> None:
+        await self._msg.in_progress()
+
+
+class NatsTransport:
+    """NATS + JetStream transport (see module docstring)."""
+
+    def __init__(
+        self,
+        url: str = "nats://localhost:4222",
+        *,
+        connect_timeout: float = 4.0,
+        name: str = "agentmesh",
+    ) -> None:
+        self.url = url
+        self.capabilities = TransportCapabilities()
+        self._connect_timeout = connect_timeout
+        self._name = name
+        self._nc: NatsClient | None = None
+        self._js: Any = None
+        self._streams: set[str] = set()
+        self._stream_lock = asyncio.Lock()
+        self._subs: list[_NatsSubscription] = []
+        self._dedupe = DedupeWindow()
+
+    # -- connection ---------------------------------------------------------------------
+    async def connect(self) -> None:
+        if self._nc is not None and self._nc.is_connected:
+            return
+
+        async def quiet(exc: Exception) -> None:
+            logger.debug("nats: {}", exc)
+
+        async def disconnected() -> None:
+            logger.warning("disconnected from NATS at {}; reconnecting", self.url)
+
+        async def reconnected() -> None:
+            logger.info("reconnected to NATS at {}", self.url)
+
+        try:
+            self._nc = await asyncio.wait_for(
+                nats.connect(
+                    servers=[s.strip() for s in self.url.split(",")],
+                    name=self._name,
+                    connect_timeout=min(self._connect_timeout, 2.0),
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    error_cb=quiet,
+                    disconnected_cb=disconnected,
+                    reconnected_cb=reconnected,
+                    pending_size=64 * 1024 * 1024,
+                ),
+                timeout=self._connect_timeout,
+            )
+        except (TimeoutError, OSError, nats.errors.Error) as exc:
+            reason = type(exc).__name__ if not str(exc) else str(exc)
+            raise BrokerUnavailable(f"cannot reach NATS at {self.url}: {reason}") from None
+        self.capabilities = TransportCapabilities(max_payload=self._nc.max_payload)
+        self._js = self._nc.jetstream(timeout=5.0)
+
+    @property
+    def nc(self) -> NatsClient:
+        if self._nc is None:
+            raise BrokerUnavailable(
+                f"NATS transport for {self.url} is not connected; call connect()"
+            )
+        return self._nc
+
+    async def close(self) -> None:
+        for sub in list(self._subs):
+            await sub.unsubscribe()
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._nc.drain(), 5.0)
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+            self._nc = None
+
+    async def ping(self) -> float:
+        start = time.perf_counter()
+        try:
+            await self.nc.flush(timeout=2)
+        except (TimeoutError, nats.errors.Error) as exc:
+            raise BrokerUnavailable(f"NATS at {self.url} does not answer: {exc}") from None
+        return time.perf_counter() - start
+
+    async def jetstream_info(self) -> dict[str, Any]:
+        """Account info of JetStream (streams, consumers, storage), for status pages."""
+        info = await self._js.account_info()
+        return {"streams": info.streams, "consumers": info.consumers, "storage": info.storage}
+
+    # -- publish ------------------------------------------------------------------------
+    def _check_size(self, data: bytes) -> None:
+        limit = self.nc.max_payload
+        if len(data) > limit:
+            raise PayloadTooLarge(
+                f"envelope of {len(data)} bytes exceeds the NATS server's max_payload of {limit} "
+                f"bytes ({self.url}); raise max_payload on the server or send a reference"
+            )
+
+    async def ensure_stream(self, subject: str) -> str:
+        name, filt = stream_for(subject)
+        if name in self._streams:
+            return name
+        async with self._stream_lock:
+            if name in self._streams:
+                return name
+            config = StreamConfig(
+                name=name,
+                subjects=[filt],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                max_age=STREAM_MAX_AGE,
+                duplicate_window=120.0,
+            )
+            try:
+                await self._js.add_stream(config)
+            except nats.js.errors.BadRequestError as exc:
+                if "already in use" not in str(exc) and exc.err_code not in (10058,):
+                    raise
+            self._streams.add(name)
+        return name
+
+    async def publish(self, subject: str, envelope: Envelope, *, durable: bool = False) -> None:
+        data = envelope.encode()
+        self._check_size(data)
+        if durable:
+            await self._js_publish(subject, data, envelope.id)
+        else:
+            await self.nc.publish(subject, data)
+
+    async def publish_raw(self, subject: str, data: bytes, *, durable: bool = False) -> None:
+        """Publish bytes as they are (tests use it for malformed input)."""
+        if durable:
+            await self._js_publish(subject, data, uuid.uuid4().hex)
+        else:
+            await self.nc.publish(subject, data)
+
+    async def _js_publish(self, subject: str, data: bytes, msg_id: str) -> None:
+        await self.ensure_stream(subject)
+        try:
+            await self._js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
+        except nats.js.errors.NoStreamResponseError:
+            self._streams.discard(stream_for(subject)[0])
+            await self.ensure_stream(subject)
+            await self._js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
+        except (nats.errors.TimeoutError, nats.errors.ConnectionClosedError) as exc:
+            raise BrokerUnavailable(
+                f"JetStream at {self.url} did not confirm {subject}: {exc}"
+            ) from None
+
+    # -- request/reply ------------------------------------------------------------------
+    async def request(self, subject: str, envelope: Envelope, *, timeout: float = 5.0) -> Envelope:
+        data = envelope.encode()
+        self._check_size(data)
+        try:
+            msg = await self.nc.request(subject, data, timeout=timeout)
+        except nats.errors.NoRespondersError:
+            raise NoResponders(f"no agent serves {subject!r}") from None
+        except nats.errors.TimeoutError:
+            raise RequestTimeout(f"no reply on {subject!r} within {timeout:g}s") from None
+        return Envelope.decode(msg.data)
+
+    async def _respond(self, reply: str, envelope: Envelope) -> None:
+        await self.nc.publish(reply, envelope.encode())
+
+    async def _dead_letter(self, subject: str, envelope: Envelope) -> None:
+        data = envelope.encode()
+        if len(data) > self.nc.max_payload:  # keep the error, drop the oversized body
+            envelope.payload = {"truncated": True}
+            data = envelope.encode()
+        await self._js_publish(subject, data, envelope.id)
+
+    # -- subscribe ----------------------------------------------------------------------
+    async def subscribe(
+        self,
+        subject: str,
+        handler: Handler,
+        *,
+        queue: str | None = None,
+        durable: str | None = None,
+        options: SubscribeOptions | None = None,
+    ) -> _NatsSubscription:
+        if not subjects.is_valid(subject):
+            raise ValidationError(f"invalid subject pattern {subject!r}")
+        opts = options or SubscribeOptions()
+        dispatcher = Dispatcher(
+            handler,
+            subject=subject,
+            durable=durable is not None,
+            options=opts,
+            dead_letter=self._dead_letter,
+            respond=self._respond,
+            dedupe=self._dedupe,
+            group=durable or queue or uuid.uuid4().hex,
+        )
+        sub = _NatsSubscription(self, subject, dispatcher)
+        if durable is None:
+
+            async def on_msg(msg: Msg) -> None:
+                await dispatcher.submit(_CoreRaw(msg))
+
+            sub.core = await self.nc.subscribe(
+                subject,
+                queue=queue or "",
+                cb=on_msg,
+                pending_msgs_limit=1_000_000,
+                pending_bytes_limit=512 * 1024 * 1024,
+            )
+        else:
+            if any(c in durable for c in ".*> "):
+                raise ValidationError(
+                    f"durable name {durable!r} may not contain '.', '*', '>' or spaces"
+                )
+            stream = await self.ensure_stream(subject.replace("*", "x").replace(">", "x"))
+            config = ConsumerConfig(
+                durable_name=durable,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=opts.ack_wait,
+                max_deliver=opts.max_deliver,
+                filter_subject=subject,
+                deliver_policy=DeliverPolicy.ALL,
+                max_ack_pending=max(opts.max_in_flight * 16, 1024),
+            )
+            try:
+                sub.pull = await self._js.pull_subscribe(
+                    subject, durable=durable, stream=stream, config=config
+                )
+            except nats.js.errors.BadRequestError as exc:
+                raise ValidationError(
+                    f"cannot bind durable consumer {durable!r} on {subject!r}: {exc.description}"
+                ) from None
+            sub.task = asyncio.create_task(self._fetch_loop(sub))
+        self._subs.append(sub)
+        return sub
+
+    async def _fetch_loop(self, sub: _NatsSubscription) -> None:
+        d = sub.dispatcher
+        assert sub.pull is not None
+        while not d.closed:
+            want = d.free_slots
+            if want <= 0:
+                await asyncio.sleep(0.005)
+                continue
+            try:
+                msgs = await sub.pull.fetch(batch=min(want, 256), timeout=0.5)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
+                return
+            except Exception as exc:
+                if d.closed:
+                    return
+                logger.warning("fetch on {} failed: {}; retrying", sub.subject, exc)
+                await asyncio.sleep(0.5)
+                continue
+            for m in msgs:
+                if m.headers and m.headers.get("Status") in ("404", "408", "409"):
+                    continue
+                await d.submit(_JsRaw(m))
+
+
+class _NatsSubscription:
+    def __init__(self, transport: NatsTransport, subject: str, dispatcher: Dispatcher) -> None:
+        self.transport = transport
+        self.subject = subject
+        self.dispatcher = dispatcher
+        self.core: Any = None
+        self.pull: Any = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def unsubscribe(self) -> None:
+        if self in self.transport._subs:
+            self.transport._subs.remove(self)
+        self.dispatcher.closed = True
+        if self.core is not None:
+            with contextlib.suppress(Exception):
+                await self.core.unsubscribe()
+            self.core = None
+        if self.task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self.task), 1.0)
+            except TimeoutError:
+                self.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.task
+            self.task = None
+        await self.dispatcher.drain()
+        if self.pull is not None:
+            with contextlib.suppress(Exception):
+                await self.pull.unsubscribe()
+            self.pull = None

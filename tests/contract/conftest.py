@@ -1,0 +1,58 @@
+"""Transport implementations the contract suite runs against.
+
+Add a transport by adding a factory to ``FACTORIES``: an async context manager that
+yields a factory producing connected transports (several per test may be needed to
+simulate several processes on one broker).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from agentmesh.transports import Transport, create_transport
+from agentmesh.transports.memory import MemoryTransport
+
+TransportFactory = Callable[[], Awaitable[Transport]]
+
+
+@contextlib.asynccontextmanager
+async def _memory(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    yield f"memory://{uuid.uuid4().hex}"
+
+
+@contextlib.asynccontextmanager
+async def _nats(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    yield request.getfixturevalue("nats_url")
+
+
+FACTORIES: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
+    "memory": _memory,
+    "nats": _nats,
+}
+
+
+@pytest.fixture(params=list(FACTORIES))
+async def make_transport(request: pytest.FixtureRequest) -> AsyncIterator[TransportFactory]:
+    created: list[Transport] = []
+    async with FACTORIES[request.param](request) as url:
+
+        async def factory() -> Transport:
+            t = create_transport(url)
+            await t.connect()
+            created.append(t)
+            return t
+
+        yield factory
+        for t in created:
+            await t.close()
+    MemoryTransport.reset()
+
+
+@pytest.fixture
+async def transport(make_transport: TransportFactory) -> Transport:
+    return await make_transport()

@@ -1,0 +1,70 @@
+"""Small helpers shared by the test suites."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from agentmesh.envelope import Envelope
+from agentmesh.transports import Message
+
+
+def unique_tenant() -> str:
+    return "t" + uuid.uuid4().hex[:10]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+class Collector:
+    """A handler that records what it receives and lets a test wait for it."""
+
+    def __init__(self, on_message: Callable[[Message], Any] | None = None) -> None:
+        self.messages: list[Message] = []
+        self._event = asyncio.Event()
+        self._on_message = on_message
+
+    async def __call__(self, msg: Message) -> None:
+        self.messages.append(msg)
+        self._event.set()
+        if self._on_message is not None:
+            result = self._on_message(msg)
+            if asyncio.iscoroutine(result):
+                await result
+
+    @property
+    def envelopes(self) -> list[Envelope]:
+        return [m.envelope for m in self.messages]
+
+    @property
+    def ids(self) -> list[str]:
+        return [m.envelope.id for m in self.messages]
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> list[Message]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"expected {count} messages, got {len(self.messages)} in {timeout}s"
+                )
+            self._event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), remaining)
+        return self.messages
+
+
+async def eventually(
+    predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
