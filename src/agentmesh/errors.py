@@ -17,6 +17,7 @@ never see a raw driver exception::
     ├── InvalidTransition           a state machine refused a transition
     ├── RequestTimeout              request/reply got no answer in time
     ├── NoResponders                request/reply to a subject nobody serves
+    ├── NotSupported                a transport/store lacks a capability
     └── BrokerUnavailable           the broker (or store) cannot be reached
 """
 
@@ -90,3 +91,9 @@ class NoResponders(AgentMeshError):
 
 class BrokerUnavailable(AgentMeshError, ConnectionError):
     code = "BROKER_UNAVAILABLE"
+
+
+class NotSupported(AgentMeshError):
+    """A capability the implementation does not declare (see TransportCapabilities)."""
+
+    code = "NOT_SUPPORTED"
