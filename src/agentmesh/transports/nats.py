@@ -125,6 +125,7 @@ class NatsTransport:
         self._stream_lock = asyncio.Lock()
         self._subs: list[_NatsSubscription] = []
         self._dedupe = DedupeWindow()
+        self._closing = False
 
     # -- connection ---------------------------------------------------------------------
     async def connect(self) -> None:
@@ -135,6 +136,8 @@ class NatsTransport:
             logger.debug("nats: {}", exc)
 
         async def disconnected() -> None:
+            if self._closing:
+                return
             logger.warning("disconnected from NATS at {}; reconnecting", self.url)
 
         async def reconnected() -> None:
@@ -171,6 +174,7 @@ class NatsTransport:
         return self._nc
 
     async def close(self) -> None:
+        self._closing = True
         for sub in list(self._subs):
             await sub.unsubscribe()
         if self._nc is not None:
@@ -179,6 +183,7 @@ class NatsTransport:
             with contextlib.suppress(Exception):
                 await self._nc.close()
             self._nc = None
+        self._closing = False
 
     async def ping(self) -> float:
         start = time.perf_counter()

@@ -1,0 +1,1 @@
+"""Ready-made agent handlers (the seed's agent kinds grow here)."""

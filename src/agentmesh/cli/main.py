@@ -1,0 +1,235 @@
+"""The ``agentmesh`` command (also ``python -m agentmesh.cli.main``)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import signal
+import sys
+from typing import Annotated, Any
+
+import typer
+from loguru import logger
+from pydantic import ValidationError as SettingsValidationError
+
+from agentmesh.cli.output import console, fail, print_json
+from agentmesh.config import Settings, get_settings
+from agentmesh.errors import AgentMeshError
+from agentmesh.observability.logging import configure_logging
+
+VERSION_TEXT = "AgentMesh EDA 0.1.0"
+
+app = typer.Typer(
+    name="agentmesh",
+    help="AgentMesh: event-driven multi-agent systems over any broker.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+agent_app = typer.Typer(help="Run and manage agents.", no_args_is_help=True)
+app.add_typer(agent_app, name="agent")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        settings = get_settings(**overrides)
+    except SettingsValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"invalid setting {'.'.join(str(p) for p in first['loc']).upper()}: {first['msg']}")
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(VERSION_TEXT)
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """AgentMesh command line."""
+
+
+@app.command()
+def up(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Run a demo tenant with agents at work.")
+    ] = False,
+    api: Annotated[bool, typer.Option("--api/--no-api", help="Serve the control plane.")] = True,
+    host: Annotated[str | None, typer.Option(help="Control plane host (default API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Control plane port (default API_PORT).")] = None,
+) -> None:
+    """Start the embedded mesh: NATS (JetStream) + registry + control plane (+ demo)."""
+    from agentmesh.cli.up import run_up
+
+    settings = load_settings()
+    asyncio.run(
+        run_up(
+            settings,
+            demo=demo,
+            api=api,
+            host=host or settings.api_host,
+            port=port or settings.api_port,
+            console=console,
+        )
+    )
+
+
+def _load_handler(spec: str | None) -> Any:
+    if not spec:
+        from agentmesh.agents.builtin import echo
+
+        return echo
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        fail(f"--handler must look like 'package.module:function', got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        fail(f"cannot load handler {spec!r}: {exc}")
+
+
+@agent_app.command("start")
+def agent_start(
+    agent_id: Annotated[str, typer.Argument(help="Agent id: 3-256 letters, digits, '-' or '_'.")],
+    capabilities: Annotated[
+        list[str],
+        typer.Option(
+            "--capabilities",
+            "-c",
+            help="Capabilities, comma- or space-separated; 'name:level' sets a level 1-5 (default 3).",
+        ),
+    ],
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default AGENTMESH_TENANT).")] = None,
+    handler: Annotated[
+        str | None,
+        typer.Option(help="Async handler 'module:function' (default: the built-in echo agent)."),
+    ] = None,
+    max_concurrent: Annotated[int, typer.Option(min=1, max=1000, help="Tasks at once.")] = 8,
+) -> None:
+    """Start an agent process that joins the mesh through the broker."""
+    from agentmesh.mesh import Mesh
+    from agentmesh.runtime.agent import AgentRuntime, parse_capabilities, validate_agent_id
+
+    validate_agent_id(agent_id)
+    caps = parse_capabilities(capabilities)
+    settings = load_settings()
+    fn = _load_handler(handler)
+    if not asyncio.iscoroutinefunction(fn):
+        fail(f"handler {handler!r} must be an async function")
+
+    async def main() -> None:
+        mesh = Mesh(settings=settings, tenant=tenant)
+        mesh.add(AgentRuntime(mesh, agent_id, fn, capabilities=caps, max_concurrent=max_concurrent))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await mesh.start(registry=False)
+        logger.info(
+            "agent {} serving {} on {}; Ctrl-C to stop",
+            agent_id,
+            ", ".join(caps),
+            mesh.transport.url,
+        )
+        try:
+            await stop.wait()
+        finally:
+            await mesh.stop()
+
+    asyncio.run(main())
+
+
+@app.command()
+def status(
+    json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    tenant: Annotated[
+        str | None,
+        typer.Option(help="Tenant whose agents to list when no 'agentmesh up' registry answers."),
+    ] = None,
+) -> None:
+    """Health of the broker, the store and the live agents."""
+    from agentmesh.cli.status import gather_status
+
+    settings = load_settings()
+    report = asyncio.run(gather_status(settings, tenant or settings.agentmesh_tenant))
+    if json:
+        print_json(report)
+    else:
+        _render_status(report)
+    if not report.get("healthy"):
+        raise typer.Exit(1)
+
+
+def _render_status(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    def mark(ok: bool) -> str:
+        return "[green]ok[/]" if ok else "[red]down[/]"
+
+    b, s = report["broker"], report["store"]
+    console.print(
+        f"broker  {mark(b.get('status') == 'ok')}  {b['url']}"
+        + (f"  rtt {b['rtt_ms']} ms" if "rtt_ms" in b else "")
+        + (f"  [red]{b['error']}[/]" if "error" in b else "")
+    )
+    console.print(
+        f"store   {mark(s['status'] == 'ok')}  {s['url']}"
+        + (f"  [red]{s['error']}[/]" if "error" in s else "")
+    )
+    if "control_plane" in report:
+        console.print(f"api     {report['control_plane']['url']}")
+    agents = report.get("agents", [])
+    table = Table(title=f"{len(agents)} live agent(s)")
+    for col in ("tenant", "agent", "status", "capabilities", "in flight", "done"):
+        table.add_column(col)
+    for a in agents:
+        caps = ", ".join(f"{k}:{v}" for k, v in (a.get("capabilities") or {}).items())
+        table.add_row(
+            str(a.get("tenant_id")),
+            str(a.get("agent_id")),
+            str(a.get("status")),
+            caps,
+            str(a.get("in_flight", 0)),
+            str(a.get("tasks_completed", 0)),
+        )
+    console.print(table)
+
+
+def _register_optional(module: str, fn: str, target: typer.Typer) -> None:
+    """Sub-commands contributed by other packages of agentmesh, when present."""
+    try:
+        register = getattr(importlib.import_module(module), fn)
+    except (ImportError, AttributeError):
+        return
+    register(target)
+
+
+_register_optional("agentmesh.cli.store_commands", "register", app)
+_register_optional("agentmesh.cli.control_commands", "register", app)
+_register_optional("agentmesh.cli.control_commands", "register_agent_commands", agent_app)
+
+
+def main() -> None:
+    """Console-script entry point: AgentMesh errors become one red line, never a traceback."""
+    try:
+        app(standalone_mode=True)
+    except AgentMeshError as exc:
+        fail(exc.message)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

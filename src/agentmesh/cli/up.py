@@ -1,0 +1,180 @@
+"""``agentmesh up``: the embedded mesh in one process tree.
+
+Starts (unless ``NATS_URL`` points elsewhere) a nats-server child with JetStream under the
+data directory, the registry for every tenant, the control plane on ``API_HOST:API_PORT``
+and, with ``--demo``, a demo tenant with agents at work. Ctrl-C / SIGTERM stops all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from loguru import logger
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from agentmesh.agents.demo import DEMO_TENANT, DemoWorkload
+from agentmesh.config import Settings
+from agentmesh.mesh import Mesh
+from agentmesh.observability import metrics
+from agentmesh.runtime.embedded import (
+    EmbeddedNats,
+    RuntimeRecord,
+    clear_runtime_record,
+    write_runtime_record,
+)
+from agentmesh.runtime.registry import Registry
+
+
+def _status_view(registry: Registry, demo: DemoWorkload | None, started: float) -> Group:
+    table = Table(
+        title=f"AgentMesh - live agents ({time.monotonic() - started:.0f}s)", expand=False
+    )
+    for col in ("tenant", "agent", "status", "capabilities", "in flight", "done", "failed"):
+        table.add_column(col)
+    colors = {
+        "AVAILABLE": "green",
+        "BUSY": "yellow",
+        "PAUSED": "blue",
+        "UNHEALTHY": "red",
+        "TERMINATED": "dim",
+    }
+    for r in registry.agents():
+        caps = ", ".join(f"{k}:{v}" for k, v in r.capabilities.items())
+        table.add_row(
+            r.tenant_id,
+            r.agent_id,
+            Text(r.status, style=colors.get(r.status, "")),
+            caps,
+            str(r.in_flight),
+            str(r.tasks_completed),
+            str(r.tasks_failed),
+        )
+    parts: list[Any] = [table]
+    if demo is not None:
+        recent = Table(
+            title=f"tasks submitted {demo.submitted}, completed {demo.completed}", expand=False
+        )
+        for col in ("agent", "capability", "result"):
+            recent.add_column(col)
+        for row in demo.recent:
+            recent.add_row(*row)
+        parts.append(recent)
+    return Group(*parts)
+
+
+def _api_server(settings: Settings, mesh: Mesh, host: str, port: int) -> Any | None:
+    """A uvicorn server for the control plane, or None when the API package is unavailable."""
+    try:
+        import uvicorn
+
+        from agentmesh.api.fastapi_app import create_app  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        logger.warning("control plane unavailable ({}); running without REST/WebSocket", exc)
+        return None
+
+    class Server(uvicorn.Server):
+        def capture_signals(self) -> Any:  # `up` owns SIGINT/SIGTERM and stops everything
+            return contextlib.nullcontext()
+
+    app = create_app(settings=settings, mesh=mesh)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    return Server(config)
+
+
+async def run_up(
+    settings: Settings, *, demo: bool, api: bool, host: str, port: int, console: Console
+) -> None:
+    settings = settings.with_secrets()
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    embedded: EmbeddedNats | None = None
+    url = settings.agentmesh_transport or settings.nats_url
+    if not url:
+        embedded = EmbeddedNats(data_dir / "nats", port=4222)
+        url = embedded.start()  # main thread: the child's parent-death signal is tied to it
+        logger.info("embedded NATS (JetStream) at {} (store {})", url, embedded.store_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    mesh: Mesh | None = None
+    server = None
+    server_task: asyncio.Task[None] | None = None
+    workload: DemoWorkload | None = None
+    try:
+        mesh = Mesh(
+            url, tenant=DEMO_TENANT if demo else settings.agentmesh_tenant, settings=settings
+        )
+        mesh.registry = Registry(
+            mesh.transport, tenant="*", health_check_timeout=settings.agentmesh_health_check_timeout
+        )
+        if demo:
+            workload = DemoWorkload(mesh)
+        await mesh.start()
+        api_url = None
+        if api:
+            server = _api_server(settings, mesh, host, port)
+            if server is not None:
+                server_task = asyncio.create_task(server.serve())
+                api_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        write_runtime_record(
+            data_dir,
+            RuntimeRecord(
+                nats_url=url,
+                nats_pid=embedded.proc.pid if embedded and embedded.proc else os.getpid(),
+                owner_pid=os.getpid(),
+                api_url=api_url,
+                started_at=time.time(),
+            ),
+        )
+        metrics.set_info("0.1.0", settings.environment)
+        if workload is not None:
+            await workload.start()
+        logger.info(
+            "mesh up: broker {}{}; Ctrl-C to stop",
+            url,
+            f", control plane {api_url}" if api_url else "",
+        )
+        started = time.monotonic()
+        if sys.stdout.isatty():
+            with Live(
+                _status_view(mesh.registry, workload, started),
+                console=console,
+                refresh_per_second=4,
+                transient=False,
+            ) as live:
+                while not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 0.5)
+                    live.update(_status_view(mesh.registry, workload, started))
+        else:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 2.0)
+                agents = ", ".join(f"{r.agent_id}={r.status}" for r in mesh.registry.agents())
+                done = f" tasks {workload.completed}/{workload.submitted} done" if workload else ""
+                print(f"[agentmesh]{done} agents: {agents or '-'}", flush=True)
+    finally:
+        logger.info("stopping ...")
+        if workload is not None:
+            await workload.stop()
+        if server is not None:
+            server.should_exit = True
+            if server_task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(server_task, 10)
+        if mesh is not None:
+            await mesh.stop()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+        clear_runtime_record(data_dir)
+        logger.info("stopped")

@@ -1,0 +1,286 @@
+"""The composition root: :class:`Mesh` builds transport, registry and agents from settings.
+
+A whole agent in a few lines::
+
+    from agentmesh import Mesh
+
+    mesh = Mesh("memory://", tenant="acme")
+
+    @mesh.agent("summarizer", capabilities={"summarize": 4})
+    async def summarize(task):
+        return {"summary": task.payload["text"][:40]}
+
+    async with mesh:
+        reply = await mesh.request("summarize", {"text": "a long story ..."})
+        task_id = await mesh.submit("summarize", {"text": "durable work"})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+from loguru import logger
+
+from agentmesh import subjects
+from agentmesh.config import Settings, get_settings
+from agentmesh.envelope import Envelope
+from agentmesh.errors import AgentMeshError, ValidationError
+from agentmesh.observability import metrics
+from agentmesh.runtime.agent import AgentHandler, AgentRuntime
+from agentmesh.runtime.registry import Registry
+from agentmesh.transports import Message, Subscription, Transport, create_transport
+
+
+class RemoteError(AgentMeshError):
+    """An agent answered a request with an error."""
+
+    code = "REMOTE_ERROR"
+
+
+class Mesh:
+    """Agents, a transport and a registry for one tenant; start with ``async with mesh``."""
+
+    def __init__(
+        self,
+        transport: Transport | str | None = None,
+        *,
+        tenant: str | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        if transport is None:
+            transport = self.settings.effective_transport_url()
+        self.transport: Transport = (
+            create_transport(
+                transport,
+                **(
+                    {"connect_timeout": self.settings.agentmesh_connect_timeout}
+                    if transport.startswith(("nats:", "tls:"))
+                    else {}
+                ),
+            )
+            if isinstance(transport, str)
+            else transport
+        )
+        self.tenant = tenant or self.settings.agentmesh_tenant
+        subjects.agent(self.tenant, "probe")  # validates the tenant id early
+        self.agents: dict[str, AgentRuntime] = {}
+        self.registry = Registry(
+            self.transport,
+            tenant=self.tenant,
+            health_check_timeout=self.settings.agentmesh_health_check_timeout,
+        )
+        self._started = False
+        self._subs: list[Subscription] = []
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **kw: Any) -> Mesh:
+        return cls(settings=settings or get_settings(), **kw)
+
+    # -- agents -------------------------------------------------------------------------
+    def agent(
+        self,
+        agent_id: str,
+        *,
+        capabilities: Mapping[str, int] | Iterable[str] | str,
+        max_concurrent: int = 8,
+        **kw: Any,
+    ) -> Callable[[AgentHandler], AgentRuntime]:
+        """Decorator: turn an async handler ``(task) -> result`` into an agent of this mesh."""
+
+        def register(handler: AgentHandler) -> AgentRuntime:
+            if not asyncio.iscoroutinefunction(handler):
+                raise ValidationError(f"agent {agent_id!r}: the handler must be an async function")
+            runtime = AgentRuntime(
+                self,
+                agent_id,
+                handler,
+                capabilities=capabilities,
+                max_concurrent=max_concurrent,
+                **kw,
+            )
+            self.add(runtime)
+            return runtime
+
+        return register
+
+    def add(self, runtime: AgentRuntime) -> AgentRuntime:
+        if runtime.agent_id in self.agents:
+            raise ValidationError(
+                f"agent {runtime.agent_id!r} already exists in this mesh", code="AGENT_EXISTS"
+            )
+        self.agents[runtime.agent_id] = runtime
+        if self._started:
+            task = asyncio.get_running_loop().create_task(runtime.start())
+            task.add_done_callback(lambda t: t.exception())
+        return runtime
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self, *, registry: bool = True) -> None:
+        """Connect the transport, start the registry and every agent."""
+        if self._started:
+            return
+        await self.transport.connect()
+        if registry:
+            await self.registry.start(serve_snapshots=True)
+        for runtime in list(self.agents.values()):
+            await runtime.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        """Stop agents (graceful drain), the registry, then the transport."""
+        if not self._started:
+            return
+        self._started = False
+        for runtime in list(self.agents.values()):
+            try:
+                await runtime.stop()
+            except Exception:
+                logger.exception("agent {} did not stop cleanly", runtime.agent_id)
+        await self.registry.stop()
+        for sub in self._subs:
+            await sub.unsubscribe()
+        self._subs.clear()
+        await self.transport.close()
+
+    async def __aenter__(self) -> Mesh:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # -- messaging ----------------------------------------------------------------------
+    async def submit(
+        self,
+        capability: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        task_id: str | None = None,
+        reply_to: str | None = None,
+        priority: int | None = None,
+    ) -> str:
+        """Offer a durable task to the agents with ``capability``; returns the task id.
+
+        The result arrives as a ``task.completed`` event (see :meth:`on_event`).
+        """
+        body = dict(payload or {})
+        env = Envelope.create(
+            "task.offered",
+            body,
+            tenant_id=self.tenant,
+            source="mesh",
+            routing={
+                "required_capabilities": [capability],
+                **({"reply_to": reply_to} if reply_to else {}),
+            },
+        )
+        if task_id:
+            env.metadata["id"] = task_id
+        if priority is not None:
+            env.metadata["priority"] = priority
+        await self.transport.publish(subjects.task(self.tenant, capability), env, durable=True)
+        metrics.messages_routed.labels(self.tenant, "task.offered", "pull").inc()
+        return env.id
+
+    async def request(
+        self, capability: str, payload: dict[str, Any] | None = None, *, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """Ask any agent with ``capability`` and wait for its result."""
+        env = Envelope.create(
+            "task.request", dict(payload or {}), tenant_id=self.tenant, source="mesh"
+        )
+        reply = await self.transport.request(
+            subjects.rpc(self.tenant, capability), env, timeout=timeout
+        )
+        return self._result(reply)
+
+    async def send(
+        self,
+        agent_id: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        type: str = "agent.message",
+        timeout: float = 10.0,
+    ) -> dict[str, Any]:
+        """Send a direct message to one agent and wait for its answer."""
+        env = Envelope.create(type, dict(payload or {}), tenant_id=self.tenant, source="mesh")
+        reply = await self.transport.request(
+            subjects.agent(self.tenant, agent_id), env, timeout=timeout
+        )
+        return self._result(reply)
+
+    async def control(self, agent_id: str, action: str, *, timeout: float = 5.0) -> dict[str, Any]:
+        """Pause, resume or stop an agent, wherever it runs."""
+        if action not in ("pause", "resume", "stop"):
+            raise ValidationError(f"unknown agent action {action!r}: use pause, resume or stop")
+        env = Envelope.create(
+            "agent.control", {"action": action}, tenant_id=self.tenant, source="mesh"
+        )
+        reply = await self.transport.request(
+            subjects.agent(self.tenant, agent_id), env, timeout=timeout
+        )
+        if "error" in reply.payload:
+            raise RemoteError(
+                str(reply.payload["error"]), code=str(reply.payload.get("code", "REMOTE_ERROR"))
+            )
+        return reply.payload
+
+    @staticmethod
+    def _result(reply: Envelope) -> dict[str, Any]:
+        if reply.type == "task.error":
+            raise RemoteError(
+                str(reply.payload.get("error")), code=str(reply.payload.get("code", "REMOTE_ERROR"))
+            )
+        result = reply.payload.get("result", reply.payload)
+        return result if isinstance(result, dict) else {"result": result}
+
+    async def on_event(
+        self,
+        event_type: str,
+        handler: Callable[[Envelope], Awaitable[None]],
+        *,
+        durable: str | None = None,
+    ) -> Subscription:
+        """Call ``handler`` for each event of ``event_type`` (e.g. ``task.completed``)."""
+
+        async def deliver(msg: Message) -> None:
+            await handler(msg.envelope)
+
+        sub = await self.transport.subscribe(
+            subjects.event(self.tenant, event_type), deliver, durable=durable
+        )
+        self._subs.append(sub)
+        return sub
+
+    async def wait_result(self, task_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait for the ``task.completed`` (or ``task.failed``) event of one task."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Envelope] = loop.create_future()
+
+        async def match(env: Envelope) -> None:
+            if env.payload.get("task_id") == task_id and not done.done():
+                done.set_result(env)
+
+        name = f"wait-{uuid.uuid4().hex[:12]}"
+        subs = [
+            await self.on_event(kind, match, durable=name + kind.replace(".", "-"))
+            for kind in ("task.completed", "task.failed")
+        ]
+        try:
+            env = await asyncio.wait_for(done, timeout)
+        finally:
+            for sub in subs:
+                await sub.unsubscribe()
+                if sub in self._subs:
+                    self._subs.remove(sub)
+        if env.type == "task.failed":
+            raise RemoteError(str(env.payload.get("error")), code="TASK_FAILED")
+        result = env.payload.get("result")
+        return result if isinstance(result, dict) else {"result": result}

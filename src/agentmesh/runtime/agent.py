@@ -1,0 +1,352 @@
+"""The agent runtime: lifecycle, subscriptions, heartbeats and result publishing.
+
+An agent serves its capabilities three ways:
+
+* durable tasks on ``am.<tenant>.task.<capability>`` (one named consumer per capability,
+  shared by every agent that has it, so agents compete for work and an agent that dies
+  with unacked tasks loses nothing: they come back after the ack wait);
+* request/reply on ``am.<tenant>.rpc.<capability>`` (a queue group per capability);
+* direct messages on ``am.<tenant>.agent.<agent_id>`` (also control: pause/resume/stop).
+
+A task's result is published durably as ``task.completed`` on
+``am.<tenant>.evt.task.completed`` *before* the task is acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from agentmesh import subjects
+from agentmesh.envelope import Envelope
+from agentmesh.errors import InvalidTransition, ValidationError
+from agentmesh.observability import metrics
+from agentmesh.runtime.context import TaskContext
+from agentmesh.transports import Message, SubscribeOptions, Subscription
+
+if TYPE_CHECKING:
+    from agentmesh.mesh import Mesh
+
+AgentHandler = Callable[[TaskContext], Awaitable[Any]]
+
+AGENT_ID = re.compile(r"^[A-Za-z0-9_-]{3,256}$")
+CAPABILITY = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+
+def validate_agent_id(agent_id: str) -> str:
+    if not isinstance(agent_id, str) or not AGENT_ID.match(agent_id):
+        raise ValidationError(
+            f"invalid agent id {agent_id!r}: use 3-256 letters, digits, '-' or '_'",
+            code="INVALID_AGENT_ID",
+        )
+    return agent_id
+
+
+def parse_capabilities(value: Mapping[str, int] | Iterable[str] | str) -> dict[str, int]:
+    """``{"summarize": 4}``, ``["a", "b"]``, ``"a,b"`` or ``"a b"`` (level 3 by default; ``a:5``)."""
+    items: dict[str, int] = {}
+    if isinstance(value, Mapping):
+        pairs = [(str(k), v) for k, v in value.items()]
+    else:
+        raw = [value] if isinstance(value, str) else list(value)
+        tokens = [t for chunk in raw for t in re.split(r"[,\s]+", str(chunk)) if t]
+        pairs = []
+        for tok in tokens:
+            name, _, level = tok.partition(":")
+            pairs.append((name, int(level) if level.isdigit() else 3))
+    for name, level in pairs:
+        if not CAPABILITY.match(name):
+            raise ValidationError(
+                f"invalid capability {name!r}: use 1-100 letters, digits, '-' or '_'",
+                code="INVALID_CAPABILITY",
+            )
+        if not isinstance(level, int) or not 1 <= level <= 5:
+            raise ValidationError(f"capability {name!r} level must be 1-5, got {level!r}")
+        items[name] = level
+    if not items:
+        raise ValidationError("an agent needs at least one capability")
+    return items
+
+
+class AgentRuntime:
+    """A running agent: create with :meth:`Mesh.agent`, then ``await mesh.start()``."""
+
+    def __init__(
+        self,
+        mesh: Mesh,
+        agent_id: str,
+        handler: AgentHandler,
+        *,
+        capabilities: Mapping[str, int] | Iterable[str] | str,
+        max_concurrent: int = 8,
+        tenant_id: str | None = None,
+        ack_wait: float | None = None,
+        max_deliver: int | None = None,
+        description: str = "",
+    ) -> None:
+        self.mesh = mesh
+        self.agent_id = validate_agent_id(agent_id)
+        self.handler = handler
+        self.capabilities = parse_capabilities(capabilities)
+        self.tenant_id = tenant_id or mesh.tenant
+        self.max_concurrent = max_concurrent
+        self.description = description
+        self.options = SubscribeOptions(
+            ack_wait=ack_wait or mesh.settings.agentmesh_ack_wait,
+            max_deliver=max_deliver or mesh.settings.agentmesh_max_deliver,
+            max_in_flight=max_concurrent,
+        )
+        self.status = "CREATED"
+        self.in_flight = 0
+        self.tasks_completed = 0
+        self.tasks_failed = 0
+        self.started_at: str | None = None
+        self._work_subs: list[Subscription] = []
+        self._inbox: Subscription | None = None
+        self._hb_task: asyncio.Task[None] | None = None
+        self._stopper: asyncio.Task[None] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.status not in ("CREATED", "TERMINATED"):
+            return
+        t = self.mesh.transport
+        self._inbox = await t.subscribe(
+            subjects.agent(self.tenant_id, self.agent_id), self._on_direct
+        )
+        await self._subscribe_work()
+        self.started_at = datetime.now(UTC).isoformat()
+        self._set_status("AVAILABLE")
+        self._hb_task = asyncio.create_task(self._heartbeat_loop())
+        logger.info("agent {}/{} started with {}", self.tenant_id, self.agent_id, self.capabilities)
+
+    async def _subscribe_work(self) -> None:
+        t = self.mesh.transport
+        for cap in self.capabilities:
+            self._work_subs.append(
+                await t.subscribe(
+                    subjects.task(self.tenant_id, cap),
+                    self._task_handler(cap),
+                    durable=f"cap-{cap}",
+                    options=self.options,
+                )
+            )
+            self._work_subs.append(
+                await t.subscribe(
+                    subjects.rpc(self.tenant_id, cap),
+                    self._rpc_handler(cap),
+                    queue=f"cap-{cap}",
+                    options=self.options,
+                )
+            )
+
+    async def _unsubscribe_work(self) -> None:
+        subs, self._work_subs = self._work_subs, []
+        for sub in subs:
+            await sub.unsubscribe()  # waits for in-flight handlers: graceful drain
+
+    async def pause(self) -> None:
+        """Stop taking work (in-flight tasks finish); direct messages still arrive."""
+        if self.status == "PAUSED":
+            return
+        if self.status in ("CREATED", "TERMINATED"):
+            raise InvalidTransition(f"agent {self.agent_id} is {self.status}; cannot pause")
+        await self._unsubscribe_work()
+        self._set_status("PAUSED")
+        await self._beat()
+
+    async def resume(self) -> None:
+        if self.status != "PAUSED":
+            raise InvalidTransition(
+                f"agent {self.agent_id} is {self.status}; only a PAUSED agent resumes"
+            )
+        await self._subscribe_work()
+        self._set_status("BUSY" if self.in_flight else "AVAILABLE")
+        await self._beat()
+
+    async def stop(self) -> None:
+        """Drain in-flight work, announce TERMINATED, release every subscription."""
+        if self.status in ("CREATED", "TERMINATED"):
+            return
+        await self._unsubscribe_work()
+        if self._hb_task:
+            self._hb_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._hb_task
+            self._hb_task = None
+        self._set_status("TERMINATED")
+        with contextlib.suppress(Exception):
+            await self._beat()
+        if self._inbox is not None:
+            await self._inbox.unsubscribe()
+            self._inbox = None
+        logger.info("agent {}/{} stopped", self.tenant_id, self.agent_id)
+
+    def _set_status(self, status: str) -> None:
+        if status != self.status:
+            metrics.agent_state_changes.labels(self.agent_id, self.status, status).inc()
+            self.status = status
+
+    # -- heartbeats ---------------------------------------------------------------------
+    def heartbeat_payload(self) -> dict[str, Any]:
+        return {
+            "agent_id": self.agent_id,
+            "status": self.status,
+            "capabilities": self.capabilities,
+            "in_flight": self.in_flight,
+            "max_concurrent": self.max_concurrent,
+            "load": round(self.in_flight / self.max_concurrent, 4),
+            "tasks_completed": self.tasks_completed,
+            "tasks_failed": self.tasks_failed,
+            "started_at": self.started_at,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+        }
+
+    async def _beat(self) -> None:
+        env = Envelope.create(
+            "agent.heartbeat",
+            self.heartbeat_payload(),
+            tenant_id=self.tenant_id,
+            source=self.agent_id,
+        )
+        await self.mesh.transport.publish(subjects.heartbeat(self.tenant_id, self.agent_id), env)
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.mesh.settings.agentmesh_heartbeat_interval
+        while True:
+            try:
+                await self._beat()
+            except Exception as exc:
+                logger.warning("heartbeat of {} failed: {}", self.agent_id, exc)
+            await asyncio.sleep(interval)
+
+    # -- handling -----------------------------------------------------------------------
+    async def _run_handler(self, ctx: TaskContext) -> dict[str, Any]:
+        self.in_flight += 1
+        if self.status == "AVAILABLE":
+            self._set_status("BUSY")
+        metrics.tasks_in_progress.labels(self.tenant_id, self.agent_id).inc()
+        started = time.perf_counter()
+        status = "failed"
+        try:
+            result = await self.handler(ctx)
+            status = "completed"
+            return result if isinstance(result, dict) else {"result": result}
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0 and self.status == "BUSY":
+                self._set_status("AVAILABLE")
+            metrics.tasks_in_progress.labels(self.tenant_id, self.agent_id).dec()
+            metrics.task_execution_seconds.labels(
+                self.agent_id, ctx.capability or "direct"
+            ).observe(time.perf_counter() - started)
+            metrics.tasks_completed.labels(self.agent_id, ctx.capability or "direct", status).inc()
+
+    def _task_handler(self, capability: str) -> Callable[[Message], Awaitable[None]]:
+        async def handle(msg: Message) -> None:
+            ctx = TaskContext(self, msg, capability, "task")
+            env = msg.envelope
+            try:
+                result = await self._run_handler(ctx)
+            except Exception as exc:
+                metrics.task_failures.labels(self.agent_id, capability, type(exc).__name__).inc()
+                if msg.attempt >= self.options.max_deliver:
+                    self.tasks_failed += 1
+                    failed = env.reply(
+                        "task.failed",
+                        {
+                            "task_id": ctx.task_id,
+                            "capability": capability,
+                            "agent_id": self.agent_id,
+                            "error": f"{type(exc).__name__}: {exc}",
+                            "attempts": msg.attempt,
+                        },
+                    )
+                    await self.mesh.transport.publish(
+                        subjects.event(self.tenant_id, "task.failed"), failed, durable=True
+                    )
+                raise
+            self.tasks_completed += 1
+            done = env.reply(
+                "task.completed",
+                {
+                    "task_id": ctx.task_id,
+                    "capability": capability,
+                    "agent_id": self.agent_id,
+                    "result": result,
+                    "attempt": msg.attempt,
+                },
+            )
+            # the result is durable before the task is acked (the dispatcher acks on return)
+            await self.mesh.transport.publish(
+                subjects.event(self.tenant_id, "task.completed"), done, durable=True
+            )
+            reply_to = env.routing.get("reply_to")
+            if isinstance(reply_to, str) and subjects.is_valid(reply_to):
+                await self.mesh.transport.publish(reply_to, done)
+
+        return handle
+
+    def _rpc_handler(self, capability: str | None) -> Callable[[Message], Awaitable[None]]:
+        async def handle(msg: Message) -> None:
+            ctx = TaskContext(self, msg, capability, "request" if msg.reply_subject else "direct")
+            try:
+                result = await self._run_handler(ctx)
+            except Exception as exc:
+                logger.warning("agent {} failed a request: {}", self.agent_id, exc)
+                await msg.respond(
+                    msg.envelope.reply(
+                        "task.error",
+                        {
+                            "error": f"{type(exc).__name__}: {exc}",
+                            "code": getattr(exc, "code", "HANDLER_ERROR"),
+                            "agent_id": self.agent_id,
+                        },
+                    )
+                )
+                if not msg.reply_subject:
+                    raise
+                return
+            await msg.respond(
+                msg.envelope.reply(
+                    "task.result",
+                    {"task_id": ctx.task_id, "agent_id": self.agent_id, "result": result},
+                )
+            )
+
+        return handle
+
+    async def _on_direct(self, msg: Message) -> None:
+        env = msg.envelope
+        if env.type == "agent.control":
+            action = env.payload.get("action")
+            if action == "stop":  # stopping drains this very inbox: answer first, stop after
+                await msg.respond(
+                    env.reply(
+                        "agent.control.result", {"agent_id": self.agent_id, "status": "TERMINATED"}
+                    )
+                )
+                self._stopper = asyncio.create_task(self.stop())
+                return
+            if action in ("pause", "resume"):
+                try:
+                    await getattr(self, action)()
+                    answer = {"agent_id": self.agent_id, "status": self.status}
+                except InvalidTransition as exc:
+                    answer = {"error": str(exc), "code": exc.code}
+                await msg.respond(env.reply("agent.control.result", answer))
+                return
+        await self._rpc_handler(None)(msg)
+
+    def __repr__(self) -> str:
+        return f"AgentRuntime({self.tenant_id}/{self.agent_id}, {self.status}, {self.capabilities})"
