@@ -1,0 +1,98 @@
+"""An agent process killed with SIGKILL loses nothing: another agent handles its tasks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from agentmesh import Envelope, Mesh
+from agentmesh.config import Settings
+from tests.helpers import eventually
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_agent(
+    agent_id: str, tenant: str, nats_url: str, data_dir: Path, hang: bool
+) -> subprocess.Popen[bytes]:
+    env = dict(
+        os.environ,
+        NATS_URL=nats_url,
+        AGENTMESH_DATA_DIR=str(data_dir),
+        AGENTMESH_ACK_WAIT="2",
+        AGENTMESH_HEARTBEAT_INTERVAL="0.2",
+        HANG="1" if hang else "0",
+        LOG_LEVEL="WARNING",
+    )
+    with (data_dir / f"{agent_id}.log").open("wb") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agentmesh.cli.main",
+                "agent",
+                "start",
+                agent_id,
+                "--capabilities",
+                "crunch",
+                "--tenant",
+                tenant,
+                "--handler",
+                "tests.integration.agent_handlers:crunch",
+                "--max-concurrent",
+                "4",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+
+
+async def test_sigkilled_agent_loses_no_task(nats_url: str, tmp_path: Path) -> None:
+    tenant = "t" + uuid.uuid4().hex[:8]
+    client = Mesh(
+        nats_url,
+        tenant=tenant,
+        settings=Settings(agentmesh_data_dir=tmp_path, agentmesh_health_check_timeout=2),
+    )  # type: ignore[call-arg]
+    results: dict[str, list[dict[str, object]]] = {}
+
+    async def on_done(env: Envelope) -> None:
+        results.setdefault(str(env.payload["task_id"]), []).append(env.payload)
+
+    await client.start()
+    await client.on_event("task.completed", on_done, durable="crash-results")
+    victim = start_agent("victim-1", tenant, nats_url, tmp_path, hang=True)
+    survivor: subprocess.Popen[bytes] | None = None
+    try:
+        await eventually(lambda: client.registry.get(tenant, "victim-1") is not None, timeout=20)
+        ids = [await client.submit("crunch", {"n": i}) for i in range(20)]
+        victim_record = client.registry.get(tenant, "victim-1")
+        assert victim_record is not None
+        await eventually(lambda: victim_record.in_flight == 4, timeout=10)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        survivor = start_agent("survivor-1", tenant, nats_url, tmp_path, hang=False)
+        await eventually(lambda: len(results) == 20, timeout=40)
+        assert set(results) == set(ids)
+        handled_by = {str(p["agent_id"]) for done in results.values() for p in done}
+        assert handled_by == {"survivor-1"}
+        redelivered = [p for done in results.values() for p in done if int(str(p["attempt"])) > 1]
+        assert len(redelivered) == 4, "exactly the 4 tasks the victim held come back"
+        await eventually(lambda: victim_record.status == "UNHEALTHY", timeout=10)
+    finally:
+        for proc in (victim, survivor):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(15)
+        await client.stop()
+    assert survivor is not None
+    assert survivor.returncode == 0, (tmp_path / "survivor-1.log").read_text()
