@@ -35,7 +35,9 @@ DEFAULT_TENANT = "default_tenant"
 KEYS = ("metadata", "routing", "payload", "context", "security", "tenant_id")
 _KEYSET = frozenset(KEYS)
 _TENANT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_OPTS = orjson.OPT_NAIVE_UTC | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+_FAST = orjson.OPT_NAIVE_UTC | orjson.OPT_SERIALIZE_NUMPY
+_OPTS = _FAST | orjson.OPT_NON_STR_KEYS  # slower; only when a payload has non-str keys
+_tenants_ok: set[str] = set()  # tenant ids already validated (bounded below)
 
 
 def _default(obj: Any) -> Any:
@@ -163,10 +165,21 @@ class Envelope:
 
     def encode(self) -> bytes:
         """UTF-8 JSON of exactly the six keys."""
+        d = {
+            "metadata": self.metadata,
+            "routing": self.routing,
+            "payload": self.payload,
+            "context": self.context,
+            "security": self.security,
+            "tenant_id": self.tenant_id,
+        }
         try:
-            return orjson.dumps(self.to_dict(), default=_default, option=_OPTS)
-        except TypeError as exc:  # e.g. a non-serialisable key type deep inside
-            raise EnvelopeError(f"envelope {self.id} cannot be encoded: {exc}") from exc
+            return orjson.dumps(d, default=_default, option=_FAST)
+        except TypeError:
+            try:
+                return orjson.dumps(d, default=_default, option=_OPTS)
+            except TypeError as exc:  # a value nothing can serialise
+                raise EnvelopeError(f"envelope {self.id} cannot be encoded: {exc}") from exc
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview | str) -> Envelope:
@@ -179,6 +192,36 @@ class Envelope:
 
     @classmethod
     def from_dict(cls, obj: Any) -> Envelope:
+        # fast path: the common, well-formed envelope (hot on every delivery)
+        if type(obj) is dict and obj.keys() <= _KEYSET:
+            md = obj.get("metadata")
+            routing = obj.get("routing")
+            payload = obj.get("payload")
+            context = obj.get("context")
+            security = obj.get("security")
+            tenant = obj.get("tenant_id", DEFAULT_TENANT)
+            if (
+                type(md) is dict
+                and type(routing) is dict
+                and type(payload) is dict
+                and type(context) is dict
+                and type(security) is dict
+                and tenant in _tenants_ok
+                and type(md.get("id")) is str
+                and "timestamp" in md
+            ):
+                env = object.__new__(cls)
+                env.metadata = md
+                env.routing = routing
+                env.payload = payload
+                env.context = context
+                env.security = security
+                env.tenant_id = tenant
+                return env
+        return cls._from_dict_checked(obj)
+
+    @classmethod
+    def _from_dict_checked(cls, obj: Any) -> Envelope:
         if not isinstance(obj, dict):
             raise EnvelopeError(f"an envelope is a JSON object, got {type(obj).__name__}")
         extra = obj.keys() - _KEYSET
@@ -199,6 +242,8 @@ class Envelope:
             raise EnvelopeError(
                 f"'tenant_id' must be 1-64 letters, digits, '-' or '_', got {tenant!r}"
             )
+        if len(_tenants_ok) < 10_000:
+            _tenants_ok.add(tenant)
         md = fields[0]
         if "id" in md and not isinstance(md["id"], str):
             raise EnvelopeError("'metadata.id' must be a string")

@@ -114,6 +114,7 @@ class AgentRuntime:
         self._inbox: Subscription | None = None
         self._hb_task: asyncio.Task[None] | None = None
         self._stopper: asyncio.Task[None] | None = None
+        self._metric_cache: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -191,9 +192,17 @@ class AgentRuntime:
             self._inbox = None
         logger.info("agent {}/{} stopped", self.tenant_id, self.agent_id)
 
+    def _metric(self, metric: Any, *labels: str) -> Any:
+        """A cached labelled child: ``labels()`` is too slow for the per-task path."""
+        key = (id(metric), labels)
+        child = self._metric_cache.get(key)
+        if child is None:
+            child = self._metric_cache[key] = metric.labels(*labels)
+        return child
+
     def _set_status(self, status: str) -> None:
         if status != self.status:
-            metrics.agent_state_changes.labels(self.agent_id, self.status, status).inc()
+            self._metric(metrics.agent_state_changes, self.agent_id, self.status, status).inc()
             self.status = status
 
     # -- heartbeats ---------------------------------------------------------------------
@@ -235,7 +244,8 @@ class AgentRuntime:
         self.in_flight += 1
         if self.status == "AVAILABLE":
             self._set_status("BUSY")
-        metrics.tasks_in_progress.labels(self.tenant_id, self.agent_id).inc()
+        in_progress = self._metric(metrics.tasks_in_progress, self.tenant_id, self.agent_id)
+        in_progress.inc()
         started = time.perf_counter()
         status = "failed"
         try:
@@ -246,11 +256,12 @@ class AgentRuntime:
             self.in_flight -= 1
             if self.in_flight == 0 and self.status == "BUSY":
                 self._set_status("AVAILABLE")
-            metrics.tasks_in_progress.labels(self.tenant_id, self.agent_id).dec()
-            metrics.task_execution_seconds.labels(
-                self.agent_id, ctx.capability or "direct"
-            ).observe(time.perf_counter() - started)
-            metrics.tasks_completed.labels(self.agent_id, ctx.capability or "direct", status).inc()
+            in_progress.dec()
+            kind = ctx.capability or "direct"
+            self._metric(metrics.task_execution_seconds, self.agent_id, kind).observe(
+                time.perf_counter() - started
+            )
+            self._metric(metrics.tasks_completed, self.agent_id, kind, status).inc()
 
     def _task_handler(self, capability: str) -> Callable[[Message], Awaitable[None]]:
         async def handle(msg: Message) -> None:

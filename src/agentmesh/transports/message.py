@@ -8,8 +8,8 @@ draining. Transports only turn broker deliveries into :class:`RawDelivery` objec
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -90,28 +90,49 @@ class Message:
         return f"Message(subject={self.subject!r}, id={self.envelope.id!r}, attempt={self.attempt})"
 
 
-class DedupeWindow:
-    """Remembers recently *processed* envelope ids (bounded in size and age)."""
+class _Seen:
+    """Recently processed envelope ids of one consumer group (insertion ordered)."""
 
-    def __init__(self, capacity: int = 100_000, ttl: float = 600.0) -> None:
-        self._seen: OrderedDict[str, float] = OrderedDict()
+    __slots__ = ("_capacity", "_ids", "_ttl")
+
+    def __init__(self, capacity: int, ttl: float) -> None:
+        self._ids: dict[str, float] = {}
         self._capacity = capacity
         self._ttl = ttl
 
     def seen(self, key: str) -> bool:
-        at = self._seen.get(key)
+        at = self._ids.get(key)
         if at is None:
             return False
         if time.monotonic() - at > self._ttl:
-            del self._seen[key]
+            del self._ids[key]
             return False
         return True
 
     def add(self, key: str) -> None:
-        self._seen[key] = time.monotonic()
-        self._seen.move_to_end(key)
-        while len(self._seen) > self._capacity:
-            self._seen.popitem(last=False)
+        ids = self._ids
+        ids[key] = time.monotonic()
+        if len(ids) > self._capacity:
+            for old in list(itertools.islice(ids, len(ids) - self._capacity)):
+                del ids[old]
+
+
+class DedupeWindow:
+    """Remembers recently *processed* envelope ids per consumer group (bounded in size and age).
+
+    A transport owns one and passes it, with the group name, to each Dispatcher.
+    """
+
+    def __init__(self, capacity: int = 100_000, ttl: float = 600.0) -> None:
+        self._groups: dict[str, _Seen] = {}
+        self._capacity = capacity
+        self._ttl = ttl
+
+    def group(self, name: str) -> _Seen:
+        window = self._groups.get(name)
+        if window is None:
+            window = self._groups[name] = _Seen(self._capacity, self._ttl)
+        return window
 
 
 def error_context(subject: str, error: str, attempt: int) -> dict[str, Any]:
@@ -156,26 +177,29 @@ class Dispatcher:
         self.options = options
         self._dead_letter = dead_letter
         self._respond = respond
-        self._dedupe = dedupe
-        self._group = group
-        self._slots = asyncio.Semaphore(options.max_in_flight)
+        self._seen = dedupe.group(group)
+        self._max = options.max_in_flight
+        self._space = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loop = asyncio.get_running_loop()
         self.closed = False
 
     @property
     def free_slots(self) -> int:
-        return self.options.max_in_flight - len(self._tasks)
+        return self._max - len(self._tasks)
 
     async def submit(self, raw: RawDelivery) -> None:
         """Start handling ``raw``; waits while ``max_in_flight`` handlers are running."""
-        await self._slots.acquire()
-        task = asyncio.create_task(self._run(raw))
+        while len(self._tasks) >= self._max:
+            self._space.clear()
+            await self._space.wait()
+        task = self._loop.create_task(self._run(raw))
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self._slots.release()
+        self._space.set()
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait for in-flight handlers (used by unsubscribe and close)."""
@@ -202,8 +226,8 @@ class Dispatcher:
                 )
             await raw.term()
             return
-        key = f"{self._group}|{env.id}"
-        if self._dedupe.seen(key):
+        key = env.id
+        if self._seen.seen(key):
             await raw.ack()
             return
         msg = Message(raw, env, self.durable, self._respond)
@@ -219,7 +243,7 @@ class Dispatcher:
         if not msg.settled:
             await msg.ack()
         if msg.outcome != "nak":
-            self._dedupe.add(key)
+            self._seen.add(key)
 
     async def _failed(self, msg: Message, raw: RawDelivery, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"

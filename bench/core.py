@@ -1,0 +1,276 @@
+"""Hot paths of the foundation next to raw baselines run in the same process.
+
+* envelope encode+decode vs plain orjson dumps+loads of the same dict;
+* memory transport publish -> handler vs an asyncio.Queue hand-off;
+* NATS core publish -> handler through the Mesh transport vs raw nats-py;
+* request/reply p50/p99 through ``Mesh.request`` vs raw nats-py request/respond;
+* JetStream durable handler (fetch + ack) vs a raw nats-py pull consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import nats
+import orjson
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+
+from agentmesh import Mesh, TaskContext, subjects
+from agentmesh.config import Settings
+from agentmesh.envelope import Envelope
+from agentmesh.runtime.embedded import EmbeddedNats
+from agentmesh.transports import Message, SubscribeOptions, create_transport
+
+Result = dict[str, dict[str, Any]]
+PAYLOAD = {"text": "summarize this sentence please", "n": 0, "tags": ["a", "b"], "score": 0.5}
+
+
+def entry(
+    value: float, unit: str, baseline: float | None, higher_is_better: bool = True
+) -> dict[str, Any]:
+    ratio = None
+    if baseline:
+        ratio = value / baseline if higher_is_better else baseline / value
+    return {
+        "value": round(value, 3),
+        "unit": unit,
+        "baseline": None if baseline is None else round(baseline, 3),
+        "ratio": None if ratio is None else round(ratio, 3),
+    }
+
+
+def bench_envelope(n: int = 100_000) -> Result:
+    env = Envelope.create("task.offered", dict(PAYLOAD), tenant_id="bench")
+    raw = env.to_dict()
+    start = time.perf_counter()
+    for _ in range(n):
+        Envelope.decode(env.encode())
+    ours = n / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for _ in range(n):
+        orjson.loads(orjson.dumps(raw))
+    base = n / (time.perf_counter() - start)
+    return {"envelope_encode_decode": entry(ours, "ops/s", base)}
+
+
+async def _pump(publish: Any, done: asyncio.Event, n: int) -> float:
+    start = time.perf_counter()
+    for i in range(n):
+        await publish(i)
+        if i % 500 == 0:
+            await asyncio.sleep(0)
+    await asyncio.wait_for(done.wait(), 60)
+    return n / (time.perf_counter() - start)
+
+
+async def bench_memory(n: int = 50_000) -> Result:
+    t = create_transport(f"memory://{uuid.uuid4().hex}")
+    await t.connect()
+    done, count = asyncio.Event(), [0]
+
+    async def handler(msg: Message) -> None:
+        count[0] += 1
+        if count[0] == n:
+            done.set()
+
+    await t.subscribe("am.bench.agent.x", handler)
+    env = Envelope.create("bench", dict(PAYLOAD), tenant_id="bench")
+
+    async def pub(i: int) -> None:
+        env.metadata["id"] = str(i)
+        await t.publish("am.bench.agent.x", env)
+
+    ours = await _pump(pub, done, n)
+    await t.close()
+    q: asyncio.Queue[bytes] = asyncio.Queue()
+    done2, seen = asyncio.Event(), [0]
+
+    async def consume() -> None:
+        while True:
+            orjson.loads(await q.get())
+            seen[0] += 1
+            if seen[0] == n:
+                done2.set()
+
+    task = asyncio.create_task(consume())
+    data = env.encode()
+
+    async def put(i: int) -> None:
+        q.put_nowait(data)
+
+    base = await _pump(put, done2, n)
+    task.cancel()
+    return {"memory_publish_to_handler": entry(ours, "msgs/s", base)}
+
+
+async def bench_nats_core(url: str, n: int = 30_000) -> Result:
+    t = create_transport(url)
+    await t.connect()
+    done, count = asyncio.Event(), [0]
+
+    async def handler(msg: Message) -> None:
+        count[0] += 1
+        if count[0] == n:
+            done.set()
+
+    await t.subscribe("am.bench.agent.core", handler)
+    env = Envelope.create("bench", dict(PAYLOAD), tenant_id="bench")
+    await asyncio.sleep(0.1)
+
+    async def pub(i: int) -> None:
+        env.metadata["id"] = str(i)
+        await t.publish("am.bench.agent.core", env)
+
+    ours = await _pump(pub, done, n)
+    await t.close()
+
+    nc = await nats.connect(url, pending_size=64 * 1024 * 1024)
+    done2, seen = asyncio.Event(), [0]
+
+    async def raw_cb(msg: Any) -> None:
+        orjson.loads(msg.data)
+        seen[0] += 1
+        if seen[0] == n:
+            done2.set()
+
+    await nc.subscribe("am.bench.agent.raw", cb=raw_cb, pending_msgs_limit=1_000_000)
+    body = env.to_dict()
+    await nc.flush()
+
+    async def raw_pub(i: int) -> None:
+        body["metadata"]["id"] = str(i)
+        await nc.publish("am.bench.agent.raw", orjson.dumps(body))
+
+    base = await _pump(raw_pub, done2, n)
+    await nc.close()
+    return {"nats_core_publish_to_handler": entry(ours, "msgs/s", base)}
+
+
+def _pct(samples: list[float], p: float) -> float:
+    samples = sorted(samples)
+    return samples[min(len(samples) - 1, int(len(samples) * p))]
+
+
+async def bench_request_reply(url: str, n: int = 2_000) -> Result:
+    with tempfile.TemporaryDirectory() as tmp:
+        mesh = Mesh(url, tenant="bench", settings=Settings(agentmesh_data_dir=Path(tmp)))  # type: ignore[call-arg]
+
+        @mesh.agent("echo-1", capabilities=["echo"])
+        async def echo(task: TaskContext) -> dict[str, Any]:
+            return task.payload
+
+        await mesh.start(registry=False)
+        for _ in range(200):
+            await mesh.request("echo", PAYLOAD)
+        ours: list[float] = []
+        for _ in range(n):
+            s = time.perf_counter()
+            await mesh.request("echo", PAYLOAD)
+            ours.append(time.perf_counter() - s)
+        await mesh.stop()
+
+    nc = await nats.connect(url)
+
+    async def responder(msg: Any) -> None:
+        req = orjson.loads(msg.data)
+        await msg.respond(
+            orjson.dumps({"metadata": {"id": "r"}, "payload": {"result": req["payload"]}})
+        )
+
+    await nc.subscribe("am.bench.rpc.raw", queue="raw", cb=responder)
+    body = orjson.dumps(Envelope.create("x", dict(PAYLOAD), tenant_id="bench").to_dict())
+    for _ in range(200):
+        await nc.request("am.bench.rpc.raw", body, timeout=5)
+    raw: list[float] = []
+    for _ in range(n):
+        s = time.perf_counter()
+        orjson.loads((await nc.request("am.bench.rpc.raw", body, timeout=5)).data)
+        raw.append(time.perf_counter() - s)
+    await nc.close()
+    return {
+        "request_reply_p50": entry(
+            statistics.median(ours) * 1e6, "us", statistics.median(raw) * 1e6, False
+        ),
+        "request_reply_p99": entry(_pct(ours, 0.99) * 1e6, "us", _pct(raw, 0.99) * 1e6, False),
+    }
+
+
+async def _prefill(js: Any, subject: str, n: int, env: Envelope) -> None:
+    body = env.to_dict()
+    for start in range(0, n, 200):
+        batch = []
+        for i in range(start, min(start + 200, n)):
+            body["metadata"]["id"] = f"{subject}-{i}"
+            batch.append(
+                js.publish(subject, orjson.dumps(body), headers={"Nats-Msg-Id": f"{subject}-{i}"})
+            )
+        await asyncio.gather(*batch)
+
+
+async def bench_jetstream(url: str, n: int = 10_000) -> Result:
+    tenant = "bj" + uuid.uuid4().hex[:6]
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    env = Envelope.create("task.offered", dict(PAYLOAD), tenant_id=tenant)
+    await js.add_stream(StreamConfig(name=f"AM_{tenant}_task", subjects=[f"am.{tenant}.task.>"]))
+    await _prefill(js, subjects.task(tenant, "ours"), n, env)
+    await _prefill(js, subjects.task(tenant, "raw"), n, env)
+
+    t = create_transport(url)
+    await t.connect()
+    done, count = asyncio.Event(), [0]
+
+    async def handler(msg: Message) -> None:
+        count[0] += 1
+        if count[0] == n:
+            done.set()
+
+    start = time.perf_counter()
+    sub = await t.subscribe(
+        subjects.task(tenant, "ours"),
+        handler,
+        durable="bench-ours",
+        options=SubscribeOptions(max_in_flight=256),
+    )
+    await asyncio.wait_for(done.wait(), 120)
+    ours = n / (time.perf_counter() - start)
+    await sub.unsubscribe()
+    await t.close()
+
+    start = time.perf_counter()
+    psub = await js.pull_subscribe(
+        subjects.task(tenant, "raw"),
+        durable="bench-raw",
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT),
+    )
+    seen = 0
+    while seen < n:
+        try:
+            msgs = await psub.fetch(batch=256, timeout=1)
+        except nats.errors.TimeoutError:
+            continue
+        for m in msgs:
+            orjson.loads(m.data)
+            await m.ack()
+            seen += 1
+    base = n / (time.perf_counter() - start)
+    await psub.unsubscribe()
+    await nc.close()
+    return {"jetstream_durable_handler": entry(ours, "msgs/s", base)}
+
+
+async def run() -> Result:
+    results: Result = {}
+    results.update(bench_envelope())
+    results.update(await bench_memory())
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedNats(Path(tmp), port=None) as server:
+        results.update(await bench_nats_core(server.url))
+        results.update(await bench_request_reply(server.url))
+        results.update(await bench_jetstream(server.url))
+    return results
