@@ -117,6 +117,8 @@ def test_up_demo_works_within_15_seconds_and_ctrl_c_leaves_nothing(tmp_path: Pat
         agents = {a["agent_id"] for a in report["agents"] if a["tenant_id"] == "demo"}
         assert {"summarizer-1", "translator-1", "analyst-1", "analyst-2"} <= agents
         assert report["agents_source"] == "registry"
+        demo_queues = {q["queue"] for q in report["queues"] if q["tenant_id"] == "demo"}
+        assert {"task:cap-summarize", "task:cap-analyze", "task:cap-translate"} <= demo_queues
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(30)

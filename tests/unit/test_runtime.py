@@ -206,3 +206,39 @@ def test_sync_handlers_and_duplicate_ids_are_refused(mesh: Mesh) -> None:
     mesh.agent("twin", capabilities="x")(h)
     with pytest.raises(ValidationError, match="already exists"):
         mesh.agent("twin", capabilities="x")(h)
+
+
+async def test_queue_depths_feed_the_gauge(mesh: Mesh) -> None:
+    from agentmesh.runtime.queues import monitor_queues, queue_depths
+
+    release = asyncio.Event()
+
+    @mesh.agent("holder", capabilities=["hold"], max_concurrent=1)
+    async def hold(task: TaskContext) -> None:
+        await release.wait()
+
+    await mesh.start()
+    for _ in range(3):
+        await mesh.submit("hold", {})
+    await eventually(lambda: hold.in_flight == 1)
+    depths = await queue_depths(mesh.transport)
+    assert depths[("acme", "task:cap-hold")] == 3
+    monitor = asyncio.create_task(monitor_queues(mesh.transport, interval=0.05))
+    await eventually(
+        lambda: (
+            metrics.REGISTRY.get_sample_value(
+                "agentmesh_messages_in_queue", {"tenant_id": "acme", "queue_name": "task:cap-hold"}
+            )
+            == 3
+        )
+    )
+    release.set()
+    await eventually(
+        lambda: (
+            metrics.REGISTRY.get_sample_value(
+                "agentmesh_messages_in_queue", {"tenant_id": "acme", "queue_name": "task:cap-hold"}
+            )
+            == 0
+        )
+    )
+    monitor.cancel()

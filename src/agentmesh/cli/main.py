@@ -205,6 +205,14 @@ def _render_status(report: dict[str, Any]) -> None:
             str(a.get("tasks_completed", 0)),
         )
     console.print(table)
+    queues = report.get("queues") or []
+    if queues:
+        qt = Table(title="task queues (pending + unacked)")
+        for col in ("tenant", "queue", "depth"):
+            qt.add_column(col)
+        for q in queues:
+            qt.add_row(str(q["tenant_id"]), str(q["queue"]), str(q["depth"]))
+        console.print(qt)
 
 
 def _register_optional(module: str, fn: str, target: typer.Typer) -> None:

@@ -11,6 +11,7 @@ from agentmesh.config import Settings
 from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError, NoResponders, RequestTimeout
 from agentmesh.runtime.embedded import read_runtime_record
+from agentmesh.runtime.queues import queue_depths
 from agentmesh.runtime.registry import Registry
 from agentmesh.transports import Transport, create_transport
 
@@ -89,6 +90,11 @@ async def gather_status(settings: Settings, tenant: str) -> dict[str, Any]:
                 report["broker"]["jetstream"] = await info()
             except Exception as exc:
                 report["broker"]["jetstream"] = {"error": str(exc)}
+        report["queues"] = [
+            {"tenant_id": tenant_id, "queue": queue, "depth": depth}
+            for (tenant_id, queue), depth in sorted((await queue_depths(transport)).items())
+            if queue.startswith("task:")
+        ]
         source, agents = await live_agents(
             transport, tenant, settings.agentmesh_heartbeat_interval + 0.5
         )

@@ -31,6 +31,7 @@ from agentmesh.runtime.embedded import (
     clear_runtime_record,
     write_runtime_record,
 )
+from agentmesh.runtime.queues import monitor_queues
 from agentmesh.runtime.registry import Registry
 
 
@@ -139,6 +140,7 @@ async def run_up(
         metrics.set_info("0.1.0", settings.environment)
         if workload is not None:
             await workload.start()
+        monitor = asyncio.create_task(monitor_queues(mesh.transport))
         logger.info(
             "mesh up: broker {}{}; Ctrl-C to stop",
             url,
@@ -163,6 +165,7 @@ async def run_up(
                 agents = ", ".join(f"{r.agent_id}={r.status}" for r in mesh.registry.agents())
                 done = f" tasks {workload.completed}/{workload.submitted} done" if workload else ""
                 print(f"[agentmesh]{done} agents: {agents or '-'}", flush=True)
+        monitor.cancel()
     finally:
         logger.info("stopping ...")
         if workload is not None:

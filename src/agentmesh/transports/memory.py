@@ -231,6 +231,16 @@ class MemoryTransport:
         _ = self.broker
         return 0.0
 
+    async def queue_depths(self) -> dict[tuple[str, str], int]:
+        """Pending + unacked messages of every durable consumer: ``{(tenant, "kind:consumer"): n}``."""
+        depths: dict[tuple[str, str], int] = {}
+        for c in self.broker.consumers.values():
+            parts = c.pattern.split(".")
+            tenant = parts[1] if len(parts) > 2 else "*"
+            kind = parts[2] if len(parts) > 2 else "*"
+            depths[(tenant, f"{kind}:{c.name}")] = len(c.pending) + len(c.inflight)
+        return depths
+
     def _check(self, subject: str, data: bytes) -> None:
         if not subjects.is_valid(subject) or "*" in subject or ">" in subject:
             raise ValidationError(f"cannot publish to {subject!r}: not a concrete subject")

@@ -198,6 +198,20 @@ class NatsTransport:
         info = await self._js.account_info()
         return {"streams": info.streams, "consumers": info.consumers, "storage": info.storage}
 
+    async def queue_depths(self) -> dict[tuple[str, str], int]:
+        """Pending + unacked messages of every durable consumer: ``{(tenant, "kind:consumer"): n}``."""
+        depths: dict[tuple[str, str], int] = {}
+        for info in await self._js.streams_info():
+            name = info.config.name or ""
+            if not name.startswith("AM_"):
+                continue
+            tenant, _, kind = name[3:].rpartition("_")
+            for c in await self._js.consumers_info(name):
+                depths[(tenant, f"{kind}:{c.name}")] = (c.num_pending or 0) + (
+                    c.num_ack_pending or 0
+                )
+        return depths
+
     # -- publish ------------------------------------------------------------------------
     def _check_size(self, data: bytes) -> None:
         limit = self.nc.max_payload

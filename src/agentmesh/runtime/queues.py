@@ -1,0 +1,32 @@
+"""Queue depth monitoring: feeds ``agentmesh_messages_in_queue`` from the broker itself."""
+
+from __future__ import annotations
+
+import asyncio
+
+from loguru import logger
+
+from agentmesh.observability import metrics
+from agentmesh.transports import Transport
+
+
+async def queue_depths(transport: Transport) -> dict[tuple[str, str], int]:
+    """``{(tenant, "kind:consumer"): pending + unacked}``; empty if the transport can't tell."""
+    probe = getattr(transport, "queue_depths", None)
+    if probe is None:
+        return {}
+    depths: dict[tuple[str, str], int] = await probe()
+    return depths
+
+
+async def monitor_queues(transport: Transport, interval: float = 5.0) -> None:
+    """Update the queue gauge every ``interval`` seconds until cancelled."""
+    while True:
+        try:
+            for (tenant, queue), depth in (await queue_depths(transport)).items():
+                metrics.messages_in_queue.labels(tenant, queue).set(depth)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.debug("queue depth probe failed: {}", exc)
+        await asyncio.sleep(interval)
