@@ -1,0 +1,123 @@
+"""The pure domain of AgentMesh: aggregates, value objects and domain events.
+
+No I/O, no asyncio, no logging. Transitions return ``(new_state, [events])``; errors are
+the typed errors of :mod:`agentmesh.errors` (``InvalidTransition`` and
+``ValidationError`` are ``ValueError`` subclasses).
+"""
+
+from agentmesh.domain.agent import AGENT_TYPES, AgentAggregate
+from agentmesh.domain.agent_events import (
+    AGENT_LIFECYCLE_EVENTS,
+    AgentActivatedEvent,
+    AgentCapabilityAddedEvent,
+    AgentCapabilityUpgradedEvent,
+    AgentCreatedEvent,
+    AgentEvent,
+    AgentHealthCheckFailedEvent,
+    AgentHealthCheckPassedEvent,
+    AgentHeartbeatReceivedEvent,
+    AgentMetadataUpdatedEvent,
+    AgentPausedEvent,
+    AgentResumedEvent,
+    AgentStatusChangedEvent,
+    AgentTaskAssignedEvent,
+    AgentTaskCompletedEvent,
+    AgentTaskFailedEvent,
+    AgentTerminatedEvent,
+)
+from agentmesh.domain.codec import event_from_dict, event_from_json, event_to_json
+from agentmesh.domain.events import EVENT_TYPES, DomainEvent
+from agentmesh.domain.task import TaskAggregate, TaskStatus, parse_priority
+from agentmesh.domain.task_events import (
+    TaskAssignedEvent,
+    TaskCancelledEvent,
+    TaskCompletedEvent,
+    TaskDeadLetteredEvent,
+    TaskEvent,
+    TaskFailedEvent,
+    TaskOfferedEvent,
+    TaskRetryingEvent,
+    TaskStartedEvent,
+    TaskSubmittedEvent,
+    TaskTimedOutEvent,
+)
+from agentmesh.domain.tenant import TenantAggregate, tenant_name_key
+from agentmesh.domain.tenant_events import (
+    MessageRecordedEvent,
+    TenantCreatedEvent,
+    TenantDeactivatedEvent,
+    TenantEvent,
+    TenantLimitsChangedEvent,
+    TenantNameReservedEvent,
+    TenantReactivatedEvent,
+)
+from agentmesh.domain.values import (
+    AgentCapability,
+    AgentHeartbeat,
+    AgentId,
+    AgentStatus,
+    CostRates,
+    HealthMetrics,
+    HealthThresholds,
+    ProficiencyLevel,
+    ResourceRequirement,
+)
+
+__all__ = [
+    "AGENT_LIFECYCLE_EVENTS",
+    "AGENT_TYPES",
+    "EVENT_TYPES",
+    "AgentActivatedEvent",
+    "AgentAggregate",
+    "AgentCapability",
+    "AgentCapabilityAddedEvent",
+    "AgentCapabilityUpgradedEvent",
+    "AgentCreatedEvent",
+    "AgentEvent",
+    "AgentHealthCheckFailedEvent",
+    "AgentHealthCheckPassedEvent",
+    "AgentHeartbeat",
+    "AgentHeartbeatReceivedEvent",
+    "AgentId",
+    "AgentMetadataUpdatedEvent",
+    "AgentPausedEvent",
+    "AgentResumedEvent",
+    "AgentStatus",
+    "AgentStatusChangedEvent",
+    "AgentTaskAssignedEvent",
+    "AgentTaskCompletedEvent",
+    "AgentTaskFailedEvent",
+    "AgentTerminatedEvent",
+    "CostRates",
+    "DomainEvent",
+    "HealthMetrics",
+    "HealthThresholds",
+    "MessageRecordedEvent",
+    "ProficiencyLevel",
+    "ResourceRequirement",
+    "TaskAggregate",
+    "TaskAssignedEvent",
+    "TaskCancelledEvent",
+    "TaskCompletedEvent",
+    "TaskDeadLetteredEvent",
+    "TaskEvent",
+    "TaskFailedEvent",
+    "TaskOfferedEvent",
+    "TaskRetryingEvent",
+    "TaskStartedEvent",
+    "TaskStatus",
+    "TaskSubmittedEvent",
+    "TaskTimedOutEvent",
+    "TenantAggregate",
+    "TenantCreatedEvent",
+    "TenantDeactivatedEvent",
+    "TenantEvent",
+    "TenantLimitsChangedEvent",
+    "TenantNameReservedEvent",
+    "TenantReactivatedEvent",
+    "event_from_dict",
+    "event_from_json",
+    "event_to_json",
+    "parse_priority",
+    "tenant_name_key",
+]

@@ -1,0 +1,97 @@
+"""Domain events of the task aggregate (``aggregate_id`` is the task id)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from agentmesh.domain.events import DomainEvent
+
+
+class TaskEvent(DomainEvent):
+    """Marker base of the events of :class:`~agentmesh.domain.task.TaskAggregate`."""
+
+    __slots__ = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TaskSubmittedEvent(TaskEvent):
+    topic = "task.submitted"
+    task_type: str
+    required_capabilities: tuple[str, ...]
+    payload: dict[str, Any] = dataclasses.field(default_factory=dict)
+    priority: int = 3
+    timeout_seconds: int = 300
+    max_retries: int = 3
+    submitted_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TaskOfferedEvent(TaskEvent):
+    topic = "task.offered"
+    capability: str
+    attempt: int
+    offered_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TaskAssignedEvent(TaskEvent):
+    topic = "task.assigned"
+    agent_id: str
+    assigned_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TaskStartedEvent(TaskEvent):
+    topic = "task.started"
+    agent_id: str
+    started_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TaskCompletedEvent(TaskEvent):
+    topic = "task.completed"
+    agent_id: str | None = None
+    result: dict[str, Any] = dataclasses.field(default_factory=dict)
+    execution_time_ms: float = 0
+    completed_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TaskFailedEvent(TaskEvent):
+    topic = "task.failed"
+    agent_id: str | None = None
+    error: str
+    error_code: str = "UNKNOWN"
+    failed_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TaskTimedOutEvent(TaskEvent):
+    topic = "task.timed_out"
+    agent_id: str | None = None
+    timeout_seconds: int
+    timed_out_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TaskRetryingEvent(TaskEvent):
+    topic = "task.retrying"
+    retry_number: int
+    manual: bool = False
+    retrying_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TaskDeadLetteredEvent(TaskEvent):
+    topic = "task.dead_lettered"
+    reason: str
+    dead_lettered_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TaskCancelledEvent(TaskEvent):
+    topic = "task.cancelled"
+    reason: str = ""
+    cancelled_at: datetime
