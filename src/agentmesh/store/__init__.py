@@ -1,0 +1,31 @@
+"""Event store, transactional outbox and projections (see :mod:`agentmesh.store.base`)."""
+
+from agentmesh.store.base import (
+    AppendResult,
+    CorruptEventError,
+    EventReader,
+    EventStore,
+    FullEventStore,
+    NewEvent,
+    OutboxMessage,
+    OutboxRecord,
+    OutboxStore,
+    ProcessedMessages,
+    StoredEvent,
+)
+from agentmesh.store.factory import create_event_store
+
+__all__ = [
+    "AppendResult",
+    "CorruptEventError",
+    "EventReader",
+    "EventStore",
+    "FullEventStore",
+    "NewEvent",
+    "OutboxMessage",
+    "OutboxRecord",
+    "OutboxStore",
+    "ProcessedMessages",
+    "StoredEvent",
+    "create_event_store",
+]

@@ -1,0 +1,221 @@
+"""The event store on SQL (SQLite or PostgreSQL through :mod:`agentmesh.store.db`).
+
+Gapless global positions in commit order:
+
+* PostgreSQL: the append transaction first bumps the single-row counter
+  ``event_position`` (``UPDATE ... RETURNING``). The row lock serializes appends, so
+  positions are handed out in commit order and a rolled-back append gives its numbers
+  back (a SERIAL would leave gaps and commit out of order).
+* SQLite: ``BEGIN IMMEDIATE`` serializes writers across processes; the next position is
+  ``MAX(position) + 1`` inside that transaction.
+
+The stream version is checked after taking that lock; a unique index on
+``(tenant_id, stream_id, version)`` backs it up. Either way a conflict is a
+:class:`~agentmesh.errors.ConcurrencyError` and nothing is written.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import asyncpg  # type: ignore[import-untyped]
+
+from agentmesh.errors import ConcurrencyError
+from agentmesh.store.base import (
+    DEFAULT_PAGE,
+    AppendResult,
+    NewEvent,
+    OutboxMessage,
+    OutboxRecord,
+    StoredEvent,
+)
+from agentmesh.store.db import Database
+from agentmesh.store.memory import check_append, concurrency_error
+from agentmesh.store.migrate import migrate
+
+_EVENT_COLUMNS = "position, tenant_id, stream_id, version, event_id, event_type, occurred_at, data"
+_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_OUTBOX = (
+    "INSERT INTO outbox (tenant_id, stream_id, subject, envelope, created_at) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+_STREAM_VERSION = (
+    "SELECT COALESCE(MAX(version), 0) FROM events WHERE tenant_id = ? AND stream_id = ?"
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _stored(row: tuple[object, ...]) -> StoredEvent:
+    pos, tenant, stream, version, event_id, event_type, occurred_at, data = row
+    return StoredEvent(
+        int(pos),  # type: ignore[call-overload]
+        str(tenant),
+        str(stream),
+        int(version),  # type: ignore[call-overload]
+        str(event_id),
+        str(event_type),
+        str(occurred_at),
+        str(data),
+    )
+
+
+class SqlEventStore:
+    """Event store, outbox and processed-message records in one SQL database."""
+
+    def __init__(self, db: Database, *, run_migrations: bool = True) -> None:
+        self.db = db
+        self.url = db.url
+        self._migrate = run_migrations
+
+    async def connect(self) -> None:
+        if self._migrate:
+            await migrate(self.db.url)
+        await self.db.connect()
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def append(
+        self,
+        tenant_id: str,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        *,
+        outbox: Sequence[OutboxMessage] = (),
+    ) -> AppendResult:
+        check_append(tenant_id, stream_id, expected_version, events)
+        n = len(events)
+        try:
+            async with self.db.write() as c:
+                if self.db.dialect == "postgresql":
+                    last = int(
+                        await c.fetchval(
+                            "UPDATE event_position SET value = value + ? WHERE id = 1 "
+                            "RETURNING value",
+                            n,
+                        )
+                    )
+                    current = int(await c.fetchval(_STREAM_VERSION, tenant_id, stream_id))
+                else:
+                    rows = await c.fetch(
+                        f"SELECT ({_STREAM_VERSION}), "
+                        "(SELECT COALESCE(MAX(position), 0) FROM events)",
+                        tenant_id,
+                        stream_id,
+                    )
+                    current, last = int(rows[0][0]), int(rows[0][1]) + n
+                if current != expected_version:
+                    raise concurrency_error(tenant_id, stream_id, expected_version, current)
+                first = last - n + 1
+                rows_ = [
+                    (
+                        first + i,
+                        tenant_id,
+                        stream_id,
+                        expected_version + 1 + i,
+                        e.event_id,
+                        e.event_type,
+                        e.occurred_at,
+                        e.data,
+                    )
+                    for i, e in enumerate(events)
+                ]
+                if n == 1:
+                    await c.execute(_INSERT_EVENT, *rows_[0])
+                else:
+                    await c.executemany(_INSERT_EVENT, rows_)
+                if outbox:
+                    now = _now()
+                    await c.executemany(
+                        _INSERT_OUTBOX,
+                        [
+                            (tenant_id, stream_id, m.subject, m.envelope.encode().decode(), now)
+                            for m in outbox
+                        ],
+                    )
+        except (sqlite3.IntegrityError, asyncpg.UniqueViolationError) as exc:
+            raise ConcurrencyError(
+                f"append to {tenant_id}/{stream_id} at version {expected_version} "
+                f"conflicts with a concurrent write: {exc}"
+            ) from None
+        return AppendResult(expected_version + n, tuple(range(first, first + n)))
+
+    async def load(
+        self, tenant_id: str, stream_id: str, from_version: int = 1
+    ) -> list[StoredEvent]:
+        async with self.db.read() as c:
+            rows = await c.fetch(
+                f"SELECT {_EVENT_COLUMNS} FROM events "
+                "WHERE tenant_id = ? AND stream_id = ? AND version >= ? ORDER BY version",
+                tenant_id,
+                stream_id,
+                from_version,
+            )
+        return [_stored(r) for r in rows]
+
+    async def stream_version(self, tenant_id: str, stream_id: str) -> int:
+        async with self.db.read() as c:
+            return int(await c.fetchval(_STREAM_VERSION, tenant_id, stream_id))
+
+    async def read_all(
+        self, from_position: int = 1, limit: int = DEFAULT_PAGE
+    ) -> list[StoredEvent]:
+        async with self.db.read() as c:
+            rows = await c.fetch(
+                f"SELECT {_EVENT_COLUMNS} FROM events "
+                "WHERE position >= ? ORDER BY position LIMIT ?",
+                from_position,
+                limit,
+            )
+        return [_stored(r) for r in rows]
+
+    async def head(self) -> int:
+        async with self.db.read() as c:
+            return int(await c.fetchval("SELECT COALESCE(MAX(position), 0) FROM events"))
+
+    async def outbox_pending(self, limit: int = 100) -> list[OutboxRecord]:
+        async with self.db.read() as c:
+            rows = await c.fetch(
+                "SELECT id, tenant_id, stream_id, subject, envelope FROM outbox "
+                "WHERE sent_at IS NULL ORDER BY id LIMIT ?",
+                limit,
+            )
+        return [
+            OutboxRecord(int(i), str(t), str(s), str(subj), str(env).encode())
+            for i, t, s, subj, env in rows
+        ]
+
+    async def outbox_mark_sent(self, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        now = _now()
+        async with self.db.write() as c:
+            await c.executemany(
+                "UPDATE outbox SET sent_at = ? WHERE id = ?", [(now, i) for i in ids]
+            )
+
+    async def outbox_pending_count(self) -> int:
+        async with self.db.read() as c:
+            return int(await c.fetchval("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL"))
+
+    async def record_processed(self, consumer: str, message_id: str) -> bool:
+        async with self.db.write() as c:
+            inserted = await c.fetchval(
+                "INSERT INTO processed_messages (consumer, message_id, processed_at) "
+                "VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1",
+                consumer,
+                message_id,
+                _now(),
+            )
+        return inserted is not None
+
+    def __repr__(self) -> str:
+        from agentmesh.store.db import safe_url
+
+        return f"{type(self).__name__}({safe_url(self.url)!r})"

@@ -1,0 +1,133 @@
+"""SQLite (aiosqlite, WAL): ``sqlite+aiosqlite:///path`` or ``sqlite:///path``.
+
+One writer connection per process behind an asyncio lock, ``BEGIN IMMEDIATE`` so that
+writers in other processes wait on ``busy_timeout`` instead of failing, and a separate
+reader connection (WAL lets it read while a write is in progress).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from agentmesh.errors import BrokerUnavailable, ConfigError
+from agentmesh.store.db import Connection, Dialect
+from agentmesh.store.sql import SqlEventStore
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:///`` or ``sqlite+aiosqlite:///`` URL."""
+    for prefix in ("sqlite+aiosqlite:///", "sqlite:///"):
+        if url.startswith(prefix):
+            path = url[len(prefix) :]
+            break
+    else:
+        raise ConfigError(f"not a SQLite URL: {url!r} (use sqlite+aiosqlite:///path)")
+    if not path or path == ":memory:":
+        raise ConfigError("an in-memory SQLite event store is not supported; use memory://")
+    return path
+
+
+def ensure_parent(path: str) -> None:
+    """Create the directory of a SQLite file (sync helper; cheap and called once)."""
+    Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+class _Conn:
+    __slots__ = ("_c",)
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._c = conn
+
+    async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        rows = await self._c.execute_fetchall(sql, args)
+        return [tuple(r) for r in rows]
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async with self._c.execute(sql, args) as cur:
+            row = await cur.fetchone()
+        return None if row is None else row[0]
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._c.execute(sql, args)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self._c.executemany(sql, rows)
+
+
+class SqliteDatabase:
+    """A SQLite file in WAL mode (see module docstring)."""
+
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = sqlite_path(url)
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._wlock = asyncio.Lock()
+        self._rlock = asyncio.Lock()
+
+    async def _open(self) -> aiosqlite.Connection:
+        ensure_parent(self.path)
+        try:
+            conn = await aiosqlite.connect(self.path, isolation_level=None)
+            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as exc:
+            raise BrokerUnavailable(f"cannot open SQLite database {self.path}: {exc}") from None
+        return conn
+
+    async def connect(self) -> None:
+        if self._writer is None:
+            self._writer = await self._open()
+            self._reader = await self._open()
+
+    async def close(self) -> None:
+        for conn in (self._writer, self._reader):
+            if conn is not None:
+                await conn.close()
+        self._writer = self._reader = None
+
+    def _need(self, conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
+        if conn is None:
+            raise BrokerUnavailable(f"SQLite store {self.path} is not connected")
+        return conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Connection]:
+        conn = self._need(self._writer)
+        async with self._wlock:
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _Conn(conn)
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Connection]:
+        conn = self._need(self._reader)
+        async with self._rlock:
+            await conn.execute("BEGIN")
+            try:
+                yield _Conn(conn)
+            finally:
+                await conn.execute("COMMIT")
+
+
+class SqliteEventStore(SqlEventStore):
+    """The event store on a SQLite file."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(SqliteDatabase(url))
