@@ -36,7 +36,7 @@ import heapq
 import itertools
 import math
 import time
-from bisect import bisect_left
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -217,13 +217,14 @@ class RouteHistory:
         routes.append(at)
 
     def recent(self, agent_id: str, now: float) -> int:
-        """Routes to ``agent_id`` within the last ``window_seconds`` before ``now``."""
+        """Routes to ``agent_id`` in the window ``(now - window_seconds, now]``."""
         routes = self._routes.get(agent_id)
         if not routes:
             return 0
-        if routes[0] > now - self.window_seconds:
+        since = now - self.window_seconds
+        if routes[0] > since:
             return len(routes)
-        return len(routes) - bisect_left(routes, now - self.window_seconds)
+        return len(routes) - bisect_right(routes, since)
 
     def decisions(self, agent_id: str) -> list[float]:
         return list(self._routes.get(agent_id, ()))
