@@ -275,8 +275,7 @@ class StrategySelector:
             choose = self._by_name[RoutingStrategy(strategy)]
         except ValueError:
             raise ValueError(f"unknown routing strategy {strategy!r}") from None
-        required = request.required_capabilities
-        eligible = [c for c in candidates if c.can_serve(required)]
+        eligible = eligible_candidates(candidates, request.required_capabilities)
         if not eligible:
             return None
         return choose(eligible, request)
@@ -299,9 +298,13 @@ class StrategySelector:
 
     def _capability_based(self, eligible: list[AgentCandidate], req: RouteRequest) -> RouteDecision:
         required = req.required_capabilities
-        levels = [(c.mean_level(required), c) for c in eligible]
-        best = max(level for level, _ in levels)
-        experts = [c for level, c in levels if level == best]
+        if len(required) == 1:
+            need = required[0]
+            levels = [float(c.capabilities[need]) for c in eligible]
+        else:
+            levels = [c.mean_level(required) for c in eligible]
+        best = max(levels)
+        experts = [c for level, c in zip(levels, eligible, strict=True) if level == best]
         fewest = min(c.in_flight for c in experts)
         ties = [c for c in experts if c.in_flight == fewest]
         chosen = self._rotate(ties, ("cb", required))
@@ -309,11 +312,9 @@ class StrategySelector:
         return _decide(chosen, RoutingStrategy.CAPABILITY_BASED, best, reason, eligible)
 
     def _load_balanced(self, eligible: list[AgentCandidate], req: RouteRequest) -> RouteDecision:
-        def key(c: AgentCandidate) -> tuple[float, float, float]:
-            return (c.utilization, -c.success_rate, c.response_time_ms)
-
-        best = min(key(c) for c in eligible)
-        ties = [c for c in eligible if key(c) == best]
+        keys = [(c.utilization, -c.success_rate, c.response_time_ms) for c in eligible]
+        best = min(keys)
+        ties = [c for k, c in zip(keys, eligible, strict=True) if k == best]
         chosen = self._rotate(ties, ("lb", req.required_capabilities))
         reason = f"lowest utilisation ({best[0]:.2f})"
         return _decide(chosen, RoutingStrategy.LOAD_BALANCED, best[0], reason, eligible)
@@ -348,6 +349,21 @@ class StrategySelector:
         if len(ties) == 1:
             return ties[0]
         return ties[self.cursor.pick(key, len(ties))]
+
+
+def eligible_candidates(
+    candidates: Iterable[AgentCandidate], required: Sequence[str]
+) -> list[AgentCandidate]:
+    """The candidates that :meth:`AgentCandidate.can_serve` ``required`` (the hot loop of
+    every strategy, specialised for the common one-capability case)."""
+    routable = ROUTABLE_STATUSES
+    if not required:
+        return [c for c in candidates if c.status in routable]
+    if len(required) == 1:
+        need = required[0]
+        return [c for c in candidates if need in c.capabilities and c.status in routable]
+    needs = frozenset(required)
+    return [c for c in candidates if c.status in routable and needs <= c.capabilities.keys()]
 
 
 def _decide(
@@ -506,9 +522,7 @@ class AdvancedMessageRouter:
         at = self._clock() if now is None else now
         scores = [
             self.score(c, required, tenant_id=tenant_id, domain=domain, now=at)
-            for c in candidates
-            if c.status in ROUTABLE_STATUSES
-            and (not required or not required.isdisjoint(c.capabilities))
+            for c in self._eligible(candidates, required)
         ]
         scores.sort(key=lambda s: -s.total)
         return scores
@@ -525,19 +539,78 @@ class AdvancedMessageRouter:
         """Choose an agent and record the decision; None when no agent is eligible."""
         now = self._clock()
         required = self.required_capabilities(intent, required_capabilities)
-        ranked = self.rank(candidates, required, tenant_id=tenant_id, domain=domain, now=now)
-        if not ranked:
+        totals = self._totals(
+            self._eligible(candidates, required), required, tenant_id, domain, now
+        )
+        if not totals:
             return None
-        top = ranked[0]
-        if top.total >= self.top_threshold:
-            chosen, reason = top, f"top score {top.total:.2f}"
+        best_total, best = totals[0]
+        for total, agent in totals:
+            if total > best_total:
+                best_total, best = total, agent
+        if best_total >= self.top_threshold:
+            chosen, chosen_total = best, best_total
+            reason = f"top score {best_total:.2f}"
         else:
-            floor = self.band * top.total
-            near = [s for s in ranked if s.total >= floor]
-            chosen = near[self.cursor.pick(("amr", required), len(near))]
-            reason = f"rotation among {len(near)} within {self.band:.0%} of {top.total:.2f}"
+            floor = self.band * best_total
+            near = [(t, a) for t, a in totals if t >= floor]
+            near.sort(key=lambda pair: -pair[0])
+            chosen_total, chosen = near[self.cursor.pick(("amr", required), len(near))]
+            reason = f"rotation among {len(near)} within {self.band:.0%} of {best_total:.2f}"
         self.history.record(chosen.agent_id, now)
-        return RouteDecision(chosen.agent_id, "advanced", chosen.total, reason, len(ranked))
+        return RouteDecision(chosen.agent_id, "advanced", chosen_total, reason, len(totals))
+
+    @staticmethod
+    def _eligible(
+        candidates: Iterable[AgentCandidate], required: frozenset[str]
+    ) -> list[AgentCandidate]:
+        """Routable agents with at least one required capability (all when none needed)."""
+        routable = ROUTABLE_STATUSES
+        if not required:
+            return [c for c in candidates if c.status in routable]
+        return [
+            c
+            for c in candidates
+            if c.status in routable and not required.isdisjoint(c.capabilities)
+        ]
+
+    def _totals(
+        self,
+        eligible: list[AgentCandidate],
+        required: frozenset[str],
+        tenant_id: str | None,
+        domain: str | None,
+        now: float,
+    ) -> list[tuple[float, AgentCandidate]]:
+        """The weighted total of each agent: :meth:`score` inlined for the hot path."""
+        w = self.weights
+        n_required = len(required)
+        recent = self.history.recent
+        perf_of = self._performance.get
+        default_perf = self.default_performance
+        out = []
+        for c in eligible:
+            caps = c.capabilities
+            if n_required:
+                matched = len(required.intersection(caps))
+                cap = (matched / n_required + min(len(caps) / n_required, 1.0)) / 2
+            else:
+                cap = 1.0
+            load = min(recent(c.agent_id, now) / 10, 1.0)
+            if domain is not None and domain == c.domain:
+                ctx = 1.0
+            elif tenant_id is not None and tenant_id == c.tenant_id:
+                ctx = 0.9
+            else:
+                ctx = 0.5
+            total = (
+                w.capability * cap
+                + w.load * (1 - load)
+                + w.performance * perf_of(c.agent_id, default_perf)
+                + w.context * ctx
+            )
+            out.append((min(total, 1.0), c))
+        return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -649,8 +722,18 @@ class AgentLoadBalancerService:
             raise ValueError("count must be positive")
         if not 0.0 <= min_score <= 1.0:
             raise ValueError("min_score must be in [0, 1]")
-        by_id = {str(a.agent_id): a for a in agents}
-        ranked = self.rank_agents(required_capabilities, agents)
+        # only agents with availability > 0 and a required capability can qualify
+        hopeful = [
+            a
+            for a in agents
+            if str(a.status) in BALANCER_AVAILABILITY
+            and (
+                not required_capabilities
+                or any(a.get_capability(r) is not None for r in required_capabilities)
+            )
+        ]
+        by_id = {str(a.agent_id): a for a in hopeful}
+        ranked = self.rank_agents(required_capabilities, hopeful)
         picked = [s for s in ranked if self.is_qualified(s, min_score)][:count]
         return [by_id[s.agent_id] for s in picked]
 

@@ -238,3 +238,41 @@ def test_routes_spread_when_all_agents_equal() -> None:
     # the top pick accumulates load, so the next route prefers another agent
     assert len(picks) == 3
     assert max(picks.values()) - min(picks.values()) <= 2
+
+
+@given(
+    fleet=st.lists(
+        st.builds(
+            AgentCandidate,
+            agent_id=st.sampled_from(["a1x", "b2y", "c3z", "d4w"]),
+            capabilities=st.dictionaries(st.sampled_from("abcd"), st.integers(1, 5), max_size=4),
+            tenant_id=st.sampled_from([None, "acme"]),
+            domain=st.sampled_from([None, "fin"]),
+        ),
+        max_size=6,
+        unique_by=lambda c: c.agent_id,
+    ),
+    required=st.sets(st.sampled_from("abcd"), max_size=3),
+    routes=st.integers(0, 8),
+)
+def test_route_agrees_with_rank(
+    fleet: list[AgentCandidate], required: set[str], routes: int
+) -> None:
+    clock = Clock()
+    router = AdvancedMessageRouter(clock=clock)
+    for c in fleet[:2]:
+        for _ in range(routes):
+            router.history.record(c.agent_id, clock.now)
+    ranked = router.rank(fleet, frozenset(required), tenant_id="acme", domain="fin")
+    decision = router.route(fleet, required_capabilities=required, tenant_id="acme", domain="fin")
+    if not ranked:
+        assert decision is None
+        return
+    assert decision is not None
+    assert decision.considered == len(ranked)
+    by_id = {s.agent_id: s.total for s in ranked}
+    assert decision.score == pytest.approx(by_id[decision.agent_id])
+    if ranked[0].total >= 0.7:
+        assert decision.score == pytest.approx(ranked[0].total)
+    else:
+        assert decision.score >= 0.8 * ranked[0].total - 1e-12
