@@ -19,6 +19,7 @@ from agentmesh.resilience.breaker import (
     CircuitBreaker,
     CircuitBreakerConfig,
     CircuitBreakerOpenException,
+    CircuitBreakerRegistry,
     CircuitState,
     StateChangeListener,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "CircuitBreaker",
     "CircuitBreakerConfig",
     "CircuitBreakerOpenException",
+    "CircuitBreakerRegistry",
     "CircuitState",
     "MaxRetriesExceededError",
     "NonRetryableError",

@@ -263,3 +263,44 @@ class CircuitBreaker:
 
     def __repr__(self) -> str:
         return f"CircuitBreaker(name={self.name!r}, state={self._state.value})"
+
+
+class CircuitBreakerRegistry:
+    """One breaker per downstream name (``"broker"``, ``"store"``, ``"llm"`` ...), created
+    on first use with a shared config, listener and clock."""
+
+    def __init__(
+        self,
+        config: CircuitBreakerConfig | None = None,
+        *,
+        on_state_change: StateChangeListener | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.config = config or CircuitBreakerConfig()
+        self._on_state_change = on_state_change
+        self._clock = clock
+        self._breakers: dict[str, CircuitBreaker] = {}
+
+    def get(self, name: str, config: CircuitBreakerConfig | None = None) -> CircuitBreaker:
+        """The breaker called ``name``; ``config`` applies only when it is created."""
+        breaker = self._breakers.get(name)
+        if breaker is None:
+            breaker = CircuitBreaker(
+                config or self.config,
+                name=name,
+                on_state_change=self._on_state_change,
+                clock=self._clock,
+            )
+            self._breakers[name] = breaker
+        return breaker
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._breakers
+
+    def get_metrics(self) -> list[dict[str, Any]]:
+        """Every breaker's metrics dict, by name."""
+        return [self._breakers[n].get_metrics() for n in sorted(self._breakers)]
+
+    def open_circuits(self) -> list[str]:
+        """Names of the breakers currently OPEN (for health endpoints)."""
+        return sorted(n for n, b in self._breakers.items() if b.state is CircuitState.OPEN)

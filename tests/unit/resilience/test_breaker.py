@@ -14,6 +14,7 @@ from agentmesh.resilience import (
     CircuitBreaker,
     CircuitBreakerConfig,
     CircuitBreakerOpenException,
+    CircuitBreakerRegistry,
     CircuitState,
 )
 from tests.unit.resilience.clock import FakeClock
@@ -303,3 +304,22 @@ async def test_matches_reference_model(threshold: int, successes: int, ops: list
             pass
         model.step(op)
         assert breaker.state.value == model.state
+
+
+async def test_registry_one_breaker_per_downstream() -> None:
+    clock = FakeClock()
+    changes: list[tuple[str, str, str]] = []
+    registry = CircuitBreakerRegistry(
+        CircuitBreakerConfig(failure_threshold=1),
+        clock=clock,
+        on_state_change=lambda n, old, new: changes.append((n, old.value, new.value)),
+    )
+    broker = registry.get("t-reg-broker")
+    assert registry.get("t-reg-broker") is broker
+    store = registry.get("t-reg-store", CircuitBreakerConfig(failure_threshold=3))
+    assert store.config.failure_threshold == 3
+    await fail_n(broker, 1)
+    assert registry.open_circuits() == ["t-reg-broker"]
+    assert changes == [("t-reg-broker", "closed", "open")]
+    assert [m["name"] for m in registry.get_metrics()] == ["t-reg-broker", "t-reg-store"]
+    assert "t-reg-store" in registry
