@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentmesh.observability.anomaly import AnomalyDetector
@@ -81,6 +81,7 @@ def test_rejects_bad_settings(kwargs: dict[str, float]) -> None:
         AnomalyDetector(**kwargs)  # type: ignore[arg-type]
 
 
+@settings(deadline=None)
 @given(
     history=st.lists(st.floats(-1e6, 1e6), min_size=10, max_size=10),
     x=st.floats(-1e7, 1e7),

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentmesh.domain.autonomy import (
@@ -356,6 +356,7 @@ def test_from_payload() -> None:
 
 
 # -- properties ------------------------------------------------------------------------------
+@settings(deadline=None)
 @given(
     level=st.integers(1, 5),
     priority=st.integers(1, 5),

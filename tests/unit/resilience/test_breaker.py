@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentmesh.observability.metrics import REGISTRY
@@ -271,6 +271,7 @@ class Model:
             self.state = "open"
 
 
+@settings(deadline=None)
 @given(
     threshold=st.integers(1, 4),
     successes=st.integers(1, 3),

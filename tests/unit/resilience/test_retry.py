@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentmesh.errors import BrokerUnavailable, RequestTimeout, ValidationError
@@ -79,6 +79,7 @@ def test_backoff_table_without_jitter(attempt: int, delay: float) -> None:
     assert NO_JITTER.calculate_delay(attempt) == delay
 
 
+@settings(deadline=None)
 @given(attempt=st.integers(1, 40), seed=st.integers(0, 2**32))
 def test_jitter_stays_within_range_and_non_negative(attempt: int, seed: int) -> None:
     cfg = RetryConfig()

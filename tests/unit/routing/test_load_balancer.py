@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentmesh.domain.routing import (
@@ -177,6 +177,7 @@ def test_select_multiple_validates(count: int, min_score: float) -> None:
         )
 
 
+@settings(deadline=None)
 @given(
     level=st.integers(1, 5),
     status=st.sampled_from(list(AgentStatus)),
@@ -200,6 +201,7 @@ def test_score_within_unit_interval(
     assert all(0.0 <= v <= 1.0 for v in result.breakdown.values())
 
 
+@settings(deadline=None)
 @given(raw=st.lists(st.floats(0.01, 10), min_size=5, max_size=5))
 def test_any_normalised_weights_are_accepted(raw: list[float]) -> None:
     total = sum(raw)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentmesh.domain.routing import (
@@ -208,6 +208,7 @@ def test_set_performance_validates() -> None:
         AdvancedMessageRouter().set_performance("a", 1.5)
 
 
+@settings(deadline=None)
 @given(
     caps=st.sets(st.sampled_from("abcdef"), max_size=6),
     required=st.sets(st.sampled_from("abcdef"), max_size=4),
@@ -240,6 +241,7 @@ def test_routes_spread_when_all_agents_equal() -> None:
     assert max(picks.values()) - min(picks.values()) <= 2
 
 
+@settings(deadline=None)
 @given(
     fleet=st.lists(
         st.builds(

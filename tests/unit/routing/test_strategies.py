@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentmesh.domain.routing import (
@@ -253,6 +253,7 @@ candidates = st.lists(
 )
 
 
+@settings(deadline=None)
 @given(
     fleet=candidates,
     strategy=st.sampled_from(list(RoutingStrategy)),
