@@ -18,6 +18,7 @@ A whole agent in a few lines::
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
@@ -31,7 +32,9 @@ from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError, ValidationError
 from agentmesh.observability import metrics
 from agentmesh.runtime.agent import AgentHandler, AgentRuntime
+from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.registry import Registry
+from agentmesh.runtime.routing import LiveRouter
 from agentmesh.transports import Message, Subscription, Transport, create_transport
 
 
@@ -74,6 +77,7 @@ class Mesh:
             tenant=self.tenant,
             health_check_timeout=self.settings.agentmesh_health_check_timeout,
         )
+        self.router = LiveRouter(self)
         self._started = False
         self._subs: list[Subscription] = []
 
@@ -165,15 +169,22 @@ class Mesh:
         task_id: str | None = None,
         reply_to: str | None = None,
         priority: int | None = None,
+        timeout_seconds: float | None = None,
+        max_attempts: int | None = None,
+        strategy: str | None = None,
     ) -> str:
         """Offer a durable task to the agents with ``capability``; returns the task id.
 
-        The result arrives as a ``task.completed`` event (see :meth:`on_event`).
+        Without ``strategy`` the agents compete for it (pull mode). With one of the five
+        routing strategies (``round_robin``, ``least_connections``, ``capability_based``,
+        ``load_balanced``, ``priority_queue``) this mesh's registry picks the agent and the
+        task goes to that agent's durable inbox (routed mode); when no live agent can take
+        it, it waits in the capability queue. The result arrives as a ``task.completed``
+        event (see :meth:`on_event` and :meth:`wait_result`).
         """
-        body = dict(payload or {})
         env = Envelope.create(
             "task.offered",
-            body,
+            dict(payload or {}),
             tenant_id=self.tenant,
             source="mesh",
             routing={
@@ -184,10 +195,39 @@ class Mesh:
         if task_id:
             env.metadata["id"] = task_id
         if priority is not None:
+            if not 1 <= priority <= 5:
+                raise ValidationError(f"priority must be 1-5, got {priority}")
             env.metadata["priority"] = priority
-        await self.transport.publish(subjects.task(self.tenant, capability), env, durable=True)
-        metrics.messages_routed.labels(self.tenant, "task.offered", "pull").inc()
+        if timeout_seconds is not None:
+            if not 1 <= timeout_seconds <= 3600:
+                raise ValidationError(f"timeout_seconds must be 1-3600, got {timeout_seconds}")
+            env.metadata["timeout_seconds"] = timeout_seconds
+        if max_attempts is not None:
+            if not 1 <= max_attempts <= 6:
+                raise ValidationError(f"max_attempts must be 1-6 (retries 0-5), got {max_attempts}")
+            env.metadata["max_attempts"] = max_attempts
+        subject = subjects.task(self.tenant, capability)
+        mode = "pull"
+        if strategy is not None:
+            chosen = self.router.choose(strategy, capability, priority or 3, env.id)
+            if chosen is not None:
+                subject, mode = subjects.inbox(self.tenant, chosen), strategy
+                env.routing["destination"] = chosen
+        started = time.perf_counter()
+        await self.transport.publish(subject, env, durable=True)
+        metrics.messages_routed.labels(self.tenant, "task.offered", mode).inc()
+        metrics.message_routing_latency.labels(mode, self.tenant).observe(
+            time.perf_counter() - started
+        )
         return env.id
+
+    async def cancel(self, task_id: str) -> None:
+        """Cancel a task: dropped if not started yet, interrupted if running somewhere."""
+        await ledger_for(self.transport).cancel(self.tenant, task_id)
+        env = Envelope.create(
+            "task.cancel", {"task_id": task_id}, tenant_id=self.tenant, source="mesh"
+        )
+        await self.transport.publish(subjects.system(self.tenant, "cancel"), env)
 
     async def request(
         self, capability: str, payload: dict[str, Any] | None = None, *, timeout: float = 10.0
@@ -271,7 +311,7 @@ class Mesh:
         name = f"wait-{uuid.uuid4().hex[:12]}"
         subs = [
             await self.on_event(kind, match, durable=name + kind.replace(".", "-"))
-            for kind in ("task.completed", "task.failed")
+            for kind in ("task.completed", "task.failed", "task.cancelled")
         ]
         try:
             env = await asyncio.wait_for(done, timeout)
@@ -282,5 +322,7 @@ class Mesh:
                     self._subs.remove(sub)
         if env.type == "task.failed":
             raise RemoteError(str(env.payload.get("error")), code="TASK_FAILED")
+        if env.type == "task.cancelled":
+            raise RemoteError(f"task {task_id} was cancelled", code="TASK_CANCELLED")
         result = env.payload.get("result")
         return result if isinstance(result, dict) else {"result": result}

@@ -40,6 +40,11 @@ def agent(tenant: str, agent_id: str) -> str:
     return f"{PREFIX}.{_check(tenant, 'tenant')}.agent.{_check(agent_id, 'agent id')}"
 
 
+def inbox(tenant: str, agent_id: str) -> str:
+    """Durable inbox of one agent (routed dispatch): ``am.<tenant>.inbox.<agent_id>``."""
+    return f"{PREFIX}.{_check(tenant, 'tenant')}.inbox.{_check(agent_id, 'agent id')}"
+
+
 def event(tenant: str, event_type: str) -> str:
     """Domain/integration events: ``am.<tenant>.evt.<type>`` (type may contain dots)."""
     parts = event_type.split(".")

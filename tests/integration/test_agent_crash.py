@@ -85,8 +85,11 @@ async def test_sigkilled_agent_loses_no_task(nats_url: str, tmp_path: Path) -> N
         assert set(results) == set(ids)
         handled_by = {str(p["agent_id"]) for done in results.values() for p in done}
         assert handled_by == {"survivor-1"}
-        redelivered = [p for done in results.values() for p in done if int(str(p["attempt"])) > 1]
+        redelivered = [p for done in results.values() for p in done if int(str(p["delivery"])) > 1]
         assert len(redelivered) == 4, "exactly the 4 tasks the victim held come back"
+        assert all(p["attempt"] == 1 for done in results.values() for p in done), (
+            "a crash is no failure"
+        )
         await eventually(lambda: victim_record.status == "UNHEALTHY", timeout=10)
     finally:
         for proc in (victim, survivor):

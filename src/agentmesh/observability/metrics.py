@@ -173,3 +173,17 @@ def exposition() -> tuple[bytes, str]:
 def serve(port: int, host: str = "127.0.0.1") -> None:
     """Expose the registry on its own port (``PROMETHEUS_PORT``)."""
     start_http_server(port, addr=host, registry=REGISTRY)
+
+
+circuit_breaker_state = Gauge(
+    "agentmesh_circuit_breaker_state",
+    "Circuit breaker state (0 closed, 1 half-open, 2 open)",
+    ["name"],
+    registry=REGISTRY,
+)
+tasks_declined = Counter(
+    "agentmesh_tasks_declined_total",
+    "Offers an agent declined (autonomy or capacity)",
+    ["tenant_id", "agent_id", "reason"],
+    registry=REGISTRY,
+)

@@ -1,15 +1,16 @@
-"""The agent runtime: lifecycle, subscriptions, heartbeats and result publishing.
+"""The agent runtime: lifecycle, subscriptions, heartbeats, resilience and control.
 
-An agent serves its capabilities three ways:
+An agent serves its capabilities four ways:
 
 * durable tasks on ``am.<tenant>.task.<capability>`` (one named consumer per capability,
-  shared by every agent that has it, so agents compete for work and an agent that dies
-  with unacked tasks loses nothing: they come back after the ack wait);
+  shared by every agent that has it, so agents compete for work; see
+  :mod:`agentmesh.runtime.execution` for the effectively-once handling);
+* its durable inbox ``am.<tenant>.inbox.<agent_id>`` (tasks routed to it by a strategy);
 * request/reply on ``am.<tenant>.rpc.<capability>`` (a queue group per capability);
 * direct messages on ``am.<tenant>.agent.<agent_id>`` (also control: pause/resume/stop).
 
-A task's result is published durably as ``task.completed`` on
-``am.<tenant>.evt.task.completed`` *before* the task is acked.
+Every handler call runs in the agent's bulkhead (``max_concurrent``); results go to the
+broker through a circuit breaker, so a broker outage fails fast and recovers by itself.
 """
 
 from __future__ import annotations
@@ -30,7 +31,18 @@ from agentmesh import subjects
 from agentmesh.envelope import Envelope
 from agentmesh.errors import InvalidTransition, ValidationError
 from agentmesh.observability import metrics
+from agentmesh.resilience import (
+    Bulkhead,
+    BulkheadConfig,
+    BulkheadFullError,
+    BulkheadTimeoutError,
+    CircuitBreaker,
+    CircuitBreakerConfig,
+    CircuitState,
+)
 from agentmesh.runtime.context import TaskContext
+from agentmesh.runtime.execution import DecidePolicy, DurableExecutor
+from agentmesh.runtime.ledger import ledger_for
 from agentmesh.transports import Message, SubscribeOptions, Subscription
 
 if TYPE_CHECKING:
@@ -40,6 +52,9 @@ AgentHandler = Callable[[TaskContext], Awaitable[Any]]
 
 AGENT_ID = re.compile(r"^[A-Za-z0-9_-]{3,256}$")
 CAPABILITY = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+TASK_DELIVERY_CAP = 10_000
+"""Broker-side delivery cap of task consumers; attempts are counted by the ledger instead,
+so declines and crashed agents never use up a task's attempts."""
 
 
 def validate_agent_id(agent_id: str) -> str:
@@ -78,7 +93,11 @@ def parse_capabilities(value: Mapping[str, int] | Iterable[str] | str) -> dict[s
 
 
 class AgentRuntime:
-    """A running agent: create with :meth:`Mesh.agent`, then ``await mesh.start()``."""
+    """A running agent: create with :meth:`Mesh.agent`, then ``await mesh.start()``.
+
+    ``decide`` is an optional policy ``(task) -> bool | Decision`` consulted before a
+    durable task runs (the autonomy hook); a declined task is released for other agents.
+    """
 
     def __init__(
         self,
@@ -92,6 +111,7 @@ class AgentRuntime:
         ack_wait: float | None = None,
         max_deliver: int | None = None,
         description: str = "",
+        decide: DecidePolicy | None = None,
     ) -> None:
         self.mesh = mesh
         self.agent_id = validate_agent_id(agent_id)
@@ -105,13 +125,33 @@ class AgentRuntime:
             max_deliver=max_deliver or mesh.settings.agentmesh_max_deliver,
             max_in_flight=max_concurrent,
         )
+        self._task_options = SubscribeOptions(
+            ack_wait=self.options.ack_wait,
+            max_deliver=TASK_DELIVERY_CAP,
+            max_in_flight=max_concurrent,
+        )
+        self.bulkhead = Bulkhead(
+            BulkheadConfig(
+                max_concurrent=max_concurrent,
+                max_queue=max_concurrent * 4,
+                timeout_ms=None,
+                queue_timeout_ms=None,
+            ),
+            name=f"agent:{self.agent_id}",
+        )
+        self.breaker = CircuitBreaker(
+            CircuitBreakerConfig(failure_threshold=5, recovery_timeout_seconds=5.0),
+            name=f"broker:{self.agent_id}",
+            on_state_change=self._breaker_changed,
+        )
+        self.executor = DurableExecutor(self, ledger_for(mesh.transport), decide=decide)
         self.status = "CREATED"
         self.in_flight = 0
         self.tasks_completed = 0
         self.tasks_failed = 0
         self.started_at: str | None = None
         self._work_subs: list[Subscription] = []
-        self._inbox: Subscription | None = None
+        self._control_subs: list[Subscription] = []
         self._hb_task: asyncio.Task[None] | None = None
         self._stopper: asyncio.Task[None] | None = None
         self._metric_cache: dict[tuple[int, tuple[str, ...]], Any] = {}
@@ -121,10 +161,12 @@ class AgentRuntime:
         if self.status not in ("CREATED", "TERMINATED"):
             return
         t = self.mesh.transport
-        self._inbox = await t.subscribe(
-            subjects.agent(self.tenant_id, self.agent_id), self._on_direct
-        )
+        self._control_subs = [
+            await t.subscribe(subjects.agent(self.tenant_id, self.agent_id), self._on_direct),
+            await t.subscribe(subjects.system(self.tenant_id, "cancel"), self._on_cancel),
+        ]
         await self._subscribe_work()
+        self.executor.start()
         self.started_at = datetime.now(UTC).isoformat()
         self._set_status("AVAILABLE")
         self._hb_task = asyncio.create_task(self._heartbeat_loop())
@@ -136,9 +178,9 @@ class AgentRuntime:
             self._work_subs.append(
                 await t.subscribe(
                     subjects.task(self.tenant_id, cap),
-                    self._task_handler(cap),
+                    self.executor.handler_for(cap),
                     durable=f"cap-{cap}",
-                    options=self.options,
+                    options=self._task_options,
                 )
             )
             self._work_subs.append(
@@ -149,6 +191,14 @@ class AgentRuntime:
                     options=self.options,
                 )
             )
+        self._work_subs.append(
+            await t.subscribe(
+                subjects.inbox(self.tenant_id, self.agent_id),
+                self.executor.handler_for(None),
+                durable=f"inbox-{self.agent_id}",
+                options=self._task_options,
+            )
+        )
 
     async def _unsubscribe_work(self) -> None:
         subs, self._work_subs = self._work_subs, []
@@ -179,6 +229,7 @@ class AgentRuntime:
         if self.status in ("CREATED", "TERMINATED"):
             return
         await self._unsubscribe_work()
+        await self.executor.stop()
         if self._hb_task:
             self._hb_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -187,9 +238,9 @@ class AgentRuntime:
         self._set_status("TERMINATED")
         with contextlib.suppress(Exception):
             await self._beat()
-        if self._inbox is not None:
-            await self._inbox.unsubscribe()
-            self._inbox = None
+        subs, self._control_subs = self._control_subs, []
+        for sub in subs:
+            await sub.unsubscribe()
         logger.info("agent {}/{} stopped", self.tenant_id, self.agent_id)
 
     def _metric(self, metric: Any, *labels: str) -> Any:
@@ -205,6 +256,16 @@ class AgentRuntime:
             self._metric(metrics.agent_state_changes, self.agent_id, self.status, status).inc()
             self.status = status
 
+    @staticmethod
+    def _breaker_changed(name: str, old: CircuitState, new: CircuitState) -> None:
+        states = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+        metrics.circuit_breaker_state.labels(name).set(states[new])
+        logger.warning("circuit {} {} -> {}", name, old, new)
+
+    async def publish_guarded(self, subject: str, env: Envelope, *, durable: bool = False) -> None:
+        """Publish through the broker circuit breaker (fails fast while the broker is down)."""
+        await self.breaker.call(self.mesh.transport.publish, subject, env, durable=durable)
+
     # -- heartbeats ---------------------------------------------------------------------
     def heartbeat_payload(self) -> dict[str, Any]:
         return {
@@ -216,6 +277,8 @@ class AgentRuntime:
             "load": round(self.in_flight / self.max_concurrent, 4),
             "tasks_completed": self.tasks_completed,
             "tasks_failed": self.tasks_failed,
+            "declined": self.executor.declined,
+            "breaker": str(self.breaker.state),
             "started_at": self.started_at,
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -240,7 +303,8 @@ class AgentRuntime:
             await asyncio.sleep(interval)
 
     # -- handling -----------------------------------------------------------------------
-    async def _run_handler(self, ctx: TaskContext) -> dict[str, Any]:
+    async def invoke(self, ctx: TaskContext) -> dict[str, Any]:
+        """Run the handler for one task with bookkeeping (status, metrics)."""
         self.in_flight += 1
         if self.status == "AVAILABLE":
             self._set_status("BUSY")
@@ -263,56 +327,23 @@ class AgentRuntime:
             )
             self._metric(metrics.tasks_completed, self.agent_id, kind, status).inc()
 
-    def _task_handler(self, capability: str) -> Callable[[Message], Awaitable[None]]:
-        async def handle(msg: Message) -> None:
-            ctx = TaskContext(self, msg, capability, "task")
-            env = msg.envelope
-            try:
-                result = await self._run_handler(ctx)
-            except Exception as exc:
-                metrics.task_failures.labels(self.agent_id, capability, type(exc).__name__).inc()
-                if msg.attempt >= self.options.max_deliver:
-                    self.tasks_failed += 1
-                    failed = env.reply(
-                        "task.failed",
-                        {
-                            "task_id": ctx.task_id,
-                            "capability": capability,
-                            "agent_id": self.agent_id,
-                            "error": f"{type(exc).__name__}: {exc}",
-                            "attempts": msg.attempt,
-                        },
-                    )
-                    await self.mesh.transport.publish(
-                        subjects.event(self.tenant_id, "task.failed"), failed, durable=True
-                    )
-                raise
-            self.tasks_completed += 1
-            done = env.reply(
-                "task.completed",
-                {
-                    "task_id": ctx.task_id,
-                    "capability": capability,
-                    "agent_id": self.agent_id,
-                    "result": result,
-                    "attempt": msg.attempt,
-                },
-            )
-            # the result is durable before the task is acked (the dispatcher acks on return)
-            await self.mesh.transport.publish(
-                subjects.event(self.tenant_id, "task.completed"), done, durable=True
-            )
-            reply_to = env.routing.get("reply_to")
-            if isinstance(reply_to, str) and subjects.is_valid(reply_to):
-                await self.mesh.transport.publish(reply_to, done)
-
-        return handle
-
     def _rpc_handler(self, capability: str | None) -> Callable[[Message], Awaitable[None]]:
         async def handle(msg: Message) -> None:
             ctx = TaskContext(self, msg, capability, "request" if msg.reply_subject else "direct")
             try:
-                result = await self._run_handler(ctx)
+                result = await self.bulkhead.execute(self.invoke, ctx)
+            except (BulkheadFullError, BulkheadTimeoutError) as exc:
+                await msg.respond(
+                    msg.envelope.reply(
+                        "task.error",
+                        {
+                            "error": f"agent {self.agent_id} is at capacity: {exc}",
+                            "code": "AGENT_BUSY",
+                            "agent_id": self.agent_id,
+                        },
+                    )
+                )
+                return
             except Exception as exc:
                 logger.warning("agent {} failed a request: {}", self.agent_id, exc)
                 await msg.respond(
@@ -336,6 +367,11 @@ class AgentRuntime:
             )
 
         return handle
+
+    async def _on_cancel(self, msg: Message) -> None:
+        task_id = msg.envelope.payload.get("task_id")
+        if isinstance(task_id, str) and self.executor.cancel_local(task_id):
+            logger.info("agent {} cancelled running task {}", self.agent_id, task_id)
 
     async def _on_direct(self, msg: Message) -> None:
         env = msg.envelope

@@ -18,7 +18,7 @@ class TaskContext:
     Long handlers call ``await ctx.progress()`` so a durable task is not redelivered.
     """
 
-    __slots__ = ("_message", "agent", "capability", "kind")
+    __slots__ = ("_attempt", "_message", "agent", "capability", "kind")
 
     def __init__(
         self, agent: AgentRuntime, message: Message, capability: str | None, kind: str
@@ -27,6 +27,7 @@ class TaskContext:
         self._message = message
         self.capability = capability
         self.kind = kind  # "task" (durable), "request" (reply expected) or "direct"
+        self._attempt: int | None = None
 
     @property
     def envelope(self) -> Envelope:
@@ -46,7 +47,12 @@ class TaskContext:
 
     @property
     def attempt(self) -> int:
-        return self._message.attempt
+        """1 on the first try; for durable tasks, 1 + the handler failures so far."""
+        return self._attempt if self._attempt is not None else self._message.attempt
+
+    @attempt.setter
+    def attempt(self, value: int) -> None:
+        self._attempt = value
 
     async def progress(self) -> None:
         """Tell the broker the task is still being worked on (resets the ack deadline)."""

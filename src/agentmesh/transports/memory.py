@@ -153,8 +153,10 @@ class _Broker:
             timer.cancel()
 
     def redeliver(self, c: _Consumer, e: _Entry, delay: float) -> None:
-        if c.inflight.pop(e.seq, None) is None:
+        timer = c.inflight.pop(e.seq, None)
+        if timer is None:
             return
+        timer.cancel()
         loop = asyncio.get_running_loop()
 
         def requeue() -> None:

@@ -166,6 +166,15 @@ class NatsTransport:
         self._js = self._nc.jetstream(timeout=5.0)
 
     @property
+    def jetstream(self) -> Any:
+        """The JetStream context (for key-value buckets and stream admin)."""
+        if self._js is None:
+            raise BrokerUnavailable(
+                f"NATS transport for {self.url} is not connected; call connect()"
+            )
+        return self._js
+
+    @property
     def nc(self) -> NatsClient:
         if self._nc is None:
             raise BrokerUnavailable(

@@ -1,0 +1,297 @@
+"""Durable task execution: effectively-once handling on top of at-least-once delivery.
+
+For every durable task delivery an agent:
+
+1. re-announces the stored result instead of running again when the ledger says the task
+   already completed (an agent died between publishing the result and acking);
+2. honours a cancel request (``task.cancelled``, never redelivered);
+3. asks its ``decide`` policy (autonomy) whether to take the task; a declined offer is
+   released with a delay for another agent, never lost;
+4. runs the handler inside the agent's bulkhead and the task's timeout
+   (``metadata.timeout_seconds``, 1-3600, default 300) while keeping the delivery alive
+   with in-progress signals, and cancels it when asked;
+5. on success writes the result to the ledger and publishes ``task.completed`` durably,
+   both before the delivery is acked; on failure retries with the RetryConfig backoff up
+   to ``metadata.max_attempts`` (default ``AGENTMESH_MAX_DELIVER``), then publishes
+   ``task.failed`` and dead-letters the envelope with its error context.
+
+Errors of type ValueError, KeyError, TypeError and NonRetryableError are not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from agentmesh import subjects
+from agentmesh.envelope import Envelope
+from agentmesh.observability import metrics
+from agentmesh.resilience import BulkheadFullError, BulkheadTimeoutError, RetryConfig
+from agentmesh.runtime.context import TaskContext
+from agentmesh.runtime.ledger import TaskLedger
+from agentmesh.transports import Message
+from agentmesh.transports.message import error_context
+
+if TYPE_CHECKING:
+    from agentmesh.runtime.agent import AgentRuntime
+
+DEFAULT_TIMEOUT = 300.0
+RESULT_NAMESPACE = uuid.UUID("6f1c3a1e-5b7e-4c55-9a0e-2d6b1f3c9e11")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a ``decide`` policy says about one offered task."""
+
+    accept: bool
+    reason: str = ""
+    delay: float | None = None  # how long to keep a declined task away from this agent
+
+
+DecidePolicy = Callable[[TaskContext], Awaitable[Decision | bool] | Decision | bool]
+
+
+class TaskTimeout(TimeoutError):
+    """The handler ran longer than the task's ``timeout_seconds``."""
+
+
+def result_id(tenant: str, task_id: str, outcome: str) -> str:
+    """Deterministic envelope id of a task's outcome, so re-announcing it is deduped."""
+    return str(uuid.uuid5(RESULT_NAMESPACE, f"{tenant}/{task_id}/{outcome}"))
+
+
+def _task_settings(env: Envelope, default_attempts: int) -> tuple[float, int]:
+    md = env.metadata
+    timeout = md.get("timeout_seconds", DEFAULT_TIMEOUT)
+    timeout = (
+        float(timeout)
+        if isinstance(timeout, int | float) and 1 <= timeout <= 3600
+        else DEFAULT_TIMEOUT
+    )
+    attempts = md.get("max_attempts")
+    if not isinstance(attempts, int) or attempts < 1:
+        retries = md.get("retries")
+        attempts = (
+            retries + 1 if isinstance(retries, int) and 0 <= retries <= 5 else default_attempts
+        )
+    return timeout, attempts
+
+
+class DurableExecutor:
+    """Runs one agent's durable tasks (see the module docstring)."""
+
+    def __init__(
+        self,
+        agent: AgentRuntime,
+        ledger: TaskLedger,
+        *,
+        decide: DecidePolicy | None = None,
+        retry: RetryConfig | None = None,
+        decline_delay: float = 1.0,
+    ) -> None:
+        self.agent = agent
+        self.ledger = ledger
+        self.decide = decide
+        self.retry = retry or RetryConfig()
+        self.decline_delay = decline_delay
+        self.running: dict[str, tuple[asyncio.Task[Any], Message]] = {}
+        self._cancelled: OrderedDict[str, None] = OrderedDict()
+        self._cancelling: set[str] = set()
+        self._progress_task: asyncio.Task[None] | None = None
+        self.declined = 0
+
+    # -- background ---------------------------------------------------------------------
+    def start(self) -> None:
+        if self._progress_task is None:
+            self._progress_task = asyncio.create_task(self._keep_alive())
+
+    async def stop(self) -> None:
+        if self._progress_task is not None:
+            self._progress_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._progress_task
+            self._progress_task = None
+
+    async def _keep_alive(self) -> None:
+        """In-progress signals for running tasks, so long handlers are not redelivered."""
+        interval = max(self.agent.options.ack_wait / 3, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            for _, msg in list(self.running.values()):
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
+
+    # -- cancel -------------------------------------------------------------------------
+    def cancel_local(self, task_id: str) -> bool:
+        """Cancel the task if it runs here; remember it so a later delivery is dropped."""
+        self._cancelled[task_id] = None
+        while len(self._cancelled) > 10_000:
+            self._cancelled.popitem(last=False)
+        entry = self.running.get(task_id)
+        if entry is None:
+            return False
+        self._cancelling.add(task_id)
+        entry[0].cancel()
+        return True
+
+    # -- the handler --------------------------------------------------------------------
+    def handler_for(self, capability: str | None) -> Callable[[Message], Awaitable[None]]:
+        async def handle(msg: Message) -> None:
+            await self._handle(msg, capability)
+
+        return handle
+
+    async def _handle(self, msg: Message, capability: str | None) -> None:
+        agent = self.agent
+        env = msg.envelope
+        tenant = env.tenant_id
+        ctx = TaskContext(agent, msg, capability, "task")
+        task_id = ctx.task_id
+        redelivered = msg.attempt > 1
+        if redelivered:
+            done = await self.ledger.completed(tenant, task_id)
+            if done is not None:  # handled before: announce again (deduped), never rerun
+                await self._publish_outcome(tenant, "task.completed", done)
+                return
+        if task_id in self._cancelled or (
+            redelivered and await self.ledger.is_cancelled(tenant, task_id)
+        ):
+            await self._cancelled_outcome(ctx, msg, "cancelled before start")
+            return
+        if self.decide is not None:
+            decision = self.decide(ctx)
+            if asyncio.iscoroutine(decision):
+                decision = await decision
+            if isinstance(decision, bool):
+                decision = Decision(decision)
+            assert isinstance(decision, Decision)
+            if not decision.accept:
+                self.declined += 1
+                metrics.tasks_declined.labels(
+                    tenant, agent.agent_id, decision.reason or "declined"
+                ).inc()
+                await msg.nak(decision.delay if decision.delay is not None else self.decline_delay)
+                return
+        timeout, max_attempts = _task_settings(env, agent.options.max_deliver)
+        failures = await self.ledger.failures(tenant, task_id) if redelivered else 0
+        ctx.attempt = failures + 1
+        current = asyncio.current_task()
+        assert current is not None
+        self.running[task_id] = (current, msg)
+        try:
+            try:
+                async with asyncio.timeout(timeout):
+                    result = await agent.bulkhead.execute(agent.invoke, ctx)
+            except TimeoutError as exc:
+                if isinstance(exc, BulkheadTimeoutError):
+                    raise
+                raise TaskTimeout(f"task {task_id} exceeded its timeout of {timeout:g}s") from None
+        except asyncio.CancelledError:
+            if task_id in self._cancelling and current.uncancel() == 0:
+                self._cancelling.discard(task_id)
+                await self._cancelled_outcome(ctx, msg, "cancelled while running")
+                return
+            raise
+        except (BulkheadFullError, BulkheadTimeoutError):
+            await msg.nak(self.decline_delay)  # busy: give the task to someone else
+            return
+        except Exception as exc:
+            await self._failed(ctx, msg, exc, max_attempts)
+            return
+        finally:
+            self.running.pop(task_id, None)
+        agent.tasks_completed += 1
+        done = env.reply(
+            "task.completed",
+            {
+                "task_id": task_id,
+                "capability": capability,
+                "agent_id": agent.agent_id,
+                "result": result,
+                "attempt": ctx.attempt,
+                "delivery": msg.attempt,
+            },
+        )
+        done.metadata["id"] = result_id(tenant, task_id, "completed")
+        # both durable before the dispatcher acks on return
+        await asyncio.gather(
+            self.ledger.record_completed(tenant, task_id, done),
+            self._publish_outcome(tenant, "task.completed", done),
+        )
+        reply_to = env.routing.get("reply_to")
+        if isinstance(reply_to, str) and subjects.is_valid(reply_to):
+            await agent.mesh.transport.publish(reply_to, done)
+
+    async def _publish_outcome(self, tenant: str, kind: str, env: Envelope) -> None:
+        await self.agent.publish_guarded(subjects.event(tenant, kind), env, durable=True)
+
+    async def _cancelled_outcome(self, ctx: TaskContext, msg: Message, reason: str) -> None:
+        env = ctx.envelope.reply(
+            "task.cancelled",
+            {
+                "task_id": ctx.task_id,
+                "capability": ctx.capability,
+                "agent_id": self.agent.agent_id,
+                "reason": reason,
+            },
+        )
+        env.metadata["id"] = result_id(ctx.tenant_id, ctx.task_id, "cancelled")
+        await self._publish_outcome(ctx.tenant_id, "task.cancelled", env)
+        await msg.term()
+
+    async def _failed(
+        self, ctx: TaskContext, msg: Message, exc: Exception, max_attempts: int
+    ) -> None:
+        agent = self.agent
+        tenant, task_id = ctx.tenant_id, ctx.task_id
+        error = f"{type(exc).__name__}: {exc}"
+        metrics.task_failures.labels(
+            agent.agent_id, ctx.capability or "direct", type(exc).__name__
+        ).inc()
+        failures = await self.ledger.add_failure(tenant, task_id)
+        retryable = not isinstance(exc, self.retry.non_retryable_exceptions)
+        if retryable and failures < max_attempts:
+            delay = self.retry.calculate_delay(failures) / 1000
+            logger.info(
+                "task {} failed on {} (attempt {}/{}), retry in {:.2f}s: {}",
+                task_id,
+                agent.agent_id,
+                failures,
+                max_attempts,
+                delay,
+                error,
+            )
+            await msg.nak(delay)
+            return
+        agent.tasks_failed += 1
+        logger.warning(
+            "task {} failed for good on {} after {} attempt(s): {}",
+            task_id,
+            agent.agent_id,
+            failures,
+            error,
+        )
+        failed = ctx.envelope.reply(
+            "task.failed",
+            {
+                "task_id": task_id,
+                "capability": ctx.capability,
+                "agent_id": agent.agent_id,
+                "error": error,
+                "attempts": failures,
+                "retryable": retryable,
+            },
+        )
+        failed.metadata["id"] = result_id(tenant, task_id, f"failed-{failures}")
+        await self._publish_outcome(tenant, "task.failed", failed)
+        dead = ctx.envelope
+        dead.context["error_context"] = error_context(msg.subject, error, failures)
+        await agent.publish_guarded(subjects.dead_letter(msg.subject), dead, durable=True)
+        await msg.term()

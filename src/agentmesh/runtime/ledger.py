@@ -1,0 +1,161 @@
+"""The task ledger: the durable record that makes task handling effectively-once.
+
+At-least-once delivery means a task can arrive again after its handler succeeded (the
+agent died between publishing the result and acking). The ledger remembers, per tenant
+and task id:
+
+* ``done``: the ``task.completed`` envelope, written before the broker message is acked;
+  a redelivery finds it and re-announces the result instead of running the handler again;
+* ``failures``: handler failures so far (declines and crashes of the process do not count),
+  so the attempt limit holds across agents;
+* ``cancelled``: a cancel request, honoured by whichever agent holds or later gets the task.
+
+Implementations: :class:`MemoryLedger` (one per ``memory://`` broker) and
+:class:`NatsLedger` (a JetStream key-value bucket). :func:`ledger_for` picks one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar, Protocol
+
+import nats.js.errors
+from nats.js.api import KeyValueConfig
+
+from agentmesh.envelope import Envelope
+from agentmesh.transports import Transport
+from agentmesh.transports.nats import NatsTransport
+
+TTL_SECONDS = 7 * 24 * 3600.0
+
+
+class TaskLedger(Protocol):
+    """Durable per-task facts shared by every agent of the mesh."""
+
+    async def completed(self, tenant: str, task_id: str) -> Envelope | None: ...
+    async def record_completed(self, tenant: str, task_id: str, result: Envelope) -> None: ...
+    async def add_failure(self, tenant: str, task_id: str) -> int:
+        """Count one more handler failure; returns the total."""
+        ...
+
+    async def failures(self, tenant: str, task_id: str) -> int: ...
+    async def cancel(self, tenant: str, task_id: str) -> None: ...
+    async def is_cancelled(self, tenant: str, task_id: str) -> bool: ...
+
+
+class MemoryLedger:
+    """In-process ledger, shared by every transport on the same ``memory://`` broker."""
+
+    _shared: ClassVar[dict[str, MemoryLedger]] = {}
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[str, str], bytes] = {}
+        self._failures: dict[tuple[str, str], int] = {}
+        self._cancelled: set[tuple[str, str]] = set()
+
+    @classmethod
+    def for_broker(cls, name: str) -> MemoryLedger:
+        return cls._shared.setdefault(name, cls())
+
+    async def completed(self, tenant: str, task_id: str) -> Envelope | None:
+        raw = self._done.get((tenant, task_id))
+        return None if raw is None else Envelope.decode(raw)
+
+    async def record_completed(self, tenant: str, task_id: str, result: Envelope) -> None:
+        self._done[(tenant, task_id)] = result.encode()
+
+    async def add_failure(self, tenant: str, task_id: str) -> int:
+        key = (tenant, task_id)
+        self._failures[key] = self._failures.get(key, 0) + 1
+        return self._failures[key]
+
+    async def failures(self, tenant: str, task_id: str) -> int:
+        return self._failures.get((tenant, task_id), 0)
+
+    async def cancel(self, tenant: str, task_id: str) -> None:
+        self._cancelled.add((tenant, task_id))
+
+    async def is_cancelled(self, tenant: str, task_id: str) -> bool:
+        return (tenant, task_id) in self._cancelled
+
+
+class NatsLedger:
+    """Ledger in the JetStream key-value bucket ``AM_TASKS`` (keys ``<tenant>.<task>.<fact>``)."""
+
+    BUCKET = "AM_TASKS"
+
+    def __init__(self, transport: NatsTransport) -> None:
+        self._transport = transport  # connected later: the bucket is opened on first use
+        self._kv: Any = None
+        self._lock = asyncio.Lock()
+
+    async def _bucket(self) -> Any:
+        if self._kv is None:
+            async with self._lock:
+                if self._kv is None:
+                    js = self._transport.jetstream
+                    try:
+                        self._kv = await js.key_value(self.BUCKET)
+                    except nats.js.errors.BucketNotFoundError:
+                        self._kv = await js.create_key_value(
+                            KeyValueConfig(bucket=self.BUCKET, history=1, ttl=TTL_SECONDS)
+                        )
+        return self._kv
+
+    @staticmethod
+    def _key(tenant: str, task_id: str, fact: str) -> str:
+        return f"{tenant}.{task_id.replace('.', '_')}.{fact}"
+
+    async def _get(self, key: str) -> Any:
+        kv = await self._bucket()
+        try:
+            return await kv.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+
+    async def completed(self, tenant: str, task_id: str) -> Envelope | None:
+        entry = await self._get(self._key(tenant, task_id, "done"))
+        return None if entry is None or not entry.value else Envelope.decode(entry.value)
+
+    async def record_completed(self, tenant: str, task_id: str, result: Envelope) -> None:
+        kv = await self._bucket()
+        await kv.put(self._key(tenant, task_id, "done"), result.encode())
+
+    async def add_failure(self, tenant: str, task_id: str) -> int:
+        kv = await self._bucket()
+        key = self._key(tenant, task_id, "failures")
+        for _ in range(20):  # compare-and-set: concurrent agents never lose a count
+            entry = await self._get(key)
+            try:
+                if entry is None:
+                    await kv.create(key, b"1")
+                    return 1
+                count = int(entry.value or b"0") + 1
+                await kv.update(key, str(count).encode(), last=entry.revision)
+                return count
+            except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.BadRequestError):
+                continue
+        raise RuntimeError(f"could not count a failure of task {task_id}: too much contention")
+
+    async def failures(self, tenant: str, task_id: str) -> int:
+        entry = await self._get(self._key(tenant, task_id, "failures"))
+        return 0 if entry is None else int(entry.value or b"0")
+
+    async def cancel(self, tenant: str, task_id: str) -> None:
+        kv = await self._bucket()
+        await kv.put(self._key(tenant, task_id, "cancelled"), b"1")
+
+    async def is_cancelled(self, tenant: str, task_id: str) -> bool:
+        return await self._get(self._key(tenant, task_id, "cancelled")) is not None
+
+
+def ledger_for(transport: Transport) -> TaskLedger:
+    """The ledger that lives where the transport keeps its durable data."""
+    from agentmesh.transports.memory import MemoryTransport
+
+    if isinstance(transport, NatsTransport):
+        return NatsLedger(transport)
+    if isinstance(transport, MemoryTransport):
+        return MemoryLedger.for_broker(transport.url)
+    # other brokers: a process-local ledger (dedupe within one agent process)
+    return MemoryLedger.for_broker(f"local:{id(transport)}")

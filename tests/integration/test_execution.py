@@ -1,0 +1,269 @@
+"""The execution engine: effectively-once results, retries, timeouts, cancel, autonomy, routing.
+
+Every test runs on the in-memory broker and on a real NATS server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentmesh import Envelope, Mesh, RemoteError, TaskContext, subjects
+from agentmesh.config import Settings
+from agentmesh.runtime.execution import Decision
+from agentmesh.transports import Message
+from tests.helpers import Collector, eventually
+
+pytestmark = pytest.mark.integration
+
+
+def settings(tmp_path: Path, **kw: Any) -> Settings:
+    base: dict[str, Any] = {
+        "agentmesh_data_dir": tmp_path,
+        "agentmesh_heartbeat_interval": 0.1,
+        "agentmesh_health_check_timeout": 1.0,
+        "agentmesh_ack_wait": 1.0,
+        "agentmesh_max_deliver": 3,
+    }
+    base.update(kw)
+    return Settings(**base)
+
+
+@pytest.fixture(params=["memory", "nats"])
+def make_mesh(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Mesh]:
+    url = (
+        f"memory://{uuid.uuid4().hex}"
+        if request.param == "memory"
+        else request.getfixturevalue("nats_url")
+    )
+    tenant = "t" + uuid.uuid4().hex[:8]
+
+    def make(**kw: Any) -> Mesh:
+        return Mesh(url, tenant=tenant, settings=settings(tmp_path, **kw))
+
+    return make
+
+
+@pytest.fixture
+async def events(
+    make_mesh: Callable[..., Mesh],
+) -> AsyncIterator[tuple[Mesh, dict[str, list[Envelope]]]]:
+    """A client mesh that records every task outcome event."""
+    client = make_mesh()
+    seen: dict[str, list[Envelope]] = {}
+    await client.start()
+    for kind in ("task.completed", "task.failed", "task.cancelled"):
+
+        async def record(env: Envelope, kind: str = kind) -> None:
+            seen.setdefault(kind, []).append(env)
+
+        await client.on_event(kind, record, durable=f"watch-{kind.replace('.', '-')}")
+    yield client, seen
+    await client.stop()
+
+
+async def test_a_redelivered_completed_task_is_not_run_again(
+    make_mesh: Callable[..., Mesh], events: tuple[Mesh, dict[str, list[Envelope]]]
+) -> None:
+    client, seen = events
+    worker = make_mesh()
+    calls: list[str] = []
+
+    @worker.agent("once-1", capabilities=["once"])
+    async def once(task: TaskContext) -> dict[str, str]:
+        calls.append(task.task_id)
+        return {"ok": "yes"}
+
+    # the agent "dies" after publishing its result but before acking: the ack is lost
+    original = Message.ack
+    lost: list[str] = []
+
+    async def lose_first_ack(self: Message) -> None:
+        if self.envelope.type == "task.offered" and not lost:
+            lost.append(self.envelope.id)
+            self.settled = True
+            return
+        await original(self)
+
+    async with worker:
+        pytest.MonkeyPatch().setattr(Message, "ack", lose_first_ack)
+        try:
+            task_id = await client.submit("once", {})
+            await eventually(lambda: len(seen.get("task.completed", [])) >= 1, timeout=10)
+            await asyncio.sleep(2.5)  # past the ack wait: the broker redelivers
+        finally:
+            pytest.MonkeyPatch().setattr(Message, "ack", original)
+    assert lost == [task_id]
+    assert calls == [task_id], "the handler ran once although the task was delivered twice"
+    announced = {e.id for e in seen["task.completed"]}
+    assert len(announced) == 1, "re-announcing the result reuses its envelope id"
+
+
+async def test_timeout_retries_then_fails_with_a_clear_error(
+    make_mesh: Callable[..., Mesh], events: tuple[Mesh, dict[str, list[Envelope]]]
+) -> None:
+    client, _ = events
+    worker = make_mesh()
+    runs: list[int] = []
+
+    @worker.agent("sleepy-1", capabilities=["sleepy"])
+    async def sleepy(task: TaskContext) -> None:
+        runs.append(task.attempt)
+        await asyncio.sleep(30)
+
+    async with worker:
+        task_id = await client.submit("sleepy", {}, timeout_seconds=1, max_attempts=2)
+        with pytest.raises(RemoteError, match="exceeded its timeout of 1s"):
+            await client.wait_result(task_id, timeout=20)
+    assert runs == [1, 2]
+
+
+async def test_non_retryable_errors_fail_at_once_and_poison_is_dead_lettered(
+    make_mesh: Callable[..., Mesh], events: tuple[Mesh, dict[str, list[Envelope]]]
+) -> None:
+    client, seen = events
+    worker = make_mesh()
+    attempts: dict[str, list[int]] = {}
+
+    @worker.agent("picky-1", capabilities=["picky"], max_concurrent=16)
+    async def picky(task: TaskContext) -> dict[str, int]:
+        attempts.setdefault(task.payload["kind"], []).append(task.attempt)
+        if task.payload["kind"] == "poison":
+            raise RuntimeError("poison pill")
+        if task.payload["kind"] == "invalid":
+            raise ValueError("bad input, retrying cannot help")
+        return {"n": task.payload["n"]}
+
+    dlq = Collector()
+    await client.transport.subscribe(
+        subjects.dead_letter(subjects.task(client.tenant, "picky")), dlq, durable="dlq"
+    )
+    async with worker:
+        poison = await client.submit("picky", {"kind": "poison", "n": -1}, max_attempts=3)
+        invalid = await client.submit("picky", {"kind": "invalid", "n": -2}, max_attempts=3)
+        good = [await client.submit("picky", {"kind": "good", "n": i}) for i in range(50)]
+        await eventually(lambda: len(seen.get("task.completed", [])) >= 50, timeout=30)
+        await eventually(lambda: len(seen.get("task.failed", [])) >= 2, timeout=30)
+        await dlq.wait_for(2, timeout=10)
+    assert attempts["poison"] == [1, 2, 3]
+    assert attempts["invalid"] == [1]
+    assert {e.payload["task_id"] for e in seen["task.completed"]} == set(good)
+    failed = {e.payload["task_id"]: e.payload for e in seen["task.failed"]}
+    assert failed[poison]["attempts"] == 3
+    assert "poison pill" in failed[poison]["error"]
+    assert failed[invalid]["retryable"] is False
+    dead = {m.envelope.id: m.envelope.context["error_context"] for m in dlq.messages}
+    assert dead[poison]["retry_count"] == 3
+    assert "poison pill" in dead[poison]["error"]
+
+
+async def test_cancel_reaches_a_running_task(
+    make_mesh: Callable[..., Mesh], events: tuple[Mesh, dict[str, list[Envelope]]]
+) -> None:
+    client, seen = events
+    worker = make_mesh()
+    started, interrupted = asyncio.Event(), asyncio.Event()
+
+    @worker.agent("long-1", capabilities=["long"])
+    async def long(task: TaskContext) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            interrupted.set()
+            raise
+
+    async with worker:
+        task_id = await client.submit("long", {})
+        await asyncio.wait_for(started.wait(), 10)
+        await client.cancel(task_id)
+        await asyncio.wait_for(interrupted.wait(), 5)
+        with pytest.raises(RemoteError, match="cancelled"):
+            await client.wait_result(task_id, timeout=10)
+        # cancelled before start: the agent drops it when it arrives
+        early = str(uuid.uuid4())
+        await client.cancel(early)
+        await asyncio.sleep(0.2)
+        await client.submit("long", {}, task_id=early)
+        await eventually(
+            lambda: any(e.payload["task_id"] == early for e in seen.get("task.cancelled", []))
+        )
+    assert worker.agents["long-1"].in_flight == 0
+
+
+async def test_long_tasks_are_kept_alive_and_never_redelivered(
+    make_mesh: Callable[..., Mesh], events: tuple[Mesh, dict[str, list[Envelope]]]
+) -> None:
+    client, _ = events
+    worker = make_mesh()
+    deliveries: list[int] = []
+
+    @worker.agent("marathon-1", capabilities=["marathon"])
+    async def marathon(task: TaskContext) -> dict[str, bool]:
+        deliveries.append(task.attempt)
+        await asyncio.sleep(3.2)  # more than 3x the 1 s ack wait
+        return {"done": True}
+
+    async with worker:
+        task_id = await client.submit("marathon", {})
+        assert await client.wait_result(task_id, timeout=20) == {"done": True}
+        await asyncio.sleep(1.2)
+    assert deliveries == [1]
+
+
+async def test_declined_offers_go_to_other_agents(
+    make_mesh: Callable[..., Mesh], events: tuple[Mesh, dict[str, list[Envelope]]]
+) -> None:
+    client, seen = events
+    worker = make_mesh()
+
+    def refuse(task: TaskContext) -> Decision:
+        return Decision(False, "not my kind of work", delay=0.05)
+
+    async def handle(task: TaskContext) -> dict[str, str]:
+        return {"by": task.agent.agent_id}
+
+    worker.agent("grumpy-1", capabilities=["chore"], decide=refuse)(handle)
+    worker.agent("willing-1", capabilities=["chore"], decide=lambda task: True)(handle)
+    async with worker:
+        ids = [await client.submit("chore", {"n": i}) for i in range(20)]
+        await eventually(lambda: len(seen.get("task.completed", [])) >= 20, timeout=30)
+    assert {e.payload["task_id"] for e in seen["task.completed"]} == set(ids)
+    assert {e.payload["agent_id"] for e in seen["task.completed"]} == {"willing-1"}
+    assert worker.agents["grumpy-1"].executor.declined > 0
+
+
+async def test_routed_mode_spreads_work_and_waits_for_a_capable_agent(
+    make_mesh: Callable[..., Mesh], events: tuple[Mesh, dict[str, list[Envelope]]]
+) -> None:
+    client, seen = events
+    worker = make_mesh()
+
+    async def handle(task: TaskContext) -> dict[str, str]:
+        return {"by": task.agent.agent_id}
+
+    worker.agent("router-a", capabilities=["route"])(handle)
+    worker.agent("router-b", capabilities=["route"])(handle)
+    async with worker:
+        await eventually(
+            lambda: len(client.registry.agents(client.tenant, capability="route")) == 2
+        )
+        ids = [await client.submit("route", {}, strategy="round_robin") for _ in range(10)]
+        await eventually(lambda: len(seen.get("task.completed", [])) >= 10, timeout=20)
+        by_agent = [
+            e.payload["agent_id"] for e in seen["task.completed"] if e.payload["task_id"] in ids
+        ]
+        assert by_agent.count("router-a") == 5
+        assert by_agent.count("router-b") == 5
+        # nobody can translate yet: the task waits in the queue with a visible reason
+        waiting = await client.submit("translate", {}, strategy="least_connections")
+        assert "no agent has capability translate" in client.router.last_reason
+        late = make_mesh()
+        late.agent("translator-9", capabilities=["translate"])(handle)
+        async with late:
+            assert await client.wait_result(waiting, timeout=15) == {"by": "translator-9"}
