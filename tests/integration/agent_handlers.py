@@ -15,3 +15,17 @@ async def crunch(task: TaskContext) -> dict[str, Any]:
         await asyncio.Event().wait()
     await asyncio.sleep(float(task.payload.get("sleep", 0.05)))
     return {"n": task.payload.get("n"), "pid": os.getpid(), "attempt": task.attempt}
+
+
+async def side_effect(task: TaskContext) -> dict[str, Any]:
+    """Work with an external side effect: one file per task id (idempotent) plus a raw log."""
+    await asyncio.sleep(float(task.payload.get("sleep", 0.01)))
+    out = os.environ["SIDE_EFFECT_DIR"]
+    with open(os.path.join(out, "executions.log"), "a") as log:
+        log.write(f"{task.task_id} {os.getpid()}\n")
+    try:
+        fd = os.open(os.path.join(out, "done", task.task_id), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.close(fd)
+    except FileExistsError:
+        pass
+    return {"n": task.payload.get("n")}
