@@ -21,8 +21,9 @@ async def side_effect(task: TaskContext) -> dict[str, Any]:
     """Work with an external side effect: one file per task id (idempotent) plus a raw log."""
     await asyncio.sleep(float(task.payload.get("sleep", 0.01)))
     out = os.environ["SIDE_EFFECT_DIR"]
-    with open(os.path.join(out, "executions.log"), "a") as log:
-        log.write(f"{task.task_id} {os.getpid()}\n")
+    fd = os.open(os.path.join(out, "executions.log"), os.O_APPEND | os.O_CREAT | os.O_WRONLY)
+    os.write(fd, f"{task.task_id} {os.getpid()}\n".encode())  # one small append: atomic
+    os.close(fd)
     try:
         fd = os.open(os.path.join(out, "done", task.task_id), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         os.close(fd)
