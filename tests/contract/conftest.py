@@ -16,6 +16,14 @@ import pytest
 
 from agentmesh.transports import Transport, create_transport
 from agentmesh.transports.memory import MemoryTransport
+from tests.contract.brokers import (  # noqa: F401  (session fixtures)
+    kafka_url,
+    pubsub_url,
+    pulsar_url,
+    rabbitmq_url,
+    redis_url,
+    sqs_url,
+)
 
 TransportFactory = Callable[[], Awaitable[Transport]]
 
@@ -30,9 +38,18 @@ async def _nats(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     yield request.getfixturevalue("nats_url")
 
 
+def _from_fixture(name: str) -> Callable[[pytest.FixtureRequest], Any]:
+    @contextlib.asynccontextmanager
+    async def factory(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+        yield request.getfixturevalue(name)
+
+    return factory
+
+
 FACTORIES: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
     "memory": _memory,
     "nats": _nats,
+    "redis": _from_fixture("redis_url"),
 }
 
 

@@ -35,6 +35,8 @@ SCHEMES: dict[str, str] = {
     "memory": "agentmesh.transports.memory:MemoryTransport",
     "nats": "agentmesh.transports.nats:NatsTransport",
     "tls": "agentmesh.transports.nats:NatsTransport",
+    "redis": "agentmesh.transports.redis:RedisTransport",
+    "rediss": "agentmesh.transports.redis:RedisTransport",
 }
 
 

@@ -1,0 +1,286 @@
+"""Shared plumbing of the broker transports (Redis, RabbitMQ, Kafka, SQS, Pulsar, Pub/Sub).
+
+Each broker module subclasses :class:`BrokerTransport` and implements four primitives:
+``_connect``/``_disconnect``, ``_send`` (one publish, optionally with a reply address),
+``_start_core`` and ``_start_durable`` (wire a :class:`BrokerSubscription` to the broker),
+plus ``_open_inbox`` for request/reply. Validation, payload limits, the dispatcher,
+request/reply correlation and orderly shutdown live here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+
+from agentmesh import subjects
+from agentmesh.envelope import Envelope
+from agentmesh.errors import (
+    BrokerUnavailable,
+    NoResponders,
+    NotSupported,
+    PayloadTooLarge,
+    RequestTimeout,
+    ValidationError,
+)
+from agentmesh.transports.base import (
+    DEFAULT_MAX_PAYLOAD,
+    Handler,
+    SubscribeOptions,
+    TransportCapabilities,
+)
+from agentmesh.transports.message import DedupeWindow, Dispatcher
+
+Cleanup = Callable[[], Awaitable[None]]
+
+
+def durable_scope(subject: str) -> tuple[str, str]:
+    """``(tenant, kind)`` of a durable subject; its tenant and kind must be concrete."""
+    parts = subject.split(".")
+    if len(parts) < 4 or parts[0] != subjects.PREFIX or any(p in ("*", ">") for p in parts[1:3]):
+        raise ValidationError(
+            f"durable subject {subject!r} must look like am.<tenant>.<kind>.<name> "
+            "(tenant and kind without wildcards)"
+        )
+    return parts[1], parts[2]
+
+
+class BrokerSubscription:
+    """A live subscription: stops intake, drains its handlers, then releases broker state."""
+
+    def __init__(self, transport: BrokerTransport, subject: str, dispatcher: Dispatcher) -> None:
+        self.transport = transport
+        self.subject = subject
+        self.dispatcher = dispatcher
+        self.tasks: list[asyncio.Task[None]] = []
+        self.stop_intake: list[Cleanup] = []
+        self.release: list[Cleanup] = []
+
+    @property
+    def closed(self) -> bool:
+        return self.dispatcher.closed
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        self.tasks.append(asyncio.ensure_future(coro))
+
+    async def unsubscribe(self) -> None:
+        """Stop delivery; waits for this subscription's in-flight handlers."""
+        if self in self.transport._subs:
+            self.transport._subs.remove(self)
+        self.dispatcher.closed = True
+        for fn in self.stop_intake:
+            with contextlib.suppress(Exception):
+                await fn()
+        for task in self.tasks:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), 2.0)
+            except (TimeoutError, Exception):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self.tasks.clear()
+        await self.dispatcher.drain()
+        for fn in self.release:
+            with contextlib.suppress(Exception):
+                await fn()
+        self.release.clear()
+
+
+class BrokerTransport:
+    """Base of the broker transports (see module docstring)."""
+
+    broker_name = "broker"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: float = 5.0,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        capabilities: TransportCapabilities | None = None,
+    ) -> None:
+        self.url = url
+        self.capabilities = capabilities or TransportCapabilities(max_payload=max_payload)
+        self.connect_timeout = connect_timeout
+        self.instance = uuid.uuid4().hex[:12]
+        self._subs: list[BrokerSubscription] = []
+        self._dedupe = DedupeWindow()
+        self._waiters: dict[str, asyncio.Future[bytes]] = {}
+        self._inbox: str | None = None
+        self._inbox_lock = asyncio.Lock()
+        self._connected = False
+
+    # -- subclass primitives --------------------------------------------------------------
+    async def _connect(self) -> None:
+        raise NotImplementedError
+
+    async def _disconnect(self) -> None:
+        raise NotImplementedError
+
+    async def _send(
+        self, subject: str, data: bytes, *, durable: bool, msg_id: str, reply: str | None = None
+    ) -> int | None:
+        """Publish once; return how many subscribers got it when the broker says (else None)."""
+        raise NotImplementedError
+
+    async def _start_core(self, sub: BrokerSubscription, queue: str | None) -> None:
+        raise NotImplementedError
+
+    async def _start_durable(
+        self, sub: BrokerSubscription, durable: str, options: SubscribeOptions
+    ) -> None:
+        raise NotImplementedError
+
+    async def _open_inbox(self) -> str:
+        """Start receiving replies; return the reply-address prefix (``<prefix>.<token>``)."""
+        raise NotImplementedError
+
+    async def _respond(self, reply: str, envelope: Envelope) -> None:
+        raise NotImplementedError
+
+    # -- connection -----------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Connect; raises :class:`BrokerUnavailable` naming the URL within the timeout."""
+        if self._connected:
+            return
+        try:
+            await asyncio.wait_for(self._connect(), self.connect_timeout)
+        except BrokerUnavailable:
+            raise
+        except (TimeoutError, OSError, ConnectionError) as exc:
+            raise self.unavailable(exc) from None
+        self._connected = True
+
+    def unavailable(self, exc: BaseException | str) -> BrokerUnavailable:
+        reason = exc if isinstance(exc, str) else (str(exc) or type(exc).__name__)
+        return BrokerUnavailable(f"cannot reach {self.broker_name} at {self.url}: {reason}")
+
+    def require_connected(self) -> None:
+        if not self._connected:
+            raise BrokerUnavailable(
+                f"{self.broker_name} transport for {self.url} is not connected; call connect()"
+            )
+
+    async def close(self) -> None:
+        """Stop every subscription, wait for in-flight handlers, disconnect."""
+        for sub in list(self._subs):
+            await sub.unsubscribe()
+        for fut in self._waiters.values():
+            fut.cancel()
+        self._waiters.clear()
+        if self._connected:
+            self._connected = False
+            with contextlib.suppress(Exception):
+                await self._disconnect()
+        self._inbox = None
+
+    # -- publish --------------------------------------------------------------------------
+    def check(self, subject: str, data: bytes) -> None:
+        if not subjects.is_valid(subject) or "*" in subject or ">" in subject:
+            raise ValidationError(f"cannot publish to {subject!r}: not a concrete subject")
+        limit = self.capabilities.max_payload
+        if len(data) > limit:
+            raise PayloadTooLarge(
+                f"envelope of {len(data)} bytes exceeds the {self.broker_name} transport's max "
+                f"payload of {limit} bytes ({self.url}); send a reference instead"
+            )
+
+    async def publish(self, subject: str, envelope: Envelope, *, durable: bool = False) -> None:
+        """Send ``envelope``; ``durable=True`` stores it with the envelope id as dedupe key."""
+        self.require_connected()
+        data = envelope.encode()
+        self.check(subject, data)
+        await self._send(subject, data, durable=durable, msg_id=envelope.id)
+
+    async def publish_raw(self, subject: str, data: bytes, *, durable: bool = False) -> None:
+        """Publish bytes as they are (tests use it for malformed input)."""
+        self.require_connected()
+        self.check(subject, data)
+        await self._send(subject, data, durable=durable, msg_id=uuid.uuid4().hex)
+
+    async def _dead_letter(self, subject: str, envelope: Envelope) -> None:
+        data = envelope.encode()
+        if len(data) > self.capabilities.max_payload:  # keep the error, drop the oversized body
+            envelope.payload = {"truncated": True}
+            data = envelope.encode()
+        await self._send(subject, data, durable=True, msg_id=envelope.id)
+
+    # -- request/reply --------------------------------------------------------------------
+    async def request(self, subject: str, envelope: Envelope, *, timeout: float = 5.0) -> Envelope:
+        """Send and wait for one reply; raises RequestTimeout / NoResponders."""
+        if not self.capabilities.request_reply:
+            raise NotSupported(f"{self.broker_name} transport ({self.url}) has no request/reply")
+        self.require_connected()
+        data = envelope.encode()
+        self.check(subject, data)
+        if self._inbox is None:
+            async with self._inbox_lock:
+                if self._inbox is None:
+                    self._inbox = await self._open_inbox()
+        token = uuid.uuid4().hex
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._waiters[token] = fut
+        try:
+            sent = await self._send(
+                subject, data, durable=False, msg_id=envelope.id, reply=f"{self._inbox}.{token}"
+            )
+            if sent == 0:
+                raise NoResponders(f"no agent serves {subject!r}")
+            try:
+                body = await asyncio.wait_for(fut, timeout)
+            except TimeoutError:
+                raise RequestTimeout(f"no reply on {subject!r} within {timeout:g}s") from None
+        finally:
+            self._waiters.pop(token, None)
+        return Envelope.decode(body)
+
+    def deliver_reply(self, token: str, data: bytes) -> None:
+        """Hand a reply to its waiting request (called by the transport's inbox reader)."""
+        fut = self._waiters.get(token)
+        if fut is not None and not fut.done():
+            fut.set_result(data)
+
+    # -- subscribe ------------------------------------------------------------------------
+    async def subscribe(
+        self,
+        subject: str,
+        handler: Handler,
+        *,
+        queue: str | None = None,
+        durable: str | None = None,
+        options: SubscribeOptions | None = None,
+    ) -> BrokerSubscription:
+        """Deliver matching envelopes to ``handler`` (see :mod:`agentmesh.transports.base`)."""
+        self.require_connected()
+        if not subjects.is_valid(subject):
+            raise ValidationError(f"invalid subject pattern {subject!r}")
+        opts = options or SubscribeOptions()
+        if durable is not None:
+            if not durable or any(c in durable for c in ".*> :/"):
+                raise ValidationError(
+                    f"durable name {durable!r} may not be empty or contain '.', '*', '>', ':', "
+                    "'/' or spaces"
+                )
+            durable_scope(subject)
+        dispatcher = Dispatcher(
+            handler,
+            subject=subject,
+            durable=durable is not None,
+            options=opts,
+            dead_letter=self._dead_letter,
+            respond=self._respond,
+            dedupe=self._dedupe,
+            group=durable or queue or uuid.uuid4().hex,
+        )
+        sub = BrokerSubscription(self, subject, dispatcher)
+        try:
+            if durable is None:
+                await self._start_core(sub, queue)
+            else:
+                await self._start_durable(sub, durable, opts)
+        except BaseException:
+            await sub.unsubscribe()
+            raise
+        self._subs.append(sub)
+        return sub

@@ -1,0 +1,437 @@
+"""``redis://``: Redis pub/sub for core traffic, Redis Streams for durability.
+
+* Core publish = ``PUBLISH <subject>``; subscriptions use ``PSUBSCRIBE`` (``*``/``>`` become
+  glob ``*``, then the NATS rule is applied client-side). ``PUBLISH`` returns the receiver
+  count, so a request nobody listens to fails fast with ``NoResponders``.
+* Queue groups: every member sees the message; the member chosen by a hash over the live
+  member list (a heartbeat sorted set) claims it with ``SET NX``; the others claim it only
+  if the preferred member did not (dead or just joined), so each message runs once.
+* Durable: one stream per ``am.<tenant>.<kind>`` (``am:s:<tenant>.<kind>``) with a field for
+  the subject; ``durable=True`` publishes through a script that drops a duplicate envelope id
+  (120 s window), appends to the stream and also publishes to core subscribers.
+  ``subscribe(durable=name)`` is a consumer group read with ``XREADGROUP``; unacked entries
+  come back with ``XAUTOCLAIM`` after ``ack_wait``; ``nak(delay)`` rewinds the entry's idle
+  time so it is reclaimed ``delay`` seconds later; the delivery counter is the attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+import redis.exceptions
+from loguru import logger
+
+from agentmesh import subjects
+from agentmesh.envelope import Envelope
+from agentmesh.transports._base import BrokerSubscription, BrokerTransport, durable_scope
+from agentmesh.transports.base import SubscribeOptions
+
+STREAM_MAXLEN = 1_000_000
+DEDUPE_SECONDS = 120
+CLAIM_TTL_MS = 60_000
+MEMBER_TTL = 5.0
+_FALLBACK_DELAY = 0.15
+
+# KEYS: stream, dedupe key. ARGV: subject, data, maxlen, dedupe seconds
+_PUBLISH_DURABLE = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4]) then
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 's', ARGV[1], 'd', ARGV[2])
+  local d = ARGV[2]
+  if string.byte(d, 1) == 0 then d = '\\0\\0' .. d end
+  return redis.call('PUBLISH', ARGV[1], d)
+end
+return -1
+"""
+
+
+def frame(data: bytes, reply: str | None) -> bytes:
+    """Core wire frame: the bytes themselves, or ``\\0<reply>\\0<bytes>`` with a reply."""
+    if reply is None and not data.startswith(b"\0"):
+        return data
+    return b"\0" + (reply or "").encode() + b"\0" + data
+
+
+def unframe(raw: bytes) -> tuple[bytes, str | None]:
+    if not raw.startswith(b"\0"):
+        return raw, None
+    end = raw.index(b"\0", 1)
+    reply = raw[1:end].decode()
+    return raw[end + 1 :], reply or None
+
+
+def stream_key(subject: str) -> str:
+    tenant, kind = durable_scope(subject)
+    return f"am:s:{tenant}.{kind}"
+
+
+class _CoreRaw:
+    __slots__ = ("attempt", "data", "reply", "subject")
+
+    def __init__(self, subject: str, data: bytes, reply: str | None) -> None:
+        self.subject = subject
+        self.data = data
+        self.reply = reply
+        self.attempt = 1
+
+    async def ack(self) -> None:
+        return None
+
+    async def nak(self, delay: float | None = None) -> None:
+        return None
+
+    async def term(self) -> None:
+        return None
+
+    async def in_progress(self) -> None:
+        return None
+
+
+class _StreamRaw:
+    __slots__ = (
+        "_consumer",
+        "_group",
+        "_id",
+        "_idle_ms",
+        "_r",
+        "_stream",
+        "attempt",
+        "data",
+        "reply",
+        "subject",
+    )
+
+    def __init__(
+        self,
+        r: aioredis.Redis,
+        stream: str,
+        group: str,
+        consumer: str,
+        entry_id: bytes,
+        subject: str,
+        data: bytes,
+        attempt: int,
+        ack_wait: float,
+    ) -> None:
+        self._r = r
+        self._stream = stream
+        self._group = group
+        self._consumer = consumer
+        self._id = entry_id
+        self._idle_ms = int(ack_wait * 1000)
+        self.subject = subject
+        self.data = data
+        self.attempt = attempt
+        self.reply: str | None = None
+
+    async def ack(self) -> None:
+        await self._r.xack(self._stream, self._group, self._id)
+
+    async def term(self) -> None:
+        await self.ack()
+
+    async def nak(self, delay: float | None = None) -> None:
+        # age the entry so XAUTOCLAIM (min idle = ack_wait) takes it back after `delay`
+        idle = max(self._idle_ms - int((delay or 0.0) * 1000), 0)
+        await self._r.xclaim(
+            self._stream, self._group, self._consumer, 0, [self._id], idle=idle, justid=True
+        )
+
+    async def in_progress(self) -> None:
+        await self._r.xclaim(
+            self._stream, self._group, self._consumer, 0, [self._id], idle=0, justid=True
+        )
+
+
+class RedisTransport(BrokerTransport):
+    """Redis pub/sub + Streams transport (see module docstring)."""
+
+    broker_name = "Redis"
+
+    def __init__(self, url: str = "redis://127.0.0.1:6379/0", **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self._r: aioredis.Redis | None = None
+        self._publish_durable: Any = None
+        self._counter = 0
+        self._inbox_task: asyncio.Task[None] | None = None
+
+    @property
+    def r(self) -> aioredis.Redis:
+        self.require_connected()
+        assert self._r is not None
+        return self._r
+
+    async def _connect(self) -> None:
+        self._r = aioredis.Redis.from_url(
+            self.url,
+            socket_connect_timeout=self.connect_timeout,
+            max_connections=512,
+            health_check_interval=0,
+        )
+        try:
+            await self._r.ping()
+        except redis.exceptions.ConnectionError as exc:
+            await self._r.aclose()  # type: ignore[no-untyped-call]
+            self._r = None
+            raise self.unavailable(exc) from None
+        self._publish_durable = self._r.register_script(_PUBLISH_DURABLE)
+
+    async def _disconnect(self) -> None:
+        if self._inbox_task is not None:
+            self._inbox_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._inbox_task
+            self._inbox_task = None
+        if self._r is not None:
+            await self._r.aclose()  # type: ignore[no-untyped-call]
+            self._r = None
+
+    async def ping(self) -> float:
+        """Round-trip time to Redis in seconds; raises BrokerUnavailable."""
+        start = time.perf_counter()
+        try:
+            await self.r.ping()
+        except (redis.exceptions.ConnectionError, OSError) as exc:
+            raise self.unavailable(exc) from None
+        return time.perf_counter() - start
+
+    # -- publish --------------------------------------------------------------------------
+    async def _send(
+        self, subject: str, data: bytes, *, durable: bool, msg_id: str, reply: str | None = None
+    ) -> int | None:
+        try:
+            if durable:
+                key = stream_key(subject)
+                n = await self._publish_durable(
+                    keys=[key, f"am:dd:{key}:{msg_id}"],
+                    args=[subject, data, STREAM_MAXLEN, DEDUPE_SECONDS],
+                )
+                return None if int(n) < 0 else int(n)
+            return int(await self.r.publish(subject, frame(data, reply)))
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise self.unavailable(exc) from None
+
+    async def _respond(self, reply: str, envelope: Envelope) -> None:
+        await self.r.publish(reply, envelope.encode())
+
+    async def _open_inbox(self) -> str:
+        prefix = f"_INBOX.{self.instance}"
+        ps = self.r.pubsub(ignore_subscribe_messages=True)
+        await ps.psubscribe(f"{prefix}.*")
+
+        async def read() -> None:
+            try:
+                while self._connected:
+                    msg = await ps.get_message(timeout=1.0)
+                    if msg is not None:
+                        token = msg["channel"].decode().rpartition(".")[2]
+                        self.deliver_reply(token, msg["data"])
+            finally:
+                with contextlib.suppress(Exception):
+                    await ps.aclose()  # type: ignore[no-untyped-call]
+
+        self._inbox_task = asyncio.create_task(read())
+        return prefix
+
+    # -- core subscriptions ---------------------------------------------------------------
+    async def _start_core(self, sub: BrokerSubscription, queue: str | None) -> None:
+        pattern = sub.subject
+        ps = self.r.pubsub(ignore_subscribe_messages=True)
+        exact = "*" not in pattern and ">" not in pattern
+        if exact:
+            await ps.subscribe(pattern)
+        else:
+            await ps.psubscribe(".".join("*" if t in ("*", ">") else t for t in pattern.split(".")))
+        group = _QueueMember(self, queue, pattern) if queue else None
+        if group is not None:
+            await ps.subscribe(group.changed_channel)
+            await group.join()
+            sub.release.append(group.leave)
+
+        async def read() -> None:
+            d = sub.dispatcher
+            while not d.closed:
+                try:
+                    msg = await ps.get_message(timeout=0.25)
+                except (redis.exceptions.ConnectionError, OSError) as exc:
+                    logger.warning("redis subscription {} lost: {}", pattern, exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                if msg is None or d.closed:
+                    continue
+                channel = msg["channel"].decode()
+                if group is not None and channel == group.changed_channel:
+                    await group.refresh()
+                    continue
+                if not exact and not subjects.matches(pattern, channel):
+                    continue
+                raw = msg["data"]
+                if group is not None and not await group.claim(raw, d, channel):
+                    continue
+                data, reply = unframe(raw)
+                await d.submit(_CoreRaw(channel, data, reply))
+
+        async def stop() -> None:
+            with contextlib.suppress(Exception):
+                await ps.aclose()  # type: ignore[no-untyped-call]
+
+        sub.spawn(read())
+        sub.release.append(stop)
+
+    # -- durable subscriptions ------------------------------------------------------------
+    async def _start_durable(
+        self, sub: BrokerSubscription, durable: str, options: SubscribeOptions
+    ) -> None:
+        stream = stream_key(sub.subject.replace("*", "x").replace(">", "x"))
+        try:
+            await self.r.xgroup_create(stream, durable, id="0", mkstream=True)
+        except redis.exceptions.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._counter += 1
+        consumer = f"{self.instance}-{self._counter}"
+        sub.spawn(self._durable_loop(sub, stream, durable, consumer, options))
+
+    async def _durable_loop(
+        self,
+        sub: BrokerSubscription,
+        stream: str,
+        group: str,
+        consumer: str,
+        options: SubscribeOptions,
+    ) -> None:
+        d = sub.dispatcher
+        r = self.r
+        claim_every = min(0.25, options.ack_wait / 4)
+        idle_ms = int(options.ack_wait * 1000)
+        last_claim = 0.0
+
+        def raw(entry_id: bytes, fields: dict[bytes, bytes], attempt: int) -> _StreamRaw:
+            subject = fields.get(b"s", b"").decode()
+            return _StreamRaw(
+                r,
+                stream,
+                group,
+                consumer,
+                entry_id,
+                subject,
+                fields.get(b"d", b""),
+                attempt,
+                options.ack_wait,
+            )
+
+        while not d.closed:
+            free = d.free_slots
+            if free <= 0:
+                await asyncio.sleep(0.005)
+                continue
+            try:
+                now = time.monotonic()
+                if now - last_claim >= claim_every:
+                    last_claim = now
+                    _, claimed, *_ = await r.xautoclaim(
+                        stream, group, consumer, idle_ms, "0-0", count=min(free, 256)
+                    )
+                    for entry_id, fields in claimed:
+                        if fields is None or d.closed:
+                            continue
+                        info = await r.xpending_range(stream, group, entry_id, entry_id, 1)
+                        attempt = int(info[0]["times_delivered"]) if info else 2
+                        if attempt > options.max_deliver:
+                            await r.xack(stream, group, entry_id)
+                            continue
+                        await self._submit(sub, raw(entry_id, fields, attempt))
+                    if claimed:
+                        continue
+                resp = await r.xreadgroup(
+                    group, consumer, {stream: ">"}, count=min(free, 256), block=100
+                )
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as e:
+                if d.closed:
+                    return
+                logger.warning("redis stream read on {} failed: {}; retrying", stream, e)
+                await asyncio.sleep(0.5)
+                continue
+            except redis.exceptions.ResponseError as exc:
+                if "NOGROUP" in str(exc):  # stream deleted under us: recreate the group
+                    with contextlib.suppress(redis.exceptions.ResponseError):
+                        await r.xgroup_create(stream, group, id="0", mkstream=True)
+                    continue
+                raise
+            batches: Any = resp or ()
+            for _, entries in batches:
+                for entry_id, fields in entries:
+                    await self._submit(sub, raw(entry_id, fields, 1))
+
+    async def _submit(self, sub: BrokerSubscription, raw: _StreamRaw) -> None:
+        if not subjects.matches(sub.subject, raw.subject):
+            await raw.ack()  # another subject of the same stream
+            return
+        await sub.dispatcher.submit(raw)
+
+
+class _QueueMember:
+    """One member of a core queue group (see module docstring)."""
+
+    def __init__(self, transport: RedisTransport, queue: str, pattern: str) -> None:
+        self.t = transport
+        self.key = f"am:qg:{queue}:{pattern}"
+        self.changed_channel = f"am:qg-changed:{queue}:{pattern}"
+        self.claim_prefix = f"am:qc:{queue}:{pattern}:"
+        transport._counter += 1
+        self.me = f"{transport.instance}-{transport._counter}"
+        self.members: list[str] = [self.me]
+        self._beat: asyncio.Task[None] | None = None
+
+    async def join(self) -> None:
+        await self.t.r.zadd(self.key, {self.me: time.time()})
+        await self.refresh()
+        await self.t.r.publish(self.changed_channel, b"join")
+        self._beat = asyncio.create_task(self._heartbeat())
+
+    async def leave(self) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
+        await self.t.r.zrem(self.key, self.me)
+        await self.t.r.publish(self.changed_channel, b"leave")
+
+    async def refresh(self) -> None:
+        live: Any = await self.t.r.zrangebyscore(self.key, time.time() - MEMBER_TTL, "+inf")
+        members = sorted(bytes(m).decode() for m in live)
+        self.members = members if self.me in members else sorted([*members, self.me])
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            with contextlib.suppress(Exception):
+                await self.t.r.zadd(self.key, {self.me: time.time()})
+                await self.t.r.zremrangebyscore(self.key, "-inf", time.time() - 10 * MEMBER_TTL)
+                await self.refresh()
+
+    async def _try(self, key: str) -> bool:
+        return bool(await self.t.r.set(key, self.me, nx=True, px=CLAIM_TTL_MS))
+
+    async def claim(self, raw: bytes, dispatcher: Any, subject: str) -> bool:
+        """True when this member should run the message now; else maybe later as fallback."""
+        digest = hashlib.blake2b(raw, digest_size=12).digest()
+        key = self.claim_prefix + digest.hex()
+        if self.members[int.from_bytes(digest[:4]) % len(self.members)] == self.me:
+            return await self._try(key)
+
+        async def fallback() -> None:
+            await asyncio.sleep(_FALLBACK_DELAY)
+            if not dispatcher.closed and await self._try(key):
+                data, reply = unframe(raw)
+                await dispatcher.submit(_CoreRaw(subject, data, reply))
+
+        task = asyncio.create_task(fallback())
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+        return False
+
+
+_pending: set[asyncio.Task[None]] = set()
