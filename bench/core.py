@@ -253,7 +253,7 @@ async def bench_jetstream(url: str, n: int = 10_000) -> Result:
     while seen < n:
         try:
             msgs = await psub.fetch(batch=256, timeout=1)
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, TimeoutError):
             continue
         for m in msgs:
             orjson.loads(m.data)

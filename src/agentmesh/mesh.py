@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
@@ -294,32 +293,31 @@ class Mesh:
             await handler(msg.envelope)
 
         sub = await self.transport.subscribe(
-            subjects.event(self.tenant, event_type), deliver, durable=durable
+            subjects.event_pattern(self.tenant, event_type), deliver, durable=durable
         )
         self._subs.append(sub)
         return sub
 
     async def wait_result(self, task_id: str, timeout: float = 30.0) -> dict[str, Any]:
-        """Wait for the ``task.completed`` (or ``task.failed``) event of one task."""
+        """The result of one task: waits for its outcome event, or finds it when it is past.
+
+        Raises :class:`RemoteError` when the task failed for good or was cancelled.
+        """
         loop = asyncio.get_running_loop()
         done: asyncio.Future[Envelope] = loop.create_future()
 
-        async def match(env: Envelope) -> None:
-            if env.payload.get("task_id") == task_id and not done.done():
-                done.set_result(env)
+        async def match(msg: Message) -> None:
+            if not done.done():
+                done.set_result(msg.envelope)
 
-        name = f"wait-{uuid.uuid4().hex[:12]}"
-        subs = [
-            await self.on_event(kind, match, durable=name + kind.replace(".", "-"))
-            for kind in ("task.completed", "task.failed", "task.cancelled")
-        ]
+        sub = await self.transport.subscribe(subjects.task_outcomes(self.tenant, task_id), match)
         try:
+            past = await ledger_for(self.transport).outcome(self.tenant, task_id)
+            if past is not None and not done.done():
+                done.set_result(past)
             env = await asyncio.wait_for(done, timeout)
         finally:
-            for sub in subs:
-                await sub.unsubscribe()
-                if sub in self._subs:
-                    self._subs.remove(sub)
+            await sub.unsubscribe()
         if env.type == "task.failed":
             raise RemoteError(str(env.payload.get("error")), code="TASK_FAILED")
         if env.type == "task.cancelled":

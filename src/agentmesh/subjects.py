@@ -53,6 +53,34 @@ def event(tenant: str, event_type: str) -> str:
     return f"{PREFIX}.{_check(tenant, 'tenant')}.evt.{event_type}"
 
 
+TASK_OUTCOMES = ("task.completed", "task.failed", "task.cancelled")
+
+
+def task_outcome(tenant: str, outcome: str, task_id: str) -> str:
+    """Where a task's outcome event lives: ``am.<tenant>.evt.task.<outcome>.<task_id>``.
+
+    One subject per task makes the durable event its own record: the latest message on
+    the subject answers "did task X complete?" without a second write.
+    """
+    if outcome not in TASK_OUTCOMES:
+        raise ValueError(f"unknown task outcome {outcome!r}; use one of {TASK_OUTCOMES}")
+    return f"{event(tenant, outcome)}.{_check(task_id, 'task id')}"
+
+
+def task_outcomes(tenant: str, task_id: str) -> str:
+    """Every outcome event of one task: ``am.<tenant>.evt.task.*.<task_id>``."""
+    return f"{PREFIX}.{_check(tenant, 'tenant')}.evt.task.*.{_check(task_id, 'task id')}"
+
+
+def event_pattern(tenant: str, event_type: str) -> str:
+    """The subscription pattern of an event type (task outcomes carry the task id last)."""
+    return (
+        f"{event(tenant, event_type)}.*"
+        if event_type in TASK_OUTCOMES
+        else event(tenant, event_type)
+    )
+
+
 def heartbeat(tenant: str, agent_id: str) -> str:
     return f"{PREFIX}.{_check(tenant, 'tenant')}.hb.{_check(agent_id, 'agent id')}"
 

@@ -220,17 +220,18 @@ class DurableExecutor:
             },
         )
         done.metadata["id"] = result_id(tenant, task_id, "completed")
-        # both durable before the dispatcher acks on return
-        await asyncio.gather(
-            self.ledger.record_completed(tenant, task_id, done),
-            self._publish_outcome(tenant, "task.completed", done),
-        )
+        # durable (and findable by the ledger) before the dispatcher acks on return
+        await self._publish_outcome(tenant, "task.completed", done)
         reply_to = env.routing.get("reply_to")
         if isinstance(reply_to, str) and subjects.is_valid(reply_to):
             await agent.mesh.transport.publish(reply_to, done)
 
     async def _publish_outcome(self, tenant: str, kind: str, env: Envelope) -> None:
-        await self.agent.publish_guarded(subjects.event(tenant, kind), env, durable=True)
+        task_id = str(env.payload["task_id"])
+        await self.ledger.record_outcome(tenant, task_id, env)
+        await self.agent.publish_guarded(
+            subjects.task_outcome(tenant, kind, task_id), env, durable=True
+        )
 
     async def _cancelled_outcome(self, ctx: TaskContext, msg: Message, reason: str) -> None:
         env = ctx.envelope.reply(

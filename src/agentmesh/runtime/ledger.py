@@ -4,8 +4,10 @@ At-least-once delivery means a task can arrive again after its handler succeeded
 agent died between publishing the result and acking). The ledger remembers, per tenant
 and task id:
 
-* ``done``: the ``task.completed`` envelope, written before the broker message is acked;
-  a redelivery finds it and re-announces the result instead of running the handler again;
+* ``done``: the ``task.completed`` envelope, durable before the broker message is acked;
+  a redelivery finds it and re-announces the result instead of running the handler again
+  (on NATS the outcome event on ``am.<t>.evt.task.completed.<task_id>`` *is* the record:
+  one durable write per task);
 * ``failures``: handler failures so far (declines and crashes of the process do not count),
   so the attempt limit holds across agents;
 * ``cancelled``: a cancel request, honoured by whichever agent holds or later gets the task.
@@ -22,6 +24,7 @@ from typing import Any, ClassVar, Protocol
 import nats.js.errors
 from nats.js.api import KeyValueConfig
 
+from agentmesh import subjects
 from agentmesh.envelope import Envelope
 from agentmesh.transports import Transport
 from agentmesh.transports.nats import NatsTransport
@@ -32,8 +35,15 @@ TTL_SECONDS = 7 * 24 * 3600.0
 class TaskLedger(Protocol):
     """Durable per-task facts shared by every agent of the mesh."""
 
+    async def outcome(self, tenant: str, task_id: str) -> Envelope | None:
+        """The latest outcome event of a task (completed, failed or cancelled), if any."""
+        ...
+
     async def completed(self, tenant: str, task_id: str) -> Envelope | None: ...
-    async def record_completed(self, tenant: str, task_id: str, result: Envelope) -> None: ...
+    async def record_outcome(self, tenant: str, task_id: str, outcome: Envelope) -> None:
+        """Make the outcome findable; called before the outcome event is published."""
+        ...
+
     async def add_failure(self, tenant: str, task_id: str) -> int:
         """Count one more handler failure; returns the total."""
         ...
@@ -50,6 +60,7 @@ class MemoryLedger:
 
     def __init__(self) -> None:
         self._done: dict[tuple[str, str], bytes] = {}
+        self._outcomes: dict[tuple[str, str], bytes] = {}
         self._failures: dict[tuple[str, str], int] = {}
         self._cancelled: set[tuple[str, str]] = set()
 
@@ -61,8 +72,15 @@ class MemoryLedger:
         raw = self._done.get((tenant, task_id))
         return None if raw is None else Envelope.decode(raw)
 
-    async def record_completed(self, tenant: str, task_id: str, result: Envelope) -> None:
-        self._done[(tenant, task_id)] = result.encode()
+    async def record_outcome(self, tenant: str, task_id: str, outcome: Envelope) -> None:
+        raw = outcome.encode()
+        self._outcomes[(tenant, task_id)] = raw
+        if outcome.type == "task.completed":
+            self._done[(tenant, task_id)] = raw
+
+    async def outcome(self, tenant: str, task_id: str) -> Envelope | None:
+        raw = self._outcomes.get((tenant, task_id))
+        return None if raw is None else Envelope.decode(raw)
 
     async def add_failure(self, tenant: str, task_id: str) -> int:
         key = (tenant, task_id)
@@ -113,13 +131,29 @@ class NatsLedger:
         except nats.js.errors.KeyNotFoundError:
             return None
 
-    async def completed(self, tenant: str, task_id: str) -> Envelope | None:
-        entry = await self._get(self._key(tenant, task_id, "done"))
-        return None if entry is None or not entry.value else Envelope.decode(entry.value)
+    async def _last(self, tenant: str, kind: str, task_id: str) -> Envelope | None:
+        subject = subjects.task_outcome(tenant, kind, task_id)
+        try:
+            msg = await self._transport.jetstream.get_last_msg(f"AM_{tenant}_evt", subject)
+        except nats.js.errors.NotFoundError:
+            return None
+        return Envelope.decode(msg.data) if msg.data else None
 
-    async def record_completed(self, tenant: str, task_id: str, result: Envelope) -> None:
-        kv = await self._bucket()
-        await kv.put(self._key(tenant, task_id, "done"), result.encode())
+    async def completed(self, tenant: str, task_id: str) -> Envelope | None:
+        return await self._last(tenant, "task.completed", task_id)
+
+    async def outcome(self, tenant: str, task_id: str) -> Envelope | None:
+        found = [
+            e
+            for e in await asyncio.gather(
+                *(self._last(tenant, kind, task_id) for kind in subjects.TASK_OUTCOMES)
+            )
+            if e
+        ]
+        return max(found, key=lambda e: str(e.metadata.get("timestamp", ""))) if found else None
+
+    async def record_outcome(self, tenant: str, task_id: str, outcome: Envelope) -> None:
+        """Nothing to do: the durable outcome event is the record (see :meth:`outcome`)."""
 
     async def add_failure(self, tenant: str, task_id: str) -> int:
         kv = await self._bucket()
