@@ -145,7 +145,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def rabbitmq_url() -> str:
     """The system RabbitMQ (guest/guest on 5672); tests use fresh names on it."""
-    return "amqp://guest:guest@127.0.0.1:5672/"
+    return "amqp://guest:guest@127.0.0.1:5672/?queue_expires=120"
 
 
 @pytest.fixture(scope="session")

@@ -50,6 +50,7 @@ FACTORIES: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
     "memory": _memory,
     "nats": _nats,
     "redis": _from_fixture("redis_url"),
+    "rabbitmq": _from_fixture("rabbitmq_url"),
 }
 
 

@@ -37,6 +37,9 @@ SCHEMES: dict[str, str] = {
     "tls": "agentmesh.transports.nats:NatsTransport",
     "redis": "agentmesh.transports.redis:RedisTransport",
     "rediss": "agentmesh.transports.redis:RedisTransport",
+    "amqp": "agentmesh.transports.rabbitmq:RabbitMQTransport",
+    "amqps": "agentmesh.transports.rabbitmq:RabbitMQTransport",
+    "rabbitmq": "agentmesh.transports.rabbitmq:RabbitMQTransport",
 }
 
 

@@ -1,0 +1,327 @@
+"""``amqp://`` / ``rabbitmq://``: RabbitMQ through one topic exchange (aio-pika).
+
+* Every subject is a routing key on the topic exchange ``agentmesh``; a subscription binds
+  its pattern (``>`` becomes ``#``; the NATS rule is re-checked client-side).
+* Core subscriptions consume (no-ack) from an exclusive auto-delete queue; a queue group
+  shares one auto-delete queue named after the group, so RabbitMQ round-robins it.
+* Request/reply: the request carries ``reply_to`` = the requester's exclusive reply queue;
+  it is published ``mandatory`` with returns raised, so nobody listening -> ``NoResponders``.
+* ``durable=True`` publishes persistent messages with publisher confirms and
+  ``message_id`` = envelope id. ``subscribe(durable=name)`` consumes a quorum queue
+  ``am.d.<name>.<pattern>`` (prefetch = ``max_in_flight``); its ``x-delivery-count`` header
+  is the attempt number. ``nak(delay)`` = ``nack(requeue)`` after ``delay``; a delivery not
+  settled within ``ack_wait`` is nacked back to the queue for any member.
+  Durable queues expire after ``queue_expires`` seconds without consumers (URL query
+  ``?queue_expires=N``, default 7 days).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import aio_pika
+import aio_pika.exceptions
+import aiormq.exceptions
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from loguru import logger
+
+from agentmesh import subjects
+from agentmesh.envelope import Envelope
+from agentmesh.transports._base import BrokerSubscription, BrokerTransport
+from agentmesh.transports.base import SubscribeOptions
+
+EXCHANGE = "agentmesh"
+DEFAULT_QUEUE_EXPIRES = 7 * 24 * 3600
+
+
+def binding_key(pattern: str) -> str:
+    """AMQP topic binding for a NATS-style pattern (``>`` -> ``#``)."""
+    return ".".join("#" if t == ">" else t for t in pattern.split("."))
+
+
+class _CoreRaw:
+    __slots__ = ("attempt", "data", "reply", "subject")
+
+    def __init__(self, message: AbstractIncomingMessage) -> None:
+        self.subject = message.routing_key or ""
+        self.data = message.body
+        self.reply = message.reply_to or None
+        self.attempt = 1
+
+    async def ack(self) -> None:
+        return None
+
+    async def nak(self, delay: float | None = None) -> None:
+        return None
+
+    async def term(self) -> None:
+        return None
+
+    async def in_progress(self) -> None:
+        return None
+
+
+class _QueueRaw:
+    """A quorum-queue delivery with a client-side ``ack_wait`` deadline."""
+
+    __slots__ = ("_ack_wait", "_done", "_msg", "_timer", "attempt", "data", "reply", "subject")
+
+    def __init__(self, message: AbstractIncomingMessage, ack_wait: float) -> None:
+        self._msg = message
+        self._ack_wait = ack_wait
+        self._done = False
+        self.subject = message.routing_key or ""
+        self.data = message.body
+        self.reply: str | None = None
+        count = (message.headers or {}).get("x-delivery-count") or 0
+        self.attempt = (count if isinstance(count, int) else 0) + 1
+        self._timer: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._ack_wait, self._expired)
+
+    def _expired(self) -> None:
+        if not self._done:  # give it back so any member gets it again
+            _background(self._settle(requeue=True))
+
+    async def _settle(self, *, ack: bool = False, requeue: bool = False) -> None:
+        if self._done:
+            return
+        self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+        with contextlib.suppress(aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError):
+            if ack:
+                await self._msg.ack()
+            else:
+                await self._msg.nack(requeue=requeue)
+
+    async def ack(self) -> None:
+        await self._settle(ack=True)
+
+    async def term(self) -> None:
+        await self._settle(ack=True)
+
+    async def nak(self, delay: float | None = None) -> None:
+        if self._done:
+            return
+        if delay and delay > 0:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = asyncio.get_running_loop().call_later(
+                delay, lambda: _background(self._settle(requeue=True))
+            )
+            return
+        await self._settle(requeue=True)
+
+    async def in_progress(self) -> None:
+        if not self._done:
+            self._arm()
+
+
+_tasks: set[asyncio.Task[None]] = set()
+
+
+def _background(coro: Any) -> None:
+    task = asyncio.ensure_future(coro)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+class RabbitMQTransport(BrokerTransport):
+    """RabbitMQ transport (see module docstring)."""
+
+    broker_name = "RabbitMQ"
+
+    def __init__(self, url: str = "amqp://guest:guest@127.0.0.1:5672/", **kwargs: Any) -> None:
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        self.queue_expires = int(float(query.pop("queue_expires", DEFAULT_QUEUE_EXPIRES)))
+        scheme = "amqps" if parts.scheme in ("amqps", "rabbitmqs") else "amqp"
+        self._amqp_url = urlunsplit((scheme, parts.netloc, parts.path or "/", urlencode(query), ""))
+        super().__init__(url, **kwargs)
+        self._conn: AbstractRobustConnection | None = None
+        self._confirm: AbstractChannel | None = None
+        self._fast: AbstractChannel | None = None
+        self._returns: AbstractChannel | None = None
+        self._x_confirm: AbstractExchange | None = None
+        self._x_fast: AbstractExchange | None = None
+        self._x_returns: AbstractExchange | None = None
+
+    async def _connect(self) -> None:
+        try:
+            self._conn = await aio_pika.connect_robust(
+                self._amqp_url, timeout=self.connect_timeout, reconnect_interval=0.5
+            )
+        except (aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError, OSError) as exc:
+            raise self.unavailable(exc) from None
+        self._confirm = await self._conn.channel(publisher_confirms=True)
+        self._fast = await self._conn.channel(publisher_confirms=False)
+        self._returns = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
+        self._x_confirm = await self._confirm.declare_exchange(
+            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        self._x_fast = await self._fast.get_exchange(EXCHANGE, ensure=False)
+        self._x_returns = await self._returns.get_exchange(EXCHANGE, ensure=False)
+
+    async def _disconnect(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    @property
+    def conn(self) -> AbstractRobustConnection:
+        self.require_connected()
+        assert self._conn is not None
+        return self._conn
+
+    async def ping(self) -> float:
+        """Round-trip time to RabbitMQ in seconds; raises BrokerUnavailable."""
+        start = time.perf_counter()
+        try:
+            channel = await asyncio.wait_for(self.conn.channel(), self.connect_timeout)
+            await channel.close()
+        except (TimeoutError, aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError) as exc:
+            raise self.unavailable(exc) from None
+        return time.perf_counter() - start
+
+    # -- publish --------------------------------------------------------------------------
+    async def _send(
+        self, subject: str, data: bytes, *, durable: bool, msg_id: str, reply: str | None = None
+    ) -> int | None:
+        self.require_connected()
+        message = aio_pika.Message(
+            data,
+            message_id=msg_id,
+            reply_to=reply,
+            delivery_mode=(
+                aio_pika.DeliveryMode.PERSISTENT
+                if durable
+                else aio_pika.DeliveryMode.NOT_PERSISTENT
+            ),
+        )
+        try:
+            if reply is not None:
+                assert self._x_returns is not None
+                try:
+                    await self._x_returns.publish(message, subject, mandatory=True)
+                except aio_pika.exceptions.DeliveryError:
+                    return 0
+                return None
+            exchange = self._x_confirm if durable else self._x_fast
+            assert exchange is not None
+            await exchange.publish(message, subject)
+        except (
+            aio_pika.exceptions.ChannelInvalidStateError,
+            aiormq.exceptions.ConnectionClosed,
+            ConnectionError,
+        ) as exc:
+            raise self.unavailable(exc) from None
+        return None
+
+    async def _respond(self, reply: str, envelope: Envelope) -> None:
+        queue, _, token = reply.rpartition(".")
+        assert self._fast is not None
+        await self._fast.default_exchange.publish(
+            aio_pika.Message(envelope.encode(), correlation_id=token), routing_key=queue
+        )
+
+    async def _open_inbox(self) -> str:
+        channel = await self.conn.channel()
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+
+        async def on_reply(message: AbstractIncomingMessage) -> None:
+            if message.correlation_id:
+                self.deliver_reply(message.correlation_id, message.body)
+
+        await queue.consume(on_reply, no_ack=True)
+        return queue.name
+
+    # -- subscriptions --------------------------------------------------------------------
+    async def _start_core(self, sub: BrokerSubscription, queue: str | None) -> None:
+        channel = await self.conn.channel()
+        if queue:
+            q = await channel.declare_queue(
+                f"am.q.{queue}.{sub.subject}", auto_delete=True, arguments={"x-expires": 60_000}
+            )
+        else:
+            q = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await q.bind(EXCHANGE, binding_key(sub.subject))
+        self._consume(sub, channel, q, no_ack=True, make=_CoreRaw)
+
+    async def _start_durable(
+        self, sub: BrokerSubscription, durable: str, options: SubscribeOptions
+    ) -> None:
+        channel = await self.conn.channel()
+        await channel.set_qos(prefetch_count=max(options.max_in_flight, 1))
+        q = await channel.declare_queue(
+            f"am.d.{durable}.{sub.subject}",
+            durable=True,
+            arguments={"x-queue-type": "quorum", "x-expires": self.queue_expires * 1000},
+        )
+        await q.bind(EXCHANGE, binding_key(sub.subject))
+
+        def make(message: AbstractIncomingMessage) -> _QueueRaw:
+            return _QueueRaw(message, options.ack_wait)
+
+        self._consume(sub, channel, q, no_ack=False, make=make, max_deliver=options.max_deliver)
+
+    def _consume(
+        self,
+        sub: BrokerSubscription,
+        channel: AbstractChannel,
+        queue: AbstractQueue,
+        *,
+        no_ack: bool,
+        make: Any,
+        max_deliver: int = 0,
+    ) -> None:
+        iterator = queue.iterator(no_ack=no_ack)
+        d = sub.dispatcher
+
+        async def pump() -> None:
+            async for message in iterator:
+                if d.closed:
+                    if not no_ack:
+                        with contextlib.suppress(Exception):
+                            await message.nack(requeue=True)
+                    continue
+                raw = make(message)
+                if not subjects.matches(sub.subject, raw.subject):
+                    await raw.ack()
+                    continue
+                if max_deliver and raw.attempt > max_deliver:
+                    await raw.term()  # like JetStream: stop after max_deliver attempts
+                    continue
+                await d.submit(raw)
+
+        async def stop_intake() -> None:
+            await iterator.close()
+
+        async def close_channel() -> None:
+            await channel.close()
+
+        sub.spawn(_guard(pump(), sub.subject))
+        sub.stop_intake.append(stop_intake)
+        sub.release.append(close_channel)
+
+
+async def _guard(coro: Any, subject: str) -> None:
+    try:
+        await coro
+    except (aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError, ConnectionError) as exc:
+        logger.warning("RabbitMQ consumer on {} stopped: {}", subject, exc)
