@@ -30,6 +30,7 @@ from agentmesh.config import Settings, get_settings
 from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError, ValidationError
 from agentmesh.observability import metrics
+from agentmesh.resilience import MaxRetriesExceededError, RetryPolicy
 from agentmesh.runtime.agent import AgentHandler, AgentRuntime
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.registry import Registry
@@ -77,6 +78,7 @@ class Mesh:
             health_check_timeout=self.settings.agentmesh_health_check_timeout,
         )
         self.router = LiveRouter(self)
+        self._broker_retry = RetryPolicy.for_message_broker(name="mesh.publish")
         self._started = False
         self._subs: list[Subscription] = []
 
@@ -213,12 +215,19 @@ class Mesh:
                 subject, mode = subjects.inbox(self.tenant, chosen), strategy
                 env.routing["destination"] = chosen
         started = time.perf_counter()
-        await self.transport.publish(subject, env, durable=True)
+        await self._publish_durably(subject, env)
         metrics.messages_routed.labels(self.tenant, "task.offered", mode).inc()
         metrics.message_routing_latency.labels(mode, self.tenant).observe(
             time.perf_counter() - started
         )
         return env.id
+
+    async def _publish_durably(self, subject: str, env: Envelope) -> None:
+        """Publish with retries on transient broker errors (same id: the broker dedupes)."""
+        try:
+            await self._broker_retry.call(self.transport.publish, subject, env, durable=True)
+        except MaxRetriesExceededError as exc:
+            raise exc.last_error from None
 
     async def cancel(self, task_id: str) -> None:
         """Cancel a task: dropped if not started yet, interrupted if running somewhere."""

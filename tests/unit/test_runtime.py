@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agentmesh import Mesh, RemoteError, TaskContext
+from agentmesh import Envelope, Mesh, RemoteError, TaskContext
 from agentmesh.config import Settings
 from agentmesh.errors import InvalidTransition, NoResponders, RequestTimeout, ValidationError
 from agentmesh.observability import metrics
@@ -242,3 +242,25 @@ async def test_queue_depths_feed_the_gauge(mesh: Mesh) -> None:
         )
     )
     monitor.cancel()
+
+
+async def test_submit_retries_transient_broker_errors(mesh: Mesh) -> None:
+    from agentmesh.errors import BrokerUnavailable
+
+    await mesh.start()
+    real = mesh.transport.publish
+    failures = [BrokerUnavailable("blip"), BrokerUnavailable("blip")]
+
+    async def flaky(subject: str, env: object, *, durable: bool = False) -> None:
+        if failures:
+            raise failures.pop()
+        await real(subject, env, durable=durable)  # type: ignore[arg-type]
+
+    mesh.transport.publish = flaky  # type: ignore[method-assign]
+    task_id = await mesh.submit("anything", {})
+    assert failures == []
+    stored = [Envelope.decode(e.data).id for e in mesh.transport.broker.log]  # type: ignore[attr-defined]
+    assert stored.count(task_id) == 1
+    failures.extend([BrokerUnavailable("down")] * 10)
+    with pytest.raises(BrokerUnavailable, match="down"):
+        await mesh.submit("anything", {})
