@@ -185,6 +185,10 @@ class ProcessedMessages(Protocol):
         """True the first time a pair is recorded, False for a duplicate."""
         ...
 
+    async def forget_processed(self, consumer: str, message_id: str) -> None:
+        """Remove a record (the handler failed; let a redelivery try again)."""
+        ...
+
 
 class FullEventStore(EventStore, OutboxStore, ProcessedMessages, Protocol):
     """What every AgentMesh store implements."""

@@ -115,6 +115,9 @@ class MemoryEventStore:
         self._processed.add(key)
         return True
 
+    async def forget_processed(self, consumer: str, message_id: str) -> None:
+        self._processed.discard((consumer, message_id))
+
     def __repr__(self) -> str:
         return f"MemoryEventStore({self.url!r}, events={len(self._events)})"
 

@@ -215,6 +215,14 @@ class SqlEventStore:
             )
         return inserted is not None
 
+    async def forget_processed(self, consumer: str, message_id: str) -> None:
+        async with self.db.write() as c:
+            await c.execute(
+                "DELETE FROM processed_messages WHERE consumer = ? AND message_id = ?",
+                consumer,
+                message_id,
+            )
+
     def __repr__(self) -> str:
         from agentmesh.store.db import safe_url
 

@@ -1,0 +1,122 @@
+"""Application layer: commands, queries, their handlers and the ``CqrsBus``.
+
+>>> p = await open_persistence("memory://")                        # doctest: +SKIP
+>>> bus = build_bus(p.store, p.read_models, crypto)                 # doctest: +SKIP
+>>> await bus.execute(SubmitTask("acme", "summarize", {"text": "hi"}))   # doctest: +SKIP
+>>> await p.projector.catch_up()                                    # doctest: +SKIP
+>>> page = await bus.query(ListTasks("acme"))                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from agentmesh.commands.bus import CqrsBus
+from agentmesh.commands.handlers import CommandHandlers
+from agentmesh.commands.messages import (
+    ActivateAgent,
+    AssignTask,
+    CancelTask,
+    CommandResult,
+    CompleteTask,
+    CreateAgent,
+    CreateTenant,
+    FailTask,
+    GetAgent,
+    GetMessage,
+    GetTask,
+    GetTenant,
+    ListAgents,
+    ListTasks,
+    ListTenants,
+    MarkAgentHealthy,
+    MarkAgentUnhealthy,
+    PauseAgent,
+    RecordHeartbeat,
+    RegisterAgent,
+    ResumeAgent,
+    RetryTask,
+    StartTask,
+    SubmitTask,
+    TerminateAgent,
+    TimeOutTask,
+)
+from agentmesh.commands.queries import QueryHandlers
+from agentmesh.security.crypto import EncryptionService
+from agentmesh.store.base import EventStore
+from agentmesh.store.queries import ReadModels
+
+
+def build_bus(
+    store: EventStore,
+    read_models: ReadModels | None = None,
+    crypto: EncryptionService | None = None,
+) -> CqrsBus:
+    """A bus with every command handler (and every query handler when read models exist)."""
+    bus = CqrsBus()
+    h = CommandHandlers(store, read_models, crypto)
+    for command_type, handler in (
+        (CreateTenant, h.create_tenant),
+        (RegisterAgent, h.register_agent),
+        (ActivateAgent, h.activate_agent),
+        (PauseAgent, h.pause_agent),
+        (ResumeAgent, h.resume_agent),
+        (TerminateAgent, h.terminate_agent),
+        (RecordHeartbeat, h.record_heartbeat),
+        (MarkAgentUnhealthy, h.mark_unhealthy),
+        (MarkAgentHealthy, h.mark_healthy),
+        (SubmitTask, h.submit_task),
+        (AssignTask, h.assign_task),
+        (StartTask, h.start_task),
+        (CompleteTask, h.complete_task),
+        (FailTask, h.fail_task),
+        (TimeOutTask, h.time_out_task),
+        (CancelTask, h.cancel_task),
+        (RetryTask, h.retry_task),
+    ):
+        bus.register_command(command_type, handler)
+    if read_models is not None:
+        q = QueryHandlers(read_models)
+        for query_type, qh in (
+            (GetAgent, q.get_agent),
+            (ListAgents, q.list_agents),
+            (GetTask, q.get_task),
+            (ListTasks, q.list_tasks),
+            (ListTenants, q.list_tenants),
+            (GetTenant, q.get_tenant),
+            (GetMessage, q.get_message),
+        ):
+            bus.register_query(query_type, qh)
+    return bus
+
+
+__all__ = [
+    "ActivateAgent",
+    "AssignTask",
+    "CancelTask",
+    "CommandHandlers",
+    "CommandResult",
+    "CompleteTask",
+    "CqrsBus",
+    "CreateAgent",
+    "CreateTenant",
+    "FailTask",
+    "GetAgent",
+    "GetMessage",
+    "GetTask",
+    "GetTenant",
+    "ListAgents",
+    "ListTasks",
+    "ListTenants",
+    "MarkAgentHealthy",
+    "MarkAgentUnhealthy",
+    "PauseAgent",
+    "QueryHandlers",
+    "RecordHeartbeat",
+    "RegisterAgent",
+    "ResumeAgent",
+    "RetryTask",
+    "StartTask",
+    "SubmitTask",
+    "TerminateAgent",
+    "TimeOutTask",
+    "build_bus",
+]

@@ -1,0 +1,458 @@
+"""Command handlers: load -> decide (domain) -> append (events + outbox in one transaction).
+
+Every appended domain event is also published, through the outbox, on
+``am.<tenant>.evt.<topic>`` (e.g. ``am.acme.evt.task.submitted``); a task offer goes to
+``am.<tenant>.task.<capability>`` as a ``task.offered`` envelope and, when an
+:class:`~agentmesh.security.crypto.EncryptionService` is configured, is recorded
+(Fernet-encrypted) for the messages read model. A concurrent write to the same
+aggregate is retried (reload and decide again) a few times before
+:class:`~agentmesh.errors.ConcurrencyError` reaches the caller.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from agentmesh import subjects
+from agentmesh.domain import (
+    AgentAggregate,
+    AgentCapability,
+    AgentHeartbeat,
+    DomainEvent,
+    MessageRecordedEvent,
+    ResourceRequirement,
+    TaskAggregate,
+    TenantAggregate,
+    TenantNameReservedEvent,
+    tenant_name_key,
+)
+from agentmesh.domain.task_events import TaskOfferedEvent
+from agentmesh.envelope import Envelope
+from agentmesh.errors import ConcurrencyError, Conflict, NotFound
+from agentmesh.observability import metrics
+from agentmesh.security.crypto import EncryptionService
+from agentmesh.store.base import EventStore, NewEvent, OutboxMessage
+from agentmesh.store.queries import ReadModels
+
+from . import messages as m
+
+T = TypeVar("T")
+RETRIES = 5
+_OFFER_NS = uuid.UUID("6f1c1d8e-3f4e-4c55-9a51-0c2b5f1a7e01")
+
+
+def agent_stream(agent_id: str) -> str:
+    return f"agent-{agent_id}"
+
+
+def task_stream(task_id: str) -> str:
+    return f"task-{task_id}"
+
+
+TENANT_STREAM = "tenant"
+
+
+def event_envelope(event: DomainEvent) -> OutboxMessage:
+    """The integration envelope of a domain event (its id is the event id)."""
+    env = Envelope.create(
+        event.topic, event.to_dict(), tenant_id=event.tenant_id, source="agentmesh.store"
+    )
+    env.metadata["id"] = event.event_id
+    return OutboxMessage(subjects.event(event.tenant_id, event.topic), env)
+
+
+def offer_envelope(task: TaskAggregate, offered: TaskOfferedEvent, source: str) -> OutboxMessage:
+    """The ``task.offered`` envelope agents with the capability receive."""
+    env = Envelope.create(
+        "task.offered",
+        {**task.payload, "task_id": task.task_id},
+        tenant_id=task.tenant_id,
+        source=source,
+        routing={"required_capabilities": list(task.required_capabilities)},
+        priority=task.priority,
+        timeout_seconds=task.timeout_seconds,
+        attempt=task.attempt,
+        task_type=task.task_type,
+    )
+    env.metadata["id"] = str(uuid.uuid5(_OFFER_NS, offered.event_id))
+    return OutboxMessage(subjects.task(task.tenant_id, offered.capability), env)
+
+
+class CommandHandlers:
+    """The handlers of every command of :mod:`agentmesh.commands.messages`."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        read_models: ReadModels | None = None,
+        crypto: EncryptionService | None = None,
+    ) -> None:
+        self.store = store
+        self.read_models = read_models
+        self.crypto = crypto
+
+    # -- plumbing ----------------------------------------------------------------------
+    async def _append(
+        self,
+        tenant_id: str,
+        stream: str,
+        expected: int,
+        events: Sequence[DomainEvent],
+        extra: Sequence[OutboxMessage] = (),
+    ) -> m.CommandResult:
+        outbox = [event_envelope(e) for e in events if not isinstance(e, MessageRecordedEvent)]
+        result = await self.store.append(
+            tenant_id,
+            stream,
+            expected,
+            [NewEvent.of(e) for e in events],
+            outbox=[*extra, *outbox],
+        )
+        for e in events:
+            metrics.events_saved.labels(tenant_id, e.event_type).inc()
+        aggregate = events[0].aggregate_id if events else stream
+        return m.CommandResult(aggregate, result.version, tuple(e.event_type for e in events))
+
+    async def _retry(self, fn: Callable[[], Awaitable[T]]) -> T:
+        for _ in range(RETRIES - 1):
+            try:
+                return await fn()
+            except ConcurrencyError:
+                continue
+        return await fn()
+
+    async def load_agent(self, tenant_id: str, agent_id: str) -> AgentAggregate | None:
+        found = await self._load_agent(tenant_id, agent_id)
+        return None if found is None else found[0]
+
+    async def _load_agent(self, tenant_id: str, agent_id: str) -> tuple[AgentAggregate, int] | None:
+        """The agent and its stream version, or None when it is not registered."""
+        stored = await self.store.load(tenant_id, agent_stream(agent_id))
+        if not stored:
+            return None
+        return AgentAggregate.replay(s.decode() for s in stored), stored[-1].version
+
+    async def load_task(self, tenant_id: str, task_id: str) -> TaskAggregate:
+        return (await self._load_task(tenant_id, task_id))[0]
+
+    async def _load_task(self, tenant_id: str, task_id: str) -> tuple[TaskAggregate, int]:
+        """The task and its stream version (the stream also holds recorded messages)."""
+        stored = await self.store.load(tenant_id, task_stream(task_id))
+        if not stored:
+            raise NotFound(f"task {task_id} not found in tenant {tenant_id}", code="TASK_NOT_FOUND")
+        return TaskAggregate.replay(s.decode() for s in stored), stored[-1].version
+
+    async def _agent(self, tenant_id: str, agent_id: str) -> tuple[AgentAggregate, int]:
+        found = await self._load_agent(tenant_id, agent_id)
+        if found is None:
+            raise NotFound(
+                f"agent {agent_id} not found in tenant {tenant_id}", code="AGENT_NOT_FOUND"
+            )
+        return found
+
+    def _recorded(self, task: TaskAggregate, msg: OutboxMessage) -> list[DomainEvent]:
+        if self.crypto is None:
+            return []
+        env = msg.envelope
+        return [
+            MessageRecordedEvent(
+                aggregate_id=task.task_id,
+                tenant_id=task.tenant_id,
+                message_id=env.id,
+                message_type=env.type or "",
+                subject=msg.subject,
+                source=str(env.metadata.get("source", "")),
+                priority=task.priority,
+                correlation_id=env.correlation_id,
+                ciphertext=self.crypto.encrypt(env.encode()),
+            )
+        ]
+
+    # -- tenants -----------------------------------------------------------------------
+    async def create_tenant(self, cmd: m.CreateTenant) -> m.CommandResult:
+        """Reserve the unique name, then create the tenant (id: uuid4 unless given)."""
+        tenant_id = cmd.tenant_id or str(uuid.uuid4())
+        tenant, events = TenantAggregate.create(
+            tenant_id,
+            cmd.name,
+            max_agents=cmd.max_agents,
+            max_messages_per_hour=cmd.max_messages_per_hour,
+        )
+        reserve = TenantNameReservedEvent(
+            aggregate_id=tenant_name_key(tenant.name),
+            tenant_id=subjects.SYSTEM_TENANT,
+            name=tenant.name,
+            reserved_for=tenant_id,
+        )
+        try:
+            await self.store.append(
+                subjects.SYSTEM_TENANT, reserve.aggregate_id, 0, [NewEvent.of(reserve)]
+            )
+        except ConcurrencyError:
+            raise Conflict(
+                f"Tenant with name '{tenant.name}' already exists.", code="TENANT_EXISTS"
+            ) from None
+        try:
+            return await self._append(tenant_id, TENANT_STREAM, 0, events)
+        except ConcurrencyError:
+            raise Conflict(f"tenant id {tenant_id} already exists", code="TENANT_EXISTS") from None
+
+    # -- agents ------------------------------------------------------------------------
+    async def register_agent(self, cmd: m.RegisterAgent) -> m.CommandResult:
+        caps = [AgentCapability.from_level(n, lvl) for n, lvl in cmd.capabilities.items()]
+        agent, events = AgentAggregate.create(
+            cmd.agent_id,
+            cmd.tenant_id,
+            cmd.name,
+            caps,
+            description=cmd.description,
+            agent_type=cmd.agent_type,
+            metadata=cmd.metadata,
+            tags=cmd.tags,
+            resource_requirements=(
+                ResourceRequirement.from_dict(cmd.resource_requirements)
+                if cmd.resource_requirements
+                else None
+            ),
+        )
+        if self.read_models is not None:
+            doc = await self.read_models.get_tenant(cmd.tenant_id)
+            if doc is not None:
+                from agentmesh.store.documents import tenant_from_doc
+
+                count = await self.read_models.count_agents(cmd.tenant_id)
+                tenant_from_doc(doc).check_agent_quota(count)
+        try:
+            result = await self._append(cmd.tenant_id, agent_stream(agent.agent_id), 0, events)
+        except ConcurrencyError:
+            raise Conflict(
+                f"agent {cmd.agent_id} already exists in tenant {cmd.tenant_id}",
+                code="AGENT_EXISTS",
+            ) from None
+        metrics.agents_created.labels(cmd.tenant_id).inc()
+        return result
+
+    async def _agent_change(
+        self,
+        tenant_id: str,
+        agent_id: str,
+        decide: Callable[[AgentAggregate], tuple[AgentAggregate, Sequence[DomainEvent]]],
+    ) -> m.CommandResult:
+        async def attempt() -> m.CommandResult:
+            agent, version = await self._agent(tenant_id, agent_id)
+            _, events = decide(agent)
+            return await self._append(tenant_id, agent_stream(agent_id), version, events)
+
+        return await self._retry(attempt)
+
+    async def activate_agent(self, cmd: m.ActivateAgent) -> m.CommandResult:
+        return await self._agent_change(cmd.tenant_id, cmd.agent_id, lambda a: a.activate())
+
+    async def pause_agent(self, cmd: m.PauseAgent) -> m.CommandResult:
+        return await self._agent_change(cmd.tenant_id, cmd.agent_id, lambda a: a.pause(cmd.reason))
+
+    async def resume_agent(self, cmd: m.ResumeAgent) -> m.CommandResult:
+        return await self._agent_change(cmd.tenant_id, cmd.agent_id, lambda a: a.resume())
+
+    async def terminate_agent(self, cmd: m.TerminateAgent) -> m.CommandResult:
+        result = await self._agent_change(
+            cmd.tenant_id, cmd.agent_id, lambda a: a.terminate(cmd.reason)
+        )
+        metrics.agents_terminated.labels(cmd.tenant_id).inc()
+        return result
+
+    async def record_heartbeat(self, cmd: m.RecordHeartbeat) -> m.CommandResult:
+        from agentmesh.domain.values import utcnow
+
+        beat = AgentHeartbeat(cmd.agent_id, cmd.at or utcnow(), cmd.metrics)
+        return await self._agent_change(
+            cmd.tenant_id, cmd.agent_id, lambda a: a.record_heartbeat(beat)
+        )
+
+    async def mark_unhealthy(self, cmd: m.MarkAgentUnhealthy) -> m.CommandResult:
+        return await self._agent_change(
+            cmd.tenant_id, cmd.agent_id, lambda a: a.mark_unhealthy(cmd.reason)
+        )
+
+    async def mark_healthy(self, cmd: m.MarkAgentHealthy) -> m.CommandResult:
+        return await self._agent_change(
+            cmd.tenant_id, cmd.agent_id, lambda a: a.mark_healthy(cmd.metrics)
+        )
+
+    async def _agent_follow(
+        self,
+        tenant_id: str,
+        agent_id: str | None,
+        task_id: str,
+        decide: Callable[[AgentAggregate], tuple[AgentAggregate, Sequence[DomainEvent]]],
+        *,
+        needs_current: bool = True,
+    ) -> None:
+        """Apply the agent side of a task transition when the agent is registered."""
+        if not agent_id:
+            return
+
+        async def attempt() -> None:
+            found = await self._load_agent(tenant_id, agent_id)
+            if found is None:
+                return
+            agent, version = found
+            if needs_current and agent.current_task_id != task_id:
+                return
+            _, events = decide(agent)
+            await self._append(tenant_id, agent_stream(agent_id), version, events)
+
+        await self._retry(attempt)
+
+    # -- tasks -------------------------------------------------------------------------
+    async def submit_task(self, cmd: m.SubmitTask) -> m.CommandResult:
+        task_id = cmd.task_id or str(uuid.uuid4())
+        task, events = TaskAggregate.submit(
+            task_id,
+            cmd.tenant_id,
+            cmd.task_type or cmd.capability,
+            [cmd.capability],
+            payload=cmd.payload,
+            priority=cmd.priority,
+            timeout_seconds=cmd.timeout_seconds,
+            max_retries=cmd.max_retries,
+        )
+        task, offered = task.offer(cmd.capability)
+        offer = offer_envelope(task, offered[0], cmd.source)  # type: ignore[arg-type]
+        recorded = self._recorded(task, offer)
+        try:
+            return await self._append(
+                cmd.tenant_id,
+                task_stream(task_id),
+                0,
+                [*events, *offered, *recorded],
+                extra=[offer],
+            )
+        except ConcurrencyError:
+            raise Conflict(f"task {task_id} already exists", code="TASK_EXISTS") from None
+
+    async def _task_change(
+        self,
+        tenant_id: str,
+        task_id: str,
+        decide: Callable[[TaskAggregate], tuple[TaskAggregate, list[Any]]],
+        source: str = "agentmesh",
+    ) -> tuple[TaskAggregate, m.CommandResult]:
+        async def attempt() -> tuple[TaskAggregate, m.CommandResult]:
+            task, version = await self._load_task(tenant_id, task_id)
+            new, events = decide(task)
+            extra: list[OutboxMessage] = []
+            recorded: list[DomainEvent] = []
+            for e in events:
+                if isinstance(e, TaskOfferedEvent):
+                    offer = offer_envelope(new, e, source)
+                    extra.append(offer)
+                    recorded += self._recorded(new, offer)
+            result = await self._append(
+                tenant_id, task_stream(task_id), version, [*events, *recorded], extra
+            )
+            return new, result
+
+        return await self._retry(attempt)
+
+    async def assign_task(self, cmd: m.AssignTask) -> m.CommandResult:
+        agent = await self.load_agent(cmd.tenant_id, cmd.agent_id)
+        if agent is not None:
+            agent.assign_task(cmd.task_id)  # refuse early (busy, paused ...) before writing
+        _, result = await self._task_change(
+            cmd.tenant_id, cmd.task_id, lambda t: t.assign(cmd.agent_id)
+        )
+        await self._agent_follow(
+            cmd.tenant_id,
+            cmd.agent_id,
+            cmd.task_id,
+            lambda a: a.assign_task(cmd.task_id),
+            needs_current=False,
+        )
+        return result
+
+    async def start_task(self, cmd: m.StartTask) -> m.CommandResult:
+        _, result = await self._task_change(
+            cmd.tenant_id, cmd.task_id, lambda t: t.start(cmd.agent_id)
+        )
+        return result
+
+    async def complete_task(self, cmd: m.CompleteTask) -> m.CommandResult:
+        task, result = await self._task_change(
+            cmd.tenant_id,
+            cmd.task_id,
+            lambda t: t.complete(
+                cmd.result, agent_id=cmd.agent_id, execution_time_ms=cmd.execution_time_ms
+            ),
+        )
+        await self._agent_follow(
+            cmd.tenant_id,
+            task.agent_id,
+            cmd.task_id,
+            lambda a: a.complete_task(cmd.result, execution_time_ms=cmd.execution_time_ms),
+        )
+        return result
+
+    def _after_failure(self, t: TaskAggregate, retryable: bool) -> tuple[TaskAggregate, list[Any]]:
+        if retryable and t.retries_left > 0:
+            t2, e2 = t.retry()
+            t3, e3 = t2.offer()
+            return t3, [*e2, *e3]
+        t2, e2 = t.dead_letter()
+        return t2, list(e2)
+
+    async def fail_task(self, cmd: m.FailTask) -> m.CommandResult:
+        def decide(t: TaskAggregate) -> tuple[TaskAggregate, list[Any]]:
+            failed, e1 = t.fail(cmd.error, error_code=cmd.error_code, agent_id=cmd.agent_id)
+            new, e2 = self._after_failure(failed, cmd.retryable)
+            return new, [*e1, *e2]
+
+        before = await self.load_task(cmd.tenant_id, cmd.task_id)
+        _, result = await self._task_change(cmd.tenant_id, cmd.task_id, decide)
+        await self._agent_follow(
+            cmd.tenant_id,
+            cmd.agent_id or before.agent_id,
+            cmd.task_id,
+            lambda a: a.fail_task(cmd.error, error_code=cmd.error_code),
+        )
+        return result
+
+    async def time_out_task(self, cmd: m.TimeOutTask) -> m.CommandResult:
+        def decide(t: TaskAggregate) -> tuple[TaskAggregate, list[Any]]:
+            timed, e1 = t.time_out()
+            new, e2 = self._after_failure(timed, True)
+            return new, [*e1, *e2]
+
+        before = await self.load_task(cmd.tenant_id, cmd.task_id)
+        _, result = await self._task_change(cmd.tenant_id, cmd.task_id, decide)
+        await self._agent_follow(
+            cmd.tenant_id,
+            before.agent_id,
+            cmd.task_id,
+            lambda a: a.fail_task("task timed out", error_code="TIMEOUT"),
+        )
+        return result
+
+    async def cancel_task(self, cmd: m.CancelTask) -> m.CommandResult:
+        before = await self.load_task(cmd.tenant_id, cmd.task_id)
+        _, result = await self._task_change(
+            cmd.tenant_id, cmd.task_id, lambda t: t.cancel(cmd.reason)
+        )
+        await self._agent_follow(
+            cmd.tenant_id,
+            before.agent_id,
+            cmd.task_id,
+            lambda a: a.fail_task(cmd.reason or "task cancelled", error_code="CANCELLED"),
+        )
+        return result
+
+    async def retry_task(self, cmd: m.RetryTask) -> m.CommandResult:
+        def decide(t: TaskAggregate) -> tuple[TaskAggregate, list[Any]]:
+            t2, e2 = t.retry(manual=True)
+            t3, e3 = t2.offer()
+            return t3, [*e2, *e3]
+
+        _, result = await self._task_change(cmd.tenant_id, cmd.task_id, decide)
+        return result

@@ -1,0 +1,209 @@
+"""Command and query messages (plain frozen dataclasses) of the application layer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agentmesh.domain import HealthMetrics
+from agentmesh.store.queries import AgentListQuery
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command changed: the aggregate id, its new version and the event types."""
+
+    aggregate_id: str
+    version: int
+    events: tuple[str, ...]
+
+
+# -- tenants ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CreateTenant:
+    name: str
+    tenant_id: str | None = None  # default: a new uuid4
+    max_agents: int = 100
+    max_messages_per_hour: int = 10000
+
+
+# -- agents ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RegisterAgent:
+    tenant_id: str
+    agent_id: str
+    name: str
+    capabilities: Mapping[str, float]
+    agent_type: str = "generic"
+    description: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    resource_requirements: Mapping[str, Any] | None = None
+
+
+CreateAgent = RegisterAgent
+
+
+@dataclass(frozen=True)
+class ActivateAgent:
+    tenant_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class PauseAgent:
+    tenant_id: str
+    agent_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ResumeAgent:
+    tenant_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class TerminateAgent:
+    tenant_id: str
+    agent_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RecordHeartbeat:
+    tenant_id: str
+    agent_id: str
+    at: datetime | None = None
+    metrics: HealthMetrics | None = None
+
+
+@dataclass(frozen=True)
+class MarkAgentUnhealthy:
+    tenant_id: str
+    agent_id: str
+    reason: str = "Heartbeat timeout"
+
+
+@dataclass(frozen=True)
+class MarkAgentHealthy:
+    tenant_id: str
+    agent_id: str
+    metrics: HealthMetrics | None = None
+
+
+# -- tasks -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SubmitTask:
+    tenant_id: str
+    capability: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    task_type: str | None = None  # default: the capability
+    task_id: str | None = None  # default: a new uuid4
+    priority: int | str = 3
+    timeout_seconds: int = 300
+    max_retries: int = 3
+    source: str = "api"
+
+
+@dataclass(frozen=True)
+class AssignTask:
+    tenant_id: str
+    task_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class StartTask:
+    tenant_id: str
+    task_id: str
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CompleteTask:
+    tenant_id: str
+    task_id: str
+    result: Mapping[str, Any] = field(default_factory=dict)
+    agent_id: str | None = None
+    execution_time_ms: float = 0
+
+
+@dataclass(frozen=True)
+class FailTask:
+    """A failed attempt: retried (re-offered) while retries are left, else dead-lettered."""
+
+    tenant_id: str
+    task_id: str
+    error: str
+    error_code: str = "UNKNOWN"
+    agent_id: str | None = None
+    retryable: bool = True
+
+
+@dataclass(frozen=True)
+class TimeOutTask:
+    tenant_id: str
+    task_id: str
+
+
+@dataclass(frozen=True)
+class CancelTask:
+    tenant_id: str
+    task_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RetryTask:
+    """An operator's replay of a failed, timed-out or dead-lettered task."""
+
+    tenant_id: str
+    task_id: str
+
+
+# -- queries ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GetAgent:
+    tenant_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class ListAgents:
+    tenant_id: str
+    query: AgentListQuery = field(default_factory=AgentListQuery)
+
+
+@dataclass(frozen=True)
+class GetTask:
+    tenant_id: str
+    task_id: str
+
+
+@dataclass(frozen=True)
+class ListTasks:
+    tenant_id: str
+    status: str | None = None
+    agent_id: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class ListTenants:
+    limit: int = 1000
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class GetTenant:
+    tenant_id: str
+
+
+@dataclass(frozen=True)
+class GetMessage:
+    message_id: str
+    tenant_id: str | None = None

@@ -1,0 +1,161 @@
+"""JSON documents of aggregates as the read models keep them (and the API returns them).
+
+``agent_doc`` follows the AgentInfoResponse fields of spec 3.5 (plus counters);
+``*_from_doc`` rebuild the aggregate so projections can reuse the domain's ``apply``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentmesh.domain import (
+    AgentAggregate,
+    AgentCapability,
+    AgentStatus,
+    HealthMetrics,
+    ResourceRequirement,
+    TaskAggregate,
+    TaskStatus,
+    TenantAggregate,
+)
+from agentmesh.domain.events import iso, parse_datetime
+
+
+def _dt(value: Any) -> Any:
+    return None if value is None else iso(value)
+
+
+def _parse(value: Any, name: str) -> Any:
+    return None if value is None else parse_datetime(value, name)
+
+
+def agent_doc(agent: AgentAggregate, updated_at: str) -> dict[str, Any]:
+    m = agent.current_metrics
+    return {
+        "agent_id": agent.agent_id,
+        "tenant_id": agent.tenant_id,
+        "name": agent.name,
+        "agent_type": agent.agent_type,
+        "description": agent.description,
+        "status": agent.status.value,
+        "capabilities": [
+            {"name": c.name, "level": c.proficiency_level} for c in agent.capabilities
+        ],
+        "resource_requirements": agent.resource_requirements.to_dict(),
+        "metadata": dict(agent.metadata),
+        "tags": list(agent.tags),
+        "created_at": iso(agent.created_at),
+        "updated_at": updated_at,
+        "activated_at": _dt(agent.activated_at),
+        "terminated_at": _dt(agent.terminated_at),
+        "last_heartbeat": _dt(agent.last_heartbeat),
+        "health_check_timeout_seconds": agent.health_check_timeout_seconds,
+        "current_task_id": agent.current_task_id,
+        "tasks_assigned": agent.tasks_assigned,
+        "tasks_completed": agent.tasks_completed,
+        "tasks_failed": agent.tasks_failed,
+        "performance_metrics": None if m is None else {k: float(v) for k, v in m.to_dict().items()},
+        "version": agent.version,
+    }
+
+
+def agent_from_doc(doc: dict[str, Any]) -> AgentAggregate:
+    metrics = doc.get("performance_metrics")
+    if metrics is not None:
+        metrics = {k: int(v) if k.startswith("tasks_") else v for k, v in metrics.items()}
+    return AgentAggregate(
+        agent_id=doc["agent_id"],
+        tenant_id=doc["tenant_id"],
+        name=doc["name"],
+        capabilities=tuple(AgentCapability(c["name"], c["level"]) for c in doc["capabilities"]),
+        description=doc.get("description", ""),
+        agent_type=doc["agent_type"],
+        status=AgentStatus(doc["status"]),
+        current_task_id=doc.get("current_task_id"),
+        tasks_assigned=doc.get("tasks_assigned", 0),
+        tasks_completed=doc.get("tasks_completed", 0),
+        tasks_failed=doc.get("tasks_failed", 0),
+        last_heartbeat=_parse(doc.get("last_heartbeat"), "last_heartbeat"),
+        health_check_timeout_seconds=doc.get("health_check_timeout_seconds", 30.0),
+        current_metrics=None if metrics is None else HealthMetrics.from_dict(metrics),
+        resource_requirements=ResourceRequirement.from_dict(doc["resource_requirements"]),
+        created_at=parse_datetime(doc["created_at"], "created_at"),
+        activated_at=_parse(doc.get("activated_at"), "activated_at"),
+        terminated_at=_parse(doc.get("terminated_at"), "terminated_at"),
+        metadata=dict(doc.get("metadata") or {}),
+        tags=tuple(doc.get("tags") or ()),
+        version=doc.get("version", 0),
+    )
+
+
+def task_doc(task: TaskAggregate) -> dict[str, Any]:
+    return {
+        "task_id": task.task_id,
+        "tenant_id": task.tenant_id,
+        "task_type": task.task_type,
+        "required_capabilities": list(task.required_capabilities),
+        "payload": dict(task.payload),
+        "priority": task.priority,
+        "timeout_seconds": task.timeout_seconds,
+        "max_retries": task.max_retries,
+        "status": task.status.value,
+        "agent_id": task.agent_id,
+        "attempt": task.attempt,
+        "retries_used": task.retries_used,
+        "result": task.result,
+        "error": task.error,
+        "submitted_at": iso(task.submitted_at),
+        "updated_at": iso(task.updated_at),
+        "completed_at": _dt(task.completed_at),
+        "version": task.version,
+    }
+
+
+def task_from_doc(doc: dict[str, Any]) -> TaskAggregate:
+    return TaskAggregate(
+        task_id=doc["task_id"],
+        tenant_id=doc["tenant_id"],
+        task_type=doc["task_type"],
+        required_capabilities=tuple(doc["required_capabilities"]),
+        payload=dict(doc.get("payload") or {}),
+        priority=doc["priority"],
+        timeout_seconds=doc["timeout_seconds"],
+        max_retries=doc["max_retries"],
+        status=TaskStatus(doc["status"]),
+        agent_id=doc.get("agent_id"),
+        attempt=doc.get("attempt", 1),
+        retries_used=doc.get("retries_used", 0),
+        result=doc.get("result"),
+        error=doc.get("error"),
+        submitted_at=parse_datetime(doc["submitted_at"], "submitted_at"),
+        updated_at=parse_datetime(doc["updated_at"], "updated_at"),
+        completed_at=_parse(doc.get("completed_at"), "completed_at"),
+        version=doc.get("version", 0),
+    )
+
+
+def tenant_doc(tenant: TenantAggregate, updated_at: str) -> dict[str, Any]:
+    return {
+        "id": tenant.tenant_id,
+        "name": tenant.name,
+        "is_active": tenant.is_active,
+        "max_agents": tenant.max_agents,
+        "max_messages_per_hour": tenant.max_messages_per_hour,
+        "features": list(tenant.features),
+        "created_at": iso(tenant.created_at),
+        "updated_at": updated_at,
+        "version": tenant.version,
+    }
+
+
+def tenant_from_doc(doc: dict[str, Any]) -> TenantAggregate:
+    return TenantAggregate(
+        tenant_id=doc["id"],
+        name=doc["name"],
+        max_agents=doc["max_agents"],
+        max_messages_per_hour=doc["max_messages_per_hour"],
+        features=tuple(doc.get("features") or ()),
+        is_active=bool(doc["is_active"]),
+        created_at=parse_datetime(doc["created_at"], "created_at"),
+        version=doc.get("version", 0),
+    )

@@ -1,0 +1,592 @@
+"""Projections: read models (agents, tasks, tenants, messages, audit log) built from the
+global event order, each with a checkpoint.
+
+:class:`Projector` follows :meth:`~agentmesh.store.base.EventReader.read_all` from the
+lowest checkpoint, folds a page of events into the affected rows in memory, and writes
+the rows and the new checkpoints in ONE transaction, so a read model never runs ahead of
+or behind its checkpoint. A stored event that cannot be decoded (unknown type, bad JSON)
+or that does not fit its stream stops the projector with
+:class:`~agentmesh.store.base.CorruptEventError` naming the position; everything before
+it is committed and nothing after it is applied. ``agentmesh_projection_lag_events``
+reports how far each projection is behind the head.
+
+>>> projector = Projector(store, db)       # doctest: +SKIP
+>>> await projector.catch_up()             # doctest: +SKIP
+>>> await projector.rebuild()              # drop the read models and replay everything
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+
+from agentmesh.domain import (
+    AgentAggregate,
+    AgentCreatedEvent,
+    AgentEvent,
+    AgentHealthCheckPassedEvent,
+    AgentHeartbeatReceivedEvent,
+    DomainEvent,
+    MessageRecordedEvent,
+    TaskAggregate,
+    TaskEvent,
+    TaskSubmittedEvent,
+    TenantAggregate,
+    TenantCreatedEvent,
+    TenantEvent,
+)
+from agentmesh.observability import metrics
+from agentmesh.store.base import CorruptEventError, EventReader, StoredEvent
+from agentmesh.store.db import Connection, Database
+from agentmesh.store.documents import (
+    agent_doc,
+    agent_from_doc,
+    task_doc,
+    task_from_doc,
+    tenant_doc,
+    tenant_from_doc,
+)
+
+Key = tuple[Any, ...]
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Table:
+    """A read-model table: key columns, all columns (insert order), insert-only or not."""
+
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[str, ...]
+    insert_only: bool = False
+
+    def upsert_sql(self) -> str:
+        cols = ", ".join(self.columns)
+        marks = ", ".join("?" for _ in self.columns)
+        conflict = ", ".join(self.key)
+        if self.insert_only:
+            action = "DO NOTHING"
+        else:
+            sets = ", ".join(f"{c} = excluded.{c}" for c in self.columns if c not in self.key)
+            action = f"DO UPDATE SET {sets}"
+        return (
+            f"INSERT INTO {self.name} ({cols}) VALUES ({marks}) ON CONFLICT ({conflict}) {action}"
+        )
+
+
+class Projection(Protocol):
+    """Folds events into keyed rows of one table."""
+
+    name: str
+    table: Table
+
+    def key(self, stored: StoredEvent, event: DomainEvent) -> Key | None:
+        """The row an event touches, or None when the projection ignores it."""
+        ...
+
+    def fold(self, state: Any | None, stored: StoredEvent, event: DomainEvent) -> Any:
+        """The row state after ``event`` (``state`` is None for a new row)."""
+        ...
+
+    def row(self, state: Any) -> tuple[Any, ...]:
+        """Column values in :attr:`Table.columns` order."""
+        ...
+
+    def load(self, doc: str) -> Any:
+        """The state from the stored ``doc`` column (not used by insert-only tables)."""
+        ...
+
+
+class AgentsProjection:
+    name = "agents"
+    table = Table(
+        "agents",
+        ("tenant_id", "agent_id"),
+        (
+            "tenant_id",
+            "agent_id",
+            "name",
+            "agent_type",
+            "status",
+            "capabilities",
+            "created_at",
+            "updated_at",
+            "doc",
+        ),
+    )
+
+    def key(self, stored: StoredEvent, event: DomainEvent) -> Key | None:
+        if isinstance(event, AgentEvent):
+            return (event.tenant_id, event.aggregate_id)
+        return None
+
+    def fold(self, state: Any | None, stored: StoredEvent, event: DomainEvent) -> Any:
+        assert isinstance(event, AgentEvent)
+        if state is None:
+            if not isinstance(event, AgentCreatedEvent):
+                raise ValueError(f"{event.event_type} for unknown agent {event.aggregate_id}")
+            return (AgentAggregate.from_created(event), stored.occurred_at)
+        agent, _ = state
+        if isinstance(event, AgentHeartbeatReceivedEvent | AgentHealthCheckPassedEvent):
+            updated = state[1]  # liveness does not count as an update of the agent
+        else:
+            updated = stored.occurred_at
+        return (agent.apply(event), updated)
+
+    def row(self, state: Any) -> tuple[Any, ...]:
+        agent, updated_at = state
+        doc = agent_doc(agent, updated_at)
+        caps = "|" + "|".join(agent.capability_names) + "|"
+        return (
+            agent.tenant_id,
+            agent.agent_id,
+            agent.name,
+            agent.agent_type,
+            agent.status.value,
+            caps,
+            doc["created_at"],
+            updated_at,
+            _json(doc),
+        )
+
+    def load(self, doc: str) -> Any:
+        data = orjson.loads(doc)
+        return (agent_from_doc(data), data["updated_at"])
+
+
+class TasksProjection:
+    name = "tasks"
+    table = Table(
+        "tasks",
+        ("tenant_id", "task_id"),
+        (
+            "tenant_id",
+            "task_id",
+            "task_type",
+            "capability",
+            "status",
+            "agent_id",
+            "priority",
+            "submitted_at",
+            "updated_at",
+            "doc",
+        ),
+    )
+
+    def key(self, stored: StoredEvent, event: DomainEvent) -> Key | None:
+        if isinstance(event, TaskEvent):
+            return (event.tenant_id, event.aggregate_id)
+        return None
+
+    def fold(self, state: Any | None, stored: StoredEvent, event: DomainEvent) -> Any:
+        assert isinstance(event, TaskEvent)
+        if state is None:
+            if not isinstance(event, TaskSubmittedEvent):
+                raise ValueError(f"{event.event_type} for unknown task {event.aggregate_id}")
+            return TaskAggregate.from_submitted(event)
+        task: TaskAggregate = state
+        return task.apply(event)
+
+    def row(self, state: Any) -> tuple[Any, ...]:
+        task: TaskAggregate = state
+        doc = task_doc(task)
+        return (
+            task.tenant_id,
+            task.task_id,
+            task.task_type,
+            task.capability,
+            task.status.value,
+            task.agent_id,
+            task.priority,
+            doc["submitted_at"],
+            doc["updated_at"],
+            _json(doc),
+        )
+
+    def load(self, doc: str) -> Any:
+        return task_from_doc(orjson.loads(doc))
+
+
+class TenantsProjection:
+    name = "tenants"
+    table = Table(
+        "tenants",
+        ("id",),
+        (
+            "id",
+            "name",
+            "api_key",
+            "is_active",
+            "max_agents",
+            "max_messages_per_hour",
+            "features",
+            "created_at",
+            "updated_at",
+            "doc",
+        ),
+    )
+
+    def key(self, stored: StoredEvent, event: DomainEvent) -> Key | None:
+        return (event.aggregate_id,) if isinstance(event, TenantEvent) else None
+
+    def fold(self, state: Any | None, stored: StoredEvent, event: DomainEvent) -> Any:
+        assert isinstance(event, TenantEvent)
+        if state is None:
+            if not isinstance(event, TenantCreatedEvent):
+                raise ValueError(f"{event.event_type} for unknown tenant {event.aggregate_id}")
+            return (TenantAggregate.from_created(event), stored.occurred_at)
+        tenant: TenantAggregate = state[0]
+        return (tenant.apply(event), stored.occurred_at)
+
+    def row(self, state: Any) -> tuple[Any, ...]:
+        tenant, updated_at = state
+        doc = tenant_doc(tenant, updated_at)
+        return (
+            tenant.tenant_id,
+            tenant.name,
+            None,
+            tenant.is_active,
+            tenant.max_agents,
+            tenant.max_messages_per_hour,
+            _json(list(tenant.features)),
+            doc["created_at"],
+            updated_at,
+            _json(doc),
+        )
+
+    def load(self, doc: str) -> Any:
+        data = orjson.loads(doc)
+        return (tenant_from_doc(data), data["updated_at"])
+
+
+class MessagesProjection:
+    """``messages``: id, tenant, and the Fernet token of the envelope as ``payload``."""
+
+    name = "messages"
+    table = Table(
+        "messages",
+        ("id",),
+        (
+            "id",
+            "tenant_id",
+            "payload",
+            "message_type",
+            "subject",
+            "source",
+            "priority",
+            "correlation_id",
+            "encrypted_payload",
+            "persisted_at",
+        ),
+        insert_only=True,
+    )
+
+    def key(self, stored: StoredEvent, event: DomainEvent) -> Key | None:
+        return (event.message_id,) if isinstance(event, MessageRecordedEvent) else None
+
+    def fold(self, state: Any | None, stored: StoredEvent, event: DomainEvent) -> Any:
+        if state is not None:
+            return state  # first record wins (a message id is recorded once)
+        assert isinstance(event, MessageRecordedEvent)
+        return (
+            event.message_id,
+            event.tenant_id,
+            event.ciphertext,
+            event.message_type,
+            event.subject,
+            event.source,
+            event.priority,
+            event.correlation_id,
+            True,
+            stored.occurred_at,
+        )
+
+    def row(self, state: Any) -> tuple[Any, ...]:
+        return tuple(state)
+
+    def load(self, doc: str) -> Any:  # pragma: no cover - insert-only
+        raise NotImplementedError
+
+
+AUDIT_ACTIONS: dict[str, tuple[str, str]] = {
+    "AgentCreated": ("agent_created", "success"),
+    "AgentTerminated": ("agent_terminated", "success"),
+    "AgentActivated": ("agent_restarted", "success"),
+    "AgentPaused": ("agent_updated", "success"),
+    "AgentResumed": ("agent_updated", "success"),
+    "AgentCapabilityAdded": ("agent_updated", "success"),
+    "AgentCapabilityUpgraded": ("agent_updated", "success"),
+    "AgentMetadataUpdated": ("agent_updated", "success"),
+    "AgentHealthCheckFailed": ("agent_updated", "failure"),
+    "TaskSubmitted": ("task_submitted", "success"),
+    "TaskAssigned": ("task_assigned", "success"),
+    "TaskCompleted": ("task_completed", "success"),
+    "TaskFailed": ("task_failed", "failure"),
+    "TaskTimedOut": ("task_failed", "timeout"),
+    "TaskRetrying": ("task_retried", "success"),
+    "TaskDeadLettered": ("task_failed", "failure"),
+    "TaskCancelled": ("task_cancelled", "success"),
+    "MessageRecorded": ("message_routed", "success"),
+    "TenantCreated": ("admin_action", "success"),
+    "TenantLimitsChanged": ("config_changed", "success"),
+    "TenantDeactivated": ("admin_action", "success"),
+    "TenantReactivated": ("admin_action", "success"),
+}
+"""Event type -> (audit action, audit status); other events (heartbeats ...) are not audited."""
+
+
+class AuditProjection:
+    """``audit_log``: one row per significant event, keyed by its global position."""
+
+    name = "audit_log"
+    table = Table(
+        "audit_log",
+        ("position",),
+        (
+            "position",
+            "tenant_id",
+            "action",
+            "resource_type",
+            "resource_id",
+            "status",
+            "event_type",
+            "occurred_at",
+            "details",
+        ),
+        insert_only=True,
+    )
+
+    def key(self, stored: StoredEvent, event: DomainEvent) -> Key | None:
+        return (stored.position,) if event.event_type in AUDIT_ACTIONS else None
+
+    def fold(self, state: Any | None, stored: StoredEvent, event: DomainEvent) -> Any:
+        action, status = AUDIT_ACTIONS[event.event_type]
+        details = event.to_dict()
+        for noisy in ("ciphertext", "payload", "result"):
+            details.pop(noisy, None)
+        resource = _resource_type(event)
+        return (
+            stored.position,
+            event.tenant_id,
+            action,
+            resource,
+            event.aggregate_id,
+            status,
+            event.event_type,
+            stored.occurred_at,
+            _json(details),
+        )
+
+    def row(self, state: Any) -> tuple[Any, ...]:
+        return tuple(state)
+
+    def load(self, doc: str) -> Any:  # pragma: no cover - insert-only
+        raise NotImplementedError
+
+
+def _resource_type(event: DomainEvent) -> str:
+    if isinstance(event, AgentEvent):
+        return "agent"
+    if isinstance(event, TaskEvent):
+        return "task"
+    if isinstance(event, TenantEvent):
+        return "tenant"
+    return "message"
+
+
+def default_projections() -> list[Projection]:
+    return [
+        AgentsProjection(),
+        TasksProjection(),
+        TenantsProjection(),
+        MessagesProjection(),
+        AuditProjection(),
+    ]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProjectionStatus:
+    name: str
+    checkpoint: int
+    head: int
+
+    @property
+    def lag(self) -> int:
+        return max(self.head - self.checkpoint, 0)
+
+
+class _FoldError(Exception):
+    def __init__(self, position: int, reason: str) -> None:
+        super().__init__(reason)
+        self.position = position
+        self.reason = reason
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class Projector:
+    """Keeps the read models of ``projections`` up to date with an event store."""
+
+    def __init__(
+        self,
+        events: EventReader,
+        db: Database,
+        projections: Sequence[Projection] | None = None,
+        *,
+        batch_size: int = 1000,
+    ) -> None:
+        self.events = events
+        self.db = db
+        self.projections = list(projections) if projections is not None else default_projections()
+        self.batch_size = batch_size
+        self._lock = asyncio.Lock()
+
+    async def checkpoints(self) -> dict[str, int]:
+        async with self.db.read() as c:
+            rows = await c.fetch("SELECT name, position FROM projection_checkpoints")
+        stored = {str(n): int(p) for n, p in rows}
+        return {p.name: stored.get(p.name, 0) for p in self.projections}
+
+    async def status(self) -> list[ProjectionStatus]:
+        """Checkpoint, head and lag of every projection (also sets the lag metric)."""
+        cps = await self.checkpoints()
+        head = await self.events.head()
+        out = [ProjectionStatus(name, cp, head) for name, cp in cps.items()]
+        for s in out:
+            metrics.projection_lag.labels(s.name).set(s.lag)
+        return out
+
+    async def catch_up(self) -> int:
+        """Apply every event after the checkpoints; returns the number of events read."""
+        async with self._lock:
+            cps = await self.checkpoints()
+            start = min(cps.values(), default=0) + 1
+            total = 0
+            try:
+                while True:
+                    page = await self.events.read_all(start, self.batch_size)
+                    if not page:
+                        break
+                    decoded: list[tuple[StoredEvent, DomainEvent]] = []
+                    error: CorruptEventError | None = None
+                    for stored in page:
+                        try:
+                            decoded.append((stored, stored.decode()))
+                        except CorruptEventError as exc:
+                            error = exc
+                            break
+                    if decoded:
+                        await self._apply(decoded, cps)
+                        total += len(decoded)
+                    if error is not None:
+                        raise error
+                    start = page[-1].position + 1
+            finally:
+                await self.status()
+            return total
+
+    async def rebuild(self) -> int:
+        """Empty every read model and checkpoint, then replay the whole store."""
+        async with self._lock, self.db.write() as c:
+            for p in self.projections:
+                await c.execute(f"DELETE FROM {p.table.name}")
+                await c.execute("DELETE FROM projection_checkpoints WHERE name = ?", p.name)
+        return await self.catch_up()
+
+    async def run(self, stop: asyncio.Event, interval: float = 0.05) -> None:
+        """Follow the store until ``stop`` is set (a corrupt event ends the loop)."""
+        while not stop.is_set():
+            n = await self.catch_up()
+            if n == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)
+
+    async def _apply(
+        self, batch: list[tuple[StoredEvent, DomainEvent]], cps: dict[str, int]
+    ) -> None:
+        try:
+            work = await self._fold(batch, cps)
+        except _FoldError as err:
+            # commit everything before the offending event, then stop on it
+            good = [(s, e) for s, e in batch if s.position < err.position]
+            if good:
+                await self._apply(good, cps)
+            raise CorruptEventError(err.position, err.reason) from None
+        last = batch[-1][0].position
+        async with self.db.write() as c:
+            for p, touched in work:
+                if touched:
+                    await c.executemany(p.table.upsert_sql(), [p.row(s) for s in touched.values()])
+                if last > cps[p.name]:
+                    await self._checkpoint(c, p.name, last)
+        for p, _ in work:
+            cps[p.name] = max(cps[p.name], last)
+
+    async def _fold(
+        self, batch: list[tuple[StoredEvent, DomainEvent]], cps: dict[str, int]
+    ) -> list[tuple[Projection, dict[Key, Any]]]:
+        work: list[tuple[Projection, dict[Key, Any]]] = []
+        for p in self.projections:
+            todo = [
+                (s, e, k)
+                for s, e in batch
+                if s.position > cps[p.name] and (k := p.key(s, e)) is not None
+            ]
+            states: dict[Key, Any] = {}
+            if todo and not p.table.insert_only:
+                states = await self._load(p, {k for _, _, k in todo})
+            touched: dict[Key, Any] = {}
+            for stored, event, key in todo:
+                try:
+                    new = p.fold(states.get(key), stored, event)
+                except (ValueError, TypeError, KeyError) as exc:
+                    raise _FoldError(
+                        stored.position, f"the {p.name} projection cannot apply it: {exc}"
+                    ) from None
+                states[key] = new
+                touched[key] = new
+            work.append((p, touched))
+        return work
+
+    async def _checkpoint(self, c: Connection, name: str, position: int) -> None:
+        await c.execute(
+            "INSERT INTO projection_checkpoints (name, position, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
+            "updated_at = excluded.updated_at",
+            name,
+            position,
+            _now(),
+        )
+
+    async def _load(self, p: Projection, keys: Iterable[Key]) -> dict[Key, Any]:
+        t = p.table
+        out: dict[Key, Any] = {}
+        groups: dict[Key, list[Any]] = {}
+        for k in keys:
+            groups.setdefault(k[:-1], []).append(k[-1])
+        async with self.db.read() as c:
+            for prefix, last_values in groups.items():
+                for i in range(0, len(last_values), 500):
+                    chunk = last_values[i : i + 500]
+                    where = " AND ".join(f"{col} = ?" for col in t.key[:-1])
+                    marks = ", ".join("?" for _ in chunk)
+                    cond = (where + " AND " if where else "") + f"{t.key[-1]} IN ({marks})"
+                    rows = await c.fetch(
+                        f"SELECT {', '.join(t.key)}, doc FROM {t.name} WHERE {cond}",
+                        *prefix,
+                        *chunk,
+                    )
+                    for r in rows:
+                        out[tuple(r[:-1])] = p.load(str(r[-1]))
+        return out
