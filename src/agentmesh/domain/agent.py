@@ -394,19 +394,21 @@ class AgentAggregate:
         return self._emit(events + self._status_change(AgentStatus.AVAILABLE, now))
 
     def activate(self, *, at: datetime | None = None) -> Transition:
-        """-> AVAILABLE with ``activated_at``; refused from TERMINATED (terminal)."""
+        """-> AVAILABLE with ``activated_at``; refused from TERMINATED (terminal) and BUSY."""
         if self.status is AgentStatus.TERMINATED:
             raise self._refuse("activate", "TERMINATED is terminal")
+        if self.status is AgentStatus.BUSY:
+            raise self._refuse("activate", f"it is running task {self.current_task_id}")
         now = _now(at)
         events: list[AgentEvent] = [AgentActivatedEvent(**self._base(now), activated_at=now)]
         return self._emit(events + self._status_change(AgentStatus.AVAILABLE, now))
 
     def terminate(self, reason: str = "", *, at: datetime | None = None) -> Transition:
-        """Anything except TERMINATED and BUSY -> TERMINATED."""
+        """Anything except TERMINATED and BUSY (or holding a task) -> TERMINATED."""
         if self.status is AgentStatus.TERMINATED:
             raise self._refuse("terminate", "it is already TERMINATED")
-        if self.status is AgentStatus.BUSY:
-            raise self._refuse("terminate", "it is running a task")
+        if self.status is AgentStatus.BUSY or self.current_task_id is not None:
+            raise self._refuse("terminate", f"it is running task {self.current_task_id}")
         now = _now(at)
         events: list[AgentEvent] = [
             AgentTerminatedEvent(

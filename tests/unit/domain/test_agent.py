@@ -107,7 +107,7 @@ def test_invalid_transitions_are_typed_value_errors_with_clear_messages() -> Non
         busy.assign_task("t2")
     with pytest.raises(InvalidTransition, match="status BUSY"):
         busy.pause()
-    with pytest.raises(InvalidTransition, match="running a task"):
+    with pytest.raises(InvalidTransition, match="running task t1"):
         busy.terminate()
     assert issubclass(InvalidTransition, ValueError)
 
