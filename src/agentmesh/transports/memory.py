@@ -33,6 +33,9 @@ from agentmesh.transports.base import (
 )
 from agentmesh.transports.message import DedupeWindow, Dispatcher
 
+RELEASE_GRACE = 0.5
+"""Seconds a nak'd message is kept from the member that released it (others go first)."""
+
 
 @dataclass(eq=False)
 class _CoreSub:
@@ -49,6 +52,8 @@ class _Entry:
     data: bytes
     seq: int
     deliveries: int = 0
+    taken_by: int = 0  # id() of the member that took it last
+    released_at: float = 0.0  # when it was last nak'd
 
 
 @dataclass(eq=False)
@@ -163,6 +168,7 @@ class _Broker:
             c.pending.appendleft(e)
             c.wakeup.set()
 
+        e.released_at = time.monotonic()
         if delay > 0:
             loop.call_later(delay, requeue)
         else:
@@ -184,17 +190,29 @@ class _Broker:
 
         c.inflight[e.seq] = loop.call_later(c.options.ack_wait, expired)
 
-    def take(self, c: _Consumer) -> _Entry | None:
+    def take(self, c: _Consumer, member: int) -> _Entry | None:
+        """Next entry for ``member``; one it just released goes to another member first."""
+        now = time.monotonic()
+        passed: list[_Entry] = []
+        found: _Entry | None = None
         while c.pending:
             e = c.pending.popleft()
             if e.seq in c.inflight:
                 continue
             if e.deliveries >= c.options.max_deliver:
                 continue  # like JetStream: stop delivering after max_deliver
-            e.deliveries += 1
-            self._arm(c, e)
-            return e
-        return None
+            if e.taken_by == member and len(c.members) > 1 and now - e.released_at < RELEASE_GRACE:
+                passed.append(e)
+                continue
+            found = e
+            break
+        c.pending.extendleft(reversed(passed))
+        if found is None:
+            return None
+        found.deliveries += 1
+        found.taken_by = member
+        self._arm(c, found)
+        return found
 
 
 class MemoryTransport:
@@ -353,7 +371,7 @@ class MemoryTransport:
         c = member.consumer
         broker = self.broker
         while not member.dispatcher.closed:
-            entry = broker.take(c) if member.dispatcher.free_slots > 0 else None
+            entry = broker.take(c, id(member)) if member.dispatcher.free_slots > 0 else None
             if entry is None:
                 c.wakeup.clear()
                 with contextlib.suppress(TimeoutError):
