@@ -42,7 +42,7 @@ class CorruptEventError(AgentMeshError):
     code = "CORRUPT_EVENT"
 
     def __init__(self, position: int, reason: str) -> None:
-        super().__init__(f"event at position {position} cannot be decoded: {reason}")
+        super().__init__(f"event at position {position}: {reason}")
         self.position = position
 
 
@@ -78,7 +78,7 @@ class StoredEvent:
         try:
             return event_from_json(self.data, self.event_type)
         except (ValueError, TypeError, KeyError) as exc:
-            raise CorruptEventError(self.position, str(exc)) from None
+            raise CorruptEventError(self.position, f"cannot be decoded: {exc}") from None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
