@@ -51,6 +51,7 @@ FACTORIES: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
     "nats": _nats,
     "redis": _from_fixture("redis_url"),
     "rabbitmq": _from_fixture("rabbitmq_url"),
+    "kafka": _from_fixture("kafka_url"),
 }
 
 

@@ -40,6 +40,7 @@ SCHEMES: dict[str, str] = {
     "amqp": "agentmesh.transports.rabbitmq:RabbitMQTransport",
     "amqps": "agentmesh.transports.rabbitmq:RabbitMQTransport",
     "rabbitmq": "agentmesh.transports.rabbitmq:RabbitMQTransport",
+    "kafka": "agentmesh.transports.kafka:KafkaTransport",
 }
 
 

@@ -256,6 +256,11 @@ class BrokerTransport:
         if not subjects.is_valid(subject):
             raise ValidationError(f"invalid subject pattern {subject!r}")
         opts = options or SubscribeOptions()
+        if queue is not None and not self.capabilities.queue_groups:
+            raise NotSupported(
+                f"{self.broker_name} transport ({self.url}) has no queue groups; "
+                "use a durable consumer group (durable=...) to share work"
+            )
         if durable is not None:
             if not durable or any(c in durable for c in ".*> :/"):
                 raise ValidationError(
