@@ -1,0 +1,34 @@
+"""A durable consumer process for the kill-and-restart tests.
+
+``python -m tests.integration.brokers.consumer <url> <subject> <group> <out-file>``: appends the
+payload ``n`` of every handled envelope to ``out-file`` (flushed before the ack), slowly, so the
+test can SIGKILL it mid-stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from agentmesh.transports import Message, SubscribeOptions, create_transport
+
+
+async def main(url: str, subject: str, group: str, out: str) -> None:
+    transport = create_transport(url)
+    await transport.connect()
+    with open(out, "a", buffering=1) as f:
+
+        async def handle(msg: Message) -> None:
+            await asyncio.sleep(0.01)
+            f.write(f"{msg.payload['n']}\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+        options = SubscribeOptions(ack_wait=2.0, max_in_flight=4)
+        await transport.subscribe(subject, handle, durable=group, options=options)
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*sys.argv[1:5]))
