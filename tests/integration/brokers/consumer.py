@@ -10,25 +10,26 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from typing import TextIO
 
 from agentmesh.transports import Message, SubscribeOptions, create_transport
 
 
-async def main(url: str, subject: str, group: str, out: str) -> None:
+async def main(url: str, subject: str, group: str, out: TextIO) -> None:
     transport = create_transport(url)
     await transport.connect()
-    with open(out, "a", buffering=1) as f:
 
-        async def handle(msg: Message) -> None:
-            await asyncio.sleep(0.01)
-            f.write(f"{msg.payload['n']}\n")
-            f.flush()
-            os.fsync(f.fileno())
+    async def handle(msg: Message) -> None:
+        await asyncio.sleep(0.01)
+        out.write(f"{msg.payload['n']}\n")
+        out.flush()
+        os.fsync(out.fileno())
 
-        options = SubscribeOptions(ack_wait=2.0, max_in_flight=4)
-        await transport.subscribe(subject, handle, durable=group, options=options)
-        await asyncio.Event().wait()
+    options = SubscribeOptions(ack_wait=2.0, max_in_flight=4)
+    await transport.subscribe(subject, handle, durable=group, options=options)
+    await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:5]))
+    with open(sys.argv[4], "a", buffering=1) as file:
+        asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], file))
