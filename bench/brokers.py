@@ -21,11 +21,11 @@ import aio_pika
 import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from tests.contract.brokers import redis_server, running, tansu_server
 
 from agentmesh.envelope import Envelope
 from agentmesh.transports import Message, SubscribeOptions, create_transport
 from bench.core import PAYLOAD, entry
-from tests.contract.brokers import redis_server, running, tansu_server
 
 Result = dict[str, dict[str, Any]]
 N = 2_000
