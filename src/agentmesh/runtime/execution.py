@@ -180,7 +180,8 @@ class DurableExecutor:
                 await msg.nak(decision.delay if decision.delay is not None else self.decline_delay)
                 return
         timeout, max_attempts = _task_settings(env, agent.options.max_deliver)
-        failures = await self.ledger.failures(tenant, task_id) if redelivered else 0
+        # the failure budget belongs to this offer: a manual retry re-offers with a new id
+        failures = await self.ledger.failures(tenant, env.id) if redelivered else 0
         ctx.attempt = failures + 1
         current = asyncio.current_task()
         assert current is not None
@@ -256,7 +257,7 @@ class DurableExecutor:
         metrics.task_failures.labels(
             agent.agent_id, ctx.capability or "direct", type(exc).__name__
         ).inc()
-        failures = await self.ledger.add_failure(tenant, task_id)
+        failures = await self.ledger.add_failure(tenant, ctx.envelope.id)
         retryable = not isinstance(exc, self.retry.non_retryable_exceptions)
         if retryable and failures < max_attempts:
             delay = self.retry.calculate_delay(failures) / 1000

@@ -1,0 +1,97 @@
+"""The control plane's composition: store, projections, outbox relay and task tracker.
+
+``agentmesh up`` builds one next to its :class:`~agentmesh.mesh.Mesh`; the REST/WebSocket
+API reads and commands through it::
+
+    plane = ControlPlane(settings, mesh)
+    await plane.start()          # migrations, relay, projector, tracker
+    await plane.bus.execute(SubmitTask("acme", "summarize", {"text": "..."}))
+    await plane.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from loguru import logger
+
+from agentmesh.commands import CqrsBus, build_bus
+from agentmesh.config import Settings
+from agentmesh.mesh import Mesh
+from agentmesh.runtime.ledger import ledger_for
+from agentmesh.runtime.tracker import TaskTracker
+from agentmesh.security.crypto import EncryptionService
+from agentmesh.store.outbox import OutboxRelay
+from agentmesh.store.persistence import Persistence, open_persistence
+
+
+class ControlPlane:
+    """Everything ``agentmesh up`` runs besides agents and the HTTP server."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        mesh: Mesh,
+        *,
+        projection_interval: float = 0.2,
+        sweep_interval: float = 5.0,
+    ) -> None:
+        self.settings = settings.with_secrets()
+        self.mesh = mesh
+        self.projection_interval = projection_interval
+        self.sweep_interval = sweep_interval
+        self.persistence: Persistence | None = None
+        self.crypto = EncryptionService(self.settings.encryption_key or "")
+        self._bus: CqrsBus | None = None
+        self.tracker: TaskTracker | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def bus(self) -> CqrsBus:
+        if self._bus is None:
+            raise RuntimeError("the control plane is not started")
+        return self._bus
+
+    async def start(self) -> None:
+        """Open (and migrate) the store, then run relay, projector and tracker."""
+        p = self.persistence = await open_persistence(self.settings.effective_database_url)
+        self._bus = build_bus(p.store, p.read_models, self.crypto)
+        self.tracker = TaskTracker(
+            self.mesh.transport,
+            self._bus,
+            self.mesh.registry,
+            ledger_for(self.mesh.transport),
+            sweep_interval=self.sweep_interval,
+        )
+        await self.tracker.start()
+        relay = OutboxRelay(p.store, self.mesh.transport)
+        self._stop.clear()
+        self._tasks = [
+            asyncio.create_task(relay.run(self._stop)),
+            asyncio.create_task(self._project()),
+        ]
+
+    async def _project(self) -> None:
+        assert self.persistence is not None
+        while not self._stop.is_set():
+            try:
+                await self.persistence.projector.catch_up()
+            except Exception as exc:  # a corrupted row stops projecting, loudly, until fixed
+                logger.error("projections stopped: {}", exc)
+                await asyncio.sleep(5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.projection_interval)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 10)
+        self._tasks.clear()
+        if self.tracker is not None:
+            await self.tracker.stop()
+        if self.persistence is not None:
+            await self.persistence.close()
+            self.persistence = None

@@ -1,0 +1,200 @@
+"""The task tracker: keeps the store's tasks and agents in step with what the mesh does.
+
+Agents only talk to the broker. The control plane (``agentmesh up``) runs this tracker,
+which turns what happens on the broker into commands on the store:
+
+* outcome events (``am.<t>.evt.task.{completed,failed,cancelled}.<id>``) become
+  ``CompleteTask`` / ``FailTask`` / ``CancelTask``;
+* registry status changes become agent commands (register on first sight, unhealthy,
+  healthy again, paused, resumed);
+* a periodic sweep reconciles tasks whose outcome event was missed (the ledger is asked),
+  and times out tasks that wait longer than their ``timeout_seconds`` while no live agent
+  can take them (``pending_reason`` says why a task waits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+from typing import Any
+
+from loguru import logger
+
+from agentmesh import subjects
+from agentmesh.commands import (
+    ActivateAgent,
+    CancelTask,
+    CompleteTask,
+    CqrsBus,
+    FailTask,
+    ListTasks,
+    ListTenants,
+    MarkAgentUnhealthy,
+    PauseAgent,
+    RegisterAgent,
+    ResumeAgent,
+    TimeOutTask,
+)
+from agentmesh.envelope import Envelope
+from agentmesh.errors import AgentMeshError, Conflict, InvalidTransition, NotFound
+from agentmesh.runtime.ledger import TaskLedger
+from agentmesh.runtime.registry import AgentRecord, Registry
+from agentmesh.transports import Message, Subscription, Transport
+
+WAITING = ("submitted", "offered", "retrying")
+ACTIVE = (*WAITING, "assigned", "running")
+
+
+def pending_reason(registry: Registry, tenant: str, capability: str) -> str | None:
+    """Why a task of ``capability`` is not being worked on, or None if an agent can take it."""
+    agents = registry.agents(tenant, capability=capability)
+    if not agents:
+        return f"no live agent of tenant {tenant} offers capability {capability!r}"
+    if all(a.status in ("UNHEALTHY", "TERMINATED") for a in agents):
+        return f"every agent offering {capability!r} is unhealthy or stopped"
+    if all(a.status == "PAUSED" for a in agents if a.status not in ("UNHEALTHY", "TERMINATED")):
+        return f"every live agent offering {capability!r} is paused"
+    return None
+
+
+class TaskTracker:
+    """Mirrors broker-side task outcomes and agent status into the store (see module doc)."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        bus: CqrsBus,
+        registry: Registry,
+        ledger: TaskLedger,
+        *,
+        sweep_interval: float = 5.0,
+    ) -> None:
+        self.transport = transport
+        self.bus = bus
+        self.registry = registry
+        self.ledger = ledger
+        self.sweep_interval = sweep_interval
+        self._subs: list[Subscription] = []
+        self._sweeper: asyncio.Task[None] | None = None
+        self.applied = 0
+
+    async def start(self) -> None:
+        self._subs.append(
+            await self.transport.subscribe(f"{subjects.PREFIX}.*.evt.task.*.*", self._on_outcome)
+        )
+        self.registry.on_change(self._on_agent_change)
+        self._sweeper = asyncio.create_task(self._sweep_loop())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for sub in self._subs:
+            await sub.unsubscribe()
+        self._subs.clear()
+
+    # -- outcomes -----------------------------------------------------------------------
+    async def _on_outcome(self, msg: Message) -> None:
+        await self.apply_outcome(msg.envelope)
+
+    async def apply_outcome(self, env: Envelope) -> bool:
+        """Apply one outcome event to the store; False when it does not apply (any more)."""
+        p = env.payload
+        tenant, task_id = env.tenant_id, str(p.get("task_id", ""))
+        agent_id = p.get("agent_id") if isinstance(p.get("agent_id"), str) else None
+        command: Any
+        if env.type == "task.completed":
+            result = p.get("result")
+            command = CompleteTask(
+                tenant,
+                task_id,
+                result if isinstance(result, dict) else {"result": result},
+                agent_id=agent_id,
+            )
+        elif env.type == "task.failed":
+            command = FailTask(
+                tenant, task_id, str(p.get("error", "failed")), agent_id=agent_id, retryable=False
+            )  # the runtime already used the attempts
+        elif env.type == "task.cancelled":
+            command = CancelTask(tenant, task_id, str(p.get("reason", "")))
+        else:
+            return False
+        return await self._execute(command)
+
+    async def _execute(self, command: Any) -> bool:
+        try:
+            await self.bus.execute(command)
+        except (NotFound, InvalidTransition, Conflict) as exc:
+            # a task submitted straight to the broker, or an outcome already applied
+            logger.debug("tracker: {} not applied: {}", type(command).__name__, exc)
+            return False
+        except AgentMeshError as exc:
+            logger.warning("tracker: {} failed: {}", type(command).__name__, exc)
+            return False
+        self.applied += 1
+        return True
+
+    # -- agents -------------------------------------------------------------------------
+    async def _on_agent_change(self, record: AgentRecord, old: str | None, new: str) -> None:
+        t, a = record.tenant_id, record.agent_id
+        if old is None:
+            caps = {k: float(v) for k, v in record.capabilities.items()} or {"generic": 3.0}
+            registered = await self._execute(
+                RegisterAgent(t, a, a, caps, metadata={"source": "heartbeat"})
+            )
+            if not registered:
+                await self._execute(ActivateAgent(t, a))
+            if new == "PAUSED":
+                await self._execute(PauseAgent(t, a, "paused at start"))
+            return
+        if new in ("UNHEALTHY", "TERMINATED"):
+            reason = "agent process stopped" if new == "TERMINATED" else "Heartbeat timeout"
+            await self._execute(MarkAgentUnhealthy(t, a, reason))
+        elif new == "PAUSED":
+            await self._execute(PauseAgent(t, a, "paused by the agent"))
+        elif old == "PAUSED" and new in ("AVAILABLE", "BUSY"):
+            await self._execute(ResumeAgent(t, a))
+        elif old in ("UNHEALTHY", "TERMINATED") and new in ("AVAILABLE", "BUSY"):
+            await self._execute(ActivateAgent(t, a))
+
+    # -- reconciliation -----------------------------------------------------------------
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            try:
+                await self.sweep()
+            except Exception:
+                logger.exception("task tracker sweep failed")
+
+    async def sweep(self, now: datetime | None = None) -> None:
+        """Apply missed outcomes; time out tasks no live agent can take."""
+        now = now or datetime.now(UTC)
+        for tenant in await self.bus.query(ListTenants()):
+            tenant_id = str(tenant["id"])
+            for status in ACTIVE:
+                page = await self.bus.query(ListTasks(tenant_id, status=status, limit=1000))
+                for task in page.items:
+                    await self._reconcile(tenant_id, task, now)
+
+    async def _reconcile(self, tenant: str, task: dict[str, Any], now: datetime) -> None:
+        task_id = task["task_id"]
+        outcome = await self.ledger.outcome(tenant, task_id)
+        if outcome is not None and await self.apply_outcome(outcome):
+            return
+        if task["status"] not in WAITING:
+            return
+        capability = (task.get("required_capabilities") or [task.get("task_type")])[0]
+        if pending_reason(self.registry, tenant, capability) is None:
+            return  # an agent can take it: waiting in a backlog is not a timeout
+        waited = (now - datetime.fromisoformat(task["updated_at"])).total_seconds()
+        if waited > float(task.get("timeout_seconds") or 300):
+            if await self._execute(TimeOutTask(tenant, task_id)):
+                logger.info(
+                    "task {}/{} timed out after {:.0f}s with no agent for {!r}",
+                    tenant,
+                    task_id,
+                    waited,
+                    capability,
+                )
