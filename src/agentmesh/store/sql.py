@@ -9,8 +9,9 @@ Gapless global positions in commit order:
 * SQLite: ``BEGIN IMMEDIATE`` serializes writers across processes; the next position is
   ``MAX(position) + 1`` inside that transaction.
 
-The stream version is checked after taking that lock; a unique index on
-``(tenant_id, stream_id, version)`` backs it up. Either way a conflict is a
+The stream version is checked in the same statement; a unique index on
+``(tenant_id, stream_id, version)`` backs it up (on PostgreSQL the version may come from
+a snapshot taken just before the lock was granted, and can then only be too low). Either way a conflict is a
 :class:`~agentmesh.errors.ConcurrencyError` and nothing is written.
 """
 
@@ -94,14 +95,19 @@ class SqlEventStore:
         try:
             async with self.db.write() as c:
                 if self.db.dialect == "postgresql":
-                    last = int(
-                        await c.fetchval(
-                            "UPDATE event_position SET value = value + ? WHERE id = 1 "
-                            "RETURNING value",
-                            n,
-                        )
+                    # one round trip: bump the counter (row lock = commit order) and read
+                    # the stream version; a version read from a snapshot older than the
+                    # lock can only be stale-low, which the unique index turns into a
+                    # ConcurrencyError below, so nothing wrong is ever written.
+                    rows = await c.fetch(
+                        "WITH bumped AS (UPDATE event_position SET value = value + ? "
+                        f"WHERE id = 1 RETURNING value) SELECT ({_STREAM_VERSION}), value "
+                        "FROM bumped",
+                        n,
+                        tenant_id,
+                        stream_id,
                     )
-                    current = int(await c.fetchval(_STREAM_VERSION, tenant_id, stream_id))
+                    current, last = int(rows[0][0]), int(rows[0][1])
                 else:
                     rows = await c.fetch(
                         f"SELECT ({_STREAM_VERSION}), "
