@@ -189,12 +189,12 @@ class TaskTracker:
         if pending_reason(self.registry, tenant, capability) is None:
             return  # an agent can take it: waiting in a backlog is not a timeout
         waited = (now - datetime.fromisoformat(task["updated_at"])).total_seconds()
-        if waited > float(task.get("timeout_seconds") or 300):
-            if await self._execute(TimeOutTask(tenant, task_id)):
-                logger.info(
-                    "task {}/{} timed out after {:.0f}s with no agent for {!r}",
-                    tenant,
-                    task_id,
-                    waited,
-                    capability,
-                )
+        timeout = float(task.get("timeout_seconds") or 300)
+        if waited > timeout and await self._execute(TimeOutTask(tenant, task_id)):
+            logger.info(
+                "task {}/{} timed out after {:.0f}s with no agent for {!r}",
+                tenant,
+                task_id,
+                waited,
+                capability,
+            )
