@@ -7,6 +7,7 @@ import itertools
 import random
 import re
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agentmesh.envelope import Envelope
@@ -47,8 +48,14 @@ async def analyze(task: TaskContext) -> dict[str, Any]:
 class DemoWorkload:
     """Demo agents plus a producer that keeps submitting tasks and records results."""
 
-    def __init__(self, mesh: Mesh, interval: float = 0.6) -> None:
+    def __init__(
+        self,
+        mesh: Mesh,
+        interval: float = 0.6,
+        submit: Callable[[str, dict[str, Any]], Awaitable[object]] | None = None,
+    ) -> None:
         self.mesh = mesh
+        self.submit = submit or mesh.submit
         self.interval = interval
         self.submitted = 0
         self.completed = 0
@@ -71,7 +78,7 @@ class DemoWorkload:
     async def _produce(self) -> None:
         caps = itertools.cycle(["summarize", "analyze", "translate", "analyze"])
         while True:
-            await self.mesh.submit(next(caps), {"text": random.choice(TEXTS)})
+            await self.submit(next(caps), {"text": random.choice(TEXTS)})
             self.submitted += 1
             await asyncio.sleep(self.interval)
 

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from loguru import logger
@@ -22,7 +23,10 @@ from rich.table import Table
 from rich.text import Text
 
 from agentmesh.agents.demo import DEMO_TENANT, DemoWorkload
+from agentmesh.commands import CreateTenant, SubmitTask
 from agentmesh.config import Settings
+from agentmesh.controlplane import ControlPlane
+from agentmesh.errors import Conflict
 from agentmesh.mesh import Mesh
 from agentmesh.observability import metrics
 from agentmesh.runtime.embedded import (
@@ -72,7 +76,22 @@ def _status_view(registry: Registry, demo: DemoWorkload | None, started: float) 
     return Group(*parts)
 
 
-def _api_server(settings: Settings, mesh: Mesh, host: str, port: int) -> Any | None:
+async def _demo_submitter(
+    plane: ControlPlane,
+) -> Callable[[str, dict[str, Any]], Awaitable[object]]:
+    """Demo tasks go through the store, so the REST API and the UI list them."""
+    with contextlib.suppress(Conflict):  # created by an earlier run
+        await plane.bus.execute(CreateTenant("demo", tenant_id=DEMO_TENANT))
+
+    async def submit(capability: str, payload: dict[str, Any]) -> object:
+        return await plane.bus.execute(SubmitTask(DEMO_TENANT, capability, payload, source="demo"))
+
+    return submit
+
+
+def _api_server(
+    settings: Settings, mesh: Mesh, plane: ControlPlane, host: str, port: int
+) -> Any | None:
     """A uvicorn server for the control plane, or None when the API package is unavailable."""
     try:
         import uvicorn
@@ -86,7 +105,7 @@ def _api_server(settings: Settings, mesh: Mesh, host: str, port: int) -> Any | N
         def capture_signals(self) -> Any:  # `up` owns SIGINT/SIGTERM and stops everything
             return contextlib.nullcontext()
 
-    app = create_app(settings=settings, mesh=mesh)
+    app = create_app(settings=settings, mesh=mesh, plane=plane)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     return Server(config)
 
@@ -108,6 +127,7 @@ async def run_up(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     mesh: Mesh | None = None
+    plane: ControlPlane | None = None
     server = None
     server_task: asyncio.Task[None] | None = None
     workload: DemoWorkload | None = None
@@ -121,9 +141,13 @@ async def run_up(
         if demo:
             workload = DemoWorkload(mesh)
         await mesh.start()
+        plane = ControlPlane(settings, mesh)
+        await plane.start()
+        if workload is not None:
+            workload.submit = await _demo_submitter(plane)
         api_url = None
         if api:
-            server = _api_server(settings, mesh, host, port)
+            server = _api_server(settings, mesh, plane, host, port)
             if server is not None:
                 server_task = asyncio.create_task(server.serve())
                 api_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
@@ -175,6 +199,8 @@ async def run_up(
             if server_task is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(server_task, 10)
+        if plane is not None:
+            await plane.stop()
         if mesh is not None:
             await mesh.stop()
         if embedded is not None:
