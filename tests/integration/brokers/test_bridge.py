@@ -15,7 +15,7 @@ from agentmesh.transports.bridge import Bridge, TargetRouter, parse_target
 from tests.helpers import Collector, eventually, unique_tenant
 
 pytestmark = pytest.mark.integration
-OPTS = SubscribeOptions(ack_wait=2.0, max_deliver=3, retry_base=0.05)
+OPTS = SubscribeOptions(ack_wait=5.0, max_deliver=3, retry_base=0.05)
 
 
 async def test_task_over_kafka_is_handled_on_nats_and_the_result_comes_back(
