@@ -56,7 +56,7 @@ def settlement(tenant: str, auction_id: str) -> str:
 
 def settlements(tenant: str) -> str:
     """Every settlement of a tenant (bidders learn reputation from it)."""
-    return subjects.market(tenant, "settle", "*")
+    return subjects.market(tenant, "settle", "any").rsplit(".", 1)[0] + ".*"
 
 
 def blackboard(tenant: str, domain: str) -> str:
