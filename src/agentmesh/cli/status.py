@@ -20,12 +20,16 @@ async def check_store(url: str) -> dict[str, Any]:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    safe = url.split("@")[-1] if "@" in url else url
-    if url.startswith("sqlite") and "aiosqlite" not in url:
-        url = url.replace("sqlite://", "sqlite+aiosqlite://", 1)
-    if url.startswith("postgresql://"):
-        url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
-    engine = create_async_engine(url)
+    from agentmesh.store.db import safe_url
+    from agentmesh.store.migrate import sqlalchemy_url
+
+    safe = safe_url(url)
+    if url.startswith("memory:"):
+        return {"status": "ok", "url": safe, "latency_ms": 0.0}
+    try:
+        engine = create_async_engine(sqlalchemy_url(url))
+    except AgentMeshError as exc:
+        return {"status": "down", "url": safe, "error": exc.message}
     start = time.perf_counter()
     try:
         async with engine.connect() as conn:
