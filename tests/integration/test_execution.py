@@ -146,8 +146,12 @@ async def test_non_retryable_errors_fail_at_once_and_poison_is_dead_lettered(
     async with worker:
         poison = await client.submit("picky", {"kind": "poison", "n": -1}, max_attempts=3)
         invalid = await client.submit("picky", {"kind": "invalid", "n": -2}, max_attempts=3)
-        good = [await client.submit("picky", {"kind": "good", "n": i}) for i in range(50)]
-        await eventually(lambda: len(seen.get("task.completed", [])) >= 50, timeout=30)
+        good = list(
+            await asyncio.gather(
+                *(client.submit("picky", {"kind": "good", "n": i}) for i in range(998))
+            )
+        )
+        await eventually(lambda: len(seen.get("task.completed", [])) >= 998, timeout=60)
         await eventually(lambda: len(seen.get("task.failed", [])) >= 2, timeout=30)
         await dlq.wait_for(2, timeout=10)
     assert attempts["poison"] == [1, 2, 3]
