@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agentmesh import Envelope, Mesh, RemoteError, TaskContext
+from agentmesh import Envelope, Mesh, RemoteError, TaskContext, subjects
 from agentmesh.config import Settings
 from agentmesh.errors import InvalidTransition, NoResponders, RequestTimeout, ValidationError
 from agentmesh.observability import metrics
@@ -264,3 +264,43 @@ async def test_submit_retries_transient_broker_errors(mesh: Mesh) -> None:
     failures.extend([BrokerUnavailable("down")] * 10)
     with pytest.raises(BrokerUnavailable, match="down"):
         await mesh.submit("anything", {})
+
+
+async def test_broker_breaker_opens_fails_fast_and_announces_itself(mesh: Mesh) -> None:
+    from agentmesh.errors import BrokerUnavailable
+    from agentmesh.resilience import CircuitBreakerOpenException, CircuitState
+    from agentmesh.transports import Message
+
+    @mesh.agent("guarded-1", capabilities=["guard"])
+    async def guarded(task: TaskContext) -> None:
+        return None
+
+    seen: list[Envelope] = []
+
+    async def record(msg: Message) -> None:
+        seen.append(msg.envelope)
+
+    await mesh.start()
+    await mesh.transport.subscribe(subjects.event("acme", "system.breaker"), record)
+    real = mesh.transport.publish
+
+    async def down(subject: str, env: Envelope, *, durable: bool = False) -> None:
+        if durable:
+            raise BrokerUnavailable("broker down")
+        await real(subject, env, durable=durable)
+
+    mesh.transport.publish = down  # type: ignore[method-assign]
+    probe = Envelope.create("x", {}, tenant_id="acme")
+    for _ in range(5):
+        with pytest.raises(BrokerUnavailable):
+            await guarded.publish_guarded("am.acme.evt.x", probe, durable=True)
+    assert guarded.breaker.state == CircuitState.OPEN
+    with pytest.raises(CircuitBreakerOpenException):
+        await guarded.publish_guarded("am.acme.evt.x", probe, durable=True)
+    await eventually(lambda: any(e.payload["to"] == "open" for e in seen))
+    assert (
+        metrics.REGISTRY.get_sample_value(
+            "agentmesh_circuit_breaker_state", {"name": "broker:guarded-1"}
+        )
+        == 2
+    )

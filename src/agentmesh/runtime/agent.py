@@ -256,11 +256,22 @@ class AgentRuntime:
             self._metric(metrics.agent_state_changes, self.agent_id, self.status, status).inc()
             self.status = status
 
-    @staticmethod
-    def _breaker_changed(name: str, old: CircuitState, new: CircuitState) -> None:
+    def _breaker_changed(self, name: str, old: CircuitState, new: CircuitState) -> None:
+        """Metric, log line and a ``system.breaker`` event (core publish: the client buffers
+        it while reconnecting, so it arrives when the broker is back)."""
         states = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
         metrics.circuit_breaker_state.labels(name).set(states[new])
         logger.warning("circuit {} {} -> {}", name, old, new)
+        env = Envelope.create(
+            "system.breaker",
+            {"breaker": name, "agent_id": self.agent_id, "from": str(old), "to": str(new)},
+            tenant_id=self.tenant_id,
+            source=self.agent_id,
+        )
+        task = asyncio.get_running_loop().create_task(
+            self.mesh.transport.publish(subjects.event(self.tenant_id, "system.breaker"), env)
+        )
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def publish_guarded(self, subject: str, env: Envelope, *, durable: bool = False) -> None:
         """Publish through the broker circuit breaker (fails fast while the broker is down)."""
