@@ -1,0 +1,93 @@
+"""The control plane's dependencies, built once per app in the lifespan."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from loguru import logger
+
+from agentmesh.api.middleware import RequestStats
+from agentmesh.api.options import ApiOptions, SecurityLevel
+from agentmesh.commands import CqrsBus
+from agentmesh.errors import AgentMeshError, BrokerUnavailable
+from agentmesh.security.audit import AuditAction, AuditEntry, AuditStatus, AuditStore
+from agentmesh.security.crypto import EncryptionService
+from agentmesh.security.tenancy import Principal
+from agentmesh.security.tokens import TokenService
+from agentmesh.store.persistence import Persistence
+
+
+@dataclass
+class ApiContext:
+    """Everything a route needs: settings, tokens, the CQRS bus, read models, audit, hub."""
+
+    settings: Any
+    options: ApiOptions
+    level: SecurityLevel
+    tokens: TokenService
+    persistence: Persistence
+    bus: CqrsBus
+    crypto: EncryptionService
+    audit: AuditStore
+    hub: Any
+    stats: RequestStats
+    mesh: Any | None = None
+    started_at: float = field(default_factory=time.time)
+
+    async def caught_up(self) -> None:
+        """Bring the read models up to date (read-your-writes after a command)."""
+        await self.persistence.projector.catch_up()
+
+    async def record(
+        self,
+        action: AuditAction,
+        status: AuditStatus,
+        *,
+        tenant_id: str,
+        request: Request | None = None,
+        principal: Principal | None = None,
+        resource_type: str = "",
+        resource_id: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Append an audit entry; an audit failure is logged, never hides the answer."""
+        entry = AuditEntry.new(
+            action,
+            status,
+            tenant_id=tenant_id,
+            actor=principal.subject if principal else "",
+            resource_type=resource_type,
+            resource_id=resource_id,
+            request_id=request_id_of(request),
+            client_ip=(request.client.host if request and request.client else ""),
+            details={
+                **({"actor_tenant": principal.tenant_id} if principal else {}),
+                **({"path": request.url.path, "method": request.method} if request else {}),
+                **(details or {}),
+            },
+        )
+        try:
+            await self.audit.append(entry)
+        except Exception as exc:  # audit storage trouble must not turn into a 500
+            logger.error("audit append failed ({}): {}", type(exc).__name__, entry.action.value)
+
+
+def request_id_of(request: Request | None) -> str:
+    if request is None:
+        return ""
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def get_context(request: Request) -> ApiContext:
+    """The app's :class:`ApiContext` (503 until the lifespan has started)."""
+    ctx = getattr(request.app.state, "ctx", None)
+    if ctx is None:
+        raise BrokerUnavailable("control plane is starting", code="NOT_READY")
+    assert isinstance(ctx, ApiContext)
+    return ctx
+
+
+__all__ = ["AgentMeshError", "ApiContext", "get_context", "request_id_of"]

@@ -1,0 +1,254 @@
+"""The control plane application: ``agentmesh.api.fastapi_app:app``.
+
+:func:`create_app` builds an app with injected dependencies; nothing touches the disk,
+the database or the broker before the lifespan starts::
+
+    app = create_app(settings, mesh=mesh)            # as ``agentmesh up`` does
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port)
+
+The lifespan opens the store (``DATABASE_URL``), the audit store, the token service and
+the WebSocket hub, and runs the background loops: projector, store feed (WebSocket
+pushes), metrics pushes and, when a mesh is attached, the outbox relay to its broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, WebSocket
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from loguru import logger
+from starlette.middleware.gzip import GZipMiddleware
+
+from agentmesh.api.context import ApiContext
+from agentmesh.api.errors import DESCRIPTIONS, install_error_handlers
+from agentmesh.api.feed import MetricsPusher, StoreFeed, registry_listener
+from agentmesh.api.middleware import (
+    BodyLimitMiddleware,
+    CorsMiddleware,
+    RateLimitMiddleware,
+    RequestContextMiddleware,
+    RequestStats,
+    VersionMiddleware,
+)
+from agentmesh.api.options import API_VERSION, DEFAULT_RATE_LIMIT, ApiOptions, SecurityLevel
+from agentmesh.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from agentmesh.api.routes import agents, audit, health, messages, tasks, tenants
+from agentmesh.api.ws import WebSocketHub
+from agentmesh.config import Settings, get_settings
+from agentmesh.security.audit import AuditStore, audit_store_for
+from agentmesh.security.crypto import EncryptionService
+from agentmesh.security.tokens import TokenService, token_service_from_settings
+from agentmesh.store.persistence import Persistence, open_persistence
+
+TITLE = "AgentMesh EDA API"
+COMMON_ERRORS = (400, 413, 429, 500)
+
+
+async def _guarded(
+    name: str, loop: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event
+) -> None:
+    """Run a background loop; restart it after an error (with a pause) until ``stop``."""
+    while not stop.is_set():
+        try:
+            await loop(stop)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.error("{} loop failed ({}: {}); restarting", name, type(exc).__name__, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+
+def create_app(
+    settings: Settings | None = None,
+    mesh: Any | None = None,
+    *,
+    persistence: Persistence | None = None,
+    audit_store: AuditStore | None = None,
+    options: ApiOptions | None = None,
+    tokens: TokenService | None = None,
+    crypto: EncryptionService | None = None,
+    limiter: RateLimiter | None = None,
+) -> FastAPI:
+    """Build the control plane. Every dependency may be injected (tests, ``agentmesh up``).
+
+    ``persistence`` (else opened from ``DATABASE_URL``), ``audit_store`` (else the SQL
+    table ``api_audit_log`` in the same database, or memory for ``memory://``),
+    ``tokens``/``crypto`` (else from ``JWT_*``/``ENCRYPTION_KEY``), ``limiter`` (else
+    Redis when ``options.redis_url`` or ``settings.redis_url`` is set, else in-process).
+    """
+    settings = settings or get_settings()
+    opts = options or ApiOptions()
+    level = SecurityLevel.for_environment(settings.environment)
+    origins = opts.cors_origins if opts.cors_origins is not None else level.origins
+    stats = RequestStats()
+    rate_on = (
+        opts.rate_limit_enabled if opts.rate_limit_enabled is not None else level.rate_limit_enabled
+    )
+    redis_url = opts.redis_url or getattr(settings, "redis_url", None)
+    if rate_on and limiter is None:
+        limiter = RedisRateLimiter(redis_url) if redis_url else MemoryRateLimiter()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resolved = settings.with_secrets()
+        token_svc = tokens or token_service_from_settings(resolved)
+        crypto_svc = crypto or EncryptionService(str(resolved.encryption_key))
+        url = resolved.effective_database_url
+        p = persistence or await open_persistence(url)
+        audit_db = audit_store or audit_store_for(url)
+        await audit_db.connect()
+        from agentmesh.commands import build_bus
+
+        ctx = ApiContext(
+            settings=resolved,
+            options=opts,
+            level=level,
+            tokens=token_svc,
+            persistence=p,
+            bus=build_bus(p.store, p.read_models, crypto_svc),
+            crypto=crypto_svc,
+            audit=audit_db,
+            hub=None,
+            stats=stats,
+            mesh=mesh,
+        )
+        hub = WebSocketHub(token_svc, opts.ws, origins, audit=ctx.record)
+        ctx.hub = hub
+        app.state.ctx = ctx
+        stop = asyncio.Event()
+        feed = StoreFeed(p.store, hub, opts.feed_interval)
+        await feed.start_at_head()
+        loops: list[tuple[str, Callable[[asyncio.Event], Awaitable[None]]]] = [
+            ("projector", lambda s: p.projector.run(s, opts.projector_interval)),
+            ("ws feed", feed.run),
+            ("ws metrics", MetricsPusher(hub, _metrics_provider(ctx), opts.metrics_interval).run),
+        ]
+        if mesh is not None and opts.run_relay and getattr(mesh, "transport", None) is not None:
+            from agentmesh.store.outbox import OutboxRelay
+
+            loops.append(("outbox relay", OutboxRelay(p.store, mesh.transport).run))
+        registry = getattr(mesh, "registry", None) if mesh is not None else None
+        if registry is not None and hasattr(registry, "on_change"):
+            registry.on_change(registry_listener(hub))
+        background = [asyncio.create_task(_guarded(n, fn, stop)) for n, fn in loops]
+        try:
+            yield
+        finally:
+            stop.set()
+            await hub.close_all()
+            for t in background:
+                t.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            if limiter is not None:
+                await limiter.close()
+            await audit_db.close()
+            if persistence is None:
+                await p.close()
+            app.state.ctx = None
+
+    app = FastAPI(
+        title=TITLE,
+        version=API_VERSION,
+        description="Control plane of AgentMesh: tenants, agents, tasks, messages, audit.",
+        docs_url="/docs",
+        redoc_url="/redoc",
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.ctx = None
+    install_error_handlers(app)
+    for module in (health, tenants, agents, tasks, messages, audit):
+        app.include_router(module.router)
+
+    @app.websocket("/ws")
+    async def websocket_endpoint(websocket: WebSocket) -> None:
+        ctx: ApiContext | None = websocket.app.state.ctx
+        if ctx is None:
+            await websocket.close(1011, "Connection failed")
+            return
+        await ctx.hub.handle(websocket)
+
+    app.add_middleware(GZipMiddleware, minimum_size=1000)
+    app.add_middleware(BodyLimitMiddleware, limit=opts.body_limit_bytes)
+    if rate_on and limiter is not None:
+        app.add_middleware(
+            RateLimitMiddleware,
+            limiter=limiter,
+            limit=opts.rate_limit or DEFAULT_RATE_LIMIT,
+            window=opts.rate_window_seconds,
+        )
+    app.add_middleware(VersionMiddleware)
+    app.add_middleware(CorsMiddleware, origins=origins, allow_credentials=level.allow_credentials)
+    app.add_middleware(RequestContextMiddleware, level=level, stats=stats)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _metrics_provider(ctx: ApiContext) -> Callable[[str], Awaitable[dict[str, Any]]]:
+    async def provide(tenant_id: str) -> dict[str, Any]:
+        rm = ctx.persistence.read_models
+        tasks_page = await rm.list_tasks(tenant_id, limit=1)
+        live = 0
+        registry = getattr(ctx.mesh, "registry", None) if ctx.mesh is not None else None
+        if registry is not None:
+            live = len(registry.snapshot(tenant_id))
+        return {
+            "tenant_id": tenant_id,
+            "agent_count": await rm.count_agents(tenant_id),
+            "live_agents": live,
+            "tasks_total": tasks_page.total,
+            "requests_total": ctx.stats.requests_total,
+        }
+
+    return provide
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document: spec 3.5 extensions and every error status documented."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    schema["x-api-version"] = API_VERSION
+    schema["x-contact"] = {"name": "AgentMesh", "url": "https://github.com/agentmesh"}
+    schema["x-license"] = "MIT"
+    schema["info"]["license"] = {"name": "MIT"}
+    error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+    for path_item in schema.get("paths", {}).values():
+        for op in path_item.values():
+            if not isinstance(op, dict) or "responses" not in op:
+                continue
+            resp = op["responses"]
+            for status in COMMON_ERRORS:
+                resp.setdefault(
+                    str(status),
+                    {
+                        "description": DESCRIPTIONS[status],
+                        "content": {"application/json": {"schema": error_ref}},
+                    },
+                )
+            if "422" in resp:
+                resp["422"] = {
+                    "description": DESCRIPTIONS[422],
+                    "content": {"application/json": {"schema": error_ref}},
+                }
+    comps = schema.setdefault("components", {}).setdefault("schemas", {})
+    comps.pop("HTTPValidationError", None)
+    comps.pop("ValidationError", None)
+    if "ErrorBody" not in comps:
+        from agentmesh.api.errors import ErrorBody
+
+        comps["ErrorBody"] = ErrorBody.model_json_schema()
+    app.openapi_schema = schema
+    return schema
+
+
+app = create_app()
+"""The ASGI application of ``agentmesh.api.fastapi_app:app`` (settings from the env)."""

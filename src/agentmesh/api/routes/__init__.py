@@ -1,0 +1,1 @@
+"""REST routers of the control plane (one module per area)."""

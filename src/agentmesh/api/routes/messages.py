@@ -1,0 +1,147 @@
+"""Messages: publish an envelope to a tenant's event bus; read one back, decrypted.
+
+A published envelope is recorded (Fernet-encrypted, in the ``messages`` read model) and
+queued for the broker in ONE store transaction (the outbox), on
+``am.<tenant>.evt.<metadata.type>`` (type defaults to ``message``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
+
+from agentmesh import subjects
+from agentmesh.api.auth import require
+from agentmesh.api.context import ApiContext, get_context
+from agentmesh.api.errors import error_response, responses
+from agentmesh.api.schemas import EnvelopeIn, MessageAccepted, MessageResponse
+from agentmesh.commands import GetMessage
+from agentmesh.domain import MessageRecordedEvent
+from agentmesh.envelope import Envelope
+from agentmesh.errors import ConcurrencyError, Conflict, ValidationError
+from agentmesh.security.audit import AuditAction, AuditStatus
+from agentmesh.security.crypto import DecryptionError
+from agentmesh.security.tenancy import Principal
+from agentmesh.store.base import NewEvent, OutboxMessage
+from agentmesh.store.queries import StoredMessage
+
+router = APIRouter(prefix="/v1/tenants/{tenant_id}/messages", tags=["messages"])
+TenantPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+MessagePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_TYPE = re.compile(r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$")
+
+
+def message_stream(message_id: str) -> str:
+    return f"message-{message_id}"
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=MessageAccepted,
+    operation_id="publish_message",
+    responses=responses(401, 403, 409, 422),
+)
+async def publish_message(
+    tenant_id: TenantPath,
+    body: EnvelopeIn,
+    request: Request,
+    principal: Principal = Depends(require("publish_message")),
+    ctx: ApiContext = Depends(get_context),
+) -> MessageAccepted:
+    """Publish an envelope (its ``tenant_id`` must be the path's) through the outbox."""
+    if body.tenant_id != tenant_id:
+        raise ValidationError(
+            f"envelope tenant_id {body.tenant_id!r} does not match the path",
+            code="TENANT_MISMATCH",
+        )
+    metadata = dict(body.metadata)
+    if "id" in metadata and not (isinstance(metadata["id"], str) and _ID.match(metadata["id"])):
+        raise ValidationError("metadata.id must be 1-128 letters, digits, '-' or '_'")
+    mtype = metadata.setdefault("type", "message")
+    if not isinstance(mtype, str) or not _TYPE.match(mtype):
+        raise ValidationError("metadata.type must be dotted words of letters, digits, '-', '_'")
+    metadata.setdefault("source", f"api:{principal.subject}")
+    env = Envelope.from_dict({**body.model_dump(), "metadata": metadata})
+    subject = subjects.event(tenant_id, mtype)
+    if await ctx.persistence.read_models.get_message(env.id) is not None:
+        raise Conflict(f"message {env.id} already exists", code="MESSAGE_EXISTS")
+    priority = metadata.get("priority")
+    recorded = MessageRecordedEvent(
+        aggregate_id=env.id,
+        tenant_id=tenant_id,
+        message_id=env.id,
+        message_type=mtype,
+        subject=subject,
+        source=str(metadata.get("source", "")),
+        priority=priority if isinstance(priority, int) and not isinstance(priority, bool) else None,
+        correlation_id=env.correlation_id,
+        ciphertext=ctx.crypto.encrypt(env.encode()),
+    )
+    try:
+        await ctx.persistence.store.append(
+            tenant_id,
+            message_stream(env.id),
+            0,
+            [NewEvent.of(recorded)],
+            outbox=[OutboxMessage(subject, env)],
+        )
+    except ConcurrencyError:
+        raise Conflict(f"message {env.id} already exists", code="MESSAGE_EXISTS") from None
+    await ctx.caught_up()
+    await ctx.record(
+        AuditAction.MESSAGE_ROUTED,
+        AuditStatus.SUCCESS,
+        tenant_id=tenant_id,
+        request=request,
+        principal=principal,
+        resource_type="message",
+        resource_id=env.id,
+        details={"subject": subject, "message_type": mtype},
+    )
+    return MessageAccepted(message_id=env.id, subject=subject)
+
+
+@router.get(
+    "/{message_id}",
+    response_model=MessageResponse,
+    operation_id="get_message",
+    responses=responses(401, 403, 404, 422, 500),
+)
+async def get_message(
+    tenant_id: TenantPath,
+    message_id: MessagePath,
+    request: Request,
+    principal: Principal = Depends(require("get_message")),
+    ctx: ApiContext = Depends(get_context),
+) -> MessageResponse | JSONResponse:
+    """A recorded message with its envelope decrypted (``secret_accessed`` is audited)."""
+    msg: StoredMessage = await ctx.bus.query(GetMessage(message_id, tenant_id))
+    try:
+        envelope = ctx.crypto.decrypt_json(msg.payload)
+    except DecryptionError as exc:
+        return error_response(500, exc.message, "DECRYPTION_FAILED")
+    await ctx.record(
+        AuditAction.SECRET_ACCESSED,
+        AuditStatus.SUCCESS,
+        tenant_id=tenant_id,
+        request=request,
+        principal=principal,
+        resource_type="message",
+        resource_id=message_id,
+    )
+    return MessageResponse(
+        message_id=msg.id,
+        tenant_id=msg.tenant_id,
+        message_type=msg.message_type,
+        subject=msg.subject,
+        source=msg.source,
+        priority=msg.priority,
+        correlation_id=msg.correlation_id,
+        persisted_at=msg.persisted_at,
+        envelope=envelope,
+    )
