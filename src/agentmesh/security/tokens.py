@@ -29,7 +29,8 @@ from agentmesh.errors import ConfigError, Unauthorized, ValidationError
 Algorithm = Literal["HS256", "HS384", "HS512", "RS256"]
 HMAC_ALGORITHMS: frozenset[str] = frozenset({"HS256", "HS384", "HS512"})
 DEFAULT_EXPIRATION_HOURS = 24.0
-MIN_SECRET_BYTES = 16
+MIN_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+"""RFC 7518 3.2: an HMAC key at least as long as the hash output."""
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNITS = {"s": 1, "": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _TENANT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -67,8 +68,11 @@ class TokenConfig:
         if self.algorithm in HMAC_ALGORITHMS:
             if not self.secret:
                 raise ConfigError(f"JWT_SECRET_KEY is required for {self.algorithm} tokens")
-            if len(self.secret.encode()) < MIN_SECRET_BYTES:
-                raise ConfigError(f"JWT_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes")
+            need = MIN_SECRET_BYTES[self.algorithm]
+            if len(self.secret.encode()) < need:
+                raise ConfigError(
+                    f"JWT_SECRET_KEY must be at least {need} bytes for {self.algorithm}"
+                )
         elif self.algorithm == "RS256":
             if not self.public_key and not self.private_key:
                 raise ConfigError("RS256 needs JWT_PUBLIC_KEY_FILE (and a private key to sign)")
