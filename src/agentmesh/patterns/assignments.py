@@ -14,6 +14,8 @@ after ``ack_wait``) or to one chosen agent's durable inbox. The tracker then:
 * on ``retry`` sends a failed assignment to a different agent than the one that failed.
 
 Whichever try finishes first wins; late outcomes of older tries are ignored.
+``chooser(assignment, excluded)`` replaces the default routed choice (the least-loaded
+live agent with the capability) when a pattern ranks agents its own way.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -79,9 +81,15 @@ class Assignments:
     """Tracks assignments of one mesh (start it once, share it)."""
 
     def __init__(
-        self, mesh: Mesh, *, reconcile_interval: float = 2.0, source: str = "assignments"
+        self,
+        mesh: Mesh,
+        *,
+        reconcile_interval: float = 2.0,
+        source: str = "assignments",
+        chooser: Callable[[Assignment, set[str]], str | None] | None = None,
     ) -> None:
         self.mesh = mesh
+        self.chooser = chooser
         self.tenant = mesh.tenant
         self.reconcile_interval = reconcile_interval
         self.source = source
@@ -151,6 +159,43 @@ class Assignments:
         await self._send(a, prefer=agent_id)
         return a
 
+    def adopt(
+        self,
+        key: str,
+        capability: str,
+        payload: dict[str, Any],
+        *,
+        task_id: str,
+        agent_id: str | None,
+        tries: int,
+    ) -> Assignment:
+        """Track a try that someone else (an earlier leader) already sent, without resending:
+        its outcome resolves the assignment; if its agent is gone, it is reassigned."""
+        a = self._by_key.get(key)
+        if a is not None:
+            return a
+        a = Assignment(
+            key,
+            capability,
+            dict(payload),
+            asyncio.get_running_loop().create_future(),
+            routed=agent_id is not None,
+            tries=tries,
+            task_id=task_id,
+            agent_id=agent_id,
+        )
+        self._by_key[key] = a
+        for i in range(1, tries + 1):
+            self._by_task[f"{key}-a{i}"] = a
+        self._by_task[task_id] = a
+        if agent_id is not None:
+            self._pending_by_agent[agent_id] = self._pending_by_agent.get(agent_id, 0) + 1
+        return a
+
+    def pending_on(self, agent_id: str) -> int:
+        """Tries this tracker sent to ``agent_id`` that have not finished yet."""
+        return self._pending_by_agent.get(agent_id, 0)
+
     def live_agents(self, capability: str, exclude: Iterable[str] = ()) -> list[AgentRecord]:
         """Live agents with ``capability``, least loaded first (counting our own sends)."""
         skip = set(exclude)
@@ -177,6 +222,8 @@ class Assignments:
         if a.routed:
             if prefer is not None:
                 target = prefer
+            elif self.chooser is not None:
+                target = self.chooser(a, a.exclude | a.failed_on) or self.chooser(a, a.exclude)
             else:
                 live = self.live_agents(a.capability, a.exclude | a.failed_on)
                 if not live:  # everyone who failed it may still be the only ones left
@@ -248,6 +295,7 @@ class Assignments:
         self._by_key.pop(a.key, None)
         for i in range(1, a.tries + 1):
             self._by_task.pop(f"{a.key}-a{i}", None)
+        self._by_task.pop(a.task_id, None)
 
     # -- outcomes -----------------------------------------------------------------------
     async def _on_outcome(self, msg: Message) -> None:
@@ -306,8 +354,11 @@ class Assignments:
                     if not a.future.done() and a.sent_at < due
                 ]
                 for a in open_[:200]:
-                    for i in range(a.tries, 0, -1):
-                        env = await ledger.outcome(self.tenant, f"{a.key}-a{i}")
+                    tries = dict.fromkeys(
+                        [a.task_id, *(f"{a.key}-a{i}" for i in range(a.tries, 0, -1))]
+                    )
+                    for task_id in tries:
+                        env = await ledger.outcome(self.tenant, task_id)
                         if env is not None:
                             self._resolve(env)
                             break
