@@ -20,7 +20,6 @@ from typing import Any
 
 from fastapi import FastAPI, WebSocket
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
 from loguru import logger
 from starlette.middleware.gzip import GZipMiddleware
 

@@ -182,6 +182,7 @@ async def _control(
     action: AuditAction,
     operation: str,
 ) -> AgentInfoResponse:
+    await ctx.caught_up()  # decide on the latest state, including other writers
     await ctx.bus.query(GetAgent(tenant_id, agent_id))  # 404 before any write
     try:
         await ctx.bus.execute(command)

@@ -126,6 +126,7 @@ async def _change(
     action: AuditAction,
     operation: str,
 ) -> TaskResponse:
+    await ctx.caught_up()  # decide on the latest state, including other writers
     await ctx.bus.query(GetTask(tenant_id, task_id))  # 404 before any write
     try:
         await ctx.bus.execute(command)
