@@ -163,9 +163,14 @@ class Auctioneer:
             await self._settle(bid, ok, value if not ok else None)
             if ok:
                 return AuctionResult(
-                    auction_id, bid.bidder, bid.price, value, ranked, failed,
+                    auction_id,
+                    bid.bidder,
+                    bid.price,
+                    value,
+                    ranked,
+                    failed,
                     time.monotonic() - started,
-                )  # fmt: skip
+                )
             failed.append((bid.bidder, str(value)))
             logger.warning(
                 "auction {}: {} did not deliver ({}); next bid", auction_id, bid.bidder, value

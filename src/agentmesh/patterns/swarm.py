@@ -188,9 +188,12 @@ class SwarmOrchestrator(AgentRuntime):
         max_concurrent: int = 64,
     ) -> None:
         super().__init__(
-            mesh, agent_id, self._accept_job, capabilities=capabilities,
+            mesh,
+            agent_id,
+            self._accept_job,
+            capabilities=capabilities,
             max_concurrent=max_concurrent,
-        )  # fmt: skip
+        )
         self.swarm_id = swarm_id or agent_id
         self.store = SwarmStore(mesh, self.swarm_id)
         self.lease_ttl = lease_ttl or mesh.settings.agentmesh_health_check_timeout
@@ -314,8 +317,11 @@ class SwarmOrchestrator(AgentRuntime):
                 self._lease_rev = await kv.update(key, orjson.dumps(mine), rev)
                 logger.warning(
                     "swarm {}: {} takes over from silent leader {} (term {})",
-                    self.swarm_id, self.agent_id, lease["leader"], self.term,
-                )  # fmt: skip
+                    self.swarm_id,
+                    self.agent_id,
+                    lease["leader"],
+                    self.term,
+                )
                 return await self._became_leader()
         except (Conflict, ConcurrencyError):
             pass  # someone else won the lease (or renewed it)
@@ -384,9 +390,13 @@ class SwarmOrchestrator(AgentRuntime):
             tracked = self._tracked.get(key)
             if tracked is None:  # in flight under an earlier leader: adopt it
                 a = self.assignments.adopt(
-                    str(t.get("key") or key), t["capability"], t["payload"],
-                    task_id=t["task_id"], agent_id=t.get("agent"), tries=int(t["tries"]),
-                )  # fmt: skip
+                    str(t.get("key") or key),
+                    t["capability"],
+                    t["payload"],
+                    task_id=t["task_id"],
+                    agent_id=t.get("agent"),
+                    tries=int(t["tries"]),
+                )
                 self._tracked[key] = (job_id, tid, a)
                 continue
             a = tracked[2]
@@ -457,9 +467,11 @@ class SwarmOrchestrator(AgentRuntime):
 
     async def _announce(self, kind: str, payload: dict[str, Any]) -> None:
         env = Envelope.create(
-            f"swarm.{kind}", {"swarm_id": self.swarm_id, **payload},
-            tenant_id=self.tenant_id, source=self.agent_id,
-        )  # fmt: skip
+            f"swarm.{kind}",
+            {"swarm_id": self.swarm_id, **payload},
+            tenant_id=self.tenant_id,
+            source=self.agent_id,
+        )
         with contextlib.suppress(Exception):
             await self.mesh.transport.publish(
                 names.swarm(self.tenant_id, self.swarm_id, kind.replace("_", "-")), env
@@ -527,9 +539,11 @@ class SwarmWorker(AgentRuntime):
 
     async def _say(self, kind: str, payload: dict[str, Any]) -> None:
         env = Envelope.create(
-            f"swarm.{kind.replace('-', '_')}", {"agent_id": self.agent_id, **payload},
-            tenant_id=self.tenant_id, source=self.agent_id,
-        )  # fmt: skip
+            f"swarm.{kind.replace('-', '_')}",
+            {"agent_id": self.agent_id, **payload},
+            tenant_id=self.tenant_id,
+            source=self.agent_id,
+        )
         await self.mesh.transport.publish(names.swarm(self.tenant_id, self.swarm_id, kind), env)
 
     async def share_knowledge(self, key: str, value: Any) -> None:
