@@ -107,7 +107,7 @@ async def test_readme_swarm_example_runs_a_task(
         await client.stop()
 
 
-async def test_task_executor_and_orchestrator_commands(
+def test_task_executor_and_orchestrator_commands(
     cli_env: dict[str, str], spawn: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
     log = tmp_path / "kinds.log"
