@@ -52,6 +52,7 @@ FACTORIES: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
     "redis": _from_fixture("redis_url"),
     "rabbitmq": _from_fixture("rabbitmq_url"),
     "kafka": _from_fixture("kafka_url"),
+    "sqs": _from_fixture("sqs_url"),
 }
 
 

@@ -41,6 +41,8 @@ SCHEMES: dict[str, str] = {
     "amqps": "agentmesh.transports.rabbitmq:RabbitMQTransport",
     "rabbitmq": "agentmesh.transports.rabbitmq:RabbitMQTransport",
     "kafka": "agentmesh.transports.kafka:KafkaTransport",
+    "sqs": "agentmesh.transports.sqs:SqsTransport",
+    "sns": "agentmesh.transports.sqs:SqsTransport",
 }
 
 
