@@ -1,0 +1,202 @@
+"""``agentmesh token/agent/task`` as real subprocesses, on SQLite and against a live API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+
+from agentmesh.api.options import ApiOptions
+from agentmesh.config import Settings
+from tests.e2e.api.conftest import LiveServer, start_server, stop_server
+
+pytestmark = pytest.mark.e2e
+AGENTMESH = str(Path(sys.executable).parent / "agentmesh")
+SECRET = "cli-e2e-secret-" + "c" * 49
+
+
+class Env:
+    def __init__(self, tmp: Path, live: LiveServer, env: dict[str, str]) -> None:
+        self.tmp = tmp
+        self.live = live
+        self.env = env
+
+    def run(
+        self, *args: str, extra: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [AGENTMESH, *args],
+            capture_output=True,
+            text=True,
+            env={**self.env, **(extra or {})},
+            timeout=60,
+            cwd=self.tmp,
+        )
+
+    def json(self, *args: str, extra: dict[str, str] | None = None) -> Any:
+        proc = self.run(*args, "--json", extra=extra)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    db = f"sqlite+aiosqlite:///{tmp_path / 'agentmesh.db'}"
+    key = Fernet.generate_key().decode()
+    settings = Settings(
+        jwt_secret_key=SECRET,
+        encryption_key=key,
+        database_url=db,
+        environment="testing",
+        agentmesh_data_dir=tmp_path,
+    )
+    live = start_server(settings, ApiOptions(rate_limit_enabled=False))
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTMESH_", "JWT_"))}
+    base.update(
+        {
+            "JWT_SECRET_KEY": SECRET,
+            "ENCRYPTION_KEY": key,
+            "DATABASE_URL": db,
+            "AGENTMESH_DATA_DIR": str(tmp_path),
+            "AGENTMESH_TENANT": "acme",
+            "NO_COLOR": "1",
+            "COLUMNS": "200",
+        }
+    )
+    yield Env(tmp_path, live, base)
+    stop_server(live)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def seed_agent(env: Env, agent_id: str) -> None:
+    body = {
+        "agent_id": agent_id,
+        "name": f"agent {agent_id}",
+        "capabilities": [{"name": "summarize"}],
+    }
+    r = httpx.post(
+        f"{env.live.url}/v1/tenants/acme/agents", json=body, headers=env.live.auth("acme")
+    )
+    assert r.status_code == 201, r.text
+
+
+def test_token_create(env: Env) -> None:
+    out = env.json(
+        "token", "create", "--tenant", "acme", "--role", "observer,agent", "--expires", "1h"
+    )
+    assert out["tenant_id"] == "acme"
+    assert out["roles"] == ["observer", "agent"]
+    claims = env.live.tokens.verify(out["token"])
+    assert (claims.expires_at - claims.issued_at).total_seconds() == 3600
+    r = httpx.get(
+        f"{env.live.url}/v1/tenants/acme/agents",
+        headers={"Authorization": f"Bearer {out['token']}"},
+    )
+    assert r.status_code == 200
+    plain = env.run("token", "create", "-t", "acme", "-r", "admin")
+    assert plain.returncode == 0
+    assert env.live.tokens.verify(plain.stdout.strip()).roles == ("admin",)
+    assert_one_line_error(env.run("token", "create", "-t", "acme", "-r", "god"), "unknown role")
+    assert_one_line_error(env.run("token", "create", "-t", "bad tenant", "-r", "admin"), "tenant")
+    assert_one_line_error(
+        env.run("token", "create", "-t", "acme", "-r", "admin", "--expires", "soon"), "duration"
+    )
+
+
+def test_local_store(env: Env) -> None:
+    seed_agent(env, "worker-1")
+    agents = env.json("agent", "list")
+    assert [a["agent_id"] for a in agents["agents"]] == ["worker-1"]
+    assert env.json("agent", "show", "worker-1")["status"] == "AVAILABLE"
+    assert env.json("agent", "pause", "worker-1", "--reason", "maint")["status"] == "PAUSED"
+    assert env.json("agent", "list", "--status", "paused")["pagination"]["total"] == 1
+    assert env.json("agent", "resume", "worker-1")["status"] == "AVAILABLE"
+    assert env.json("agent", "terminate", "worker-1")["status"] == "TERMINATED"
+    assert_one_line_error(env.run("agent", "resume", "worker-1"), "resume")
+    assert_one_line_error(env.run("agent", "show", "ghost-1"), "not found")
+
+    task = env.json(
+        "task", "submit", "-c", "summarize", "--payload", '{"text": "hi"}', "--priority", "high"
+    )
+    assert task["status"] == "offered"
+    assert task["priority"] == 4
+    listed = env.json("task", "list", "--status", "offered")
+    assert [t["task_id"] for t in listed["tasks"]] == [task["task_id"]]
+    assert env.json("task", "show", task["task_id"])["payload"] == {"text": "hi"}
+    assert env.json("task", "cancel", task["task_id"], "--reason", "no")["status"] == "cancelled"
+    assert_one_line_error(env.run("task", "retry", task["task_id"]), "retry")
+    assert_one_line_error(
+        env.run("task", "submit", "-c", "x", "--payload", "{oops"), "Invalid JSON for --payload"
+    )
+    assert_one_line_error(env.run("task", "submit", "-c", "bad capability!"))
+    table = env.run("task", "list")
+    assert table.returncode == 0
+    assert "cancelled" in table.stdout
+    # the control plane sees what the CLI wrote (same store)
+    r = httpx.get(
+        f"{env.live.url}/v1/tenants/acme/tasks/{task['task_id']}", headers=env.live.auth("acme")
+    )
+    assert r.json()["status"] == "cancelled"
+
+
+def test_against_the_control_plane(env: Env) -> None:
+    seed_agent(env, "worker-2")
+    token = env.live.token("acme", "orchestrator", sub="ops")
+    remote = {
+        "AGENTMESH_API_URL": env.live.url,
+        "AGENTMESH_TOKEN": token,
+        "DATABASE_URL": "sqlite+aiosqlite:////nonexistent/dir/x.db",
+    }
+    agents = env.json("agent", "list", extra=remote)
+    assert [a["agent_id"] for a in agents["agents"]] == ["worker-2"]
+    assert env.json("agent", "pause", "worker-2", extra=remote)["status"] == "PAUSED"
+    shown = env.run("agent", "show", "worker-2", extra=remote)
+    assert shown.returncode == 0
+    assert "PAUSED" in shown.stdout
+    task = env.json("task", "submit", "-c", "summarize", "--task-id", "job-1", extra=remote)
+    assert task["task_id"] == "job-1"
+    assert env.json("task", "list", extra=remote)["pagination"]["total"] == 1
+    assert env.json("task", "cancel", "job-1", extra=remote)["status"] == "cancelled"
+    assert_one_line_error(
+        env.run("task", "cancel", "job-1", extra=remote), "INVALID_TRANSITION", "409"
+    )
+    observer = {**remote, "AGENTMESH_TOKEN": env.live.token("acme", "observer")}
+    assert_one_line_error(
+        env.run("agent", "terminate", "worker-2", extra=observer), "FORBIDDEN", "403"
+    )
+    other = {**remote, "AGENTMESH_TOKEN": env.live.token("other", "admin")}
+    assert_one_line_error(env.run("agent", "list", extra=other), "403")
+    assert_one_line_error(
+        env.run("agent", "list", "--token", "garbage", "--api-url", env.live.url), "AUTH_INVALID"
+    )
+    assert_one_line_error(
+        env.run("agent", "list", "--api-url", env.live.url, extra={"AGENTMESH_TOKEN": ""}),
+        "--token",
+    )
+    assert_one_line_error(
+        env.run("task", "list", "--api-url", "http://127.0.0.1:9", "--token", token), "cannot reach"
+    )
+    # the operator's actions are in the audit log with the token's subject
+    r = httpx.get(
+        f"{env.live.url}/v1/tenants/acme/audit",
+        params={"actor": "ops"},
+        headers=env.live.auth("acme"),
+    )
+    actions = {e["action"] for e in r.json()["entries"]}
+    assert {"agent_updated", "task_assigned", "task_cancelled"} <= actions
