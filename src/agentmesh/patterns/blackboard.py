@@ -168,6 +168,12 @@ class Blackboard:
             for d in domains
         ]
 
+    async def clear(self, domains: Iterable[str]) -> None:
+        """Delete every entry of ``domains`` and the done mark (start a board afresh)."""
+        for d in (*domains, CONTROL):
+            for key in await self.entries(d):
+                await self.delete(d, key)
+
     async def is_done(self) -> bool:
         return (await self.read(CONTROL, "status")) is not None
 
@@ -206,6 +212,7 @@ class _Watcher:
 
     async def start(self) -> None:
         self._watches = await self.board.watch(self.domains, self._apply)
+        self.changed.set()  # a first look, even when the board is still empty
 
     async def _apply(self, e: Entry) -> None:
         if e.value is None:
