@@ -53,6 +53,7 @@ FACTORIES: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
     "rabbitmq": _from_fixture("rabbitmq_url"),
     "kafka": _from_fixture("kafka_url"),
     "sqs": _from_fixture("sqs_url"),
+    "pulsar": _from_fixture("pulsar_url"),
 }
 
 

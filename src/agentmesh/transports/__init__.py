@@ -43,6 +43,7 @@ SCHEMES: dict[str, str] = {
     "kafka": "agentmesh.transports.kafka:KafkaTransport",
     "sqs": "agentmesh.transports.sqs:SqsTransport",
     "sns": "agentmesh.transports.sqs:SqsTransport",
+    "pulsar": "agentmesh.transports.pulsar:PulsarTransport",
 }
 
 
