@@ -73,6 +73,7 @@ def create_app(
     tokens: TokenService | None = None,
     crypto: EncryptionService | None = None,
     limiter: RateLimiter | None = None,
+    control_plane: Any | None = None,
 ) -> FastAPI:
     """Build the control plane. Every dependency may be injected (tests, ``agentmesh up``).
 
@@ -80,6 +81,10 @@ def create_app(
     table ``api_audit_log`` in the same database, or memory for ``memory://``),
     ``tokens``/``crypto`` (else from ``JWT_*``/``ENCRYPTION_KEY``), ``limiter`` (else
     Redis when ``options.redis_url`` or ``settings.redis_url`` is set, else in-process).
+
+    With a started :class:`~agentmesh.controlplane.ControlPlane` (``control_plane=``),
+    the app shares its persistence, bus and encryption and runs no outbox relay of its
+    own (the plane runs it).
     """
     settings = settings or get_settings()
     opts = options or ApiOptions()
@@ -97,9 +102,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings.with_secrets()
         token_svc = tokens or token_service_from_settings(resolved)
-        crypto_svc = crypto or EncryptionService(str(resolved.encryption_key))
+        plane_crypto = getattr(control_plane, "crypto", None)
+        crypto_svc = crypto or plane_crypto or EncryptionService(str(resolved.encryption_key))
         url = resolved.effective_database_url
-        p = persistence or await open_persistence(url)
+        shared = persistence or getattr(control_plane, "persistence", None)
+        p = shared or await open_persistence(url)
         audit_db = audit_store or audit_store_for(url)
         await audit_db.connect()
         from agentmesh.commands import build_bus
@@ -110,7 +117,8 @@ def create_app(
             level=level,
             tokens=token_svc,
             persistence=p,
-            bus=build_bus(p.store, p.read_models, crypto_svc),
+            bus=getattr(control_plane, "bus", None)
+            or build_bus(p.store, p.read_models, crypto_svc),
             crypto=crypto_svc,
             audit=audit_db,
             hub=None,
@@ -128,7 +136,8 @@ def create_app(
             ("ws feed", feed.run),
             ("ws metrics", MetricsPusher(hub, _metrics_provider(ctx), opts.metrics_interval).run),
         ]
-        if mesh is not None and opts.run_relay and getattr(mesh, "transport", None) is not None:
+        relay_here = opts.run_relay and control_plane is None
+        if mesh is not None and relay_here and getattr(mesh, "transport", None) is not None:
             from agentmesh.store.outbox import OutboxRelay
 
             loops.append(("outbox relay", OutboxRelay(p.store, mesh.transport).run))
@@ -147,7 +156,7 @@ def create_app(
             if limiter is not None:
                 await limiter.close()
             await audit_db.close()
-            if persistence is None:
+            if shared is None:
                 await p.close()
             app.state.ctx = None
 
