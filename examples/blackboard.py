@@ -13,9 +13,8 @@ import sys
 
 from agentmesh import Mesh
 from agentmesh.errors import ConcurrencyError
-from agentmesh.patterns.blackboard import (
-    Blackboard, BlackboardController, BoardView, KnowledgeSource, KnowledgeSourceRunner,
-)  # fmt: skip
+from agentmesh.patterns import blackboard as bb
+from agentmesh.patterns.blackboard import Blackboard, BoardView
 
 # slot -> (candidate words, [(my position, other slot, its position)])
 SLOTS = {
@@ -29,7 +28,7 @@ def fits(word: str, slot: str, grid: dict[str, str]) -> bool:
     return all(o in grid and word[i] == grid[o][j] for i, o, j in SLOTS[slot][1])
 
 
-def source_for(slot: str) -> KnowledgeSource:
+def source_for(slot: str) -> bb.KnowledgeSource:
     def ready(view: BoardView) -> bool:
         return slot not in view["grid"] and any(fits(w, slot, view["grid"]) for w in SLOTS[slot][0])
 
@@ -38,7 +37,7 @@ def source_for(slot: str) -> KnowledgeSource:
         with contextlib.suppress(ConcurrencyError):  # another process filled it first
             await board.write("grid", slot, word, revision=0)
 
-    return KnowledgeSource(f"vocab-{slot}", ("grid",), ready, fill)
+    return bb.KnowledgeSource(f"vocab-{slot}", ("grid",), ready, fill)
 
 
 async def describe(task: object) -> dict[str, list[str]]:  # what the sources agent serves
@@ -56,14 +55,14 @@ async def main(url: str, part: str = "all", suffix: str = "1") -> dict[str, str]
             await Blackboard(mesh, board_name).clear(["grid"])
         if part in ("all", "workers"):
             board = Blackboard(mesh, board_name, writer=f"sources-{suffix}")
-            runners = [KnowledgeSourceRunner(board, source_for(s)) for s in SLOTS]
+            runners = [bb.KnowledgeSourceRunner(board, source_for(s)) for s in SLOTS]
             for r in runners:
                 await r.start()
         if part == "workers":
             for r in runners:
                 await r.wait()  # until the controller marks the board done
             return None
-        controller = BlackboardController(
+        controller = bb.BlackboardController(
             Blackboard(mesh, board_name, writer="controller"), ["grid"],
             goal=lambda view: len(view["grid"]) == len(SLOTS),
         )  # fmt: skip

@@ -14,9 +14,11 @@ from typing import Any
 from agentmesh import Mesh, TaskContext
 from agentmesh.patterns.orchestrator_worker import Orchestrator
 
-TEXT = """the quick brown fox jumps over the lazy dog the dog sleeps
-agents cooperate through events and the broker keeps every task
-a worker that dies loses nothing because the task comes back""".split("\n")
+TEXT = [
+    "the quick brown fox jumps over the lazy dog the dog sleeps",
+    "agents cooperate through events and the broker keeps every task",
+    "a worker that dies loses nothing because the task comes back",
+]
 
 
 async def count_words(task: TaskContext) -> dict[str, Any]:

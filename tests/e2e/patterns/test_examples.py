@@ -108,6 +108,23 @@ def agent_processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         p.wait(timeout=10)
 
 
+def start_agents(
+    name: str, url: str, example_env: dict[str, str], log: Path
+) -> list[subprocess.Popen[bytes]]:
+    """Two agent processes of the example ("workers" part), logging to ``log``."""
+    env = {**os.environ, **example_env, "LOG_LEVEL": "WARNING"}
+    procs = []
+    for suffix in ("p1", "p2"):
+        with log.open("ab") as out:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, str(EXAMPLES / f"{name}.py"), url, "workers", suffix],
+                    cwd=ROOT, env=env, stdout=out, stderr=out,
+                )
+            )  # fmt: skip
+    return procs
+
+
 @pytest.mark.parametrize("name", list(CHECKS))
 async def test_example_on_nats_over_three_processes(
     name: str,
@@ -116,16 +133,8 @@ async def test_example_on_nats_over_three_processes(
     tmp_path: Path,
     agent_processes: list[subprocess.Popen[bytes]],
 ) -> None:
-    env = {**os.environ, **example_env, "LOG_LEVEL": "WARNING"}
     log = tmp_path / f"{name}.log"
-    for suffix in ("p1", "p2"):
-        with log.open("ab") as out:
-            agent_processes.append(
-                subprocess.Popen(
-                    [sys.executable, str(EXAMPLES / f"{name}.py"), nats_url, "workers", suffix],
-                    cwd=ROOT, env=env, stdout=out, stderr=out,
-                )
-            )  # fmt: skip
+    agent_processes.extend(start_agents(name, nats_url, example_env, log))
     tenant = example_env["AGENTMESH_TENANT"]
     watcher = Mesh(nats_url, tenant=tenant, settings=Settings(agentmesh_data_dir=tmp_path))  # type: ignore[call-arg]
     await watcher.start()
