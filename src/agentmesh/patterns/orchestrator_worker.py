@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 Policy = Literal["retry", "fail_fast", "partial"]
 POLICIES = ("retry", "fail_fast", "partial")
+SEND_BATCH = 250
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,15 +160,22 @@ class Orchestrator:
         pending: dict[asyncio.Future[Outcome], tuple[int, Assignment]] = {}
         reassigned_before = tracker.reassigned
         try:
-            for i, sub in enumerate(items):
-                a = await tracker.assign(
-                    f"{run_id}-{i}",
-                    sub.capability,
-                    sub.payload,
-                    routed=self.routed,
-                    timeout_seconds=self.subtask_timeout,
+            for first in range(0, len(items), SEND_BATCH):  # pipelined durable publishes
+                batch = items[first : first + SEND_BATCH]
+                sent = await asyncio.gather(
+                    *(
+                        tracker.assign(
+                            f"{run_id}-{first + j}",
+                            sub.capability,
+                            sub.payload,
+                            routed=self.routed,
+                            timeout_seconds=self.subtask_timeout,
+                        )
+                        for j, sub in enumerate(batch)
+                    )
                 )
-                pending[a.future] = (i, a)
+                for j, a in enumerate(sent):
+                    pending[a.future] = (first + j, a)
             failure = await self._collect(pending, results, started)
             timed_out = failure == "timeout"
             for i, a in pending.values():
