@@ -73,7 +73,7 @@ def create_app(
     tokens: TokenService | None = None,
     crypto: EncryptionService | None = None,
     limiter: RateLimiter | None = None,
-    control_plane: Any | None = None,
+    plane: Any | None = None,
 ) -> FastAPI:
     """Build the control plane. Every dependency may be injected (tests, ``agentmesh up``).
 
@@ -82,7 +82,7 @@ def create_app(
     ``tokens``/``crypto`` (else from ``JWT_*``/``ENCRYPTION_KEY``), ``limiter`` (else
     Redis when ``options.redis_url`` or ``settings.redis_url`` is set, else in-process).
 
-    With a started :class:`~agentmesh.controlplane.ControlPlane` (``control_plane=``),
+    With a started :class:`~agentmesh.controlplane.ControlPlane` (``plane=``),
     the app shares its persistence, bus and encryption and runs no outbox relay of its
     own (the plane runs it).
     """
@@ -102,10 +102,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings.with_secrets()
         token_svc = tokens or token_service_from_settings(resolved)
-        plane_crypto = getattr(control_plane, "crypto", None)
+        plane_crypto = getattr(plane, "crypto", None)
         crypto_svc = crypto or plane_crypto or EncryptionService(str(resolved.encryption_key))
         url = resolved.effective_database_url
-        shared = persistence or getattr(control_plane, "persistence", None)
+        shared = persistence or getattr(plane, "persistence", None)
         p = shared or await open_persistence(url)
         audit_db = audit_store or audit_store_for(url)
         await audit_db.connect()
@@ -117,8 +117,7 @@ def create_app(
             level=level,
             tokens=token_svc,
             persistence=p,
-            bus=getattr(control_plane, "bus", None)
-            or build_bus(p.store, p.read_models, crypto_svc),
+            bus=getattr(plane, "bus", None) or build_bus(p.store, p.read_models, crypto_svc),
             crypto=crypto_svc,
             audit=audit_db,
             hub=None,
@@ -136,7 +135,7 @@ def create_app(
             ("ws feed", feed.run),
             ("ws metrics", MetricsPusher(hub, _metrics_provider(ctx), opts.metrics_interval).run),
         ]
-        relay_here = opts.run_relay and control_plane is None
+        relay_here = opts.run_relay and plane is None
         if mesh is not None and relay_here and getattr(mesh, "transport", None) is not None:
             from agentmesh.store.outbox import OutboxRelay
 

@@ -43,3 +43,36 @@ async def test_outbox_reaches_the_broker_and_ready_reports_it(tmp_path: Path) ->
             assert metrics.json()["agent_count"] == 0
     finally:
         await mesh.stop()
+
+
+async def test_shares_a_started_control_plane(tmp_path: Path) -> None:
+    import asyncio
+
+    from agentmesh.controlplane import ControlPlane
+
+    settings = make_settings(tmp_path)
+    mesh = Mesh("memory://", tenant="acme", settings=settings)
+    await mesh.start()
+    plane = ControlPlane(settings, mesh, projection_interval=0.05)
+    await plane.start()
+    try:
+        offers = Collector()
+        await mesh.transport.subscribe("am.acme.task.summarize", offers)
+        app = create_app(
+            settings, mesh=mesh, plane=plane, options=ApiOptions(rate_limit_enabled=False)
+        )
+        async for api in running(app):
+            assert api.ctx.persistence is plane.persistence
+            assert api.ctx.bus is plane.bus
+            r = await api.client.post(
+                "/v1/tenants/acme/tasks", json={"capability": "summarize"}, headers=api.root
+            )
+            assert r.status_code == 201
+            await offers.wait_for(1, timeout=5)
+            await asyncio.sleep(0.3)
+            assert len(offers.messages) == 1  # one relay (the plane's), one offer
+        assert plane.persistence is not None  # the app did not close what it shares
+        assert await plane.persistence.store.head() > 0
+    finally:
+        await plane.stop()
+        await mesh.stop()
