@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from agentmesh.commands import FailTask, SubmitTask
 from tests.unit.api.catalog import SECRET_MARK, envelope, seed_tenant
@@ -334,3 +335,21 @@ async def test_gzip_for_large_responses(api: Api) -> None:
     assert r.status_code == 200
     assert r.headers.get("content-encoding") == "gzip"
     assert seed.task_id in r.text
+
+
+async def test_unhandled_error_is_a_flat_500_with_request_id(tmp_path: Path) -> None:
+    from agentmesh.api.fastapi_app import create_app
+    from tests.unit.api.conftest import make_settings, running
+
+    app = create_app(make_settings(tmp_path))
+
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    app.add_api_route("/boom", boom)
+    async for api in running(app):
+        r = await api.client.get("/boom")
+        assert r.status_code == 500
+        assert r.json() == {"error": "internal error", "code": "INTERNAL_ERROR"}
+        assert "secret internals" not in r.text
+        assert "X-Request-ID" in r.headers
