@@ -54,6 +54,7 @@ FACTORIES: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
     "kafka": _from_fixture("kafka_url"),
     "sqs": _from_fixture("sqs_url"),
     "pulsar": _from_fixture("pulsar_url"),
+    "pubsub": _from_fixture("pubsub_url"),
 }
 
 

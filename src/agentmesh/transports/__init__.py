@@ -44,6 +44,7 @@ SCHEMES: dict[str, str] = {
     "sqs": "agentmesh.transports.sqs:SqsTransport",
     "sns": "agentmesh.transports.sqs:SqsTransport",
     "pulsar": "agentmesh.transports.pulsar:PulsarTransport",
+    "pubsub": "agentmesh.transports.pubsub:PubSubTransport",
 }
 
 
