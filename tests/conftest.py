@@ -16,3 +16,24 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = server.start()
     yield url
     server.stop()
+
+
+# the broker stand-ins (session-scoped, free ports, stopped by PID) for every suite
+from tests.contract.brokers import (  # noqa: E402
+    kafka_url,
+    pubsub_url,
+    pulsar_url,
+    rabbitmq_url,
+    redis_url,
+    sqs_url,
+)
+
+__all__ = [
+    "kafka_url",
+    "nats_url",
+    "pubsub_url",
+    "pulsar_url",
+    "rabbitmq_url",
+    "redis_url",
+    "sqs_url",
+]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
@@ -307,19 +308,46 @@ class Mesh:
         self._subs.append(sub)
         return sub
 
-    async def wait_result(self, task_id: str, timeout: float = 30.0) -> dict[str, Any]:
-        """The result of one task: waits for its outcome event, or finds it when it is past.
+    async def run(
+        self,
+        capability: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        timeout: float = 30.0,
+        **submit: Any,
+    ) -> dict[str, Any]:
+        """Submit a durable task and wait for its result (race-free on every broker).
 
-        Raises :class:`RemoteError` when the task failed for good or was cancelled.
+        Takes the keyword arguments of :meth:`submit`; raises :class:`RemoteError` when the
+        task failed for good or was cancelled.
         """
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[Envelope] = loop.create_future()
+        task_id = submit.pop("task_id", None) or str(uuid.uuid4())
+        done, sub = await self._watch_outcome(task_id)
+        try:
+            await self.submit(capability, payload, task_id=task_id, **submit)
+            env = await asyncio.wait_for(done, timeout)
+        finally:
+            await sub.unsubscribe()
+        return self._outcome_result(task_id, env)
+
+    async def _watch_outcome(self, task_id: str) -> tuple[asyncio.Future[Envelope], Subscription]:
+        done: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
 
         async def match(msg: Message) -> None:
             if not done.done():
                 done.set_result(msg.envelope)
 
         sub = await self.transport.subscribe(subjects.task_outcomes(self.tenant, task_id), match)
+        return done, sub
+
+    async def wait_result(self, task_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        """The result of a submitted task: waits for its outcome event, or finds it when past.
+
+        Finding a past outcome needs a broker-side ledger (NATS, memory); on other brokers
+        use :meth:`run` (subscribe, then submit). Raises :class:`RemoteError` when the
+        task failed for good or was cancelled.
+        """
+        done, sub = await self._watch_outcome(task_id)
         try:
             past = await ledger_for(self.transport).outcome(self.tenant, task_id)
             if past is not None and not done.done():
@@ -327,6 +355,10 @@ class Mesh:
             env = await asyncio.wait_for(done, timeout)
         finally:
             await sub.unsubscribe()
+        return self._outcome_result(task_id, env)
+
+    @staticmethod
+    def _outcome_result(task_id: str, env: Envelope) -> dict[str, Any]:
         if env.type == "task.failed":
             raise RemoteError(str(env.payload.get("error")), code="TASK_FAILED")
         if env.type == "task.cancelled":

@@ -43,6 +43,7 @@ from agentmesh.resilience import (
 from agentmesh.runtime.context import TaskContext
 from agentmesh.runtime.execution import DecidePolicy, DurableExecutor
 from agentmesh.runtime.ledger import ledger_for
+from agentmesh.runtime.tasks import stop_task
 from agentmesh.transports import Message, SubscribeOptions, Subscription
 
 if TYPE_CHECKING:
@@ -153,6 +154,7 @@ class AgentRuntime:
         self._work_subs: list[Subscription] = []
         self._control_subs: list[Subscription] = []
         self._hb_task: asyncio.Task[None] | None = None
+        self._beating = False
         self._stopper: asyncio.Task[None] | None = None
         self._metric_cache: dict[tuple[int, tuple[str, ...]], Any] = {}
 
@@ -169,6 +171,7 @@ class AgentRuntime:
         self.executor.start()
         self.started_at = datetime.now(UTC).isoformat()
         self._set_status("AVAILABLE")
+        self._beating = True
         self._hb_task = asyncio.create_task(self._heartbeat_loop())
         logger.info("agent {}/{} started with {}", self.tenant_id, self.agent_id, self.capabilities)
 
@@ -183,14 +186,18 @@ class AgentRuntime:
                     options=self._task_options,
                 )
             )
-            self._work_subs.append(
-                await t.subscribe(
-                    subjects.rpc(self.tenant_id, cap),
-                    self._rpc_handler(cap),
-                    queue=f"cap-{cap}",
-                    options=self.options,
+            if t.capabilities.request_reply:
+                # without queue groups (Kafka) every agent of the capability sees a request
+                # and the first answer wins
+                queue = f"cap-{cap}" if t.capabilities.queue_groups else None
+                self._work_subs.append(
+                    await t.subscribe(
+                        subjects.rpc(self.tenant_id, cap),
+                        self._rpc_handler(cap),
+                        queue=queue,
+                        options=self.options,
+                    )
                 )
-            )
         self._work_subs.append(
             await t.subscribe(
                 subjects.inbox(self.tenant_id, self.agent_id),
@@ -231,9 +238,8 @@ class AgentRuntime:
         await self._unsubscribe_work()
         await self.executor.stop()
         if self._hb_task:
-            self._hb_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._hb_task
+            self._beating = False
+            await stop_task(self._hb_task)
             self._hb_task = None
         self._set_status("TERMINATED")
         with contextlib.suppress(Exception):
@@ -306,7 +312,7 @@ class AgentRuntime:
 
     async def _heartbeat_loop(self) -> None:
         interval = self.mesh.settings.agentmesh_heartbeat_interval
-        while True:
+        while self._beating:
             try:
                 await self._beat()
             except Exception as exc:

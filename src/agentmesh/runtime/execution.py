@@ -36,6 +36,7 @@ from agentmesh.observability import metrics
 from agentmesh.resilience import BulkheadFullError, BulkheadTimeoutError, RetryConfig
 from agentmesh.runtime.context import TaskContext
 from agentmesh.runtime.ledger import TaskLedger
+from agentmesh.runtime.tasks import stop_task
 from agentmesh.transports import Message
 from agentmesh.transports.message import error_context
 
@@ -105,24 +106,25 @@ class DurableExecutor:
         self._cancelled: OrderedDict[str, None] = OrderedDict()
         self._cancelling: set[str] = set()
         self._progress_task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.declined = 0
 
     # -- background ---------------------------------------------------------------------
     def start(self) -> None:
+        self._stopping = False
         if self._progress_task is None:
             self._progress_task = asyncio.create_task(self._keep_alive())
 
     async def stop(self) -> None:
         if self._progress_task is not None:
-            self._progress_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._progress_task
+            self._stopping = True
+            await stop_task(self._progress_task)
             self._progress_task = None
 
     async def _keep_alive(self) -> None:
         """In-progress signals for running tasks, so long handlers are not redelivered."""
         interval = max(self.agent.options.ack_wait / 3, 0.05)
-        while True:
+        while not self._stopping:
             await asyncio.sleep(interval)
             for _, msg in list(self.running.values()):
                 with contextlib.suppress(Exception):

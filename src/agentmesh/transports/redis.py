@@ -187,7 +187,10 @@ class RedisTransport(BrokerTransport):
                 await self._inbox_task
             self._inbox_task = None
         if self._r is not None:
+            pool = self._r.connection_pool
             await self._r.aclose()  # type: ignore[no-untyped-call]
+            # connections a cancelled reader still held count as "in use": close them too
+            await pool.disconnect(inuse_connections=True)
             self._r = None
 
     async def ping(self) -> float:
