@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     jwt_secret_key: str | None = Field(default=None, repr=False)
     jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256"] = "HS256"
     jwt_expiration_hours: float = Field(default=24, gt=0)
+    jwt_private_key_file: Path | None = None  # RS256 signing key (PEM)
+    jwt_public_key_file: Path | None = None  # RS256 verification key (PEM)
+    jwt_audience: str | None = None  # verified when set
+    jwt_issuer: str | None = None  # verified when set
+    redis_url: str | None = None  # shared rate-limit windows across API replicas
     database_url: str | None = None
     nats_url: str | None = None
     kafka_brokers: str = "localhost:9092"

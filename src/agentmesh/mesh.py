@@ -174,8 +174,11 @@ class Mesh:
         timeout_seconds: float | None = None,
         max_attempts: int | None = None,
         strategy: str | None = None,
+        to_agent: str | None = None,
     ) -> str:
         """Offer a durable task to the agents with ``capability``; returns the task id.
+
+        ``to_agent`` sends it straight to one agent's durable inbox instead.
 
         Without ``strategy`` the agents compete for it (pull mode). With one of the five
         routing strategies (``round_robin``, ``least_connections``, ``capability_based``,
@@ -210,33 +213,35 @@ class Mesh:
             env.metadata["max_attempts"] = max_attempts
         subject = subjects.task(self.tenant, capability)
         mode = "pull"
-        if strategy is not None:
+        if to_agent is not None:
+            subject, mode = subjects.inbox(self.tenant, to_agent), "direct"
+            env.routing["destination"] = to_agent
+        elif strategy is not None:
             chosen = self.router.choose(strategy, capability, priority or 3, env.id)
             if chosen is not None:
                 subject, mode = subjects.inbox(self.tenant, chosen), strategy
                 env.routing["destination"] = chosen
         started = time.perf_counter()
-        await self._publish_durably(subject, env)
+        await self.publish_durably(subject, env)
         metrics.messages_routed.labels(self.tenant, "task.offered", mode).inc()
         metrics.message_routing_latency.labels(mode, self.tenant).observe(
             time.perf_counter() - started
         )
         return env.id
 
-    async def _publish_durably(self, subject: str, env: Envelope) -> None:
+    async def publish_durably(self, subject: str, env: Envelope) -> None:
         """Publish with retries on transient broker errors (same id: the broker dedupes)."""
         try:
             await self._broker_retry.call(self.transport.publish, subject, env, durable=True)
         except MaxRetriesExceededError as exc:
             raise exc.last_error from None
 
-    async def cancel(self, task_id: str) -> None:
+    async def cancel(self, task_id: str, *, tenant: str | None = None) -> None:
         """Cancel a task: dropped if not started yet, interrupted if running somewhere."""
-        await ledger_for(self.transport).cancel(self.tenant, task_id)
-        env = Envelope.create(
-            "task.cancel", {"task_id": task_id}, tenant_id=self.tenant, source="mesh"
-        )
-        await self.transport.publish(subjects.system(self.tenant, "cancel"), env)
+        tenant = tenant or self.tenant
+        await ledger_for(self.transport).cancel(tenant, task_id)
+        env = Envelope.create("task.cancel", {"task_id": task_id}, tenant_id=tenant, source="mesh")
+        await self.transport.publish(subjects.system(tenant, "cancel"), env)
 
     async def request(
         self, capability: str, payload: dict[str, Any] | None = None, *, timeout: float = 10.0
@@ -265,16 +270,15 @@ class Mesh:
         )
         return self._result(reply)
 
-    async def control(self, agent_id: str, action: str, *, timeout: float = 5.0) -> dict[str, Any]:
-        """Pause, resume or stop an agent, wherever it runs."""
+    async def control(
+        self, agent_id: str, action: str, *, timeout: float = 5.0, tenant: str | None = None
+    ) -> dict[str, Any]:
+        """Pause, resume or stop an agent, wherever it runs (``tenant``: admin paths)."""
+        tenant = tenant or self.tenant
         if action not in ("pause", "resume", "stop"):
             raise ValidationError(f"unknown agent action {action!r}: use pause, resume or stop")
-        env = Envelope.create(
-            "agent.control", {"action": action}, tenant_id=self.tenant, source="mesh"
-        )
-        reply = await self.transport.request(
-            subjects.agent(self.tenant, agent_id), env, timeout=timeout
-        )
+        env = Envelope.create("agent.control", {"action": action}, tenant_id=tenant, source="mesh")
+        reply = await self.transport.request(subjects.agent(tenant, agent_id), env, timeout=timeout)
         if "error" in reply.payload:
             raise RemoteError(
                 str(reply.payload["error"]), code=str(reply.payload.get("code", "REMOTE_ERROR"))

@@ -304,3 +304,14 @@ async def test_broker_breaker_opens_fails_fast_and_announces_itself(mesh: Mesh) 
         )
         == 2
     )
+
+
+async def test_submit_to_one_agents_durable_inbox(mesh: Mesh) -> None:
+    async def who(task: TaskContext) -> dict[str, str]:
+        return {"by": task.agent.agent_id}
+
+    mesh.agent("left-1", capabilities=["side"])(who)
+    mesh.agent("right-1", capabilities=["side"])(who)
+    await mesh.start()
+    for _ in range(4):
+        assert await mesh.run("side", {}, to_agent="right-1", timeout=5) == {"by": "right-1"}
