@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
@@ -30,7 +31,7 @@ from agentmesh.commands import (
     TerminateAgent,
 )
 from agentmesh.domain import AgentStatus
-from agentmesh.errors import ValidationError
+from agentmesh.errors import AgentMeshError, ValidationError
 from agentmesh.security.audit import AuditAction, AuditStatus
 from agentmesh.security.tenancy import Principal
 from agentmesh.store.queries import AgentListQuery, Page
@@ -198,6 +199,11 @@ async def _control(
             details={"operation": operation, "error": str(exc)[:200]},
         )
         raise
+    # tell the running agent process too (best effort: it may be offline)
+    live_action = {"pause": "pause", "resume": "resume", "terminate": "stop"}.get(operation)
+    if live_action is not None and ctx.mesh is not None:
+        with contextlib.suppress(AgentMeshError):
+            await ctx.mesh.control(agent_id, live_action, tenant=tenant_id, timeout=2.0)
     await ctx.caught_up()
     doc: dict[str, Any] = await ctx.bus.query(GetAgent(tenant_id, agent_id))
     await ctx.record(
