@@ -56,6 +56,7 @@ def test_rest_cli_and_agent_processes_work_together(tmp_path: Path) -> None:
             )
         )
     base = f"http://127.0.0.1:{port}"
+    client: httpx.Client | None = None
     try:
         wait_until(
             lambda: httpx.get(f"{base}/health", timeout=2).status_code == 200, 30, "the API up"
@@ -141,6 +142,8 @@ def test_rest_cli_and_agent_processes_work_together(tmp_path: Path) -> None:
         assert denied.json()["code"] == "TASK_NOT_FOUND"
         assert "shouter-9" not in denied.text
     finally:
+        if client is not None:
+            client.close()
         for proc in reversed(procs):
             proc.send_signal(signal.SIGINT)
         codes = [proc.wait(30) for proc in procs]
