@@ -59,14 +59,7 @@ class Mesh:
         if transport is None:
             transport = self.settings.effective_transport_url()
         self.transport: Transport = (
-            create_transport(
-                transport,
-                **(
-                    {"connect_timeout": self.settings.agentmesh_connect_timeout}
-                    if transport.startswith(("nats:", "tls:"))
-                    else {}
-                ),
-            )
+            create_transport(transport, connect_timeout=self.settings.agentmesh_connect_timeout)
             if isinstance(transport, str)
             else transport
         )

@@ -71,14 +71,7 @@ async def gather_status(settings: Settings, tenant: str) -> dict[str, Any]:
         "store": await check_store(settings.effective_database_url),
         "agents": [],
     }
-    transport = create_transport(
-        url,
-        **(
-            {"connect_timeout": settings.agentmesh_connect_timeout}
-            if url.startswith("nats")
-            else {}
-        ),
-    )
+    transport = create_transport(url, connect_timeout=settings.agentmesh_connect_timeout)
     try:
         await transport.connect()
     except AgentMeshError as exc:

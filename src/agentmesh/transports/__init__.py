@@ -1,4 +1,5 @@
-"""Transports, chosen by URL scheme: ``memory://``, ``nats://`` (more in later releases).
+"""Transports, chosen by URL scheme: ``memory://``, ``nats://``, ``redis://``, ``amqp://``,
+``kafka://``, ``sqs://`` / ``sns://``, ``pulsar://`` and ``pubsub://``.
 
 >>> t = create_transport("memory://")
 """

@@ -220,7 +220,14 @@ class MemoryTransport:
 
     _brokers: ClassVar[dict[str, _Broker]] = {}
 
-    def __init__(self, url: str = "memory://", *, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
+    def __init__(
+        self,
+        url: str = "memory://",
+        *,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        connect_timeout: float = 0.0,
+    ) -> None:
+        # ``connect_timeout`` is accepted like every transport's; connecting cannot block here
         self.url = url
         self.capabilities = TransportCapabilities(max_payload=max_payload)
         self._name = url.split("://", 1)[1] or "default"
