@@ -8,6 +8,7 @@ draining. Transports only turn broker deliveries into :class:`RawDelivery` objec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import Awaitable, Callable
@@ -181,12 +182,32 @@ class Dispatcher:
         self._max = options.max_in_flight
         self._space = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._inline = 0
+        self._inline_idle = asyncio.Event()
+        self._inline_idle.set()
         self._loop = asyncio.get_running_loop()
         self.closed = False
 
     @property
     def free_slots(self) -> int:
-        return self._max - len(self._tasks)
+        return self._max - len(self._tasks) - self._inline
+
+    async def run_inline(self, raw: RawDelivery) -> None:
+        """Handle ``raw`` in the caller's task (no task per message: lower latency).
+
+        For transports that already run one reader task per concurrent slot (NATS queue
+        members); deliveries arriving after :meth:`drain` began are dropped.
+        """
+        if self.closed:
+            return
+        self._inline += 1
+        self._inline_idle.clear()
+        try:
+            await self._run(raw)
+        finally:
+            self._inline -= 1
+            if self._inline == 0:
+                self._inline_idle.set()
 
     async def submit(self, raw: RawDelivery) -> None:
         """Start handling ``raw``; waits while ``max_in_flight`` handlers are running."""
@@ -208,6 +229,9 @@ class Dispatcher:
             _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
             for t in pending:
                 t.cancel()
+        if self._inline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._inline_idle.wait(), timeout)
 
     async def _run(self, raw: RawDelivery) -> None:
         try:

@@ -44,6 +44,8 @@ from agentmesh.transports.base import Handler, SubscribeOptions, TransportCapabi
 from agentmesh.transports.message import DedupeWindow, Dispatcher
 
 STREAM_MAX_AGE = 7 * 24 * 3600.0
+QUEUE_MEMBERS = 16
+"""At most this many NATS queue members (each a reader task) per queue subscription."""
 
 
 def stream_for(subject: str) -> tuple[str, str]:
@@ -327,14 +329,30 @@ class NatsTransport:
             group=durable or queue or uuid.uuid4().hex,
         )
         sub = _NatsSubscription(self, subject, dispatcher)
-        if durable is None:
+        if durable is None and queue:
+            # a queue group: one member per concurrent slot, each handling inline in its
+            # own reader task (NATS spreads the group's messages over them)
+            async def inline(msg: Msg) -> None:
+                await dispatcher.run_inline(_CoreRaw(msg))
+
+            for _ in range(max(1, min(opts.max_in_flight, QUEUE_MEMBERS))):
+                sub.members.append(
+                    await self.nc.subscribe(
+                        subject,
+                        queue=queue,
+                        cb=inline,
+                        pending_msgs_limit=1_000_000,
+                        pending_bytes_limit=512 * 1024 * 1024,
+                    )
+                )
+        elif durable is None:
 
             async def on_msg(msg: Msg) -> None:
                 await dispatcher.submit(_CoreRaw(msg))
 
             sub.core = await self.nc.subscribe(
                 subject,
-                queue=queue or "",
+                queue="",
                 cb=on_msg,
                 pending_msgs_limit=1_000_000,
                 pending_bytes_limit=512 * 1024 * 1024,
@@ -400,6 +418,7 @@ class _NatsSubscription:
         self.subject = subject
         self.dispatcher = dispatcher
         self.core: Any = None
+        self.members: list[Any] = []
         self.pull: Any = None
         self.task: asyncio.Task[None] | None = None
 
@@ -411,6 +430,12 @@ class _NatsSubscription:
             with contextlib.suppress(Exception):
                 await self.core.unsubscribe()
             self.core = None
+        if self.members:
+            await self.dispatcher.drain()  # inline handlers finish before their readers stop
+            for member in self.members:
+                with contextlib.suppress(Exception):
+                    await member.unsubscribe()
+            self.members = []
         if self.task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self.task), 1.0)

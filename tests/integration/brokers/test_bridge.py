@@ -52,7 +52,8 @@ async def test_task_over_kafka_is_handled_on_nats_and_the_result_comes_back(
         assert sorted(m.payload["double"] for m in results.messages) == [0, 2, 4, 6, 8]
         assert {m.envelope.causation_id for m in results.messages} == {x.id for x in tasks}
         assert dict(handled) == {x.id: 1 for x in tasks}
-        assert inbound.stats.forwarded >= 6
+        # the Kafka-side copy is dropped by the bridge's consumer dedupe or by NATS (same id)
+        assert inbound.stats.forwarded in (5, 6)
     finally:
         await inbound.stop()
         await outbound.stop()
