@@ -117,6 +117,7 @@ class Bulkhead:
         self._slots = asyncio.Semaphore(self.config.max_concurrent)
         self._stats = BulkheadStats()
         self._executor: ThreadPoolExecutor | None = None
+        self._async_cache: dict[object, bool] = {}
         self._closed = False
 
     # -- presets ------------------------------------------------------------------------
@@ -234,17 +235,22 @@ class Bulkhead:
         stats.current_executing += 1
         started = self._clock()
         timeout = self.config.timeout_ms
-        deadline = asyncio.timeout(timeout / 1000 if timeout is not None else None)
         try:
-            async with deadline:
+            if timeout is None:  # the common hot path: no timer to arm
                 result = await self._start(fn, args, kwargs)
-        except TimeoutError:
-            if deadline.expired():
-                raise self._timed_out(
-                    f"bulkhead '{self.name}': call exceeded {timeout:g} ms"
-                ) from None
-            stats.failed += 1
-            raise
+            else:
+                deadline = asyncio.timeout(timeout / 1000)
+                try:
+                    async with deadline:
+                        result = await self._start(fn, args, kwargs)
+                except TimeoutError:
+                    if deadline.expired():
+                        raise self._timed_out(
+                            f"bulkhead '{self.name}': call exceeded {timeout:g} ms"
+                        ) from None
+                    raise
+        except BulkheadTimeoutError:
+            raise  # counted as timed out, not failed
         except BaseException:
             stats.failed += 1
             raise
@@ -256,7 +262,11 @@ class Bulkhead:
             self._observe((self._clock() - started) * 1000)
 
     async def _start(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-        if inspect.iscoroutinefunction(fn):
+        target = getattr(fn, "__func__", fn)  # bound methods are new objects on every access
+        is_async = self._async_cache.get(target)
+        if is_async is None:
+            is_async = self._async_cache[target] = inspect.iscoroutinefunction(fn)
+        if is_async:
             return await fn(*args, **kwargs)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(

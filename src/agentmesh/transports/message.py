@@ -251,7 +251,9 @@ class Dispatcher:
             await raw.term()
             return
         key = env.id
-        if self._seen.seen(key):
+        # a request is answered every time it is asked (a retried request must not time out)
+        dedupe = raw.reply is None
+        if dedupe and self._seen.seen(key):
             await raw.ack()
             return
         msg = Message(raw, env, self.durable, self._respond)
@@ -266,7 +268,7 @@ class Dispatcher:
             return
         if not msg.settled:
             await msg.ack()
-        if msg.outcome != "nak":
+        if dedupe and msg.outcome != "nak":
             self._seen.add(key)
 
     async def _failed(self, msg: Message, raw: RawDelivery, exc: Exception) -> None:
