@@ -36,6 +36,7 @@ from agentmesh.envelope import Envelope
 from agentmesh.errors import NotSupported
 from agentmesh.transports._base import BrokerSubscription, BrokerTransport, durable_scope
 from agentmesh.transports.base import SubscribeOptions, TransportCapabilities
+from agentmesh.transports.message import CoreDelivery as _CoreRaw
 
 KINDS = ("task", "rpc", "agent", "inbox", "evt", "hb", "bb", "mkt", "sys", "dlq")
 SESSION_TIMEOUT_MS = 1000
@@ -66,28 +67,6 @@ def _header(headers: Any, name: str) -> bytes | None:
         if key == name:
             return bytes(value)
     return None
-
-
-class _CoreRaw:
-    __slots__ = ("attempt", "data", "reply", "subject")
-
-    def __init__(self, subject: str, data: bytes, reply: str | None) -> None:
-        self.subject = subject
-        self.data = data
-        self.reply = reply
-        self.attempt = 1
-
-    async def ack(self) -> None:
-        return None
-
-    async def nak(self, delay: float | None = None) -> None:
-        return None
-
-    async def term(self) -> None:
-        return None
-
-    async def in_progress(self) -> None:
-        return None
 
 
 class _Tracker:

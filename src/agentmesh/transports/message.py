@@ -26,6 +26,30 @@ PublishFn = Callable[[str, Envelope], Awaitable[None]]
 RespondFn = Callable[[str, Envelope], Awaitable[None]]
 
 
+class CoreDelivery:
+    """A non-durable delivery: nothing to settle on the broker (ack/nak/term are no-ops)."""
+
+    __slots__ = ("attempt", "data", "reply", "subject")
+
+    def __init__(self, subject: str, data: bytes, reply: str | None = None) -> None:
+        self.subject = subject
+        self.data = data
+        self.reply = reply
+        self.attempt = 1
+
+    async def ack(self) -> None:
+        return None
+
+    async def nak(self, delay: float | None = None) -> None:
+        return None
+
+    async def term(self) -> None:
+        return None
+
+    async def in_progress(self) -> None:
+        return None
+
+
 class Message:
     """One delivery of an envelope to a handler."""
 

@@ -56,6 +56,7 @@ from agentmesh.envelope import Envelope
 from agentmesh.errors import NotSupported
 from agentmesh.transports._base import BrokerSubscription, BrokerTransport
 from agentmesh.transports.base import SubscribeOptions
+from agentmesh.transports.message import CoreDelivery as _CoreRaw
 
 T = TypeVar("T")
 _ERRORS = (gexc.GoogleAPIError, OSError, TimeoutError)
@@ -79,28 +80,6 @@ def tenant_of_pattern(pattern: str) -> str:
             "the tenant must be concrete"
         )
     return parts[1]
-
-
-class _CoreRaw:
-    __slots__ = ("attempt", "data", "reply", "subject")
-
-    def __init__(self, subject: str, data: bytes, reply: str | None) -> None:
-        self.subject = subject
-        self.data = data
-        self.reply = reply
-        self.attempt = 1
-
-    async def ack(self) -> None:
-        return None
-
-    async def nak(self, delay: float | None = None) -> None:
-        return None
-
-    async def term(self) -> None:
-        return None
-
-    async def in_progress(self) -> None:
-        return None
 
 
 class _LeasedRaw:

@@ -34,7 +34,7 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -46,6 +46,7 @@ from agentmesh.envelope import Envelope
 from agentmesh.errors import NotSupported
 from agentmesh.transports._base import BrokerSubscription, BrokerTransport, durable_scope
 from agentmesh.transports.base import SubscribeOptions, TransportCapabilities
+from agentmesh.transports.message import CoreDelivery as _CoreRaw
 
 KINDS = ("task", "rpc", "agent", "inbox", "evt", "hb", "bb", "mkt", "sys", "dlq")
 MAX_PAYLOAD = 5 * 1024 * 1024 - 64 * 1024  # Pulsar's default maxMessageSize is 5 MiB
@@ -100,28 +101,6 @@ def topics_for(pattern: str) -> list[str]:
     if parts[2] in ("*", ">"):
         return [f"am.{parts[1]}.{kind}" for kind in KINDS]
     return [f"am.{parts[1]}.{parts[2]}"]
-
-
-class _CoreRaw:
-    __slots__ = ("attempt", "data", "reply", "subject")
-
-    def __init__(self, subject: str, data: bytes, reply: str | None) -> None:
-        self.subject = subject
-        self.data = data
-        self.reply = reply
-        self.attempt = 1
-
-    async def ack(self) -> None:
-        return None
-
-    async def nak(self, delay: float | None = None) -> None:
-        return None
-
-    async def term(self) -> None:
-        return None
-
-    async def in_progress(self) -> None:
-        return None
 
 
 class _DurableRaw:
@@ -211,6 +190,7 @@ class PulsarTransport(BrokerTransport):
         kwargs.setdefault("capabilities", TransportCapabilities(max_payload=MAX_PAYLOAD))
         super().__init__(url, **kwargs)
         self._pool: ThreadPoolExecutor | None = None
+        self._in_flight: set[Future[Any]] = set()
         self._client: Any = None
         self._producers: dict[str, Any] = {}
         self._producer_lock = asyncio.Lock()
@@ -228,9 +208,19 @@ class PulsarTransport(BrokerTransport):
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
     def submit_blocking(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run a blocking client call on the pool without waiting for it."""
+        """Run a blocking client call on the pool without waiting for it (tracked, so a
+        consumer is never closed while one of its calls still runs: that crashes the
+        C++ client)."""
         if self._pool is not None:
-            self._pool.submit(fn, *args)
+            future = self._pool.submit(fn, *args)
+            self._in_flight.add(future)
+            future.add_done_callback(self._in_flight.discard)
+
+    async def settle_pending(self) -> None:
+        """Wait for every fire-and-forget client call started so far."""
+        pending = [asyncio.wrap_future(f) for f in list(self._in_flight)]
+        if pending:
+            await asyncio.wait(pending, timeout=5.0)
 
     async def _connect(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pulsar")
@@ -444,6 +434,7 @@ class PulsarTransport(BrokerTransport):
             inbox.put_nowait(None)
 
         async def release() -> None:
+            await self.settle_pending()
             with contextlib.suppress(*_ERRORS):
                 if delete_after:
                     await self.blocking(consumer.unsubscribe)

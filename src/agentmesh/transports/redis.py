@@ -30,6 +30,7 @@ from agentmesh import subjects
 from agentmesh.envelope import Envelope
 from agentmesh.transports._base import BrokerSubscription, BrokerTransport, durable_scope
 from agentmesh.transports.base import SubscribeOptions
+from agentmesh.transports.message import CoreDelivery as _CoreRaw
 
 STREAM_MAXLEN = 1_000_000
 DEDUPE_SECONDS = 120
@@ -67,28 +68,6 @@ def unframe(raw: bytes) -> tuple[bytes, str | None]:
 def stream_key(subject: str) -> str:
     tenant, kind = durable_scope(subject)
     return f"am:s:{tenant}.{kind}"
-
-
-class _CoreRaw:
-    __slots__ = ("attempt", "data", "reply", "subject")
-
-    def __init__(self, subject: str, data: bytes, reply: str | None) -> None:
-        self.subject = subject
-        self.data = data
-        self.reply = reply
-        self.attempt = 1
-
-    async def ack(self) -> None:
-        return None
-
-    async def nak(self, delay: float | None = None) -> None:
-        return None
-
-    async def term(self) -> None:
-        return None
-
-    async def in_progress(self) -> None:
-        return None
 
 
 class _StreamRaw:

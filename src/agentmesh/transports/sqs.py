@@ -52,6 +52,7 @@ from agentmesh.envelope import Envelope
 from agentmesh.errors import NotSupported, PayloadTooLarge
 from agentmesh.transports._base import BrokerSubscription, BrokerTransport
 from agentmesh.transports.base import SubscribeOptions, TransportCapabilities
+from agentmesh.transports.message import CoreDelivery as _CoreRaw
 
 SNS_MAX_MESSAGE = 256 * 1024
 MAX_PAYLOAD = SNS_MAX_MESSAGE - 2048  # room for the message attributes
@@ -132,28 +133,6 @@ def decode_body(msg: dict[str, Any]) -> bytes:
     if _attr(msg, "enc") == "b64":
         return base64.b64decode(body)
     return body.encode("utf-8")
-
-
-class _CoreRaw:
-    __slots__ = ("attempt", "data", "reply", "subject")
-
-    def __init__(self, subject: str, data: bytes, reply: str | None) -> None:
-        self.subject = subject
-        self.data = data
-        self.reply = reply
-        self.attempt = 1
-
-    async def ack(self) -> None:
-        return None
-
-    async def nak(self, delay: float | None = None) -> None:
-        return None
-
-    async def term(self) -> None:
-        return None
-
-    async def in_progress(self) -> None:
-        return None
 
 
 class _QueueRaw:
