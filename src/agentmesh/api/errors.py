@@ -7,6 +7,8 @@ Domain errors (:mod:`agentmesh.errors`) map to their HTTP status; FastAPI's own 
 
 from __future__ import annotations
 
+import re
+import typing
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 
 from agentmesh import errors as e
 
@@ -113,11 +116,88 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     return error_response(status, message, exc.code)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI document lists for this path (Starlette's own 405 names
+    only the first matching route's)."""
+    patterns = getattr(request.app.state, "allow_patterns", None)
+    if patterns is None:
+        patterns = [
+            (
+                re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path)) + "$"),
+                sorted(m.upper() for m in item if m in {"get", "post", "put", "patch", "delete"}),
+            )
+            # literal segments win over parameters: /agents/live before /agents/{agent_id}
+            for path, item in sorted(
+                request.app.openapi().get("paths", {}).items(), key=lambda kv: kv[0].count("{")
+            )
+        ]
+        request.app.state.allow_patterns = patterns
+    for pattern, methods in patterns:
+        if pattern.match(request.url.path):
+            return list(methods)
+    return []
+
+
+_QUERY_NAMES: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
+
+
+def _is_list(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple, set, frozenset):
+        return True
+    return any(_is_list(arg) for arg in typing.get_args(annotation) if arg is not type(None))
+
+
+def _query_params(dependant: Any) -> list[Any]:
+    params = list(dependant.query_params)
+    for sub in dependant.dependencies:
+        params += _query_params(sub)
+    return params
+
+
+async def reject_unknown_query(request: HTTPConnection) -> None:
+    """A query parameter the operation does not declare is a 422, not silently ignored
+    (``api_version`` is the versioning middleware's, accepted everywhere; WebSockets pass)."""
+    if request.scope.get("type") != "http":
+        return
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not request.query_params:
+        return
+    cached = _QUERY_NAMES.get(id(route))
+    if cached is None:
+        params = _query_params(dependant)
+        known = frozenset({p.alias for p in params} | {"api_version"})
+        lists = frozenset(p.alias for p in params if _is_list(p.field_info.annotation))
+        cached = _QUERY_NAMES[id(route)] = (known, lists)
+    known, lists = cached
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise e.ValidationError(
+            f"unknown query parameter(s) {', '.join(unknown)[:200]}; this operation takes "
+            f"{', '.join(sorted(known - {'api_version'})) or 'none'}",
+            code="UNKNOWN_QUERY_PARAMETER",
+        )
+    repeated = sorted(
+        k for k in set(request.query_params) - lists if len(request.query_params.getlist(k)) > 1
+    )
+    if repeated:
+        raise e.ValidationError(
+            f"query parameter(s) {', '.join(repeated)} take one value, not several",
+            code="REPEATED_QUERY_PARAMETER",
+        )
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
     detail = exc.detail if isinstance(exc.detail, str) else code.lower().replace("_", " ")
-    return error_response(exc.status_code, detail, code, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        methods = allowed_methods(request)
+        if methods:
+            headers["Allow"] = ", ".join(methods)
+    return error_response(exc.status_code, detail, code, headers=headers)
 
 
 def _describe(err: dict[str, Any]) -> str:

@@ -18,13 +18,13 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, WebSocket
+from fastapi import Depends, FastAPI, WebSocket
 from fastapi.openapi.utils import get_openapi
 from loguru import logger
 from starlette.middleware.gzip import GZipMiddleware
 
 from agentmesh.api.context import ApiContext
-from agentmesh.api.errors import DESCRIPTIONS, install_error_handlers
+from agentmesh.api.errors import DESCRIPTIONS, install_error_handlers, reject_unknown_query
 from agentmesh.api.feed import MetricsPusher, StoreFeed, registry_listener
 from agentmesh.api.middleware import (
     BodyLimitMiddleware,
@@ -167,6 +167,7 @@ def create_app(
         redoc_url="/redoc",
         openapi_url="/openapi.json",
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query)],
     )
     app.state.ctx = None
     install_error_handlers(app)

@@ -38,9 +38,10 @@ def utc_now() -> datetime:
 
 
 class Strict(BaseModel):
-    """Base of request bodies: unknown fields are a 422."""
+    """Base of request bodies: unknown fields and wrong JSON types (``false`` for a number,
+    ``"3"`` for an integer) are a 422, never coerced."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class BaseResponse(BaseModel):
