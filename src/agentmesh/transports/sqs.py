@@ -59,6 +59,7 @@ MAX_PAYLOAD = SNS_MAX_MESSAGE - 2048  # room for the message attributes
 LONG_POLL = 1  # seconds; short, so FIFO group locks seen by a poll are never stale for long
 CORE_RETENTION = 60  # seconds a core queue keeps messages nobody reads (the SQS minimum)
 _BUSY_POLL = 0.02
+_RECEIVE_LOCKS: dict[tuple[int, str], asyncio.Lock] = {}
 _UNSAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _NETWORK_ERRORS = (BotoCoreError, aiohttp.ClientError, OSError, TimeoutError)
 
@@ -228,7 +229,11 @@ class SqsTransport(BrokerTransport):
             port = f":{parts.port}" if parts.port else ""
             self.endpoint = f"{scheme}://{host}{port}"
         self._key = (parts.username, parts.password) if parts.username else None
-        kwargs.setdefault("capabilities", TransportCapabilities(max_payload=MAX_PAYLOAD))
+        # FIFO message groups are per subject: one subject's messages go to one member at a
+        # time (that keeps them in order), so work is shared per subject, as on Kafka
+        kwargs.setdefault(
+            "capabilities", TransportCapabilities(max_payload=MAX_PAYLOAD, queue_groups=False)
+        )
         super().__init__(url, **kwargs)
         self._stack: contextlib.AsyncExitStack | None = None
         self._sqs: Any = None
@@ -431,6 +436,9 @@ class SqsTransport(BrokerTransport):
             ],
         }
         await self.sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+        existing = await self._subscription_of(topic, arn)
+        if existing is not None:  # another member of the group subscribed this queue already
+            return existing
         attrs = {"RawMessageDelivery": "true"}
         flt = filter_policy(pattern)
         if flt is not None:
@@ -443,6 +451,21 @@ class SqsTransport(BrokerTransport):
             ReturnSubscriptionArn=True,
         )
         return str(resp["SubscriptionArn"])
+
+    async def _subscription_of(self, topic: str, queue_arn: str) -> str | None:
+        """The topic's existing subscription for ``queue_arn`` (two would deliver twice)."""
+        token: str | None = None
+        while True:
+            kw: dict[str, Any] = {"TopicArn": topic}
+            if token:
+                kw["NextToken"] = token
+            resp = await self.sns.list_subscriptions_by_topic(**kw)
+            for entry in resp.get("Subscriptions", []):
+                if entry.get("Endpoint") == queue_arn:
+                    return str(entry["SubscriptionArn"])
+            token = resp.get("NextToken")
+            if not token:
+                return None
 
     async def _start_core(self, sub: BrokerSubscription, queue: str | None) -> None:
         tenant = tenant_of_pattern(sub.subject)
@@ -483,6 +506,23 @@ class SqsTransport(BrokerTransport):
         await self._subscribe_queue(tenant, url, sub.subject)
         self._poll(sub, url, durable=options)
 
+    async def _receive(self, url: str, free: int, busy: bool, visibility: int) -> Any:
+        # members of one group in this process take turns: concurrent receives on one FIFO
+        # queue handed the same message to two members on the emulator
+        key = (id(asyncio.get_running_loop()), url)
+        lock = _RECEIVE_LOCKS.get(key)
+        if lock is None:
+            lock = _RECEIVE_LOCKS[key] = asyncio.Lock()
+        async with lock:
+            return await self.sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=min(free, 10),
+                WaitTimeSeconds=0 if busy else LONG_POLL,
+                VisibilityTimeout=visibility,
+                MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            )
+
     def _poll(self, sub: BrokerSubscription, url: str, durable: SubscribeOptions | None) -> None:
         d = sub.dispatcher
         full = d.free_slots
@@ -497,16 +537,7 @@ class SqsTransport(BrokerTransport):
                     await asyncio.sleep(0.005)
                     continue
                 busy = free < full  # FIFO group locks: poll short while our deliveries run
-                receive = asyncio.ensure_future(
-                    self.sqs.receive_message(
-                        QueueUrl=url,
-                        MaxNumberOfMessages=min(free, 10),
-                        WaitTimeSeconds=0 if busy else LONG_POLL,
-                        VisibilityTimeout=visibility,
-                        MessageAttributeNames=["All"],
-                        MessageSystemAttributeNames=["ApproximateReceiveCount"],
-                    )
-                )
+                receive = asyncio.ensure_future(self._receive(url, free, busy, visibility))
                 current[:] = [receive]
                 try:
                     resp = await asyncio.shield(receive)
