@@ -34,8 +34,10 @@ def token() -> Iterator[str]:
     with TestClient(APP) as client:  # runs the lifespan (store, projector) for the module
         root = APP.state.ctx.tokens.create("root", PLATFORM_TENANT, ["admin"])
         h = {"Authorization": f"Bearer {root}"}
-        assert client.post("/v1/tenants", json={"tenant_id": "acme", "name": "Acme"}, headers=h).status_code == 201
-        assert client.post("/v1/tenants/acme/agents", json=agent_body("worker-1"), headers=h).status_code == 201
+        tenant = client.post("/v1/tenants", json={"tenant_id": "acme", "name": "Acme"}, headers=h)
+        assert tenant.status_code == 201
+        agent = client.post("/v1/tenants/acme/agents", json=agent_body("worker-1"), headers=h)
+        assert agent.status_code == 201
         yield root
 
 
