@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from agentmesh.api.auth import require
 from agentmesh.api.context import ApiContext, get_context
 from agentmesh.api.errors import responses
+from agentmesh.api.links import created
 from agentmesh.api.schemas import (
     AgentActionRequest,
     AgentCreateRequest,
@@ -92,7 +93,12 @@ async def list_agents(
     status_code=201,
     response_model=AgentInfoResponse,
     operation_id="create_agent",
-    responses=responses(401, 403, 409, 422),
+    responses={
+        **responses(401, 403, 409, 422),
+        **created(
+            "get_agent", "pause_agent", "resume_agent", "terminate_agent", id_field="agent_id"
+        ),
+    },
 )
 async def create_agent(
     tenant_id: TenantPath,

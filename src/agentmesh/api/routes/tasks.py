@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from agentmesh.api.auth import require
 from agentmesh.api.context import ApiContext, get_context
 from agentmesh.api.errors import responses
+from agentmesh.api.links import created
 from agentmesh.api.schemas import (
     Pagination,
     TaskCancelRequest,
@@ -33,7 +34,10 @@ TaskPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,256}$")]
     status_code=201,
     response_model=TaskResponse,
     operation_id="submit_task",
-    responses=responses(401, 403, 409, 422),
+    responses={
+        **responses(401, 403, 409, 422),
+        **created("get_task", "cancel_task", "retry_task", id_field="task_id"),
+    },
 )
 async def submit_task(
     tenant_id: TenantPath,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from agentmesh.api.auth import require
 from agentmesh.api.context import ApiContext, get_context
 from agentmesh.api.errors import responses
+from agentmesh.api.links import created
 from agentmesh.api.schemas import (
     Pagination,
     TenantCreateRequest,
@@ -29,7 +30,10 @@ TenantPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     status_code=201,
     response_model=TenantResponse,
     operation_id="create_tenant",
-    responses=responses(401, 403, 409, 422),
+    responses={
+        **responses(401, 403, 409, 422),
+        **created("get_tenant", id_field="tenant_id", body_field="id", tenant_from_path=False),
+    },
 )
 async def create_tenant(
     body: TenantCreateRequest,
