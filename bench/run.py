@@ -23,8 +23,9 @@ MODULES = [
     "bench.store",
     "bench.brokers",
     "bench.routing",
-    "bench.api",
     "bench.engine",
+    "bench.patterns",
+    "bench.api",
 ]
 RESULTS = Path(__file__).parent / "results"
 
