@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,57 @@ class ApiContext:
     async def caught_up(self) -> None:
         """Bring the read models up to date (read-your-writes after a command)."""
         await self.persistence.projector.catch_up()
+
+    async def audited_change(
+        self,
+        command: object,
+        load: Callable[[], Awaitable[dict[str, Any]]],
+        *,
+        action: AuditAction,
+        operation: str,
+        tenant_id: str,
+        request: Request,
+        principal: Principal,
+        resource_type: str,
+        resource_id: str,
+        after: Callable[[], Awaitable[None]] | None = None,
+    ) -> dict[str, Any]:
+        """Run a state-changing command on an existing object and audit the outcome.
+
+        ``load`` reads the object (its NotFound is the 404, before any write); ``after``
+        runs once the command succeeded. Returns the object as it is afterwards.
+        """
+        await self.caught_up()  # decide on the latest state, including other writers
+        await load()
+        try:
+            await self.bus.execute(command)
+        except Exception as exc:
+            await self.record(
+                action,
+                AuditStatus.FAILURE,
+                tenant_id=tenant_id,
+                request=request,
+                principal=principal,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                details={"operation": operation, "error": str(exc)[:200]},
+            )
+            raise
+        if after is not None:
+            await after()
+        await self.caught_up()
+        doc = await load()
+        await self.record(
+            action,
+            AuditStatus.SUCCESS,
+            tenant_id=tenant_id,
+            request=request,
+            principal=principal,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            details={"operation": operation},
+        )
+        return doc
 
     async def record(
         self,

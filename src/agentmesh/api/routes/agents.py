@@ -189,38 +189,28 @@ async def _control(
     action: AuditAction,
     operation: str,
 ) -> AgentInfoResponse:
-    await ctx.caught_up()  # decide on the latest state, including other writers
-    await ctx.bus.query(GetAgent(tenant_id, agent_id))  # 404 before any write
-    try:
-        await ctx.bus.execute(command)
-    except Exception as exc:
-        await ctx.record(
-            action,
-            AuditStatus.FAILURE,
-            tenant_id=tenant_id,
-            request=request,
-            principal=principal,
-            resource_type="agent",
-            resource_id=agent_id,
-            details={"operation": operation, "error": str(exc)[:200]},
-        )
-        raise
-    # tell the running agent process too (best effort: it may be offline)
-    live_action = {"pause": "pause", "resume": "resume", "terminate": "stop"}.get(operation)
-    if live_action is not None and ctx.mesh is not None:
-        with contextlib.suppress(AgentMeshError):
-            await ctx.mesh.control(agent_id, live_action, tenant=tenant_id, timeout=2.0)
-    await ctx.caught_up()
-    doc: dict[str, Any] = await ctx.bus.query(GetAgent(tenant_id, agent_id))
-    await ctx.record(
-        action,
-        AuditStatus.SUCCESS,
+    async def load() -> dict[str, Any]:
+        doc: dict[str, Any] = await ctx.bus.query(GetAgent(tenant_id, agent_id))
+        return doc
+
+    async def tell_the_process() -> None:
+        # the running agent process hears it too (best effort: it may be offline)
+        live_action = {"pause": "pause", "resume": "resume", "terminate": "stop"}.get(operation)
+        if live_action is not None and ctx.mesh is not None:
+            with contextlib.suppress(AgentMeshError):
+                await ctx.mesh.control(agent_id, live_action, tenant=tenant_id, timeout=2.0)
+
+    doc = await ctx.audited_change(
+        command,
+        load,
+        action=action,
+        operation=operation,
         tenant_id=tenant_id,
         request=request,
         principal=principal,
         resource_type="agent",
         resource_id=agent_id,
-        details={"operation": operation},
+        after=tell_the_process,
     )
     return AgentInfoResponse(**doc)
 

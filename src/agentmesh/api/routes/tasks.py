@@ -130,33 +130,20 @@ async def _change(
     action: AuditAction,
     operation: str,
 ) -> TaskResponse:
-    await ctx.caught_up()  # decide on the latest state, including other writers
-    await ctx.bus.query(GetTask(tenant_id, task_id))  # 404 before any write
-    try:
-        await ctx.bus.execute(command)
-    except Exception as exc:
-        await ctx.record(
-            action,
-            AuditStatus.FAILURE,
-            tenant_id=tenant_id,
-            request=request,
-            principal=principal,
-            resource_type="task",
-            resource_id=task_id,
-            details={"operation": operation, "error": str(exc)[:200]},
-        )
-        raise
-    await ctx.caught_up()
-    doc: dict[str, Any] = await ctx.bus.query(GetTask(tenant_id, task_id))
-    await ctx.record(
-        action,
-        AuditStatus.SUCCESS,
+    async def load() -> dict[str, Any]:
+        doc: dict[str, Any] = await ctx.bus.query(GetTask(tenant_id, task_id))
+        return doc
+
+    doc = await ctx.audited_change(
+        command,
+        load,
+        action=action,
+        operation=operation,
         tenant_id=tenant_id,
         request=request,
         principal=principal,
         resource_type="task",
         resource_id=task_id,
-        details={"operation": operation},
     )
     return TaskResponse(**doc)
 
