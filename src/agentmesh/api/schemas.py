@@ -304,14 +304,16 @@ class TaskCancelRequest(Strict):
 
 # -- messages --------------------------------------------------------------------------
 class EnvelopeIn(Strict):
-    """An envelope (spec 3.1): exactly the six keys."""
+    """An envelope (spec 3.1): exactly the six keys. ``tenant_id`` may be left out (the
+    path's is used); ``metadata.id`` and ``metadata.type`` default to a new id and
+    ``message``."""
 
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] = Field(default_factory=dict)
     routing: dict[str, Any] = Field(default_factory=dict)
     payload: dict[str, Any] = Field(default_factory=dict)
     context: dict[str, Any] = Field(default_factory=dict)
     security: dict[str, Any] = Field(default_factory=dict)
-    tenant_id: TenantId
+    tenant_id: TenantId | None = None
 
 
 class MessageAccepted(BaseResponse):

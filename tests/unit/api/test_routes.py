@@ -253,6 +253,18 @@ async def test_messages_publish_and_read_back(api: Api) -> None:
     assert r.json()["code"] == "MESSAGE_NOT_FOUND"
 
 
+async def test_minimal_message_takes_the_paths_tenant_and_a_new_id(api: Api) -> None:
+    h = api.auth("acme", "admin")
+    r = await api.client.post("/v1/tenants/acme/messages", json={}, headers=h)
+    assert r.status_code == 202, r.text
+    accepted = r.json()
+    assert accepted["subject"] == "am.acme.evt.message"
+    r = await api.client.get(f"/v1/tenants/acme/messages/{accepted['message_id']}", headers=h)
+    assert r.status_code == 200
+    assert r.json()["envelope"]["tenant_id"] == "acme"
+    assert r.json()["envelope"]["metadata"]["id"] == accepted["message_id"]
+
+
 async def test_tenants(api: Api) -> None:
     r = await api.client.post(
         "/v1/tenants", json={"tenant_id": "acme", "name": "Acme"}, headers=api.root

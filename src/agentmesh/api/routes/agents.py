@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from agentmesh.api.auth import require
 from agentmesh.api.context import ApiContext, get_context
 from agentmesh.api.errors import responses
-from agentmesh.api.links import created
+from agentmesh.api.links import created, same_object
 from agentmesh.api.schemas import (
     AgentActionRequest,
     AgentCreateRequest,
@@ -219,7 +219,10 @@ async def _control(
     "/{agent_id}/pause",
     response_model=AgentInfoResponse,
     operation_id="pause_agent",
-    responses=responses(401, 403, 404, 409, 422),
+    responses={
+        **responses(401, 403, 404, 409, 422),
+        **same_object(200, "get_agent", "resume_agent", "terminate_agent", id_field="agent_id"),
+    },
 )
 async def pause_agent(
     tenant_id: TenantPath,
@@ -241,7 +244,10 @@ async def pause_agent(
     "/{agent_id}/resume",
     response_model=AgentInfoResponse,
     operation_id="resume_agent",
-    responses=responses(401, 403, 404, 409, 422),
+    responses={
+        **responses(401, 403, 404, 409, 422),
+        **same_object(200, "get_agent", "pause_agent", "terminate_agent", id_field="agent_id"),
+    },
 )
 async def resume_agent(
     tenant_id: TenantPath,
@@ -261,7 +267,10 @@ async def resume_agent(
     "/{agent_id}/terminate",
     response_model=AgentInfoResponse,
     operation_id="terminate_agent",
-    responses=responses(401, 403, 404, 409, 422),
+    responses={
+        **responses(401, 403, 404, 409, 422),
+        **same_object(200, "get_agent", "resume_agent", id_field="agent_id"),
+    },
 )
 async def terminate_agent(
     tenant_id: TenantPath,

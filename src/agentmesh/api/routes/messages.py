@@ -17,6 +17,7 @@ from agentmesh import subjects
 from agentmesh.api.auth import require
 from agentmesh.api.context import ApiContext, get_context
 from agentmesh.api.errors import error_response, responses
+from agentmesh.api.links import SAME_TENANT, link
 from agentmesh.api.schemas import EnvelopeIn, MessageAccepted, MessageResponse
 from agentmesh.commands import GetMessage
 from agentmesh.domain import MessageRecordedEvent
@@ -44,7 +45,10 @@ def message_stream(message_id: str) -> str:
     status_code=202,
     response_model=MessageAccepted,
     operation_id="publish_message",
-    responses=responses(401, 403, 409, 422),
+    responses={
+        **responses(401, 403, 409, 422),
+        **link(202, "get_message", message_id="$response.body#/message_id", tenant_id=SAME_TENANT),
+    },
 )
 async def publish_message(
     tenant_id: TenantPath,
@@ -53,8 +57,9 @@ async def publish_message(
     principal: Principal = Depends(require("publish_message")),
     ctx: ApiContext = Depends(get_context),
 ) -> MessageAccepted:
-    """Publish an envelope (its ``tenant_id`` must be the path's) through the outbox."""
-    if body.tenant_id != tenant_id:
+    """Publish an envelope (its ``tenant_id``, if given, must be the path's) through the
+    outbox."""
+    if body.tenant_id is not None and body.tenant_id != tenant_id:
         raise ValidationError(
             f"envelope tenant_id {body.tenant_id!r} does not match the path",
             code="TENANT_MISMATCH",
@@ -66,7 +71,7 @@ async def publish_message(
     if not isinstance(mtype, str) or not _TYPE.match(mtype):
         raise ValidationError("metadata.type must be dotted words of letters, digits, '-', '_'")
     metadata.setdefault("source", f"api:{principal.subject}")
-    env = Envelope.from_dict({**body.model_dump(), "metadata": metadata})
+    env = Envelope.from_dict({**body.model_dump(), "metadata": metadata, "tenant_id": tenant_id})
     subject = subjects.event(tenant_id, mtype)
     if await ctx.persistence.read_models.get_message(env.id) is not None:
         raise Conflict(f"message {env.id} already exists", code="MESSAGE_EXISTS")

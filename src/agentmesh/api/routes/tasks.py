@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from agentmesh.api.auth import require
 from agentmesh.api.context import ApiContext, get_context
 from agentmesh.api.errors import responses
-from agentmesh.api.links import created
+from agentmesh.api.links import created, same_object
 from agentmesh.api.schemas import (
     Pagination,
     TaskCancelRequest,
@@ -152,7 +152,10 @@ async def _change(
     "/{task_id}/cancel",
     response_model=TaskResponse,
     operation_id="cancel_task",
-    responses=responses(401, 403, 404, 409, 422),
+    responses={
+        **responses(401, 403, 404, 409, 422),
+        **same_object(200, "get_task", "retry_task", id_field="task_id"),
+    },
 )
 async def cancel_task(
     tenant_id: TenantPath,
@@ -181,7 +184,10 @@ async def cancel_task(
     "/{task_id}/retry",
     response_model=TaskResponse,
     operation_id="retry_task",
-    responses=responses(401, 403, 404, 409, 422),
+    responses={
+        **responses(401, 403, 404, 409, 422),
+        **same_object(200, "get_task", "cancel_task", id_field="task_id"),
+    },
 )
 async def retry_task(
     tenant_id: TenantPath,

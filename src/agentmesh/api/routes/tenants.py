@@ -32,7 +32,18 @@ TenantPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     operation_id="create_tenant",
     responses={
         **responses(401, 403, 409, 422),
-        **created("get_tenant", id_field="tenant_id", body_field="id", tenant_from_path=False),
+        **created(
+            "get_tenant",
+            "create_agent",
+            "list_agents",
+            "submit_task",
+            "list_tasks",
+            "publish_message",
+            "list_audit",
+            id_field="tenant_id",
+            body_field="id",
+            tenant_from_path=False,
+        ),
     },
 )
 async def create_tenant(
