@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     agentmesh_max_deliver: int = Field(default=5, ge=1)
     agentmesh_max_in_flight: int = Field(default=64, ge=1)
     agentmesh_connect_timeout: float = Field(default=4.0, gt=0)
+    task_ledger_url: str | None = Field(
+        default=None,
+        description="where brokers without key-value storage keep the task ledger: "
+        "redis://, sqlite:///path, postgresql://... or 'local' (see runtime/ledger.py)",
+    )
 
     @field_validator("log_level")
     @classmethod

@@ -72,6 +72,8 @@ class Mesh:
             health_check_timeout=self.settings.agentmesh_health_check_timeout,
         )
         self.router = LiveRouter(self)
+        #: durable per-task facts shared by every agent on this broker (see runtime.ledger)
+        self.ledger = ledger_for(self.transport, self.settings)
         self._broker_retry = RetryPolicy.for_message_broker(name="mesh.publish")
         self._started = False
         self._subs: list[Subscription] = []
@@ -144,6 +146,7 @@ class Mesh:
         for sub in self._subs:
             await sub.unsubscribe()
         self._subs.clear()
+        await self.ledger.close()
         await self.transport.close()
 
     async def __aenter__(self) -> Mesh:
@@ -232,7 +235,7 @@ class Mesh:
     async def cancel(self, task_id: str, *, tenant: str | None = None) -> None:
         """Cancel a task: dropped if not started yet, interrupted if running somewhere."""
         tenant = tenant or self.tenant
-        await ledger_for(self.transport).cancel(tenant, task_id)
+        await self.ledger.cancel(tenant, task_id)
         env = Envelope.create("task.cancel", {"task_id": task_id}, tenant_id=tenant, source="mesh")
         await self.transport.publish(subjects.system(tenant, "cancel"), env)
 
@@ -316,11 +319,16 @@ class Mesh:
         """Submit a durable task and wait for its result (race-free on every broker).
 
         Takes the keyword arguments of :meth:`submit`; raises :class:`RemoteError` when the
-        task failed for good or was cancelled.
+        task failed for good or was cancelled. With a ``task_id`` that already has an
+        outcome, that outcome is the answer: the task is not offered again.
         """
-        task_id = submit.pop("task_id", None) or str(uuid.uuid4())
+        given = submit.pop("task_id", None)
+        task_id = given or str(uuid.uuid4())
         done, sub = await self._watch_outcome(task_id)
         try:
+            past = await self.ledger.outcome(self.tenant, task_id) if given else None
+            if past is not None:
+                return self._outcome_result(task_id, past)
             await self.submit(capability, payload, task_id=task_id, **submit)
             env = await asyncio.wait_for(done, timeout)
         finally:
@@ -340,13 +348,13 @@ class Mesh:
     async def wait_result(self, task_id: str, timeout: float = 30.0) -> dict[str, Any]:
         """The result of a submitted task: waits for its outcome event, or finds it when past.
 
-        Finding a past outcome needs a broker-side ledger (NATS, memory); on other brokers
-        use :meth:`run` (subscribe, then submit). Raises :class:`RemoteError` when the
-        task failed for good or was cancelled.
+        Past outcomes are looked up in the task ledger (the broker's, or the shared one of
+        brokers without key-value storage). Raises :class:`RemoteError` when the task
+        failed for good or was cancelled.
         """
         done, sub = await self._watch_outcome(task_id)
         try:
-            past = await ledger_for(self.transport).outcome(self.tenant, task_id)
+            past = await self.ledger.outcome(self.tenant, task_id)
             if past is not None and not done.done():
                 done.set_result(past)
             env = await asyncio.wait_for(done, timeout)

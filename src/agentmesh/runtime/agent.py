@@ -42,7 +42,6 @@ from agentmesh.resilience import (
 )
 from agentmesh.runtime.context import TaskContext
 from agentmesh.runtime.execution import DecidePolicy, DurableExecutor
-from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.tasks import stop_task
 from agentmesh.transports import Message, SubscribeOptions, Subscription
 
@@ -145,7 +144,7 @@ class AgentRuntime:
             name=f"broker:{self.agent_id}",
             on_state_change=self._breaker_changed,
         )
-        self.executor = DurableExecutor(self, ledger_for(mesh.transport), decide=decide)
+        self.executor = DurableExecutor(self, mesh.ledger, decide=decide)
         self.status = "CREATED"
         self.in_flight = 0
         self.tasks_completed = 0

@@ -35,7 +35,7 @@ from agentmesh.envelope import Envelope
 from agentmesh.observability import metrics
 from agentmesh.resilience import BulkheadFullError, BulkheadTimeoutError, RetryConfig
 from agentmesh.runtime.context import TaskContext
-from agentmesh.runtime.ledger import TaskLedger
+from agentmesh.runtime.ledger import TaskLedger, unique_first_delivery
 from agentmesh.runtime.tasks import stop_task
 from agentmesh.transports import Message
 from agentmesh.transports.message import error_context
@@ -108,6 +108,10 @@ class DurableExecutor:
         self._progress_task: asyncio.Task[None] | None = None
         self._stopping = False
         self.declined = 0
+        # where a first delivery may repeat a task (a crashed Kafka consumer's records come
+        # back as first deliveries; a publish retried after a lost ack is stored twice),
+        # the ledger is asked on every delivery
+        self._ask_always = not unique_first_delivery(agent.mesh.transport)
 
     # -- background ---------------------------------------------------------------------
     def start(self) -> None:
@@ -156,7 +160,7 @@ class DurableExecutor:
         tenant = env.tenant_id
         ctx = TaskContext(agent, msg, capability, "task")
         task_id = ctx.task_id
-        redelivered = msg.attempt > 1
+        redelivered = msg.attempt > 1 or self._ask_always
         if redelivered:
             done = await self.ledger.completed(tenant, task_id)
             if done is not None:  # handled before: announce again (deduped), never rerun

@@ -12,19 +12,23 @@ and task id:
   so the attempt limit holds across agents;
 * ``cancelled``: a cancel request, honoured by whichever agent holds or later gets the task.
 
-Implementations: :class:`MemoryLedger` (one per ``memory://`` broker) and
-:class:`NatsLedger` (a JetStream key-value bucket). :func:`ledger_for` picks one.
+Implementations: :class:`MemoryLedger` (one per ``memory://`` broker), :class:`NatsLedger`
+(a JetStream key-value bucket), :class:`~agentmesh.runtime.ledger_redis.RedisLedger` and
+:class:`~agentmesh.runtime.ledger_sql.SqlLedger` (SQLite or PostgreSQL) for the brokers that
+keep no key-value data. :func:`ledger_for` picks one per transport (see there).
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any, ClassVar, Protocol
 
 import nats.js.errors
 from nats.js.api import KeyValueConfig
 
 from agentmesh import subjects
+from agentmesh.config import Settings, get_settings
 from agentmesh.envelope import Envelope
 from agentmesh.transports import Transport
 from agentmesh.transports.nats import NatsTransport
@@ -51,6 +55,9 @@ class TaskLedger(Protocol):
     async def failures(self, tenant: str, task_id: str) -> int: ...
     async def cancel(self, tenant: str, task_id: str) -> None: ...
     async def is_cancelled(self, tenant: str, task_id: str) -> bool: ...
+    async def close(self) -> None:
+        """Release connections (a later call connects again)."""
+        ...
 
 
 class MemoryLedger:
@@ -95,6 +102,9 @@ class MemoryLedger:
 
     async def is_cancelled(self, tenant: str, task_id: str) -> bool:
         return (tenant, task_id) in self._cancelled
+
+    async def close(self) -> None:
+        """Nothing to release."""
 
 
 class NatsLedger:
@@ -182,14 +192,73 @@ class NatsLedger:
     async def is_cancelled(self, tenant: str, task_id: str) -> bool:
         return await self._get(self._key(tenant, task_id, "cancelled")) is not None
 
+    async def close(self) -> None:
+        """The bucket lives on the transport's connection: forget it, keep the connection."""
+        self._kv = None
 
-def ledger_for(transport: Transport) -> TaskLedger:
-    """The ledger that lives where the transport keeps its durable data."""
+
+def unique_first_delivery(transport: Transport) -> bool:
+    """Whether a delivery with attempt 1 is the first of its envelope id on the broker:
+    the broker drops re-published ids and counts every redelivery, crashes included (NATS
+    JetStream, ``memory://``). Elsewhere the executor asks the ledger on every delivery."""
+    from agentmesh.transports.memory import MemoryTransport
+
+    declared = getattr(transport.capabilities, "unique_first_delivery", None)
+    if declared is not None:
+        return bool(declared)
+    return isinstance(transport, (NatsTransport, MemoryTransport))
+
+
+_LEDGERS: weakref.WeakKeyDictionary[Transport, TaskLedger] = weakref.WeakKeyDictionary()
+
+
+def ledger_for(transport: Transport, settings: Settings | None = None) -> TaskLedger:
+    """The ledger every agent on ``transport``'s broker shares (one instance per transport).
+
+    * NATS: the JetStream bucket and outcome streams; ``memory://``: the broker's memory;
+    * otherwise ``TASK_LEDGER_URL`` when set (``redis://``, ``sqlite:///...``,
+      ``postgresql://...`` or ``local`` for a process-local ledger);
+    * else the transport's own Redis (``redis://`` transport), then ``REDIS_URL``, then a
+      PostgreSQL ``DATABASE_URL``, then the SQLite file ``<AGENTMESH_DATA_DIR>/ledger.db``
+      (shared by the agent processes of one machine).
+    """
+    found = _LEDGERS.get(transport)
+    if found is None:
+        found = _LEDGERS[transport] = _new_ledger(transport, settings or get_settings())
+    return found
+
+
+def _new_ledger(transport: Transport, settings: Settings) -> TaskLedger:
     from agentmesh.transports.memory import MemoryTransport
 
     if isinstance(transport, NatsTransport):
         return NatsLedger(transport)
     if isinstance(transport, MemoryTransport):
         return MemoryLedger.for_broker(transport.url)
-    # other brokers: a process-local ledger (dedupe within one agent process)
-    return MemoryLedger.for_broker(f"local:{id(transport)}")
+    url = shared_ledger_url(transport, settings)
+    if url == "local":
+        return MemoryLedger.for_broker(f"local:{id(transport)}")
+    if url.startswith(("redis://", "rediss://")):
+        from agentmesh.runtime.ledger_redis import RedisLedger
+
+        return RedisLedger(url, ttl_seconds=TTL_SECONDS)
+    from agentmesh.runtime.ledger_sql import SqlLedger
+
+    return SqlLedger(url, ttl_seconds=TTL_SECONDS)
+
+
+def shared_ledger_url(transport: Transport, settings: Settings) -> str:
+    """Where the ledger of a broker without key-value storage lives (see :func:`ledger_for`)."""
+    if settings.task_ledger_url:
+        return settings.task_ledger_url
+    own = str(getattr(transport, "url", ""))
+    if own.startswith(("redis://", "rediss://")):
+        return own
+    if settings.redis_url:
+        return settings.redis_url
+    db = settings.effective_database_url
+    if settings.database_url and not db.startswith(("memory://", "sqlite")):
+        return db
+    if db.startswith("memory://"):
+        return "local"
+    return f"sqlite+aiosqlite:///{(settings.data_dir / 'ledger.db').resolve()}"

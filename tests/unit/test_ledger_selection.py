@@ -1,0 +1,71 @@
+"""Which task ledger a transport gets (runtime.ledger.ledger_for)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentmesh.config import Settings
+from agentmesh.runtime.ledger import (
+    MemoryLedger,
+    NatsLedger,
+    ledger_for,
+    shared_ledger_url,
+    unique_first_delivery,
+)
+from agentmesh.runtime.ledger_redis import RedisLedger
+from agentmesh.runtime.ledger_sql import SqlLedger
+from agentmesh.transports import create_transport
+
+
+def _settings(tmp_path: Path, **kw: Any) -> Settings:
+    return Settings(agentmesh_data_dir=tmp_path, **kw)  # type: ignore[call-arg]
+
+
+def test_brokers_with_their_own_store_keep_the_ledger(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    nats = create_transport("nats://127.0.0.1:4222")
+    memory = create_transport("memory://ledger-test")
+    assert isinstance(ledger_for(nats, s), NatsLedger)
+    assert ledger_for(memory, s) is MemoryLedger.for_broker("memory://ledger-test")
+    assert unique_first_delivery(nats)
+    assert unique_first_delivery(memory)
+
+
+def test_one_ledger_per_transport(tmp_path: Path) -> None:
+    t = create_transport("amqp://guest:guest@127.0.0.1:5672/")
+    assert ledger_for(t, _settings(tmp_path)) is ledger_for(t)
+    assert not unique_first_delivery(t)
+
+
+@pytest.mark.parametrize(
+    ("transport", "settings", "expected"),
+    [
+        ("redis://127.0.0.1:6379/0", {}, "redis://127.0.0.1:6379/0"),
+        ("amqp://guest:guest@127.0.0.1:5672/", {"redis_url": "redis://h:1/2"}, "redis://h:1/2"),
+        (
+            "kafka://127.0.0.1:9092",
+            {"database_url": "postgresql+asyncpg://u@h/db"},
+            "postgresql+asyncpg://u@h/db",
+        ),
+        ("kafka://127.0.0.1:9092", {"database_url": "memory://"}, "local"),
+        ("kafka://127.0.0.1:9092", {"task_ledger_url": "sqlite:///x.db"}, "sqlite:///x.db"),
+        ("redis://127.0.0.1:6379/0", {"task_ledger_url": "local"}, "local"),
+    ],
+)
+def test_shared_ledger_url(
+    tmp_path: Path, transport: str, settings: dict[str, Any], expected: str
+) -> None:
+    t = create_transport(transport)
+    assert shared_ledger_url(t, _settings(tmp_path, **settings)) == expected
+
+
+def test_default_is_a_sqlite_file_in_the_data_dir(tmp_path: Path) -> None:
+    t = create_transport("amqp://guest:guest@127.0.0.1:5672/")
+    url = shared_ledger_url(t, _settings(tmp_path))
+    assert url == f"sqlite+aiosqlite:///{(tmp_path / 'ledger.db').resolve()}"
+    assert isinstance(ledger_for(t, _settings(tmp_path)), SqlLedger)
+    r = create_transport("redis://127.0.0.1:6379/0")
+    assert isinstance(ledger_for(r, _settings(tmp_path)), RedisLedger)
