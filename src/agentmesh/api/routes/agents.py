@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 
 from agentmesh.api.auth import require
 from agentmesh.api.context import ApiContext, get_context
 from agentmesh.api.errors import responses
-from agentmesh.api.links import created, same_object
+from agentmesh.api.links import created
+from agentmesh.api.routes.objects import Hook, IdPath, Kind, Ref, TenantPath
+from agentmesh.api.routes.paging import LimitQuery, OffsetQuery, page_fields
 from agentmesh.api.schemas import (
     AgentActionRequest,
     AgentCreateRequest,
@@ -21,7 +23,6 @@ from agentmesh.api.schemas import (
     AgentType,
     LiveAgent,
     LiveAgentsResponse,
-    Pagination,
 )
 from agentmesh.commands import (
     GetAgent,
@@ -33,23 +34,23 @@ from agentmesh.commands import (
 )
 from agentmesh.domain import AgentStatus
 from agentmesh.errors import AgentMeshError, ValidationError
-from agentmesh.security.audit import AuditAction, AuditStatus
+from agentmesh.security.audit import AuditAction
 from agentmesh.security.tenancy import Principal
 from agentmesh.store.queries import AgentListQuery, Page
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/agents", tags=["agents"])
-TenantPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-AgentPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,256}$")]
-OptionalReason = Annotated[AgentActionRequest | None, Body()]
+
+
+async def _agent_ref(tenant_id: TenantPath, agent_id: IdPath) -> Ref:
+    return Ref(tenant_id, agent_id)
+
+
+AGENT = Kind(router, "agent", GetAgent, AgentInfoResponse, _agent_ref)
 
 
 def split_list(values: list[str]) -> tuple[str, ...]:
     """Repeated and comma-separated query values, flattened."""
     return tuple(v.strip() for item in values for v in item.split(",") if v.strip())
-
-
-def pagination(page: Page) -> Pagination:
-    return Pagination(**page.pagination())
 
 
 @router.get(
@@ -63,8 +64,8 @@ async def list_agents(
     status: AgentStatusName | None = None,
     agent_type: AgentType | None = None,
     capabilities: Annotated[list[str], Query(max_length=50)] = [],  # noqa: B006
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10000)] = 0,
+    limit: LimitQuery = 50,
+    offset: OffsetQuery = 0,
     sort_by: Annotated[str, Query(pattern="^(name|created_at|status)$")] = "created_at",
     sort_order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
     principal: Principal = Depends(require("list_agents")),
@@ -83,8 +84,7 @@ async def list_agents(
     page: Page = await ctx.bus.query(ListAgents(tenant_id, query))
     return AgentListResponse(
         agents=[AgentInfo(**d) for d in page.items],
-        pagination=pagination(page),
-        filters_applied=query.filters_applied() or None,
+        **page_fields(page, query.filters_applied()),
     )
 
 
@@ -125,18 +125,13 @@ async def create_agent(
             resource_requirements=body.domain_resources(),
         )
     )
-    await ctx.caught_up()
-    doc: dict[str, Any] = await ctx.bus.query(GetAgent(tenant_id, body.agent_id))
-    await ctx.record(
-        AuditAction.AGENT_CREATED,
-        AuditStatus.SUCCESS,
-        tenant_id=tenant_id,
+    return await AGENT.created(
+        ctx,
+        Ref(tenant_id, body.agent_id),
+        action=AuditAction.AGENT_CREATED,
         request=request,
         principal=principal,
-        resource_type="agent",
-        resource_id=body.agent_id,
     )
-    return AgentInfoResponse(**doc)
 
 
 @router.get(
@@ -162,127 +157,57 @@ async def live_agents(
     )
 
 
-@router.get(
-    "/{agent_id}",
-    response_model=AgentInfoResponse,
-    operation_id="get_agent",
-    responses=responses(401, 403, 404, 422),
-)
-async def get_agent(
-    tenant_id: TenantPath,
-    agent_id: AgentPath,
-    principal: Principal = Depends(require("get_agent")),
-    ctx: ApiContext = Depends(get_context),
-) -> AgentInfoResponse:
-    """One agent; unknown (or another tenant's) is 404 ``AGENT_NOT_FOUND``."""
-    doc: dict[str, Any] = await ctx.bus.query(GetAgent(tenant_id, agent_id))
-    return AgentInfoResponse(**doc)
+AGENT.add_get("One agent; unknown (or another tenant's) is 404 ``AGENT_NOT_FOUND``.")
 
 
-async def _control(
-    ctx: ApiContext,
-    request: Request,
-    principal: Principal,
-    tenant_id: str,
-    agent_id: str,
-    command: object,
-    action: AuditAction,
-    operation: str,
-) -> AgentInfoResponse:
-    async def load() -> dict[str, Any]:
-        doc: dict[str, Any] = await ctx.bus.query(GetAgent(tenant_id, agent_id))
-        return doc
+def _tell_the_process(live_action: str) -> Hook:
+    """After a change: the running agent process hears it too (best effort: it may be
+    offline)."""
 
-    async def tell_the_process() -> None:
-        # the running agent process hears it too (best effort: it may be offline)
-        live_action = {"pause": "pause", "resume": "resume", "terminate": "stop"}.get(operation)
-        if live_action is not None and ctx.mesh is not None:
+    async def tell(ctx: ApiContext, ref: Ref) -> None:
+        if ctx.mesh is not None:
             with contextlib.suppress(AgentMeshError):
-                await ctx.mesh.control(agent_id, live_action, tenant=tenant_id, timeout=2.0)
+                await ctx.mesh.control(
+                    ref.object_id, live_action, tenant=ref.tenant_id, timeout=2.0
+                )
 
-    doc = await ctx.audited_change(
-        command,
-        load,
-        action=action,
-        operation=operation,
-        tenant_id=tenant_id,
-        request=request,
-        principal=principal,
-        resource_type="agent",
-        resource_id=agent_id,
-        after=tell_the_process,
-    )
-    return AgentInfoResponse(**doc)
+    return tell
 
 
-@router.post(
-    "/{agent_id}/pause",
-    response_model=AgentInfoResponse,
-    operation_id="pause_agent",
-    responses={
-        **responses(401, 403, 404, 409, 422),
-        **same_object(200, "get_agent", "resume_agent", "terminate_agent", id_field="agent_id"),
-    },
+async def _reason(body: Annotated[AgentActionRequest | None, Body()] = None) -> str:
+    return body.reason if body else ""
+
+
+@AGENT.change(
+    "pause",
+    AuditAction.AGENT_UPDATED,
+    links=("get_agent", "resume_agent", "terminate_agent"),
+    reason=_reason,
+    after=_tell_the_process("pause"),
 )
-async def pause_agent(
-    tenant_id: TenantPath,
-    agent_id: AgentPath,
-    request: Request,
-    body: OptionalReason = None,
-    principal: Principal = Depends(require("pause_agent")),
-    ctx: ApiContext = Depends(get_context),
-) -> AgentInfoResponse:
+def pause_agent(ref: Ref, reason: str) -> PauseAgent:
     """AVAILABLE/UNHEALTHY -> PAUSED (409 ``INVALID_TRANSITION`` from BUSY or TERMINATED)."""
-    reason = body.reason if body else ""
-    cmd = PauseAgent(tenant_id, agent_id, reason)
-    return await _control(
-        ctx, request, principal, tenant_id, agent_id, cmd, AuditAction.AGENT_UPDATED, "pause"
-    )
+    return PauseAgent(ref.tenant_id, ref.object_id, reason)
 
 
-@router.post(
-    "/{agent_id}/resume",
-    response_model=AgentInfoResponse,
-    operation_id="resume_agent",
-    responses={
-        **responses(401, 403, 404, 409, 422),
-        **same_object(200, "get_agent", "pause_agent", "terminate_agent", id_field="agent_id"),
-    },
+@AGENT.change(
+    "resume",
+    AuditAction.AGENT_RESTARTED,
+    links=("get_agent", "pause_agent", "terminate_agent"),
+    after=_tell_the_process("resume"),
 )
-async def resume_agent(
-    tenant_id: TenantPath,
-    agent_id: AgentPath,
-    request: Request,
-    principal: Principal = Depends(require("resume_agent")),
-    ctx: ApiContext = Depends(get_context),
-) -> AgentInfoResponse:
+def resume_agent(ref: Ref, reason: str) -> ResumeAgent:
     """PAUSED -> AVAILABLE (409 otherwise)."""
-    cmd = ResumeAgent(tenant_id, agent_id)
-    return await _control(
-        ctx, request, principal, tenant_id, agent_id, cmd, AuditAction.AGENT_RESTARTED, "resume"
-    )
+    return ResumeAgent(ref.tenant_id, ref.object_id)
 
 
-@router.post(
-    "/{agent_id}/terminate",
-    response_model=AgentInfoResponse,
-    operation_id="terminate_agent",
-    responses={
-        **responses(401, 403, 404, 409, 422),
-        **same_object(200, "get_agent", "resume_agent", id_field="agent_id"),
-    },
+@AGENT.change(
+    "terminate",
+    AuditAction.AGENT_TERMINATED,
+    links=("get_agent", "resume_agent"),
+    reason=_reason,
+    after=_tell_the_process("stop"),
 )
-async def terminate_agent(
-    tenant_id: TenantPath,
-    agent_id: AgentPath,
-    request: Request,
-    body: OptionalReason = None,
-    principal: Principal = Depends(require("terminate_agent")),
-    ctx: ApiContext = Depends(get_context),
-) -> AgentInfoResponse:
+def terminate_agent(ref: Ref, reason: str) -> TerminateAgent:
     """-> TERMINATED (409 from BUSY or when already terminated)."""
-    reason = body.reason if body else ""
-    cmd = TerminateAgent(tenant_id, agent_id, reason)
-    return await _control(
-        ctx, request, principal, tenant_id, agent_id, cmd, AuditAction.AGENT_TERMINATED, "terminate"
-    )
+    return TerminateAgent(ref.tenant_id, ref.object_id, reason)

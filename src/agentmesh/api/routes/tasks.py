@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
+from loguru import logger
 
 from agentmesh.api.auth import require
 from agentmesh.api.context import ApiContext, get_context
 from agentmesh.api.errors import responses
-from agentmesh.api.links import created, same_object
+from agentmesh.api.links import created
+from agentmesh.api.routes.objects import IdPath, Kind, Ref, TenantPath
+from agentmesh.api.routes.paging import LimitQuery, OffsetQuery, page_fields
 from agentmesh.api.schemas import (
-    Pagination,
     TaskCancelRequest,
     TaskInfo,
     TaskListResponse,
@@ -20,13 +22,18 @@ from agentmesh.api.schemas import (
     TaskSubmitRequest,
 )
 from agentmesh.commands import CancelTask, GetTask, ListTasks, RetryTask, SubmitTask
-from agentmesh.security.audit import AuditAction, AuditStatus
+from agentmesh.security.audit import AuditAction
 from agentmesh.security.tenancy import Principal
 from agentmesh.store.queries import Page
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/tasks", tags=["tasks"])
-TenantPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-TaskPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,256}$")]
+
+
+async def _task_ref(tenant_id: TenantPath, task_id: IdPath) -> Ref:
+    return Ref(tenant_id, task_id)
+
+
+TASK = Kind(router, "task", GetTask, TaskResponse, _task_ref)
 
 
 @router.post(
@@ -60,20 +67,14 @@ async def submit_task(
             source=f"api:{principal.subject}",
         )
     )
-    await ctx.caught_up()
-    task_id = str(result.aggregate_id)
-    doc: dict[str, Any] = await ctx.bus.query(GetTask(tenant_id, task_id))
-    await ctx.record(
-        AuditAction.TASK_ASSIGNED,
-        AuditStatus.SUCCESS,
-        tenant_id=tenant_id,
+    return await TASK.created(
+        ctx,
+        Ref(tenant_id, str(result.aggregate_id)),
+        action=AuditAction.TASK_ASSIGNED,
         request=request,
         principal=principal,
-        resource_type="task",
-        resource_id=task_id,
         details={"operation": "submit", "capability": body.capability},
     )
-    return TaskResponse(**doc)
 
 
 @router.get(
@@ -86,8 +87,8 @@ async def list_tasks(
     tenant_id: TenantPath,
     status: TaskStatusName | None = None,
     agent_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,256}$")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10000)] = 0,
+    limit: LimitQuery = 50,
+    offset: OffsetQuery = 0,
     principal: Principal = Depends(require("list_tasks")),
     ctx: ApiContext = Depends(get_context),
 ) -> TaskListResponse:
@@ -96,108 +97,38 @@ async def list_tasks(
         ListTasks(tenant_id, status=status, agent_id=agent_id, limit=limit, offset=offset)
     )
     filters = {k: v for k, v in (("status", status), ("agent_id", agent_id)) if v is not None}
-    return TaskListResponse(
-        tasks=[TaskInfo(**d) for d in page.items],
-        pagination=Pagination(**page.pagination()),
-        filters_applied=filters or None,
-    )
+    return TaskListResponse(tasks=[TaskInfo(**d) for d in page.items], **page_fields(page, filters))
 
 
-@router.get(
-    "/{task_id}",
-    response_model=TaskResponse,
-    operation_id="get_task",
-    responses=responses(401, 403, 404, 422),
-)
-async def get_task(
-    tenant_id: TenantPath,
-    task_id: TaskPath,
-    principal: Principal = Depends(require("get_task")),
-    ctx: ApiContext = Depends(get_context),
-) -> TaskResponse:
-    """One task; unknown (or another tenant's) is 404 ``TASK_NOT_FOUND``."""
-    doc: dict[str, Any] = await ctx.bus.query(GetTask(tenant_id, task_id))
-    return TaskResponse(**doc)
+TASK.add_get("One task; unknown (or another tenant's) is 404 ``TASK_NOT_FOUND``.")
 
 
-async def _change(
-    ctx: ApiContext,
-    request: Request,
-    principal: Principal,
-    tenant_id: str,
-    task_id: str,
-    command: object,
-    action: AuditAction,
-    operation: str,
-) -> TaskResponse:
-    async def load() -> dict[str, Any]:
-        doc: dict[str, Any] = await ctx.bus.query(GetTask(tenant_id, task_id))
-        return doc
-
-    doc = await ctx.audited_change(
-        command,
-        load,
-        action=action,
-        operation=operation,
-        tenant_id=tenant_id,
-        request=request,
-        principal=principal,
-        resource_type="task",
-        resource_id=task_id,
-    )
-    return TaskResponse(**doc)
+async def _reason(body: Annotated[TaskCancelRequest | None, Body()] = None) -> str:
+    return body.reason if body else ""
 
 
-@router.post(
-    "/{task_id}/cancel",
-    response_model=TaskResponse,
-    operation_id="cancel_task",
-    responses={
-        **responses(401, 403, 404, 409, 422),
-        **same_object(200, "get_task", "retry_task", id_field="task_id"),
-    },
-)
-async def cancel_task(
-    tenant_id: TenantPath,
-    task_id: TaskPath,
-    request: Request,
-    body: Annotated[TaskCancelRequest | None, Body()] = None,
-    principal: Principal = Depends(require("cancel_task")),
-    ctx: ApiContext = Depends(get_context),
-) -> TaskResponse:
-    """Cancel a task that has not finished (409 when it is already terminal)."""
-    cmd = CancelTask(tenant_id, task_id, body.reason if body else "")
-    response = await _change(
-        ctx, request, principal, tenant_id, task_id, cmd, AuditAction.TASK_CANCELLED, "cancel"
-    )
-    if ctx.mesh is not None and getattr(ctx.mesh, "tenant", None) == tenant_id:
-        try:  # best effort: interrupt it where it runs
-            await ctx.mesh.cancel(task_id)
+async def _cancel_where_it_runs(ctx: ApiContext, ref: Ref) -> None:
+    """After a cancel: interrupt the task where it runs (best effort)."""
+    if ctx.mesh is not None and getattr(ctx.mesh, "tenant", None) == ref.tenant_id:
+        try:
+            await ctx.mesh.cancel(ref.object_id)
         except Exception as exc:
-            from loguru import logger
-
-            logger.warning("cancel of task {} on the mesh failed: {}", task_id, exc)
-    return response
+            logger.warning("cancel of task {} on the mesh failed: {}", ref.object_id, exc)
 
 
-@router.post(
-    "/{task_id}/retry",
-    response_model=TaskResponse,
-    operation_id="retry_task",
-    responses={
-        **responses(401, 403, 404, 409, 422),
-        **same_object(200, "get_task", "cancel_task", id_field="task_id"),
-    },
+@TASK.change(
+    "cancel",
+    AuditAction.TASK_CANCELLED,
+    links=("get_task", "retry_task"),
+    reason=_reason,
+    after=_cancel_where_it_runs,
 )
-async def retry_task(
-    tenant_id: TenantPath,
-    task_id: TaskPath,
-    request: Request,
-    principal: Principal = Depends(require("retry_task")),
-    ctx: ApiContext = Depends(get_context),
-) -> TaskResponse:
+def cancel_task(ref: Ref, reason: str) -> CancelTask:
+    """Cancel a task that has not finished (409 when it is already terminal)."""
+    return CancelTask(ref.tenant_id, ref.object_id, reason)
+
+
+@TASK.change("retry", AuditAction.TASK_ASSIGNED, links=("get_task", "cancel_task"))
+def retry_task(ref: Ref, reason: str) -> RetryTask:
     """Replay a failed, timed-out or dead-lettered task (409 otherwise)."""
-    cmd = RetryTask(tenant_id, task_id)
-    return await _change(
-        ctx, request, principal, tenant_id, task_id, cmd, AuditAction.TASK_ASSIGNED, "retry"
-    )
+    return RetryTask(ref.tenant_id, ref.object_id)
