@@ -23,6 +23,8 @@ from agentmesh.runtime.execution import Decision
 if TYPE_CHECKING:
     from agentmesh.mesh import Mesh
 
+WORKLOAD_REASON = "workload at or above 0.8"
+
 
 def aggregate_of(runtime: AgentRuntime) -> AgentAggregate:
     """The domain view of a running agent, for the autonomy rules.
@@ -65,11 +67,24 @@ def offering_of(task: TaskContext) -> TaskOffering:
     try:
         return TaskOffering.from_payload(task.task_id, payload)
     except (TypeError, ValueError):
-        return TaskOffering(task.task_id, tuple(payload.get("required_capabilities") or ()))
+        # a malformed field: keep the capabilities if they are a list, else the queue's
+        caps = payload.get("required_capabilities")
+        if isinstance(caps, list | tuple):
+            return TaskOffering(task.task_id, tuple(str(c) for c in caps))
+        return TaskOffering(task.task_id, (task.capability,) if task.capability else ())
+
+
+def _holding_view(agent: AgentAggregate, runtime: AgentRuntime) -> AgentAggregate:
+    """``agent`` as the workload rule sees it: BUSY (status load 0.8) while the runtime holds
+    tasks, though :func:`aggregate_of` keeps it AVAILABLE for the hard constraints."""
+    if runtime.in_flight and agent.status is AgentStatus.AVAILABLE:
+        return dataclasses.replace(agent, status=AgentStatus.BUSY)
+    return agent
 
 
 class AutonomyPolicy:
-    """The ``decide`` hook of an autonomous agent."""
+    """The ``decide`` hook of an autonomous agent: the autonomy score, then the rule that
+    it takes more work only while its workload is below 0.8 (``last_reason`` says why)."""
 
     def __init__(self, service: AgentAutonomyService | None = None, *, delay: float = 1.0) -> None:
         self.service = service or AgentAutonomyService()
@@ -84,11 +99,12 @@ class AutonomyPolicy:
         """Accept or decline ``offering`` for ``runtime`` as it is right now."""
         agent = aggregate_of(runtime)
         verdict = self.service.should_accept_task(agent, offering, active_tasks=runtime.in_flight)
-        self.last_reason = verdict.reason
         if verdict.should_accept and not self.service.should_accept_more_tasks(
-            agent, active_tasks=runtime.in_flight
+            _holding_view(agent, runtime), active_tasks=runtime.in_flight
         ):
-            return Decision(False, "workload at or above 0.8", self.delay)
+            self.last_reason = WORKLOAD_REASON
+            return Decision(False, WORKLOAD_REASON, self.delay)
+        self.last_reason = verdict.reason
         return Decision(verdict.should_accept, verdict.reason, self.delay)
 
 
