@@ -3,8 +3,9 @@
 Each broker module subclasses :class:`BrokerTransport` and implements four primitives:
 ``_connect``/``_disconnect``, ``_send`` (one publish, optionally with a reply address),
 ``_start_core`` and ``_start_durable`` (wire a :class:`BrokerSubscription` to the broker),
-plus ``_open_inbox`` for request/reply. Validation, payload limits, the dispatcher,
-request/reply correlation and orderly shutdown live here once.
+plus ``_open_inbox`` for request/reply. Validation, payload limits, the dispatcher (through
+:class:`~agentmesh.transports._dispatching.DispatchingTransport`), request/reply
+correlation and orderly shutdown live here once, with small helpers the brokers share.
 """
 
 from __future__ import annotations
@@ -24,15 +25,21 @@ from agentmesh.errors import (
     RequestTimeout,
     ValidationError,
 )
+from agentmesh.transports._dispatching import DispatchingTransport, LiveSubscription
 from agentmesh.transports.base import (
     DEFAULT_MAX_PAYLOAD,
-    Handler,
+    RawDelivery,
     SubscribeOptions,
     TransportCapabilities,
 )
-from agentmesh.transports.message import DedupeWindow, Dispatcher
+from agentmesh.transports.message import Dispatcher, encode_within
 
 Cleanup = Callable[[], Awaitable[None]]
+
+KINDS = ("task", "rpc", "agent", "inbox", "evt", "hb", "bb", "mkt", "sys", "dlq")
+"""Subject kinds a kind wildcard stands for on brokers with a topic per tenant and kind."""
+
+_background: set[asyncio.Future[None]] = set()
 
 
 def durable_scope(subject: str) -> tuple[str, str]:
@@ -46,13 +53,46 @@ def durable_scope(subject: str) -> tuple[str, str]:
     return parts[1], parts[2]
 
 
-class BrokerSubscription:
+def pattern_tenant(pattern: str, who: str, why: str) -> str:
+    """The tenant of a subscription pattern on a broker with topics per tenant.
+
+    A wildcard tenant raises :class:`NotSupported`: ``"<who> cannot subscribe to ...: <why>"``.
+    """
+    parts = pattern.split(".")
+    if len(parts) < 3 or parts[0] != subjects.PREFIX or parts[1] in ("*", ">"):
+        raise NotSupported(f"{who} cannot subscribe to {pattern!r}: {why}")
+    return parts[1]
+
+
+def scope_topics(pattern: str, who: str, why: str) -> list[str]:
+    """``am.<tenant>.<kind>`` names a pattern reads (every one of :data:`KINDS` for ``*``)."""
+    tenant = pattern_tenant(pattern, who, why)
+    kind = pattern.split(".")[2]
+    if kind in ("*", ">"):
+        return [f"am.{tenant}.{k}" for k in KINDS]
+    return [f"am.{tenant}.{kind}"]
+
+
+def background(coro: Awaitable[None]) -> None:
+    """Run ``coro`` without awaiting it; it stays referenced until it is done."""
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` (if any) and wait until it has ended, whatever it raised."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+
+
+class BrokerSubscription(LiveSubscription["BrokerTransport"]):
     """A live subscription: stops intake, drains its handlers, then releases broker state."""
 
     def __init__(self, transport: BrokerTransport, subject: str, dispatcher: Dispatcher) -> None:
-        self.transport = transport
-        self.subject = subject
-        self.dispatcher = dispatcher
+        super().__init__(transport, subject, dispatcher)
         self.tasks: list[asyncio.Task[None]] = []
         self.stop_intake: list[Cleanup] = []
         self.release: list[Cleanup] = []
@@ -64,10 +104,20 @@ class BrokerSubscription:
     def spawn(self, coro: Awaitable[None]) -> None:
         self.tasks.append(asyncio.ensure_future(coro))
 
+    async def deliver(self, raw: RawDelivery, max_deliver: int | None) -> None:
+        """Submit ``raw`` to the dispatcher, unless it belongs to another subject on the same
+        broker queue or topic, or is past ``max_deliver`` (None: no limit): those are settled
+        with ``term`` and never redelivered (like JetStream)."""
+        if not subjects.matches(self.subject, raw.subject) or (
+            max_deliver is not None and raw.attempt > max_deliver
+        ):
+            await raw.term()
+            return
+        await self.dispatcher.submit(raw)
+
     async def unsubscribe(self) -> None:
         """Stop delivery; waits for this subscription's in-flight handlers."""
-        if self in self.transport._subs:
-            self.transport._subs.remove(self)
+        self.detach()
         self.dispatcher.closed = True
         for fn in self.stop_intake:
             with contextlib.suppress(Exception):
@@ -87,7 +137,7 @@ class BrokerSubscription:
         self.release.clear()
 
 
-class BrokerTransport:
+class BrokerTransport(DispatchingTransport[BrokerSubscription]):
     """Base of the broker transports (see module docstring)."""
 
     broker_name = "broker"
@@ -100,12 +150,9 @@ class BrokerTransport:
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         capabilities: TransportCapabilities | None = None,
     ) -> None:
-        self.url = url
-        self.capabilities = capabilities or TransportCapabilities(max_payload=max_payload)
+        super().__init__(url, capabilities or TransportCapabilities(max_payload=max_payload))
         self.connect_timeout = connect_timeout
         self.instance = uuid.uuid4().hex[:12]
-        self._subs: list[BrokerSubscription] = []
-        self._dedupe = DedupeWindow()
         self._waiters: dict[str, asyncio.Future[bytes]] = {}
         self._inbox: str | None = None
         self._inbox_lock = asyncio.Lock()
@@ -136,9 +183,6 @@ class BrokerTransport:
         """Start receiving replies; return the reply-address prefix (``<prefix>.<token>``)."""
         raise NotImplementedError
 
-    async def _respond(self, reply: str, envelope: Envelope) -> None:
-        raise NotImplementedError
-
     # -- connection -----------------------------------------------------------------------
     async def connect(self) -> None:
         """Connect; raises :class:`BrokerUnavailable` naming the URL within the timeout."""
@@ -164,8 +208,7 @@ class BrokerTransport:
 
     async def close(self) -> None:
         """Stop every subscription, wait for in-flight handlers, disconnect."""
-        for sub in list(self._subs):
-            await sub.unsubscribe()
+        await self.unsubscribe_all()
         for fut in self._waiters.values():
             fut.cancel()
         self._waiters.clear()
@@ -200,10 +243,7 @@ class BrokerTransport:
         await self._send(subject, data, durable=durable, msg_id=uuid.uuid4().hex)
 
     async def _dead_letter(self, subject: str, envelope: Envelope) -> None:
-        data = envelope.encode()
-        if len(data) > self.capabilities.max_payload:  # keep the error, drop the oversized body
-            envelope.payload = {"truncated": True}
-            data = envelope.encode()
+        data = encode_within(envelope, self.capabilities.max_payload)
         await self._send(subject, data, durable=True, msg_id=envelope.id)
 
     # -- request/reply --------------------------------------------------------------------
@@ -242,20 +282,9 @@ class BrokerTransport:
             fut.set_result(data)
 
     # -- subscribe ------------------------------------------------------------------------
-    async def subscribe(
-        self,
-        subject: str,
-        handler: Handler,
-        *,
-        queue: str | None = None,
-        durable: str | None = None,
-        options: SubscribeOptions | None = None,
-    ) -> BrokerSubscription:
-        """Deliver matching envelopes to ``handler`` (see :mod:`agentmesh.transports.base`)."""
+    def _check_subscribe(self, subject: str, queue: str | None, durable: str | None) -> None:
         self.require_connected()
-        if not subjects.is_valid(subject):
-            raise ValidationError(f"invalid subject pattern {subject!r}")
-        opts = options or SubscribeOptions()
+        super()._check_subscribe(subject, queue, durable)
         if queue is not None and not self.capabilities.queue_groups:
             raise NotSupported(
                 f"{self.broker_name} transport ({self.url}) has no queue groups; "
@@ -268,24 +297,17 @@ class BrokerTransport:
                     "'/' or spaces"
                 )
             durable_scope(subject)
-        dispatcher = Dispatcher(
-            handler,
-            subject=subject,
-            durable=durable is not None,
-            options=opts,
-            dead_letter=self._dead_letter,
-            respond=self._respond,
-            dedupe=self._dedupe,
-            group=durable or queue or uuid.uuid4().hex,
-        )
-        sub = BrokerSubscription(self, subject, dispatcher)
+
+    async def _open(
+        self, dispatcher: Dispatcher, queue: str | None, durable: str | None
+    ) -> BrokerSubscription:
+        sub = BrokerSubscription(self, dispatcher.subject, dispatcher)
         try:
             if durable is None:
                 await self._start_core(sub, queue)
             else:
-                await self._start_durable(sub, durable, opts)
+                await self._start_durable(sub, durable, dispatcher.options)
         except BaseException:
             await sub.unsubscribe()
             raise
-        self._subs.append(sub)
         return sub

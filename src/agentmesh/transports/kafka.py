@@ -33,12 +33,17 @@ from loguru import logger
 
 from agentmesh import subjects
 from agentmesh.envelope import Envelope
-from agentmesh.errors import NotSupported
-from agentmesh.transports._base import BrokerSubscription, BrokerTransport, durable_scope
+from agentmesh.transports._base import (
+    BrokerSubscription,
+    BrokerTransport,
+    durable_scope,
+    scope_topics,
+    stop_task,
+)
 from agentmesh.transports.base import SubscribeOptions, TransportCapabilities
 from agentmesh.transports.message import CoreDelivery as _CoreRaw
+from agentmesh.transports.message import DeadlineDelivery
 
-KINDS = ("task", "rpc", "agent", "inbox", "evt", "hb", "bb", "mkt", "sys", "dlq")
 SESSION_TIMEOUT_MS = 1000
 HEARTBEAT_MS = 150
 _COMMIT_EVERY = 0.2
@@ -51,15 +56,8 @@ def topic_of(subject: str) -> str:
 
 def topics_for(pattern: str) -> list[str]:
     """Topics a subscription pattern reads (every known kind when the kind is a wildcard)."""
-    parts = pattern.split(".")
-    if len(parts) < 3 or parts[0] != subjects.PREFIX or parts[1] in ("*", ">"):
-        raise NotSupported(
-            f"kafka transport cannot subscribe to {pattern!r}: tenant wildcards need a regex "
-            "subscription over every tenant's topics"
-        )
-    if parts[2] in ("*", ">"):
-        return [f"am.{parts[1]}.{kind}" for kind in KINDS]
-    return [f"am.{parts[1]}.{parts[2]}"]
+    why = "tenant wildcards need a regex subscription over every tenant's topics"
+    return scope_topics(pattern, "kafka transport", why)
 
 
 def _header(headers: Any, name: str) -> bytes | None:
@@ -100,53 +98,28 @@ class _Tracker:
             self.next.pop(tp, None)
 
 
-class _DurableRaw:
+class _DurableRaw(DeadlineDelivery):
     """A record of a durable group; settling it frees its offset for the next commit."""
 
-    __slots__ = (
-        "_done",
-        "_rec",
-        "_sub",
-        "_timer",
-        "attempt",
-        "data",
-        "reply",
-        "subject",
-    )
+    __slots__ = ("_rec", "_sub")
 
     def __init__(self, sub: _KafkaGroup, rec: Any, subject: str, attempt: int) -> None:
         self._sub = sub
         self._rec = rec
-        self._done = False
-        self.subject = subject
-        self.data: bytes = rec.value or b""
-        self.reply: str | None = None
-        self.attempt = attempt
-        self._timer: asyncio.TimerHandle | None = None
-        self._arm()
+        super().__init__(subject, rec.value or b"", attempt, sub.options.ack_wait)
 
-    def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(
-            self._sub.options.ack_wait, lambda: self._sub.background(self.nak(0))
-        )
+    def _expired(self) -> None:
+        self._sub.background(self.nak(0))
 
     def _finish(self) -> bool:
-        if self._done:
+        if not super()._finish():
             return False
-        self._done = True
-        if self._timer is not None:
-            self._timer.cancel()
         self._sub.tracker.settled(
             TopicPartition(self._rec.topic, self._rec.partition), self._rec.offset
         )
         return True
 
     async def ack(self) -> None:
-        self._finish()
-
-    async def term(self) -> None:
         self._finish()
 
     async def nak(self, delay: float | None = None) -> None:
@@ -157,10 +130,6 @@ class _DurableRaw:
             return
         await self._sub.redeliver(self, self.attempt + 1, delay or 0.0)
         self._finish()
-
-    async def in_progress(self) -> None:
-        if not self._done:
-            self._arm()
 
 
 class KafkaTransport(BrokerTransport):
@@ -204,10 +173,7 @@ class KafkaTransport(BrokerTransport):
         self._producer, self._admin = producer, admin
 
     async def _disconnect(self) -> None:
-        if self._inbox_task is not None:
-            self._inbox_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._inbox_task
+        await stop_task(self._inbox_task)
         if self._inbox_consumer is not None:
             await self._inbox_consumer.stop()
             self._inbox_consumer = None

@@ -25,13 +25,9 @@ from agentmesh.errors import (
     RequestTimeout,
     ValidationError,
 )
-from agentmesh.transports.base import (
-    DEFAULT_MAX_PAYLOAD,
-    Handler,
-    SubscribeOptions,
-    TransportCapabilities,
-)
-from agentmesh.transports.message import DedupeWindow, Dispatcher
+from agentmesh.transports._dispatching import DispatchingTransport, LiveSubscription
+from agentmesh.transports.base import DEFAULT_MAX_PAYLOAD, SubscribeOptions, TransportCapabilities
+from agentmesh.transports.message import Dispatcher
 
 RELEASE_GRACE = 0.5
 """Seconds a nak'd message is kept from the member that released it (others go first)."""
@@ -215,7 +211,7 @@ class _Broker:
         return found
 
 
-class MemoryTransport:
+class MemoryTransport(DispatchingTransport["_MemorySubscription"]):
     """In-process transport (see module docstring)."""
 
     _brokers: ClassVar[dict[str, _Broker]] = {}
@@ -228,12 +224,9 @@ class MemoryTransport:
         connect_timeout: float = 0.0,
     ) -> None:
         # ``connect_timeout`` is accepted like every transport's; connecting cannot block here
-        self.url = url
-        self.capabilities = TransportCapabilities(max_payload=max_payload)
+        super().__init__(url, TransportCapabilities(max_payload=max_payload))
         self._name = url.split("://", 1)[1] or "default"
         self._broker: _Broker | None = None
-        self._subs: list[_MemorySubscription] = []
-        self._dedupe = DedupeWindow()
 
     @classmethod
     def reset(cls) -> None:
@@ -250,8 +243,7 @@ class MemoryTransport:
         return self._broker
 
     async def close(self) -> None:
-        for sub in list(self._subs):
-            await sub.unsubscribe()
+        await self.unsubscribe_all()
         self._broker = None
 
     async def ping(self) -> float:
@@ -330,28 +322,10 @@ class MemoryTransport:
     async def _dead_letter(self, subject: str, envelope: Envelope) -> None:
         await self.publish(subject, envelope, durable=True)
 
-    async def subscribe(
-        self,
-        subject: str,
-        handler: Handler,
-        *,
-        queue: str | None = None,
-        durable: str | None = None,
-        options: SubscribeOptions | None = None,
+    async def _open(
+        self, dispatcher: Dispatcher, queue: str | None, durable: str | None
     ) -> _MemorySubscription:
-        if not subjects.is_valid(subject):
-            raise ValidationError(f"invalid subject pattern {subject!r}")
-        opts = options or SubscribeOptions()
-        dispatcher = Dispatcher(
-            handler,
-            subject=subject,
-            durable=durable is not None,
-            options=opts,
-            dead_letter=self._dead_letter,
-            respond=self._respond,
-            dedupe=self._dedupe,
-            group=durable or queue or uuid.uuid4().hex,
-        )
+        subject = dispatcher.subject
         sub = _MemorySubscription(self, subject, dispatcher)
         if durable is None:
             core = _CoreSub(subject, queue, dispatcher)
@@ -359,12 +333,11 @@ class MemoryTransport:
             self.broker.core.append(core)
             sub.core = core
         else:
-            consumer = self.broker.consumer(durable, subject, opts)
+            consumer = self.broker.consumer(durable, subject, dispatcher.options)
             member = _DurableSub(consumer, dispatcher)
             consumer.members.append(member)
             member.task = asyncio.create_task(self._durable_loop(member))
             sub.member = member
-        self._subs.append(sub)
         return sub
 
     async def _core_loop(self, core: _CoreSub) -> None:
@@ -388,17 +361,14 @@ class MemoryTransport:
             await asyncio.sleep(0)  # let other members of the group take their share
 
 
-class _MemorySubscription:
+class _MemorySubscription(LiveSubscription[MemoryTransport]):
     def __init__(self, transport: MemoryTransport, subject: str, dispatcher: Dispatcher) -> None:
-        self.transport = transport
-        self.subject = subject
-        self.dispatcher = dispatcher
+        super().__init__(transport, subject, dispatcher)
         self.core: _CoreSub | None = None
         self.member: _DurableSub | None = None
 
     async def unsubscribe(self) -> None:
-        if self in self.transport._subs:
-            self.transport._subs.remove(self)
+        self.detach()
         broker = self.transport._broker
         if self.core is not None:
             if broker and self.core in broker.core:

@@ -50,6 +50,57 @@ class CoreDelivery:
         return None
 
 
+class DeadlineDelivery:
+    """A durable delivery whose ``ack_wait`` is kept by the client, not by the broker.
+
+    A timer of ``ack_wait`` seconds starts on arrival; when it fires unsettled,
+    :meth:`_expired` gives the delivery back to the broker. ``in_progress`` restarts it.
+    Subclasses settle through :meth:`_finish` and implement ``ack``, ``nak`` and ``_expired``.
+    """
+
+    __slots__ = ("_ack_wait", "_done", "_timer", "attempt", "data", "reply", "subject")
+
+    def __init__(self, subject: str, data: bytes, attempt: int, ack_wait: float) -> None:
+        self.subject = subject
+        self.data = data
+        self.reply: str | None = None
+        self.attempt = attempt
+        self._ack_wait = ack_wait
+        self._done = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(self._ack_wait, self._expired)
+
+    def _expired(self) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> bool:
+        """Mark the delivery settled and stop its timer; False when it already was."""
+        if self._done:
+            return False
+        self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+        return True
+
+    async def ack(self) -> None:
+        raise NotImplementedError
+
+    async def nak(self, delay: float | None = None) -> None:
+        raise NotImplementedError
+
+    async def term(self) -> None:
+        await self.ack()
+
+    async def in_progress(self) -> None:
+        if not self._done:
+            self._arm()
+
+
 class Message:
     """One delivery of an envelope to a handler."""
 
@@ -167,6 +218,18 @@ def error_context(subject: str, error: str, attempt: int) -> dict[str, Any]:
         "failed_at": datetime.now(UTC).isoformat(),
         "retry_count": attempt,
     }
+
+
+def encode_within(envelope: Envelope, limit: int) -> bytes:
+    """The envelope's bytes; above ``limit`` its payload becomes ``{"truncated": True}``.
+
+    For dead letters: the error context survives, the oversized body does not.
+    """
+    data = envelope.encode()
+    if len(data) > limit:
+        envelope.payload = {"truncated": True}
+        data = envelope.encode()
+    return data
 
 
 def malformed_envelope(raw: RawDelivery, exc: Exception) -> Envelope:

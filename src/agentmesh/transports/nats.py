@@ -40,8 +40,10 @@ from agentmesh.errors import (
     RequestTimeout,
     ValidationError,
 )
-from agentmesh.transports.base import Handler, SubscribeOptions, TransportCapabilities
-from agentmesh.transports.message import DedupeWindow, Dispatcher
+from agentmesh.transports._base import durable_scope
+from agentmesh.transports._dispatching import DispatchingTransport, LiveSubscription
+from agentmesh.transports.base import TransportCapabilities
+from agentmesh.transports.message import CoreDelivery, Dispatcher, encode_within
 
 STREAM_MAX_AGE = 7 * 24 * 3600.0
 QUEUE_MEMBERS = 16
@@ -50,35 +52,8 @@ QUEUE_MEMBERS = 16
 
 def stream_for(subject: str) -> tuple[str, str]:
     """(stream name, stream subject filter) that stores a durable subject."""
-    parts = subject.split(".")
-    if len(parts) < 4 or parts[0] != subjects.PREFIX or any(p in ("*", ">") for p in parts[1:3]):
-        raise ValidationError(
-            f"durable subject {subject!r} must look like am.<tenant>.<kind>.<name> "
-            "(tenant and kind without wildcards)"
-        )
-    return f"AM_{parts[1]}_{parts[2]}", f"{subjects.PREFIX}.{parts[1]}.{parts[2]}.>"
-
-
-class _CoreRaw:
-    __slots__ = ("attempt", "data", "reply", "subject")
-
-    def __init__(self, msg: Msg) -> None:
-        self.subject = msg.subject
-        self.data = msg.data
-        self.reply = msg.reply or None
-        self.attempt = 1
-
-    async def ack(self) -> None:
-        return None
-
-    async def nak(self, delay: float | None = None) -> None:
-        return None
-
-    async def term(self) -> None:
-        return None
-
-    async def in_progress(self) -> None:
-        return None
+    tenant, kind = durable_scope(subject)
+    return f"AM_{tenant}_{kind}", f"{subjects.PREFIX}.{tenant}.{kind}.>"
 
 
 class _JsRaw:
@@ -107,7 +82,7 @@ class _JsRaw:
         await self._msg.in_progress()
 
 
-class NatsTransport:
+class NatsTransport(DispatchingTransport["_NatsSubscription"]):
     """NATS + JetStream transport (see module docstring)."""
 
     def __init__(
@@ -117,16 +92,13 @@ class NatsTransport:
         connect_timeout: float = 4.0,
         name: str = "agentmesh",
     ) -> None:
-        self.url = url
-        self.capabilities = TransportCapabilities()
+        super().__init__(url, TransportCapabilities())
         self._connect_timeout = connect_timeout
         self._name = name
         self._nc: NatsClient | None = None
         self._js: Any = None
         self._streams: set[str] = set()
         self._stream_lock = asyncio.Lock()
-        self._subs: list[_NatsSubscription] = []
-        self._dedupe = DedupeWindow()
         self._closing = False
 
     # -- connection ---------------------------------------------------------------------
@@ -186,8 +158,7 @@ class NatsTransport:
 
     async def close(self) -> None:
         self._closing = True
-        for sub in list(self._subs):
-            await sub.unsubscribe()
+        await self.unsubscribe_all()
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._nc.drain(), 5.0)
@@ -299,43 +270,28 @@ class NatsTransport:
         await self.nc.publish(reply, envelope.encode())
 
     async def _dead_letter(self, subject: str, envelope: Envelope) -> None:
-        data = envelope.encode()
-        if len(data) > self.nc.max_payload:  # keep the error, drop the oversized body
-            envelope.payload = {"truncated": True}
-            data = envelope.encode()
-        await self._js_publish(subject, data, envelope.id)
+        await self._js_publish(subject, encode_within(envelope, self.nc.max_payload), envelope.id)
 
     # -- subscribe ----------------------------------------------------------------------
-    async def subscribe(
-        self,
-        subject: str,
-        handler: Handler,
-        *,
-        queue: str | None = None,
-        durable: str | None = None,
-        options: SubscribeOptions | None = None,
+    def _check_subscribe(self, subject: str, queue: str | None, durable: str | None) -> None:
+        super()._check_subscribe(subject, queue, durable)
+        if durable is not None and any(c in durable for c in ".*> "):
+            raise ValidationError(
+                f"durable name {durable!r} may not contain '.', '*', '>' or spaces"
+            )
+
+    async def _open(
+        self, dispatcher: Dispatcher, queue: str | None, durable: str | None
     ) -> _NatsSubscription:
-        if not subjects.is_valid(subject):
-            raise ValidationError(f"invalid subject pattern {subject!r}")
-        opts = options or SubscribeOptions()
-        dispatcher = Dispatcher(
-            handler,
-            subject=subject,
-            durable=durable is not None,
-            options=opts,
-            dead_letter=self._dead_letter,
-            respond=self._respond,
-            dedupe=self._dedupe,
-            group=durable or queue or uuid.uuid4().hex,
-        )
+        subject, options = dispatcher.subject, dispatcher.options
         sub = _NatsSubscription(self, subject, dispatcher)
         if durable is None and queue:
             # a queue group: one member per concurrent slot, each handling inline in its
             # own reader task (NATS spreads the group's messages over them)
             async def inline(msg: Msg) -> None:
-                await dispatcher.run_inline(_CoreRaw(msg))
+                await dispatcher.run_inline(CoreDelivery(msg.subject, msg.data, msg.reply or None))
 
-            for _ in range(max(1, min(opts.max_in_flight, QUEUE_MEMBERS))):
+            for _ in range(max(1, min(options.max_in_flight, QUEUE_MEMBERS))):
                 sub.members.append(
                     await self.nc.subscribe(
                         subject,
@@ -348,7 +304,7 @@ class NatsTransport:
         elif durable is None:
 
             async def on_msg(msg: Msg) -> None:
-                await dispatcher.submit(_CoreRaw(msg))
+                await dispatcher.submit(CoreDelivery(msg.subject, msg.data, msg.reply or None))
 
             sub.core = await self.nc.subscribe(
                 subject,
@@ -358,19 +314,15 @@ class NatsTransport:
                 pending_bytes_limit=512 * 1024 * 1024,
             )
         else:
-            if any(c in durable for c in ".*> "):
-                raise ValidationError(
-                    f"durable name {durable!r} may not contain '.', '*', '>' or spaces"
-                )
             stream = await self.ensure_stream(subject.replace("*", "x").replace(">", "x"))
             config = ConsumerConfig(
                 durable_name=durable,
                 ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=opts.ack_wait,
-                max_deliver=opts.max_deliver,
+                ack_wait=options.ack_wait,
+                max_deliver=options.max_deliver,
                 filter_subject=subject,
                 deliver_policy=DeliverPolicy.ALL,
-                max_ack_pending=max(opts.max_in_flight * 16, 1024),
+                max_ack_pending=max(options.max_in_flight * 16, 1024),
             )
             try:
                 sub.pull = await self._js.pull_subscribe(
@@ -381,7 +333,6 @@ class NatsTransport:
                     f"cannot bind durable consumer {durable!r} on {subject!r}: {exc.description}"
                 ) from None
             sub.task = asyncio.create_task(self._fetch_loop(sub))
-        self._subs.append(sub)
         return sub
 
     async def _fetch_loop(self, sub: _NatsSubscription) -> None:
@@ -412,19 +363,16 @@ class NatsTransport:
                 await d.submit(_JsRaw(m))
 
 
-class _NatsSubscription:
+class _NatsSubscription(LiveSubscription[NatsTransport]):
     def __init__(self, transport: NatsTransport, subject: str, dispatcher: Dispatcher) -> None:
-        self.transport = transport
-        self.subject = subject
-        self.dispatcher = dispatcher
+        super().__init__(transport, subject, dispatcher)
         self.core: Any = None
         self.members: list[Any] = []
         self.pull: Any = None
         self.task: asyncio.Task[None] | None = None
 
     async def unsubscribe(self) -> None:
-        if self in self.transport._subs:
-            self.transport._subs.remove(self)
+        self.detach()
         self.dispatcher.closed = True
         if self.core is not None:
             with contextlib.suppress(Exception):

@@ -53,10 +53,10 @@ from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcT
 
 from agentmesh import subjects
 from agentmesh.envelope import Envelope
-from agentmesh.errors import NotSupported
-from agentmesh.transports._base import BrokerSubscription, BrokerTransport
+from agentmesh.transports._base import BrokerSubscription, BrokerTransport, pattern_tenant
 from agentmesh.transports.base import SubscribeOptions
 from agentmesh.transports.message import CoreDelivery as _CoreRaw
+from agentmesh.transports.message import DeadlineDelivery
 
 T = TypeVar("T")
 _ERRORS = (gexc.GoogleAPIError, OSError, TimeoutError)
@@ -73,55 +73,27 @@ def _digest(text: str) -> str:
 
 
 def tenant_of_pattern(pattern: str) -> str:
-    parts = pattern.split(".")
-    if len(parts) < 3 or parts[0] != subjects.PREFIX or parts[1] in ("*", ">"):
-        raise NotSupported(
-            f"Pub/Sub transport cannot subscribe to {pattern!r}: topics are per tenant, so "
-            "the tenant must be concrete"
-        )
-    return parts[1]
+    why = "topics are per tenant, so the tenant must be concrete"
+    return pattern_tenant(pattern, "Pub/Sub transport", why)
 
 
-class _LeasedRaw:
+class _LeasedRaw(DeadlineDelivery):
     """A durable delivery; the SDK's lease manager holds it until ack/nack."""
 
-    __slots__ = ("_done", "_msg", "_timer", "_wait", "attempt", "data", "reply", "subject")
+    __slots__ = ("_msg",)
 
     def __init__(self, message: Any, attempt: int, ack_wait: float) -> None:
         self._msg = message
-        self._wait = ack_wait
-        self._done = False
-        self._timer: asyncio.TimerHandle | None = None
-        self.subject = str(message.attributes.get("s", ""))
-        self.data = bytes(message.data)
-        self.reply: str | None = None
-        self.attempt = attempt
-        self._arm()
-
-    def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(self._wait, self._expired)
+        subject = str(message.attributes.get("s", ""))
+        super().__init__(subject, bytes(message.data), attempt, ack_wait)
 
     def _expired(self) -> None:
-        if not self._done:  # give it back so any member gets it again
-            self._done = True
+        if self._finish():  # give it back so any member gets it again
             self._msg.nack()
-
-    def _finish(self) -> bool:
-        if self._done:
-            return False
-        self._done = True
-        if self._timer is not None:
-            self._timer.cancel()
-        return True
 
     async def ack(self) -> None:
         if self._finish():
             self._msg.ack()  # queued to the SDK's dispatcher thread, not blocking
-
-    async def term(self) -> None:
-        await self.ack()
 
     async def nak(self, delay: float | None = None) -> None:
         if not self._finish():
@@ -130,10 +102,6 @@ class _LeasedRaw:
             self._timer = asyncio.get_running_loop().call_later(delay, self._msg.nack)
             return
         self._msg.nack()
-
-    async def in_progress(self) -> None:
-        if not self._done:
-            self._arm()
 
 
 class _Attempts:
@@ -434,10 +402,7 @@ class PubSubTransport(BrokerTransport):
                     continue
                 attempt = message.delivery_attempt or self._attempts.next(message.message_id)
                 raw = _LeasedRaw(message, int(attempt), options.ack_wait)
-                if not subjects.matches(sub.subject, subject) or raw.attempt > options.max_deliver:
-                    await raw.term()  # not ours, or past max_deliver (like JetStream)
-                    continue
-                await d.submit(raw)
+                await sub.deliver(raw, options.max_deliver)
 
         async def stop_intake() -> None:
             inbox.put_nowait(None)

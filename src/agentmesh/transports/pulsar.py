@@ -43,12 +43,16 @@ from loguru import logger
 
 from agentmesh import subjects
 from agentmesh.envelope import Envelope
-from agentmesh.errors import NotSupported
-from agentmesh.transports._base import BrokerSubscription, BrokerTransport, durable_scope
+from agentmesh.transports._base import (
+    BrokerSubscription,
+    BrokerTransport,
+    durable_scope,
+    scope_topics,
+)
 from agentmesh.transports.base import SubscribeOptions, TransportCapabilities
 from agentmesh.transports.message import CoreDelivery as _CoreRaw
+from agentmesh.transports.message import DeadlineDelivery
 
-KINDS = ("task", "rpc", "agent", "inbox", "evt", "hb", "bb", "mkt", "sys", "dlq")
 MAX_PAYLOAD = 5 * 1024 * 1024 - 64 * 1024  # Pulsar's default maxMessageSize is 5 MiB
 NACK_DELAY_MS = 50
 _ERRORS = (pulsar.PulsarException, OSError, TimeoutError)
@@ -92,63 +96,25 @@ def _digest(text: str) -> str:
 
 def topics_for(pattern: str) -> list[str]:
     """``am.<tenant>.<kind>`` names a subscription pattern reads."""
-    parts = pattern.split(".")
-    if len(parts) < 3 or parts[0] != subjects.PREFIX or parts[1] in ("*", ">"):
-        raise NotSupported(
-            f"pulsar transport cannot subscribe to {pattern!r}: topics are per tenant and "
-            "kind, so the tenant must be concrete"
-        )
-    if parts[2] in ("*", ">"):
-        return [f"am.{parts[1]}.{kind}" for kind in KINDS]
-    return [f"am.{parts[1]}.{parts[2]}"]
+    why = "topics are per tenant and kind, so the tenant must be concrete"
+    return scope_topics(pattern, "pulsar transport", why)
 
 
-class _DurableRaw:
+class _DurableRaw(DeadlineDelivery):
     """A delivery of a durable subscription with a client-side ``ack_wait`` deadline."""
 
-    __slots__ = (
-        "_c",
-        "_done",
-        "_msg",
-        "_t",
-        "_timer",
-        "_wait",
-        "attempt",
-        "data",
-        "reply",
-        "subject",
-    )
+    __slots__ = ("_c", "_msg", "_t")
 
     def __init__(self, t: PulsarTransport, consumer: Any, msg: Any, ack_wait: float) -> None:
         self._t = t
         self._c = consumer
         self._msg = msg
-        self._wait = ack_wait
-        self._done = False
-        self._timer: asyncio.TimerHandle | None = None
-        self.subject = str(msg.properties().get("s", ""))
-        self.data = bytes(msg.data())
-        self.reply: str | None = None
-        self.attempt = int(msg.redelivery_count()) + 1
-        self._arm()
-
-    def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(self._wait, self._expired)
+        subject = str(msg.properties().get("s", ""))
+        super().__init__(subject, bytes(msg.data()), int(msg.redelivery_count()) + 1, ack_wait)
 
     def _expired(self) -> None:
-        if not self._done:  # give it back so any member gets it again
-            self._done = True
+        if self._finish():  # give it back so any member gets it again
             self._c.negative_acknowledge(self._msg)
-
-    def _finish(self) -> bool:
-        if self._done:
-            return False
-        self._done = True
-        if self._timer is not None:
-            self._timer.cancel()
-        return True
 
     async def ack(self) -> None:
         if self._finish():
@@ -156,9 +122,6 @@ class _DurableRaw:
                 await self._t.blocking(self._c.acknowledge, self._msg)
             except _ERRORS as exc:  # comes back by redelivery
                 logger.warning("pulsar ack on {} failed: {}", self.subject, exc)
-
-    async def term(self) -> None:
-        await self.ack()
 
     async def nak(self, delay: float | None = None) -> None:
         if not self._finish():
@@ -170,10 +133,6 @@ class _DurableRaw:
         self._timer = asyncio.get_running_loop().call_later(
             wait, self._c.negative_acknowledge, self._msg
         )
-
-    async def in_progress(self) -> None:
-        if not self._done:
-            self._arm()
 
 
 class PulsarTransport(BrokerTransport):
@@ -422,13 +381,7 @@ class PulsarTransport(BrokerTransport):
                     if subjects.matches(sub.subject, subject):
                         await d.submit(_CoreRaw(subject, bytes(msg.data()), props.get("r")))
                     continue
-                raw = _DurableRaw(self, c, msg, options.ack_wait)
-                if not subjects.matches(sub.subject, raw.subject) or (
-                    raw.attempt > options.max_deliver
-                ):
-                    await raw.term()  # not ours, or past max_deliver (like JetStream)
-                    continue
-                await d.submit(raw)
+                await sub.deliver(_DurableRaw(self, c, msg, options.ack_wait), options.max_deliver)
 
         async def stop_intake() -> None:
             inbox.put_nowait(None)

@@ -35,10 +35,10 @@ from aio_pika.abc import (
 )
 from loguru import logger
 
-from agentmesh import subjects
 from agentmesh.envelope import Envelope
-from agentmesh.transports._base import BrokerSubscription, BrokerTransport
+from agentmesh.transports._base import BrokerSubscription, BrokerTransport, background
 from agentmesh.transports.base import SubscribeOptions
+from agentmesh.transports.message import CoreDelivery, DeadlineDelivery
 
 EXCHANGE = "agentmesh"
 DEFAULT_QUEUE_EXPIRES = 7 * 24 * 3600
@@ -49,61 +49,28 @@ def binding_key(pattern: str) -> str:
     return ".".join("#" if t == ">" else t for t in pattern.split("."))
 
 
-class _CoreRaw:
-    __slots__ = ("attempt", "data", "reply", "subject")
-
-    def __init__(self, message: AbstractIncomingMessage) -> None:
-        self.subject = message.routing_key or ""
-        self.data = message.body
-        self.reply = message.reply_to or None
-        self.attempt = 1
-
-    async def ack(self) -> None:
-        return None
-
-    async def nak(self, delay: float | None = None) -> None:
-        return None
-
-    async def term(self) -> None:
-        return None
-
-    async def in_progress(self) -> None:
-        return None
+def _core(message: AbstractIncomingMessage) -> CoreDelivery:
+    return CoreDelivery(message.routing_key or "", message.body, message.reply_to or None)
 
 
-class _QueueRaw:
+class _QueueRaw(DeadlineDelivery):
     """A quorum-queue delivery with a client-side ``ack_wait`` deadline."""
 
-    __slots__ = ("_ack_wait", "_done", "_msg", "_timer", "attempt", "data", "reply", "subject")
+    __slots__ = ("_msg",)
 
     def __init__(self, message: AbstractIncomingMessage, ack_wait: float) -> None:
         self._msg = message
-        self._ack_wait = ack_wait
-        self._done = False
-        self.subject = message.routing_key or ""
-        self.data = message.body
-        self.reply: str | None = None
         count = (message.headers or {}).get("x-delivery-count") or 0
-        self.attempt = (count if isinstance(count, int) else 0) + 1
-        self._timer: asyncio.TimerHandle | None = None
-        self._arm()
-
-    def _arm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._ack_wait, self._expired)
+        attempt = (count if isinstance(count, int) else 0) + 1
+        super().__init__(message.routing_key or "", message.body, attempt, ack_wait)
 
     def _expired(self) -> None:
         if not self._done:  # give it back so any member gets it again
-            _background(self._settle(requeue=True))
+            background(self._settle(requeue=True))
 
     async def _settle(self, *, ack: bool = False, requeue: bool = False) -> None:
-        if self._done:
+        if not self._finish():
             return
-        self._done = True
-        if self._timer is not None:
-            self._timer.cancel()
         with contextlib.suppress(aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError):
             if ack:
                 await self._msg.ack()
@@ -113,9 +80,6 @@ class _QueueRaw:
     async def ack(self) -> None:
         await self._settle(ack=True)
 
-    async def term(self) -> None:
-        await self._settle(ack=True)
-
     async def nak(self, delay: float | None = None) -> None:
         if self._done:
             return
@@ -123,23 +87,10 @@ class _QueueRaw:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = asyncio.get_running_loop().call_later(
-                delay, lambda: _background(self._settle(requeue=True))
+                delay, lambda: background(self._settle(requeue=True))
             )
             return
         await self._settle(requeue=True)
-
-    async def in_progress(self) -> None:
-        if not self._done:
-            self._arm()
-
-
-_tasks: set[asyncio.Task[None]] = set()
-
-
-def _background(coro: Any) -> None:
-    task = asyncio.ensure_future(coro)
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
 
 
 class RabbitMQTransport(BrokerTransport):
@@ -261,7 +212,7 @@ class RabbitMQTransport(BrokerTransport):
         else:
             q = await channel.declare_queue(exclusive=True, auto_delete=True)
         await q.bind(EXCHANGE, binding_key(sub.subject))
-        self._consume(sub, channel, q, no_ack=True, make=_CoreRaw)
+        self._consume(sub, channel, q, no_ack=True, make=_core)
 
     async def _start_durable(
         self, sub: BrokerSubscription, durable: str, options: SubscribeOptions
@@ -288,7 +239,7 @@ class RabbitMQTransport(BrokerTransport):
         *,
         no_ack: bool,
         make: Any,
-        max_deliver: int = 0,
+        max_deliver: int | None = None,
     ) -> None:
         iterator = queue.iterator(no_ack=no_ack)
         d = sub.dispatcher
@@ -300,14 +251,7 @@ class RabbitMQTransport(BrokerTransport):
                         with contextlib.suppress(Exception):
                             await message.nack(requeue=True)
                     continue
-                raw = make(message)
-                if not subjects.matches(sub.subject, raw.subject):
-                    await raw.ack()
-                    continue
-                if max_deliver and raw.attempt > max_deliver:
-                    await raw.term()  # like JetStream: stop after max_deliver attempts
-                    continue
-                await d.submit(raw)
+                await sub.deliver(make(message), max_deliver)
 
         async def stop_intake() -> None:
             await iterator.close()

@@ -28,7 +28,13 @@ from loguru import logger
 
 from agentmesh import subjects
 from agentmesh.envelope import Envelope
-from agentmesh.transports._base import BrokerSubscription, BrokerTransport, durable_scope
+from agentmesh.transports._base import (
+    BrokerSubscription,
+    BrokerTransport,
+    background,
+    durable_scope,
+    stop_task,
+)
 from agentmesh.transports.base import SubscribeOptions
 from agentmesh.transports.message import CoreDelivery as _CoreRaw
 
@@ -160,11 +166,8 @@ class RedisTransport(BrokerTransport):
         self._publish_durable = self._r.register_script(_PUBLISH_DURABLE)
 
     async def _disconnect(self) -> None:
-        if self._inbox_task is not None:
-            self._inbox_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._inbox_task
-            self._inbox_task = None
+        await stop_task(self._inbox_task)
+        self._inbox_task = None
         if self._r is not None:
             pool = self._r.connection_pool
             await self._r.aclose()  # type: ignore[no-untyped-call]
@@ -326,7 +329,7 @@ class RedisTransport(BrokerTransport):
                         if attempt > options.max_deliver:
                             await r.xack(stream, group, entry_id)
                             continue
-                        await self._submit(sub, raw(entry_id, fields, attempt))
+                        await sub.deliver(raw(entry_id, fields, attempt), None)
                     if claimed:
                         continue
                 resp = await r.xreadgroup(
@@ -347,13 +350,7 @@ class RedisTransport(BrokerTransport):
             batches: Any = resp or ()
             for _, entries in batches:
                 for entry_id, fields in entries:
-                    await self._submit(sub, raw(entry_id, fields, 1))
-
-    async def _submit(self, sub: BrokerSubscription, raw: _StreamRaw) -> None:
-        if not subjects.matches(sub.subject, raw.subject):
-            await raw.ack()  # another subject of the same stream
-            return
-        await sub.dispatcher.submit(raw)
+                    await sub.deliver(raw(entry_id, fields, 1), None)
 
 
 class _QueueMember:
@@ -410,10 +407,5 @@ class _QueueMember:
                 data, reply = unframe(raw)
                 await dispatcher.submit(_CoreRaw(subject, data, reply))
 
-        task = asyncio.create_task(fallback())
-        _pending.add(task)
-        task.add_done_callback(_pending.discard)
+        background(fallback())
         return False
-
-
-_pending: set[asyncio.Task[None]] = set()

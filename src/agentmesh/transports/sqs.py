@@ -49,8 +49,14 @@ from loguru import logger
 
 from agentmesh import subjects
 from agentmesh.envelope import Envelope
-from agentmesh.errors import NotSupported, PayloadTooLarge
-from agentmesh.transports._base import BrokerSubscription, BrokerTransport
+from agentmesh.errors import PayloadTooLarge
+from agentmesh.transports._base import (
+    BrokerSubscription,
+    BrokerTransport,
+    background,
+    pattern_tenant,
+    stop_task,
+)
 from agentmesh.transports.base import SubscribeOptions, TransportCapabilities
 from agentmesh.transports.message import CoreDelivery as _CoreRaw
 
@@ -104,13 +110,8 @@ def filter_policy(pattern: str) -> dict[str, Any] | None:
 
 
 def tenant_of_pattern(pattern: str) -> str:
-    parts = pattern.split(".")
-    if len(parts) < 3 or parts[0] != subjects.PREFIX or parts[1] in ("*", ">"):
-        raise NotSupported(
-            f"SNS/SQS transport cannot subscribe to {pattern!r}: topics are per tenant, so the "
-            "tenant must be concrete"
-        )
-    return parts[1]
+    why = "topics are per tenant, so the tenant must be concrete"
+    return pattern_tenant(pattern, "SNS/SQS transport", why)
 
 
 def encode_body(data: bytes) -> tuple[str, bool]:
@@ -196,21 +197,12 @@ class _QueueRaw:
         await self._visibility(math.ceil(wait))
         if wait != math.ceil(wait):
             self._later = asyncio.get_running_loop().call_later(
-                wait, lambda: _background(self._visibility(0))
+                wait, lambda: background(self._visibility(0))
             )
 
     async def in_progress(self) -> None:
         if not self._done:
             await self._visibility(max(math.ceil(self._wait), 1))
-
-
-_tasks: set[asyncio.Task[None]] = set()
-
-
-def _background(coro: Any) -> None:
-    task = asyncio.ensure_future(coro)
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
 
 
 class SqsTransport(BrokerTransport):
@@ -289,11 +281,8 @@ class SqsTransport(BrokerTransport):
         self._stack = stack
 
     async def _disconnect(self) -> None:
-        if self._inbox_task is not None:
-            self._inbox_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._inbox_task
-            self._inbox_task = None
+        await stop_task(self._inbox_task)
+        self._inbox_task = None
         if self._inbox_url is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._sqs.delete_queue(QueueUrl=self._inbox_url), 2.0)
@@ -582,8 +571,4 @@ class SqsTransport(BrokerTransport):
             if subjects.matches(sub.subject, subject):
                 await sub.dispatcher.submit(_CoreRaw(subject, decode_body(msg), _attr(msg, "r")))
             return
-        raw = _QueueRaw(self, url, msg, durable.ack_wait)
-        if not subjects.matches(sub.subject, subject) or raw.attempt > durable.max_deliver:
-            await raw.term()  # not ours, or past max_deliver (like JetStream)
-            return
-        await sub.dispatcher.submit(raw)
+        await sub.deliver(_QueueRaw(self, url, msg, durable.ack_wait), durable.max_deliver)

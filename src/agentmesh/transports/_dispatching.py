@@ -1,0 +1,98 @@
+"""The part of ``subscribe`` every transport shares.
+
+:class:`DispatchingTransport` checks the call, builds the subscription's
+:class:`~agentmesh.transports.message.Dispatcher` (dead-letter path, replies, the consumer
+group's dedupe window) and keeps the live subscriptions so that ``close`` can stop them.
+Memory, NATS and the broker transports of :mod:`agentmesh.transports._base` subclass it and
+wire the broker side in ``_open``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Generic, TypeVar
+
+from agentmesh import subjects
+from agentmesh.envelope import Envelope
+from agentmesh.errors import ValidationError
+from agentmesh.transports.base import Handler, SubscribeOptions, TransportCapabilities
+from agentmesh.transports.message import DedupeWindow, Dispatcher
+
+T = TypeVar("T", bound="DispatchingTransport[Any]")
+S = TypeVar("S", bound="LiveSubscription[Any]")
+
+
+class LiveSubscription(Generic[T]):
+    """A subscription of a transport of type ``T``: its subject and its dispatcher."""
+
+    def __init__(self, transport: T, subject: str, dispatcher: Dispatcher) -> None:
+        self.transport = transport
+        self.subject = subject
+        self.dispatcher = dispatcher
+
+    def detach(self) -> None:
+        """Leave the transport's live subscriptions (the first step of ``unsubscribe``)."""
+        live = self.transport._subs
+        if self in live:
+            live.remove(self)
+
+    async def unsubscribe(self) -> None:
+        """Stop delivery; waits for this subscription's in-flight handlers."""
+        raise NotImplementedError
+
+
+class DispatchingTransport(Generic[S]):
+    """Base of every transport: ``subscribe`` is shared, ``_open`` wires it to the broker."""
+
+    def __init__(self, url: str, capabilities: TransportCapabilities) -> None:
+        self.url = url
+        self.capabilities = capabilities
+        self._subs: list[S] = []
+        self._dedupe = DedupeWindow()
+
+    async def _dead_letter(self, subject: str, envelope: Envelope) -> None:
+        raise NotImplementedError
+
+    async def _respond(self, reply: str, envelope: Envelope) -> None:
+        raise NotImplementedError
+
+    def _check_subscribe(self, subject: str, queue: str | None, durable: str | None) -> None:
+        """Refuse a subscribe call before anything is built (overrides add their rules)."""
+        if not subjects.is_valid(subject):
+            raise ValidationError(f"invalid subject pattern {subject!r}")
+
+    async def _open(self, dispatcher: Dispatcher, queue: str | None, durable: str | None) -> S:
+        """Wire a subscription of ``dispatcher.subject`` to the broker; on failure nothing may
+        stay subscribed."""
+        raise NotImplementedError
+
+    async def subscribe(
+        self,
+        subject: str,
+        handler: Handler,
+        *,
+        queue: str | None = None,
+        durable: str | None = None,
+        options: SubscribeOptions | None = None,
+    ) -> S:
+        """Deliver matching envelopes to ``handler`` (see :mod:`agentmesh.transports.base`)."""
+        self._check_subscribe(subject, queue, durable)
+        opts = options or SubscribeOptions()
+        dispatcher = Dispatcher(
+            handler,
+            subject=subject,
+            durable=durable is not None,
+            options=opts,
+            dead_letter=self._dead_letter,
+            respond=self._respond,
+            dedupe=self._dedupe,
+            group=durable or queue or uuid.uuid4().hex,
+        )
+        sub = await self._open(dispatcher, queue, durable)
+        self._subs.append(sub)
+        return sub
+
+    async def unsubscribe_all(self) -> None:
+        """Stop every live subscription (the first step of ``close``)."""
+        for sub in list(self._subs):
+            await sub.unsubscribe()
