@@ -1,10 +1,11 @@
-"""The control plane's composition: store, projections, outbox relay and task tracker.
+"""The control plane's composition: store, projections, audit trail, outbox relay and
+task tracker.
 
 ``agentmesh up`` builds one next to its :class:`~agentmesh.mesh.Mesh`; the REST/WebSocket
 API reads and commands through it::
 
     plane = ControlPlane(settings, mesh)
-    await plane.start()          # migrations, relay, projector, tracker
+    await plane.start()          # migrations, relay, projector + audit trail, tracker
     await plane.bus.execute(SubmitTask("acme", "summarize", {"text": "..."}))
     await plane.stop()
 """
@@ -21,7 +22,9 @@ from agentmesh.config import Settings
 from agentmesh.mesh import Mesh
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.tracker import TaskTracker
+from agentmesh.security.audit import AuditStore, audit_store_for
 from agentmesh.security.crypto import EncryptionService
+from agentmesh.store.audit_trail import AuditTrail
 from agentmesh.store.outbox import OutboxRelay
 from agentmesh.store.persistence import Persistence, open_persistence
 
@@ -42,6 +45,7 @@ class ControlPlane:
         self.projection_interval = projection_interval
         self.sweep_interval = sweep_interval
         self.persistence: Persistence | None = None
+        self.audit: AuditStore | None = None
         self.crypto = EncryptionService(self.settings.encryption_key or "")
         self._bus: CqrsBus | None = None
         self.tracker: TaskTracker | None = None
@@ -55,8 +59,13 @@ class ControlPlane:
         return self._bus
 
     async def start(self) -> None:
-        """Open (and migrate) the store, then run relay, projector and tracker."""
-        p = self.persistence = await open_persistence(self.settings.effective_database_url)
+        """Open (and migrate) the store, then run relay, projector (feeding the audit
+        trail of :attr:`audit`) and tracker."""
+        url = self.settings.effective_database_url
+        p = self.persistence = await open_persistence(url)
+        self.audit = audit_store_for(url, db=p.db)
+        await self.audit.connect()
+        p.projector.attach(AuditTrail(self.audit))
         self._bus = build_bus(p.store, p.read_models, self.crypto)
         self.tracker = TaskTracker(
             self.mesh.transport,
@@ -92,6 +101,9 @@ class ControlPlane:
         self._tasks.clear()
         if self.tracker is not None:
             await self.tracker.stop()
+        if self.audit is not None:
+            await self.audit.close()
+            self.audit = None
         if self.persistence is not None:
             await self.persistence.close()
             self.persistence = None

@@ -7,8 +7,10 @@ the database or the broker before the lifespan starts::
     uvicorn.run(app, host=settings.api_host, port=settings.api_port)
 
 The lifespan opens the store (``DATABASE_URL``), the audit store, the token service and
-the WebSocket hub, and runs the background loops: projector, store feed (WebSocket
-pushes), metrics pushes and, when a mesh is attached, the outbox relay to its broker.
+the WebSocket hub, and runs the background loops: projector (which also appends the
+domain events' audit entries, :class:`~agentmesh.store.audit_trail.AuditTrail`), store
+feed (WebSocket pushes), metrics pushes and, when a mesh is attached, the outbox relay
+to its broker.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from agentmesh.config import Settings, get_settings
 from agentmesh.security.audit import AuditStore, audit_store_for
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.security.tokens import TokenService, token_service_from_settings
+from agentmesh.store.audit_trail import AuditTrail
 from agentmesh.store.persistence import Persistence, open_persistence
 
 TITLE = "AgentMesh EDA API"
@@ -77,8 +80,9 @@ def create_app(
 ) -> FastAPI:
     """Build the control plane. Every dependency may be injected (tests, ``agentmesh up``).
 
-    ``persistence`` (else opened from ``DATABASE_URL``), ``audit_store`` (else the SQL
-    table ``api_audit_log`` in the same database, or memory for ``memory://``),
+    ``persistence`` (else opened from ``DATABASE_URL``), ``audit_store`` (else the
+    plane's, else the SQL table ``api_audit_log`` in the same database, or memory for
+    ``memory://``; the projector feeds it the domain events' entries),
     ``tokens``/``crypto`` (else from ``JWT_*``/``ENCRYPTION_KEY``), ``limiter`` (else
     Redis when ``options.redis_url`` or ``settings.redis_url`` is set, else in-process).
 
@@ -107,8 +111,13 @@ def create_app(
         url = resolved.effective_database_url
         shared = persistence or getattr(plane, "persistence", None)
         p = shared or await open_persistence(url)
-        audit_db = audit_store or audit_store_for(url)
+        plane_audit = getattr(plane, "audit", None)
+        audit_db = audit_store or plane_audit or audit_store_for(url, db=p.db)
         await audit_db.connect()
+        trail: AuditTrail | None = None
+        if not any(s.name == AuditTrail.name for s in p.projector.sinks):
+            trail = AuditTrail(audit_db)  # not fed by the plane already
+            p.projector.attach(trail)
         from agentmesh.commands import build_bus
 
         ctx = ApiContext(
@@ -154,7 +163,10 @@ def create_app(
             await asyncio.gather(*background, return_exceptions=True)
             if limiter is not None:
                 await limiter.close()
-            await audit_db.close()
+            if trail is not None:
+                p.projector.detach(trail)
+            if audit_db is not plane_audit:
+                await audit_db.close()
             if shared is None:
                 await p.close()
             app.state.ctx = None

@@ -336,6 +336,9 @@ class MessageResponse(BaseResponse):
 
 # -- audit -----------------------------------------------------------------------------
 class AuditEntryOut(BaseModel):
+    """One entry of the tenant's audit trail: what the API saw (``event_position`` null)
+    or what a domain event recorded (``event_position`` = its global position)."""
+
     entry_id: str
     timestamp: str
     action: str
@@ -349,6 +352,7 @@ class AuditEntryOut(BaseModel):
     classification: str
     details: dict[str, Any]
     hash: str
+    event_position: int | None = None
 
 
 class AuditListResponse(BaseResponse):

@@ -226,6 +226,7 @@ def _register_optional(module: str, fn: str, target: typer.Typer) -> None:
 
 _register_optional("agentmesh.cli.store_commands", "register", app)
 _register_optional("agentmesh.cli.control_commands", "register", app)
+_register_optional("agentmesh.cli.audit_commands", "register", app)
 _register_optional("agentmesh.cli.control_commands", "register_agent_commands", agent_app)
 _register_optional("agentmesh.cli.agent_kinds", "register_agent_kinds", agent_app)
 

@@ -1,11 +1,20 @@
-"""Audit log of security-relevant actions (spec 3.8): entries, stores, integrity.
+"""The audit trail of spec 3.8: entries, stores, integrity.
 
 Every entry carries one of the spec's actions (:class:`AuditAction`) and statuses
-(:class:`AuditStatus`), the tenant, the actor (token subject), the resource, the request
-id and a hash chained to the previous entry, so :meth:`AuditStore.verify_integrity`
-detects an edited or deleted row. Two stores implement :class:`AuditStore`:
-:class:`MemoryAuditStore` and :class:`SqlAuditStore` (SQLAlchemy async, table
-``api_audit_log`` on SQLite or PostgreSQL).
+(:class:`AuditStatus`), the tenant, the actor, the resource, the request id and a hash
+chained to the previous entry, so :func:`verify_integrity` detects an edited or deleted
+row. One trail holds two kinds of entries on one chain:
+
+* what the API saw (auth failures, denied attempts, admin actions ...), appended by
+  the control plane with the token's subject as actor;
+* what the domain did (``task_completed``, ``agent_terminated`` ...), appended by
+  :class:`~agentmesh.store.audit_trail.AuditTrail` from the event store. Such an entry
+  carries ``event_position``, the global position of its event; a store keeps at most
+  one entry per position, so replaying events never duplicates an entry.
+
+Two stores implement :class:`AuditStore`: :class:`MemoryAuditStore` and
+:class:`SqlAuditStore` (table ``api_audit_log`` of the store's database, SQLite or
+PostgreSQL, created by the store's Alembic migrations).
 
 >>> store = MemoryAuditStore()
 >>> entry = await store.append(AuditEntry.new(AuditAction.AUTH_FAILURE, AuditStatus.FAILURE,
@@ -24,23 +33,28 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from agentmesh.errors import ConfigError
+from agentmesh.store.db import Connection, Database, safe_url
 
 GENESIS = "0" * 64
 TABLE_NAME = "api_audit_log"
+_CHAIN_LOCK = 7_431_250_002  # PostgreSQL advisory lock: one appender of the chain at a time
 
 
 class AuditAction(StrEnum):
-    """The audit actions of spec 3.8."""
+    """The audit actions of spec 3.8 (plus ``task_submitted`` and ``task_retried``,
+    which the domain's task events add)."""
 
     AGENT_CREATED = "agent_created"
     AGENT_UPDATED = "agent_updated"
     AGENT_TERMINATED = "agent_terminated"
     AGENT_RESTARTED = "agent_restarted"
+    TASK_SUBMITTED = "task_submitted"
     TASK_ASSIGNED = "task_assigned"
     TASK_COMPLETED = "task_completed"
     TASK_FAILED = "task_failed"
+    TASK_RETRIED = "task_retried"
     TASK_CANCELLED = "task_cancelled"
     MESSAGE_ROUTED = "message_routed"
     MESSAGE_DELIVERED = "message_delivered"
@@ -81,7 +95,11 @@ def _now() -> str:
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """One audit record; ``hash`` chains it to the previous record of its store."""
+    """One audit record; ``hash`` chains it to the previous record of its store.
+
+    ``event_position`` is the global position of the domain event an entry records
+    (None for what the API saw itself).
+    """
 
     entry_id: str
     timestamp: str
@@ -97,6 +115,7 @@ class AuditEntry:
     details: Mapping[str, Any] = field(default_factory=dict)
     prev_hash: str = ""
     hash: str = ""
+    event_position: int | None = None
 
     @classmethod
     def new(
@@ -112,11 +131,13 @@ class AuditEntry:
         client_ip: str = "",
         classification: DataClassification | str = DataClassification.INTERNAL,
         details: Mapping[str, Any] | None = None,
+        timestamp: str | None = None,
+        event_position: int | None = None,
     ) -> AuditEntry:
-        """A fresh entry (id and timestamp filled in, not yet chained)."""
+        """A fresh entry (id filled in, timestamp now unless given, not yet chained)."""
         return cls(
             entry_id=uuid.uuid4().hex,
-            timestamp=_now(),
+            timestamp=timestamp or _now(),
             action=AuditAction(action),
             status=AuditStatus(status),
             tenant_id=tenant_id,
@@ -127,11 +148,18 @@ class AuditEntry:
             client_ip=client_ip,
             classification=DataClassification(classification),
             details=dict(details or {}),
+            event_position=event_position,
         )
 
     def content_hash(self, prev_hash: str) -> str:
-        """SHA-256 over ``prev_hash`` and every field but the two hashes."""
+        """SHA-256 over ``prev_hash`` and every field but the two hashes.
+
+        An entry without ``event_position`` hashes as it did before the field existed,
+        so older chains still verify.
+        """
         body = {k: v for k, v in asdict(self).items() if k not in ("prev_hash", "hash")}
+        if body["event_position"] is None:
+            del body["event_position"]
         data = orjson.dumps(body, option=orjson.OPT_SORT_KEYS, default=str)
         return hashlib.sha256(prev_hash.encode() + data).hexdigest()
 
@@ -149,7 +177,11 @@ class AuditEntry:
 
 @dataclass(frozen=True)
 class AuditFilter:
-    """What :meth:`AuditStore.query` selects (all given fields must match)."""
+    """What :meth:`AuditStore.query` selects (all given fields must match).
+
+    ``since`` (inclusive) and ``until`` (exclusive) compare with the entries' ISO-8601
+    UTC timestamps as text, so give them in the same form (see :func:`iso_timestamp`).
+    """
 
     tenant_id: str | None = None
     action: str | None = None
@@ -161,21 +193,32 @@ class AuditFilter:
     since: str | None = None
     until: str | None = None
 
-    def matches(self, e: AuditEntry) -> bool:
+    def equalities(self) -> list[tuple[str, str]]:
+        """``(column, value)`` of every given exact-match field."""
         pairs = (
-            (self.tenant_id, e.tenant_id),
-            (self.action, e.action.value),
-            (self.status, e.status.value),
-            (self.actor, e.actor),
-            (self.resource_type, e.resource_type),
-            (self.resource_id, e.resource_id),
-            (self.request_id, e.request_id),
+            ("tenant_id", self.tenant_id),
+            ("action", self.action),
+            ("status", self.status),
+            ("actor", self.actor),
+            ("resource_type", self.resource_type),
+            ("resource_id", self.resource_id),
+            ("request_id", self.request_id),
         )
-        if any(want is not None and want != got for want, got in pairs):
+        return [(col, value) for col, value in pairs if value is not None]
+
+    def matches(self, e: AuditEntry) -> bool:
+        row = e.to_dict()
+        if any(row[col] != value for col, value in self.equalities()):
             return False
         if self.since is not None and e.timestamp < self.since:
             return False
         return not (self.until is not None and e.timestamp >= self.until)
+
+
+def iso_timestamp(value: datetime) -> str:
+    """``value`` in the form of the entries' timestamps (UTC, microseconds; naive = UTC)."""
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware.isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True)
@@ -187,14 +230,24 @@ class IntegrityReport:
 
 @runtime_checkable
 class AuditStore(Protocol):
-    """Append-only audit storage (spec 3.8 store port)."""
+    """Append-only audit storage (spec 3.8 store port).
+
+    Appends of every writer (API, audit trail, other processes) form ONE chain in
+    append order. An entry whose ``event_position`` is already stored is skipped.
+    """
 
     async def connect(self) -> None: ...
 
     async def close(self) -> None: ...
 
     async def append(self, entry: AuditEntry) -> AuditEntry:
-        """Chain and store ``entry``; returns it with its hashes."""
+        """Chain and store ``entry``; returns it with its hashes (or the entry already
+        stored for its ``event_position``)."""
+        ...
+
+    async def append_many(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:
+        """Chain and store ``entries`` in order, atomically, skipping event positions
+        already stored; returns the entries actually appended."""
         ...
 
     async def query(
@@ -255,6 +308,7 @@ class MemoryAuditStore:
 
     def __init__(self) -> None:
         self._entries: list[AuditEntry] = []
+        self._by_position: dict[int, AuditEntry] = {}
         self._lock = asyncio.Lock()
 
     async def connect(self) -> None:
@@ -264,11 +318,26 @@ class MemoryAuditStore:
         return None
 
     async def append(self, entry: AuditEntry) -> AuditEntry:
+        stored = await self.append_many([entry])
+        if stored:
+            return stored[0]
+        assert entry.event_position is not None
+        return self._by_position[entry.event_position]
+
+    async def append_many(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:
         async with self._lock:
-            prev = self._entries[-1].hash if self._entries else GENESIS
-            stored = entry.chained(prev)
-            self._entries.append(stored)
-            return stored
+            out: list[AuditEntry] = []
+            for entry in entries:
+                pos = entry.event_position
+                if pos is not None and pos in self._by_position:
+                    continue
+                prev = self._entries[-1].hash if self._entries else GENESIS
+                stored = entry.chained(prev)
+                self._entries.append(stored)
+                if pos is not None:
+                    self._by_position[pos] = stored
+                out.append(stored)
+            return out
 
     async def query(
         self, flt: AuditFilter, *, limit: int = 100, offset: int = 0
@@ -283,162 +352,197 @@ class MemoryAuditStore:
         return list(self._entries)
 
 
-_metadata = sa.MetaData()
-audit_table = sa.Table(
-    TABLE_NAME,
-    _metadata,
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("entry_id", sa.String(32), nullable=False, unique=True),
-    sa.Column("timestamp", sa.String(40), nullable=False),
-    sa.Column("action", sa.String(40), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
-    sa.Column("actor", sa.String(256), nullable=False),
-    sa.Column("resource_type", sa.String(64), nullable=False),
-    sa.Column("resource_id", sa.String(256), nullable=False),
-    sa.Column("request_id", sa.String(64), nullable=False),
-    sa.Column("client_ip", sa.String(64), nullable=False),
-    sa.Column("classification", sa.String(16), nullable=False),
-    sa.Column("details", sa.Text, nullable=False),
-    sa.Column("prev_hash", sa.String(64), nullable=False),
-    sa.Column("hash", sa.String(64), nullable=False),
-    sa.Index(f"ix_{TABLE_NAME}_tenant_seq", "tenant_id", "seq"),
-    sa.Index(f"ix_{TABLE_NAME}_request", "request_id"),
+_COLUMNS = (
+    "entry_id",
+    '"timestamp"',
+    "action",
+    "status",
+    "tenant_id",
+    "actor",
+    "resource_type",
+    "resource_id",
+    "request_id",
+    "client_ip",
+    "classification",
+    "details",
+    "prev_hash",
+    "hash",
+    "event_position",
+)
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM {TABLE_NAME}"
+_INSERT = (
+    f"INSERT INTO {TABLE_NAME} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 )
 
 
-def _row_to_entry(r: Any) -> AuditEntry:
-    return AuditEntry(
-        entry_id=r.entry_id,
-        timestamp=r.timestamp,
-        action=AuditAction(r.action),
-        status=AuditStatus(r.status),
-        tenant_id=r.tenant_id,
-        actor=r.actor,
-        resource_type=r.resource_type,
-        resource_id=r.resource_id,
-        request_id=r.request_id,
-        client_ip=r.client_ip,
-        classification=DataClassification(r.classification),
-        details=orjson.loads(r.details),
-        prev_hash=r.prev_hash,
-        hash=r.hash,
+def _row(e: AuditEntry) -> tuple[Any, ...]:
+    return (
+        e.entry_id,
+        e.timestamp,
+        e.action.value,
+        e.status.value,
+        e.tenant_id,
+        e.actor,
+        e.resource_type,
+        e.resource_id,
+        e.request_id,
+        e.client_ip,
+        e.classification.value,
+        orjson.dumps(dict(e.details), default=str).decode(),
+        e.prev_hash,
+        e.hash,
+        e.event_position,
     )
 
 
-def _entry_row(e: AuditEntry) -> dict[str, Any]:
-    row = e.to_dict()
-    row["details"] = orjson.dumps(row["details"], default=str).decode()
-    return row
+def _entry(r: Sequence[Any]) -> AuditEntry:
+    return AuditEntry(
+        entry_id=str(r[0]),
+        timestamp=str(r[1]),
+        action=AuditAction(r[2]),
+        status=AuditStatus(r[3]),
+        tenant_id=str(r[4]),
+        actor=str(r[5]),
+        resource_type=str(r[6]),
+        resource_id=str(r[7]),
+        request_id=str(r[8]),
+        client_ip=str(r[9]),
+        classification=DataClassification(r[10]),
+        details=orjson.loads(r[11]),
+        prev_hash=str(r[12]),
+        hash=str(r[13]),
+        event_position=None if r[14] is None else int(r[14]),
+    )
+
+
+def _database_for(url: str) -> Database:
+    if url.startswith(("sqlite://", "sqlite+aiosqlite://")):
+        from agentmesh.store.sqlite import SqliteDatabase
+
+        return SqliteDatabase(url)
+    if url.startswith(("postgresql://", "postgresql+asyncpg://", "postgres://")):
+        from agentmesh.store.postgres import PostgresDatabase
+
+        return PostgresDatabase(url, max_size=4)
+    raise ConfigError(f"no SQL audit store for {safe_url(url)!r}")
 
 
 class SqlAuditStore:
-    """Audit entries in table ``api_audit_log`` (created on :meth:`connect`).
+    """Audit entries in table ``api_audit_log`` of a SQLite or PostgreSQL database.
 
-    ``url`` is a SQLAlchemy async URL (``sqlite+aiosqlite:///...`` or
-    ``postgresql+asyncpg://...``); ``sqlite://`` and ``postgresql://`` are upgraded to
-    their async drivers. Appends of one process are serialized to keep the chain linear.
+    ``url`` is a ``DATABASE_URL`` (``sqlite:///...``, ``postgresql+asyncpg://...``).
+    With ``db`` (the event store's :class:`~agentmesh.store.db.Database`) the store
+    shares its connections, else :meth:`connect` migrates the database and opens its
+    own. Appends serialize on the database's write lock (``BEGIN IMMEDIATE`` on SQLite,
+    an advisory lock on PostgreSQL), so writers in several processes extend one chain.
     """
 
-    def __init__(self, url: str) -> None:
-        self.url = async_url(url)
-        self._engine: AsyncEngine | None = None
-        self._lock = asyncio.Lock()
+    def __init__(self, url: str, *, db: Database | None = None) -> None:
+        self.url = url
+        self._shared = db is not None
+        self._db = db
+        self._connected = db is not None
 
     @property
-    def engine(self) -> AsyncEngine:
-        if self._engine is None:
+    def db(self) -> Database:
+        if self._db is None or not self._connected:
             raise RuntimeError("SqlAuditStore is not connected")
-        return self._engine
+        return self._db
 
     async def connect(self) -> None:
-        if self._engine is not None:
+        if self._connected:
             return
-        kwargs: dict[str, Any] = {}
-        if self.url.startswith("sqlite"):
-            kwargs["connect_args"] = {"timeout": 30}
-        self._engine = create_async_engine(self.url, **kwargs)
-        async with self._engine.begin() as conn:
-            await conn.run_sync(_metadata.create_all)
+        from agentmesh.store.migrate import migrate
+
+        await migrate(self.url)
+        self._db = self._db or _database_for(self.url)
+        await self._db.connect()
+        self._connected = True
 
     async def close(self) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
+        if self._connected and not self._shared and self._db is not None:
+            await self._db.close()
+            self._connected = False
 
     async def append(self, entry: AuditEntry) -> AuditEntry:
-        async with self._lock, self.engine.begin() as conn:
-            prev = await conn.scalar(
-                sa.select(audit_table.c.hash).order_by(audit_table.c.seq.desc()).limit(1)
-            )
-            stored = entry.chained(prev or GENESIS)
-            await conn.execute(audit_table.insert().values(**_entry_row(stored)))
-            return stored
+        stored = await self.append_many([entry])
+        if stored:
+            return stored[0]
+        async with self.db.read() as c:
+            rows = await c.fetch(f"{_SELECT} WHERE event_position = ?", entry.event_position)
+        return _entry(rows[0])
 
-    def _where(self, flt: AuditFilter) -> list[Any]:
-        c = audit_table.c
-        conds: list[Any] = []
-        for value, col in (
-            (flt.tenant_id, c.tenant_id),
-            (flt.action, c.action),
-            (flt.status, c.status),
-            (flt.actor, c.actor),
-            (flt.resource_type, c.resource_type),
-            (flt.resource_id, c.resource_id),
-            (flt.request_id, c.request_id),
-        ):
-            if value is not None:
-                conds.append(col == value)
+    async def append_many(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:
+        if not entries:
+            return []
+        async with self.db.write() as c:
+            if self.db.dialect == "postgresql":
+                await c.execute("SELECT pg_advisory_xact_lock(?)", _CHAIN_LOCK)
+            seen = await self._stored_positions(c, entries)
+            prev = await c.fetchval(f"SELECT hash FROM {TABLE_NAME} ORDER BY seq DESC LIMIT 1")
+            prev = prev or GENESIS
+            out: list[AuditEntry] = []
+            for entry in entries:
+                if entry.event_position is not None:
+                    if entry.event_position in seen:
+                        continue
+                    seen.add(entry.event_position)
+                stored = entry.chained(prev)
+                prev = stored.hash
+                out.append(stored)
+            if out:
+                await c.executemany(_INSERT, [_row(e) for e in out])
+            return out
+
+    async def _stored_positions(self, c: Connection, entries: Sequence[AuditEntry]) -> set[int]:
+        positions = [e.event_position for e in entries if e.event_position is not None]
+        if not positions:
+            return set()
+        rows = await c.fetch(
+            f"SELECT event_position FROM {TABLE_NAME} WHERE event_position BETWEEN ? AND ?",
+            min(positions),
+            max(positions),
+        )
+        return {int(r[0]) for r in rows}
+
+    def _where(self, flt: AuditFilter) -> tuple[str, list[Any]]:
+        conds = [f"{col} = ?" for col, _ in flt.equalities()]
+        args: list[Any] = [value for _, value in flt.equalities()]
         if flt.since is not None:
-            conds.append(c.timestamp >= flt.since)
+            conds.append('"timestamp" >= ?')
+            args.append(flt.since)
         if flt.until is not None:
-            conds.append(c.timestamp < flt.until)
-        return conds
+            conds.append('"timestamp" < ?')
+            args.append(flt.until)
+        return (" WHERE " + " AND ".join(conds) if conds else ""), args
 
     async def query(
         self, flt: AuditFilter, *, limit: int = 100, offset: int = 0
     ) -> tuple[list[AuditEntry], int]:
-        conds = self._where(flt)
-        async with self.engine.connect() as conn:
-            total = await conn.scalar(
-                sa.select(sa.func.count()).select_from(audit_table).where(*conds)
+        where, args = self._where(flt)
+        async with self.db.read() as c:
+            total = await c.fetchval(f"SELECT COUNT(*) FROM {TABLE_NAME}{where}", *args)
+            rows = await c.fetch(
+                f"{_SELECT}{where} ORDER BY seq DESC LIMIT ? OFFSET ?", *args, limit, offset
             )
-            rows = await conn.execute(
-                sa.select(audit_table)
-                .where(*conds)
-                .order_by(audit_table.c.seq.desc())
-                .limit(limit)
-                .offset(offset)
-            )
-            return [_row_to_entry(r) for r in rows], int(total or 0)
+        return [_entry(r) for r in rows], int(total or 0)
 
     async def get_by_id(self, entry_id: str) -> AuditEntry | None:
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                sa.select(audit_table).where(audit_table.c.entry_id == entry_id)
-            )
-            row = rows.first()
-        return None if row is None else _row_to_entry(row)
+        async with self.db.read() as c:
+            rows = await c.fetch(f"{_SELECT} WHERE entry_id = ?", entry_id)
+        return _entry(rows[0]) if rows else None
 
     async def all_in_order(self) -> list[AuditEntry]:
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(sa.select(audit_table).order_by(audit_table.c.seq))
-            return [_row_to_entry(r) for r in rows]
+        async with self.db.read() as c:
+            rows = await c.fetch(f"{_SELECT} ORDER BY seq")
+        return [_entry(r) for r in rows]
 
 
-def async_url(url: str) -> str:
-    """The async-driver form of a database URL."""
-    if url.startswith("sqlite://"):
-        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+asyncpg://" + url.split("://", 1)[1]
-    return url
-
-
-def audit_store_for(url: str | None) -> AuditStore:
-    """The store for a database URL: SQL for SQLite/PostgreSQL, memory otherwise."""
+def audit_store_for(url: str | None, *, db: Database | None = None) -> AuditStore:
+    """The store for a database URL: SQL for SQLite/PostgreSQL (sharing ``db`` when
+    given), memory otherwise."""
     if url and (url.startswith("sqlite") or url.startswith("postgres")):
-        return SqlAuditStore(url)
+        return SqlAuditStore(url, db=db)
     return MemoryAuditStore()
 
 
@@ -456,6 +560,7 @@ __all__: Sequence[str] = [
     "audit_store_for",
     "export_range",
     "get_by_request_id",
+    "iso_timestamp",
     "resource_history",
     "verify_integrity",
 ]

@@ -1,5 +1,5 @@
-"""Projections: read models (agents, tasks, tenants, messages, audit log) built from the
-global event order, each with a checkpoint.
+"""Projections: read models (agents, tasks, tenants, messages) built from the global
+event order, each with a checkpoint, and sinks that follow the same order.
 
 :class:`Projector` follows :meth:`~agentmesh.store.base.EventReader.read_all` from the
 lowest checkpoint, folds a page of events into the affected rows in memory, and writes
@@ -10,7 +10,14 @@ or that does not fit its stream stops the projector with
 it is committed and nothing after it is applied. ``agentmesh_projection_lag_events``
 reports how far each projection is behind the head.
 
+An :class:`EventSink` attached with :meth:`Projector.attach` (the audit trail, whose
+entries live in the audit store) gets the same events after the read models are
+written, with a checkpoint of its own; its trouble is logged and retried on the next
+catch-up, never blocks the read models. A rebuild replays everything to it without
+deleting its data, so a sink must be idempotent per event position.
+
 >>> projector = Projector(store, db)       # doctest: +SKIP
+>>> projector.attach(AuditTrail(audit))    # doctest: +SKIP
 >>> await projector.catch_up()             # doctest: +SKIP
 >>> await projector.rebuild()              # drop the read models and replay everything
 """
@@ -25,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
+from loguru import logger
 
 from agentmesh.domain import (
     AgentAggregate,
@@ -103,6 +111,20 @@ class Projection(Protocol):
 
     def load(self, doc: str) -> Any:
         """The state from the stored ``doc`` column (not used by insert-only tables)."""
+        ...
+
+
+class EventSink(Protocol):
+    """Follows the global event order into storage of its own (see the module docstring).
+
+    ``apply`` gets events in position order, never one at or below the sink's checkpoint
+    except after a rebuild or a failed ``apply``, when the same events come again.
+    """
+
+    name: str
+
+    async def apply(self, batch: Sequence[tuple[StoredEvent, DomainEvent]]) -> None:
+        """Record ``batch``; events already recorded must be skipped, not duplicated."""
         ...
 
 
@@ -317,99 +339,12 @@ class MessagesProjection:
         raise NotImplementedError
 
 
-AUDIT_ACTIONS: dict[str, tuple[str, str]] = {
-    "AgentCreated": ("agent_created", "success"),
-    "AgentTerminated": ("agent_terminated", "success"),
-    "AgentActivated": ("agent_restarted", "success"),
-    "AgentPaused": ("agent_updated", "success"),
-    "AgentResumed": ("agent_updated", "success"),
-    "AgentCapabilityAdded": ("agent_updated", "success"),
-    "AgentCapabilityUpgraded": ("agent_updated", "success"),
-    "AgentMetadataUpdated": ("agent_updated", "success"),
-    "AgentHealthCheckFailed": ("agent_updated", "failure"),
-    "TaskSubmitted": ("task_submitted", "success"),
-    "TaskAssigned": ("task_assigned", "success"),
-    "TaskCompleted": ("task_completed", "success"),
-    "TaskFailed": ("task_failed", "failure"),
-    "TaskTimedOut": ("task_failed", "timeout"),
-    "TaskRetrying": ("task_retried", "success"),
-    "TaskDeadLettered": ("task_failed", "failure"),
-    "TaskCancelled": ("task_cancelled", "success"),
-    "MessageRecorded": ("message_routed", "success"),
-    "TenantCreated": ("admin_action", "success"),
-    "TenantLimitsChanged": ("config_changed", "success"),
-    "TenantDeactivated": ("admin_action", "success"),
-    "TenantReactivated": ("admin_action", "success"),
-}
-"""Event type -> (audit action, audit status); other events (heartbeats ...) are not audited."""
-
-
-class AuditProjection:
-    """``audit_log``: one row per significant event, keyed by its global position."""
-
-    name = "audit_log"
-    table = Table(
-        "audit_log",
-        ("position",),
-        (
-            "position",
-            "tenant_id",
-            "action",
-            "resource_type",
-            "resource_id",
-            "status",
-            "event_type",
-            "occurred_at",
-            "details",
-        ),
-        insert_only=True,
-    )
-
-    def key(self, stored: StoredEvent, event: DomainEvent) -> Key | None:
-        return (stored.position,) if event.event_type in AUDIT_ACTIONS else None
-
-    def fold(self, state: Any | None, stored: StoredEvent, event: DomainEvent) -> Any:
-        action, status = AUDIT_ACTIONS[event.event_type]
-        details = event.to_dict()
-        for noisy in ("ciphertext", "payload", "result"):
-            details.pop(noisy, None)
-        resource = _resource_type(event)
-        return (
-            stored.position,
-            event.tenant_id,
-            action,
-            resource,
-            event.aggregate_id,
-            status,
-            event.event_type,
-            stored.occurred_at,
-            _json(details),
-        )
-
-    def row(self, state: Any) -> tuple[Any, ...]:
-        return tuple(state)
-
-    def load(self, doc: str) -> Any:  # pragma: no cover - insert-only
-        raise NotImplementedError
-
-
-def _resource_type(event: DomainEvent) -> str:
-    if isinstance(event, AgentEvent):
-        return "agent"
-    if isinstance(event, TaskEvent):
-        return "task"
-    if isinstance(event, TenantEvent):
-        return "tenant"
-    return "message"
-
-
 def default_projections() -> list[Projection]:
     return [
         AgentsProjection(),
         TasksProjection(),
         TenantsProjection(),
         MessagesProjection(),
-        AuditProjection(),
     ]
 
 
@@ -450,13 +385,30 @@ class Projector:
         self.db = db
         self.projections = list(projections) if projections is not None else default_projections()
         self.batch_size = batch_size
+        self.sinks: list[EventSink] = []
+        self._failed: set[str] = set()
         self._lock = asyncio.Lock()
+
+    def attach(self, sink: EventSink) -> None:
+        """Feed ``sink`` from the next catch-up on (its name must be unique)."""
+        names = {p.name for p in self.projections} | {s.name for s in self.sinks}
+        if sink.name in names:
+            raise ValueError(f"the projector already has a {sink.name!r} projection or sink")
+        self.sinks.append(sink)
+
+    def detach(self, sink: EventSink) -> None:
+        """Stop feeding ``sink`` (its checkpoint stays for the next attach)."""
+        if sink in self.sinks:
+            self.sinks.remove(sink)
+
+    def _names(self) -> list[str]:
+        return [p.name for p in self.projections] + [s.name for s in self.sinks]
 
     async def checkpoints(self) -> dict[str, int]:
         async with self.db.read() as c:
             rows = await c.fetch("SELECT name, position FROM projection_checkpoints")
         stored = {str(n): int(p) for n, p in rows}
-        return {p.name: stored.get(p.name, 0) for p in self.projections}
+        return {name: stored.get(name, 0) for name in self._names()}
 
     async def status(self) -> list[ProjectionStatus]:
         """Checkpoint, head and lag of every projection (also sets the lag metric)."""
@@ -473,6 +425,7 @@ class Projector:
             cps = await self.checkpoints()
             start = min(cps.values(), default=0) + 1
             total = 0
+            self._failed.clear()
             try:
                 while True:
                     page = await self.events.read_all(start, self.batch_size)
@@ -497,11 +450,13 @@ class Projector:
             return total
 
     async def rebuild(self) -> int:
-        """Empty every read model and checkpoint, then replay the whole store."""
+        """Empty every read model and checkpoint, then replay the whole store (sinks keep
+        their data and get every event again)."""
         async with self._lock, self.db.write() as c:
             for p in self.projections:
                 await c.execute(f"DELETE FROM {p.table.name}")
-                await c.execute("DELETE FROM projection_checkpoints WHERE name = ?", p.name)
+            for name in self._names():
+                await c.execute("DELETE FROM projection_checkpoints WHERE name = ?", name)
         return await self.catch_up()
 
     async def run(self, stop: asyncio.Event, interval: float = 0.05) -> None:
@@ -532,6 +487,34 @@ class Projector:
                     await self._checkpoint(c, p.name, last)
         for p, _ in work:
             cps[p.name] = max(cps[p.name], last)
+        await self._feed_sinks(batch, cps)
+
+    async def _feed_sinks(
+        self, batch: list[tuple[StoredEvent, DomainEvent]], cps: dict[str, int]
+    ) -> None:
+        """Hand the batch to every sink that has not failed in this catch-up.
+
+        Outside the read-model transaction: a sink may write to the same database.
+        """
+        last = batch[-1][0].position
+        done: list[str] = []
+        for sink in self.sinks:
+            if sink.name in self._failed or last <= cps[sink.name]:
+                continue
+            todo = [(s, e) for s, e in batch if s.position > cps[sink.name]]
+            try:
+                await sink.apply(todo)
+            except Exception as exc:  # retried from its checkpoint on the next catch-up
+                self._failed.add(sink.name)
+                logger.error("{} stopped at {}: {}", sink.name, cps[sink.name], exc)
+                continue
+            done.append(sink.name)
+        if done:
+            async with self.db.write() as c:
+                for name in done:
+                    await self._checkpoint(c, name, last)
+            for name in done:
+                cps[name] = last
 
     async def _fold(
         self, batch: list[tuple[StoredEvent, DomainEvent]], cps: dict[str, int]

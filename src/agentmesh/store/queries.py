@@ -215,7 +215,7 @@ class ReadModels:
         docs = await self._docs("SELECT doc FROM tenants WHERE name = ?", name)
         return docs[0] if docs else None
 
-    # -- messages and audit ------------------------------------------------------------
+    # -- messages ----------------------------------------------------------------------
     async def get_message(
         self, message_id: str, tenant_id: str | None = None
     ) -> StoredMessage | None:
@@ -236,27 +236,3 @@ class ReadModels:
         return StoredMessage(
             str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]), r[6], r[7], str(r[8])
         )
-
-    async def list_audit(
-        self, tenant_id: str, *, limit: int = 100, offset: int = 0
-    ) -> list[dict[str, Any]]:
-        """Audit entries of a tenant, newest first."""
-        async with self.db.read() as c:
-            rows = await c.fetch(
-                "SELECT position, action, resource_type, resource_id, status, event_type, "
-                "occurred_at, details FROM audit_log WHERE tenant_id = ? "
-                "ORDER BY position DESC LIMIT ? OFFSET ?",
-                tenant_id,
-                limit,
-                offset,
-            )
-        keys = ("position", "action", "resource_type", "resource_id", "status", "event_type")
-        return [
-            {
-                **dict(zip(keys, r[:6], strict=True)),
-                "tenant_id": tenant_id,
-                "occurred_at": r[6],
-                "details": orjson.loads(r[7]),
-            }
-            for r in rows
-        ]

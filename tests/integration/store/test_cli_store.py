@@ -90,5 +90,5 @@ async def test_tenant_message_and_projection_commands(tmp_path: Path) -> None:
     rebuilt = json.loads(cli(env, "projections", "rebuild", "--json").stdout)
     assert rebuilt["events"] >= 6
     status = json.loads(cli(env, "projections", "status", "--json").stdout)
-    assert {s["name"] for s in status} == {"agents", "tasks", "tenants", "messages", "audit_log"}
+    assert {s["name"] for s in status} == {"agents", "tasks", "tenants", "messages"}
     assert all(s["lag"] == 0 for s in status)

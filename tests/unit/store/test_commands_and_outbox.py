@@ -27,7 +27,9 @@ from agentmesh.commands import (
 )
 from agentmesh.envelope import Envelope
 from agentmesh.errors import Conflict, InvalidTransition, NotFound, NotSupported, ValidationError
+from agentmesh.security.audit import AuditFilter, MemoryAuditStore
 from agentmesh.security.crypto import DecryptionError, EncryptionService
+from agentmesh.store.audit_trail import AuditTrail
 from agentmesh.store.outbox import IdempotentHandler, OutboxRelay
 from agentmesh.store.persistence import Persistence, open_persistence
 from agentmesh.store.queries import AgentListQuery
@@ -148,7 +150,11 @@ async def test_task_flow_updates_task_and_agent_and_encrypts_messages(
     assert crypto.decrypt_json(stored.payload)["payload"]["text"] == "secret"
     with pytest.raises(NotFound, match="not found"):
         await bus.query(GetMessage(offers[0].id, "globex"))
-    actions = {a["action"] for a in await p.read_models.list_audit("acme")}
+    audit = MemoryAuditStore()
+    p.projector.attach(AuditTrail(audit))
+    await p.projector.catch_up()
+    entries, _ = await audit.query(AuditFilter(tenant_id="acme"), limit=1000)
+    actions = {e.action.value for e in entries}
     assert {"agent_created", "task_submitted", "task_assigned", "task_completed"} <= actions
 
 
