@@ -140,8 +140,6 @@ class BrokerSubscription(LiveSubscription["BrokerTransport"]):
 class BrokerTransport(DispatchingTransport[BrokerSubscription]):
     """Base of the broker transports (see module docstring)."""
 
-    broker_name = "broker"
-
     def __init__(
         self,
         url: str,
@@ -196,15 +194,9 @@ class BrokerTransport(DispatchingTransport[BrokerSubscription]):
             raise self.unavailable(exc) from None
         self._connected = True
 
-    def unavailable(self, exc: BaseException | str) -> BrokerUnavailable:
-        reason = exc if isinstance(exc, str) else (str(exc) or type(exc).__name__)
-        return BrokerUnavailable(f"cannot reach {self.broker_name} at {self.url}: {reason}")
-
     def require_connected(self) -> None:
         if not self._connected:
-            raise BrokerUnavailable(
-                f"{self.broker_name} transport for {self.url} is not connected; call connect()"
-            )
+            raise self.not_connected()
 
     async def close(self) -> None:
         """Stop every subscription, wait for in-flight handlers, disconnect."""

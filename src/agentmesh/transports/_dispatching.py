@@ -1,6 +1,6 @@
-"""The part of ``subscribe`` every transport shares.
+"""The base every transport shares: ``subscribe`` and the errors that name the broker.
 
-:class:`DispatchingTransport` checks the call, builds the subscription's
+:class:`DispatchingTransport` checks a subscribe call, builds the subscription's
 :class:`~agentmesh.transports.message.Dispatcher` (dead-letter path, replies, the consumer
 group's dedupe window) and keeps the live subscriptions so that ``close`` can stop them.
 Memory, NATS and the broker transports of :mod:`agentmesh.transports._base` subclass it and
@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from agentmesh import subjects
 from agentmesh.envelope import Envelope
-from agentmesh.errors import ValidationError
+from agentmesh.errors import BrokerUnavailable, ValidationError
 from agentmesh.transports.base import Handler, SubscribeOptions, TransportCapabilities
 from agentmesh.transports.message import DedupeWindow, Dispatcher
 
@@ -44,11 +44,25 @@ class LiveSubscription(Generic[T]):
 class DispatchingTransport(Generic[S]):
     """Base of every transport: ``subscribe`` is shared, ``_open`` wires it to the broker."""
 
+    broker_name = "broker"
+    """How errors name the broker (``cannot reach <broker_name> at <url>``)."""
+
     def __init__(self, url: str, capabilities: TransportCapabilities) -> None:
         self.url = url
         self.capabilities = capabilities
         self._subs: list[S] = []
         self._dedupe = DedupeWindow()
+
+    def unavailable(self, exc: BaseException | str) -> BrokerUnavailable:
+        """The error for a broker that cannot be reached, naming its URL and the reason."""
+        reason = exc if isinstance(exc, str) else (str(exc) or type(exc).__name__)
+        return BrokerUnavailable(f"cannot reach {self.broker_name} at {self.url}: {reason}")
+
+    def not_connected(self) -> BrokerUnavailable:
+        """The error for an operation that needs ``connect()`` first."""
+        return BrokerUnavailable(
+            f"{self.broker_name} transport for {self.url} is not connected; call connect()"
+        )
 
     async def _dead_letter(self, subject: str, envelope: Envelope) -> None:
         raise NotImplementedError

@@ -85,6 +85,8 @@ class _JsRaw:
 class NatsTransport(DispatchingTransport["_NatsSubscription"]):
     """NATS + JetStream transport (see module docstring)."""
 
+    broker_name = "NATS"
+
     def __init__(
         self,
         url: str = "nats://localhost:4222",
@@ -134,8 +136,7 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
                 timeout=self._connect_timeout,
             )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
-            reason = type(exc).__name__ if not str(exc) else str(exc)
-            raise BrokerUnavailable(f"cannot reach NATS at {self.url}: {reason}") from None
+            raise self.unavailable(exc) from None
         self.capabilities = TransportCapabilities(max_payload=self._nc.max_payload)
         self._js = self._nc.jetstream(timeout=5.0)
 
@@ -143,17 +144,13 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
     def jetstream(self) -> Any:
         """The JetStream context (for key-value buckets and stream admin)."""
         if self._js is None:
-            raise BrokerUnavailable(
-                f"NATS transport for {self.url} is not connected; call connect()"
-            )
+            raise self.not_connected()
         return self._js
 
     @property
     def nc(self) -> NatsClient:
         if self._nc is None:
-            raise BrokerUnavailable(
-                f"NATS transport for {self.url} is not connected; call connect()"
-            )
+            raise self.not_connected()
         return self._nc
 
     async def close(self) -> None:
