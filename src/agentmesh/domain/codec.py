@@ -28,7 +28,15 @@ def event_from_dict(data: Mapping[str, Any]) -> DomainEvent:
 
 
 def event_to_json(event: DomainEvent) -> str:
-    return orjson.dumps(event.to_dict()).decode()
+    """JSON text of an event; a value JSON cannot hold (an integer beyond 64 bits, say)
+    is a :class:`ValidationError` naming the event, raised before anything is written."""
+    try:
+        return orjson.dumps(event.to_dict()).decode()
+    except TypeError as exc:
+        raise ValidationError(
+            f"{event.event_type} of {event.aggregate_id} cannot be stored: {exc} "
+            "(integers must fit in 64 bits)"
+        ) from None
 
 
 def event_from_json(text: str | bytes, event_type: str | None = None) -> DomainEvent:

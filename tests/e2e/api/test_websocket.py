@@ -194,10 +194,12 @@ async def test_missing_pong_closes_and_answered_pings_keep_it_open(live: LiveSer
     silent = await open_client(live, "acme", "observer", sub="silent")
     polite = await open_client(live, "acme", "observer", sub="polite")
     try:
+        # the polite client answers every ping for 2.5 s (> 3 ping intervals) meanwhile
+        polite_pings = asyncio.create_task(drain(polite, 2.5))
         ping = await recv(silent, 2)
         assert ping["type"] == "ping"
         assert await close_code(silent) == 1011
-        await drain(polite, 2.0)  # answers every ping for 2 s (> 3 ping intervals)
+        await polite_pings
         await polite.send(json.dumps({"type": "ping", "message_id": "m1"}))
         pong = await recv_type(polite, "pong")
         assert pong["data"]["message_id"] == "m1"

@@ -127,6 +127,7 @@ async def test_agent_body_validation(api: Api) -> None:
         agent_body("worker-1", tags=["x" * 51]),
         agent_body("worker-1", tenant_id="other"),
         agent_body("worker-1", name="  "),
+        agent_body("worker-1", metadata={"n": 2**64}),  # JSON storage holds 64-bit integers
     ]
     for body in bad:
         r = await api.client.post("/v1/tenants/acme/agents", json=body, headers=h)
@@ -162,10 +163,19 @@ async def test_agent_lifecycle(api: Api) -> None:
     assert r.status_code == 409
     r = await api.client.post("/v1/tenants/acme/agents/ghost-1/pause", headers=h)
     assert r.status_code == 404
-    audit = await api.client.get("/v1/tenants/acme/audit", headers=api.auth("acme", "admin"))
+    admin = api.auth("acme", "admin")
+    # the API's own entries (actor: the token's subject): one success, one failure
+    audit = await api.client.get(
+        "/v1/tenants/acme/audit", params={"actor": "tester"}, headers=admin
+    )
     actions = [e["action"] for e in audit.json()["entries"]]
-    assert actions.count("agent_terminated") == 2  # one success, one failure
+    assert actions.count("agent_terminated") == 2
     assert "agent_created" in actions
+    # the domain's entries join them on the same trail once the projector has run
+    await api.ctx.caught_up()
+    audit = await api.client.get("/v1/tenants/acme/audit", headers=admin)
+    terminated = [e for e in audit.json()["entries"] if e["action"] == "agent_terminated"]
+    assert len(terminated) == 3
 
 
 async def test_tasks_submit_list_cancel_retry(api: Api) -> None:
