@@ -388,6 +388,9 @@ class Projector:
         self.sinks: list[EventSink] = []
         self._failed: set[str] = set()
         self._lock = asyncio.Lock()
+        # catch-up requests coalesce: request n is served by any pass that started after it
+        self._asked = 0
+        self._served = 0
 
     def attach(self, sink: EventSink) -> None:
         """Feed ``sink`` from the next catch-up on (its name must be unique)."""
@@ -420,34 +423,50 @@ class Projector:
         return out
 
     async def catch_up(self) -> int:
-        """Apply every event after the checkpoints; returns the number of events read."""
+        """Apply every event after the checkpoints; returns the number of events read.
+
+        Every event committed before the call is applied when it returns. Concurrent
+        callers share passes: a caller waiting for the lock returns at once when a pass
+        that began after its call has finished (it then reports 0 events read).
+        """
+        self._asked += 1
+        ticket = self._asked
         async with self._lock:
-            cps = await self.checkpoints()
-            start = min(cps.values(), default=0) + 1
-            total = 0
-            self._failed.clear()
-            try:
-                while True:
-                    page = await self.events.read_all(start, self.batch_size)
-                    if not page:
-                        break
-                    decoded: list[tuple[StoredEvent, DomainEvent]] = []
-                    error: CorruptEventError | None = None
-                    for stored in page:
-                        try:
-                            decoded.append((stored, stored.decode()))
-                        except CorruptEventError as exc:
-                            error = exc
-                            break
-                    if decoded:
-                        await self._apply(decoded, cps)
-                        total += len(decoded)
-                    if error is not None:
-                        raise error
-                    start = page[-1].position + 1
-            finally:
-                await self.status()
+            if self._served >= ticket:
+                return 0
+            covers = self._asked
+            total = await self._pass()
+            self._served = covers
             return total
+
+    async def _pass(self) -> int:
+        """One catch-up pass (the caller holds the lock)."""
+        cps = await self.checkpoints()
+        start = min(cps.values(), default=0) + 1
+        total = 0
+        self._failed.clear()
+        try:
+            while True:
+                page = await self.events.read_all(start, self.batch_size)
+                if not page:
+                    break
+                decoded: list[tuple[StoredEvent, DomainEvent]] = []
+                error: CorruptEventError | None = None
+                for stored in page:
+                    try:
+                        decoded.append((stored, stored.decode()))
+                    except CorruptEventError as exc:
+                        error = exc
+                        break
+                if decoded:
+                    await self._apply(decoded, cps)
+                    total += len(decoded)
+                if error is not None:
+                    raise error
+                start = page[-1].position + 1
+        finally:
+            await self.status()
+        return total
 
     async def rebuild(self) -> int:
         """Empty every read model and checkpoint, then replay the whole store (sinks keep
