@@ -16,16 +16,12 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from agentmesh.cli.output import console, fail, print_json
+from agentmesh.cli.target import ApiUrlOpt, JsonOpt, TenantOpt, TokenOpt, settings
 from agentmesh.errors import AgentMeshError
 
 T = TypeVar("T")
 
 audit_app = typer.Typer(help="The audit trail: list and verify.", no_args_is_help=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-TenantOpt = Annotated[
-    str | None, typer.Option("--tenant", "-t", help="Tenant (default AGENTMESH_TENANT).")
-]
 
 
 def register(app: typer.Typer) -> None:
@@ -33,24 +29,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
 
 
-def _settings() -> Any:
-    from pydantic import ValidationError as SettingsError
-
-    from agentmesh.config import get_settings
-
-    try:
-        return get_settings()
-    except SettingsError as exc:
-        first = exc.errors()[0]
-        fail(f"invalid setting {'.'.join(str(p) for p in first['loc']).upper()}: {first['msg']}")
-
-
 def _local(work: Callable[[Any, Any], Awaitable[T]]) -> T:
     """Run ``work(persistence, audit_store)`` on the local store, always close."""
     from agentmesh.security.audit import audit_store_for
     from agentmesh.store.persistence import open_persistence
 
-    url = _settings().effective_database_url
+    url = settings().effective_database_url
 
     async def main() -> T:
         p = await open_persistence(url)
@@ -104,20 +88,12 @@ def audit_list(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Page size.")] = 50,
     offset: Annotated[int, typer.Option(min=0, max=100000, help="Skip this many.")] = 0,
-    api_url: Annotated[
-        str | None,
-        typer.Option(
-            "--api-url", envvar="AGENTMESH_API_URL", help="Use a running control plane at this URL."
-        ),
-    ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option("--token", envvar="AGENTMESH_TOKEN", help="Bearer token for --api-url."),
-    ] = None,
+    api_url: ApiUrlOpt = None,
+    token: TokenOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """List the audit entries of a tenant, newest first (API and domain entries)."""
-    t = tenant or _settings().agentmesh_tenant
+    t = tenant or settings().agentmesh_tenant
     if api_url:
         if not token:
             fail(
@@ -199,7 +175,7 @@ def audit_verify(tenant: TenantOpt = None, json: JsonOpt = False) -> None:
     """
     from agentmesh.security.audit import AuditFilter, verify_integrity
 
-    t = tenant or _settings().agentmesh_tenant
+    t = tenant or settings().agentmesh_tenant
 
     async def work(p: Any, audit: Any) -> tuple[Any, int]:
         report = await verify_integrity(audit)
