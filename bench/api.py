@@ -2,7 +2,9 @@
 
 One uvicorn server (a subprocess, SQLite store, development level so no rate limit)
 serves both the control plane and, under ``/raw``, a bare FastAPI app that bypasses all
-of our middleware. 32 concurrent clients drive each endpoint for a fixed time. Ratios:
+of our middleware: ``/raw/...`` answers without any I/O, ``/raw/sql/...`` does the least a
+durable API must do (one SQLite SELECT, or one INSERT committed in WAL mode, as our
+store runs it). 32 concurrent clients drive each endpoint for a fixed time. Ratios:
 throughput ours/raw; latency raw/ours (higher is better for both). Bounded (< 60 s).
 """
 
@@ -24,7 +26,7 @@ PHASE_SECONDS = 3.0
 SECRET = "bench-secret-" + "b" * 51
 
 SERVER = r"""
-import sys, uvicorn
+import asyncio, json, sys, uuid, aiosqlite, uvicorn
 from fastapi import FastAPI
 from agentmesh.api.fastapi_app import create_app
 from agentmesh.config import Settings
@@ -32,6 +34,34 @@ from agentmesh.config import Settings
 port = int(sys.argv[1])
 ours = create_app(Settings())
 raw = FastAPI()
+sql = {"lock": asyncio.Lock()}
+
+async def db():
+    if "conn" not in sql:
+        conn = await aiosqlite.connect(sys.argv[2], isolation_level=None)
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        await conn.execute("CREATE TABLE IF NOT EXISTS t (id TEXT PRIMARY KEY, doc TEXT)")
+        await conn.execute("INSERT OR IGNORE INTO t VALUES ('bench-agent', '{}')")
+        sql["conn"] = conn
+    return sql["conn"]
+
+@raw.get("/raw/sql/agents/{agent_id}")
+async def raw_sql_get(agent_id: str) -> dict:
+    conn = await db()
+    async with conn.execute("SELECT doc FROM t WHERE id = ?", (agent_id,)) as cur:
+        row = await cur.fetchone()
+    return {"agent_id": agent_id, **json.loads(row[0])}
+
+@raw.post("/raw/sql/tasks", status_code=201)
+async def raw_sql_post(body: dict) -> dict:
+    conn = await db()
+    task_id = str(uuid.uuid4())
+    async with sql["lock"]:
+        await conn.execute("BEGIN IMMEDIATE")
+        await conn.execute("INSERT INTO t VALUES (?, ?)", (task_id, json.dumps(body)))
+        await conn.execute("COMMIT")
+    return {"task_id": task_id, "status": "offered", **body}
 
 @raw.get("/raw/agents/{agent_id}")
 async def raw_get(agent_id: str) -> dict:
@@ -124,6 +154,7 @@ async def run() -> dict[str, dict[str, Any]]:
         "-c",
         SERVER,
         str(port),
+        str(tmp / "raw.db"),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -160,8 +191,10 @@ async def run() -> dict[str, dict[str, Any]]:
                 client, "GET", "/v1/tenants/bench/agents/bench-agent", None, auth
             )
             get_raw = await _drive(client, "GET", "/raw/agents/bench-agent", None, auth)
+            get_sql = await _drive(client, "GET", "/raw/sql/agents/bench-agent", None, auth)
             post_ours = await _drive(client, "POST", "/v1/tenants/bench/tasks", task, auth)
             post_raw = await _drive(client, "POST", "/raw/tasks", task, auth)
+            post_sql = await _drive(client, "POST", "/raw/sql/tasks", task, auth)
     finally:
         if proc.returncode is None:
             proc.terminate()
@@ -176,6 +209,8 @@ async def run() -> dict[str, dict[str, Any]]:
     return {
         **_figures("get_agent", get_ours, get_raw),
         **_figures("post_task", post_ours, post_raw),
+        **_figures("get_agent_vs_sql", get_ours, get_sql),
+        **_figures("post_task_vs_sql", post_ours, post_sql),
     }
 
 

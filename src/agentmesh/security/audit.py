@@ -442,6 +442,9 @@ class SqlAuditStore:
         self._shared = db is not None
         self._db = db
         self._connected = db is not None
+        # group commit: entries appended while a write is under way go in the next one
+        self._queue: list[tuple[AuditEntry, asyncio.Future[AuditEntry]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     @property
     def db(self) -> Database:
@@ -465,12 +468,37 @@ class SqlAuditStore:
             self._connected = False
 
     async def append(self, entry: AuditEntry) -> AuditEntry:
+        if entry.event_position is None:
+            # concurrent appends share one transaction; each returns once it is durable
+            done: asyncio.Future[AuditEntry] = asyncio.get_running_loop().create_future()
+            self._queue.append((entry, done))
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush())
+            return await done
         stored = await self.append_many([entry])
         if stored:
             return stored[0]
         async with self.db.read() as c:
             rows = await c.fetch(f"{_SELECT} WHERE event_position = ?", entry.event_position)
         return _entry(rows[0])
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                stored = await self.append_many([entry for entry, _ in batch])
+            except asyncio.CancelledError:
+                for _, done in batch + self._queue:
+                    done.cancel()
+                raise
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for (_, done), entry in zip(batch, stored, strict=True):
+                if not done.done():
+                    done.set_result(entry)
 
     async def append_many(self, entries: Sequence[AuditEntry]) -> list[AuditEntry]:
         if not entries:
