@@ -310,3 +310,53 @@ async def test_close_drains_in_flight_handlers(make_transport: TransportFactory)
     await other.subscribe(subject, again, durable="drainer", options=FAST)
     await asyncio.sleep(FAST.ack_wait + 0.5)
     assert again.messages == []
+
+
+async def test_provisioned_group_keeps_messages_published_before_it_subscribes(
+    make_transport: TransportFactory,
+) -> None:
+    t = unique_tenant()
+    subject = subjects.task(t, "early")
+    publisher = await make_transport()
+    await publisher.provision(subject, "late", options=FAST)
+    sent = [env(t, i) for i in range(3)]
+    for e in sent:
+        await publisher.publish(subject, e, durable=True)
+    await settle()
+    # the first member lives in another process: nothing on its side knows of the group
+    worker = await make_transport()
+    got = Collector()
+    await worker.subscribe(subject, got, durable="late", options=FAST)
+    await got.wait_for(3, timeout=10)
+    await asyncio.sleep(FAST.ack_wait + 0.5)  # acked: nothing may come back
+    assert sorted(got.ids) == sorted(e.id for e in sent)
+    assert [m.attempt for m in got.messages] == [1, 1, 1]  # provisioning delivered nothing
+
+
+async def test_provision_is_idempotent_and_compatible_with_subscribe(
+    make_transport: TransportFactory,
+) -> None:
+    t = unique_tenant()
+    subject = subjects.task(t, "twice")
+    first, second = await make_transport(), await make_transport()
+    await first.provision(subject, "again", options=FAST)
+    await first.provision(subject, "again", options=FAST)
+    waiting = env(t, 1)
+    await first.publish(subject, waiting, durable=True)
+    await settle()
+    # declared again on the broker while a message waits: it neither takes nor loses it
+    await second.provision(subject, "again", options=FAST)
+    started = asyncio.get_running_loop().time()
+    for _ in range(1000):
+        await first.provision(subject, "again", options=FAST)
+    assert asyncio.get_running_loop().time() - started < 0.5  # remembered, not re-declared
+    got = Collector()
+    sub = await first.subscribe(subject, got, durable="again", options=FAST)
+    later = env(t, 2)
+    await second.publish(subject, later, durable=True)
+    await got.wait_for(2)
+    assert sorted(got.ids) == sorted([waiting.id, later.id])
+    assert [m.attempt for m in got.messages] == [1, 1]
+    await sub.unsubscribe()
+    await first.close()
+    await second.close()

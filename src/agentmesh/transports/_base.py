@@ -3,7 +3,8 @@
 Each broker module subclasses :class:`BrokerTransport` and implements four primitives:
 ``_connect``/``_disconnect``, ``_send`` (one publish, optionally with a reply address),
 ``_start_core`` and ``_start_durable`` (wire a :class:`BrokerSubscription` to the broker),
-plus ``_open_inbox`` for request/reply. Validation, payload limits, the dispatcher (through
+plus ``_open_inbox`` for request/reply and ``_declare_durable`` for ``provision`` (the
+broker side of a durable group, declared by the same code ``_start_durable`` uses). Validation, payload limits, the dispatcher (through
 :class:`~agentmesh.transports._dispatching.DispatchingTransport`), request/reply
 correlation and orderly shutdown live here once, with small helpers the brokers share.
 """

@@ -1,14 +1,17 @@
-"""The base every transport shares: ``subscribe`` and the errors that name the broker.
+"""The base every transport shares: ``subscribe``, ``provision`` and the errors that name
+the broker.
 
 :class:`DispatchingTransport` checks a subscribe call, builds the subscription's
 :class:`~agentmesh.transports.message.Dispatcher` (dead-letter path, replies, the consumer
 group's dedupe window) and keeps the live subscriptions so that ``close`` can stop them.
 Memory, NATS and the broker transports of :mod:`agentmesh.transports._base` subclass it and
-wire the broker side in ``_open``.
+wire the broker side in ``_open``; ``_declare_durable`` creates a durable group's broker
+side, for ``provision`` and for the durable ``_open`` alike.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any, Generic, TypeVar
 
@@ -47,11 +50,17 @@ class DispatchingTransport(Generic[S]):
     broker_name = "broker"
     """How errors name the broker (``cannot reach <broker_name> at <url>``)."""
 
+    provision_ttl = 3600.0
+    """Seconds ``provision`` trusts that a group it declared (or subscribed) still exists;
+    after that the next call declares it again (a broker may expire an unused group)."""
+
     def __init__(self, url: str, capabilities: TransportCapabilities) -> None:
         self.url = url
         self.capabilities = capabilities
         self._subs: list[S] = []
         self._dedupe = DedupeWindow()
+        self._provisioned: set[tuple[str, str]] = set()
+        self._provision_lock = asyncio.Lock()
 
     def unavailable(self, exc: BaseException | str) -> BrokerUnavailable:
         """The error for a broker that cannot be reached, naming its URL and the reason."""
@@ -74,6 +83,12 @@ class DispatchingTransport(Generic[S]):
         """Refuse a subscribe call before anything is built (overrides add their rules)."""
         if not subjects.is_valid(subject):
             raise ValidationError(f"invalid subject pattern {subject!r}")
+
+    async def _declare_durable(self, subject: str, durable: str, options: SubscribeOptions) -> None:
+        """Create the broker side of durable group ``durable`` on ``subject`` (idempotent):
+        afterwards durable publishes are kept for it. The durable ``_open`` declares through
+        the same code."""
+        raise NotImplementedError
 
     async def _open(self, dispatcher: Dispatcher, queue: str | None, durable: str | None) -> S:
         """Wire a subscription of ``dispatcher.subject`` to the broker; on failure nothing may
@@ -104,7 +119,28 @@ class DispatchingTransport(Generic[S]):
         )
         sub = await self._open(dispatcher, queue, durable)
         self._subs.append(sub)
+        if durable is not None:
+            self._remember((subject, durable))
         return sub
+
+    def _remember(self, key: tuple[str, str]) -> None:
+        self._provisioned.add(key)
+        asyncio.get_running_loop().call_later(self.provision_ttl, self._provisioned.discard, key)
+
+    async def provision(
+        self, subject: str, durable: str, options: SubscribeOptions | None = None
+    ) -> None:
+        """Make sure the durable group ``durable`` on ``subject`` exists (see
+        :meth:`agentmesh.transports.base.Transport.provision`); remembered per transport."""
+        key = (subject, durable)
+        if key in self._provisioned:
+            return
+        async with self._provision_lock:  # concurrent first calls declare once
+            if key in self._provisioned:
+                return
+            self._check_subscribe(subject, None, durable)
+            await self._declare_durable(subject, durable, options or SubscribeOptions())
+            self._remember(key)
 
     async def unsubscribe_all(self) -> None:
         """Stop every live subscription (the first step of ``close``)."""

@@ -1,9 +1,10 @@
 """The transport seam: how AgentMesh talks to a broker.
 
 A transport moves :class:`~agentmesh.envelope.Envelope` objects between processes. It is
-a small :class:`typing.Protocol` (no inheritance needed) with six operations::
+a small :class:`typing.Protocol` (no inheritance needed) with seven operations::
 
     await t.connect()
+    await t.provision("am.acme.task.summarize", "summarizers")
     await t.publish("am.acme.task.summarize", env, durable=True)
     sub = await t.subscribe("am.acme.task.*", handler, durable="summarizers")
     reply = await t.request("am.acme.rpc.summarize", env, timeout=2.0)
@@ -26,8 +27,11 @@ subject with the parse error and the subscription keeps going.
 ``durable=True`` on publish stores the envelope (JetStream, Kafka, SQS ...) with the
 envelope id as the broker-side dedupe key; a subscription with ``durable="<name>"`` is a
 named consumer group: every member shares the work and unacked deliveries are redelivered
-after ``ack_wait`` to any member. ``queue="<group>"`` splits non-durable traffic the same
-way. Transports declare what they support in :class:`TransportCapabilities`.
+after ``ack_wait`` to any member. A durable publish is kept for every group that exists
+when it is published; ``provision(subject, "<name>")`` creates a group before its first
+member subscribes, so work published in the meantime waits for it. ``queue="<group>"``
+splits non-durable traffic the same way. Transports declare what they support in
+:class:`TransportCapabilities`.
 """
 
 from __future__ import annotations
@@ -48,13 +52,19 @@ DEFAULT_MAX_PAYLOAD = 8 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class TransportCapabilities:
-    """What a transport can do; contract tests and the runtime adapt to it."""
+    """What a transport can do; contract tests and the runtime adapt to it.
+
+    ``unique_first_delivery``: a delivery with attempt 1 is the first of its envelope id:
+    the broker drops re-published ids (dedupe window) and counts every redelivery, crashes
+    included. The task executor then trusts attempt 1 instead of asking its ledger.
+    """
 
     durable: bool = True
     request_reply: bool = True
     wildcards: bool = True
     queue_groups: bool = True
     max_payload: int = DEFAULT_MAX_PAYLOAD
+    unique_first_delivery: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +140,19 @@ class Transport(Protocol):
         options: SubscribeOptions | None = None,
     ) -> Subscription:
         """Deliver matching envelopes to ``handler`` (see module docstring)."""
+        ...
+
+    async def provision(
+        self, subject: str, durable: str, options: SubscribeOptions | None = None
+    ) -> None:
+        """Make sure the durable group ``durable`` on ``subject`` exists, members or not.
+
+        Durable messages published from now on are kept for the group until a member takes
+        them. The broker side is declared exactly as ``subscribe(subject, ...,
+        durable=durable, options=options)`` declares it, so a later subscribe never conflicts.
+        Idempotent; a repeated call on the same transport is a set lookup (the group is
+        declared again at most hourly, in case the broker dropped it while unused).
+        """
         ...
 
     async def request(self, subject: str, envelope: Envelope, *, timeout: float = 5.0) -> Envelope:

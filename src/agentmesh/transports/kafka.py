@@ -9,7 +9,9 @@
   are skipped by timestamp). Kafka has no ephemeral queue groups: ``queue=`` raises
   ``NotSupported`` (``capabilities.queue_groups`` is False); share work with ``durable=``.
 * ``subscribe(durable=name)`` is the consumer group ``am.<tenant>.<kind>.<name>`` from the
-  beginning, committing after the handler settles (the lowest unsettled offset per
+  beginning (``auto_offset_reset=earliest``: a group without committed offsets reads
+  what was published before it first joined, so ``provision`` only creates the topics),
+  committing after the handler settles (the lowest unsettled offset per
   partition). Work is shared per partition, as Kafka does: one subject (one key) is
   handled by one member at a time, which is what keeps it ordered.
 * Redelivery (``nak(delay)``, ``ack_wait`` expiry, handler errors) republishes the record to
@@ -267,11 +269,20 @@ class KafkaTransport(BrokerTransport):
         kgroup = _KafkaGroup(self, sub, topics, None, durable=False, options=SubscribeOptions())
         await kgroup.start()
 
+    async def _group_topics(self, subject: str) -> list[str]:
+        """The topics a durable group on ``subject`` reads, created if missing."""
+        self.require_connected()
+        topics = topics_for(subject)
+        await self.ensure_topics(topics)
+        return topics
+
+    async def _declare_durable(self, subject: str, durable: str, options: SubscribeOptions) -> None:
+        await self._group_topics(subject)
+
     async def _start_durable(
         self, sub: BrokerSubscription, durable: str, options: SubscribeOptions
     ) -> None:
-        topics = topics_for(sub.subject)
-        await self.ensure_topics(topics)
+        topics = await self._group_topics(sub.subject)
         tenant, kind = durable_scope(sub.subject.replace("*", "x").replace(">", "x"))
         kgroup = _KafkaGroup(
             self, sub, topics, f"am.{tenant}.{kind}.{durable}", durable=True, options=options

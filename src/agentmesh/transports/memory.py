@@ -224,7 +224,9 @@ class MemoryTransport(DispatchingTransport["_MemorySubscription"]):
         connect_timeout: float = 0.0,
     ) -> None:
         # ``connect_timeout`` is accepted like every transport's; connecting cannot block here
-        super().__init__(url, TransportCapabilities(max_payload=max_payload))
+        super().__init__(
+            url, TransportCapabilities(max_payload=max_payload, unique_first_delivery=True)
+        )
         self._name = url.split("://", 1)[1] or "default"
         self._broker: _Broker | None = None
 
@@ -321,6 +323,11 @@ class MemoryTransport(DispatchingTransport["_MemorySubscription"]):
 
     async def _dead_letter(self, subject: str, envelope: Envelope) -> None:
         await self.publish(subject, envelope, durable=True)
+
+    async def _declare_durable(self, subject: str, durable: str, options: SubscribeOptions) -> None:
+        # nothing to create: the broker's log keeps every durable message and a new
+        # consumer starts at its beginning (like a JetStream consumer with DeliverPolicy.ALL)
+        _ = self.broker
 
     async def _open(
         self, dispatcher: Dispatcher, queue: str | None, durable: str | None

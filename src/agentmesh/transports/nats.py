@@ -6,6 +6,9 @@
   subjects ``am.<tenant>.<kind>.>``), created idempotently on first use.
 * ``subscribe(durable=name)`` binds a pull consumer with explicit ack; every member that
   binds the same name shares the work; unacked deliveries come back after ``ack_wait``.
+  The consumer delivers the stream from its start (``DeliverPolicy.ALL``), so
+  ``provision`` only makes sure the stream exists: it keeps what is published before the
+  first member binds.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from agentmesh.errors import (
 )
 from agentmesh.transports._base import durable_scope
 from agentmesh.transports._dispatching import DispatchingTransport, LiveSubscription
-from agentmesh.transports.base import TransportCapabilities
+from agentmesh.transports.base import SubscribeOptions, TransportCapabilities
 from agentmesh.transports.message import CoreDelivery, Dispatcher, encode_within
 
 STREAM_MAX_AGE = 7 * 24 * 3600.0
@@ -94,7 +97,7 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
         connect_timeout: float = 4.0,
         name: str = "agentmesh",
     ) -> None:
-        super().__init__(url, TransportCapabilities())
+        super().__init__(url, TransportCapabilities(unique_first_delivery=True))
         self._connect_timeout = connect_timeout
         self._name = name
         self._nc: NatsClient | None = None
@@ -137,7 +140,9 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
             )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             raise self.unavailable(exc) from None
-        self.capabilities = TransportCapabilities(max_payload=self._nc.max_payload)
+        self.capabilities = TransportCapabilities(
+            max_payload=self._nc.max_payload, unique_first_delivery=True
+        )
         self._js = self._nc.jetstream(timeout=5.0)
 
     @property
@@ -277,6 +282,14 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
                 f"durable name {durable!r} may not contain '.', '*', '>' or spaces"
             )
 
+    async def _group_stream(self, subject: str) -> str:
+        """The stream a durable group on ``subject`` (a pattern too) reads, created if missing."""
+        return await self.ensure_stream(subject.replace("*", "x").replace(">", "x"))
+
+    async def _declare_durable(self, subject: str, durable: str, options: SubscribeOptions) -> None:
+        _ = self.jetstream  # not connected: BrokerUnavailable
+        await self._group_stream(subject)
+
     async def _open(
         self, dispatcher: Dispatcher, queue: str | None, durable: str | None
     ) -> _NatsSubscription:
@@ -311,7 +324,7 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
                 pending_bytes_limit=512 * 1024 * 1024,
             )
         else:
-            stream = await self.ensure_stream(subject.replace("*", "x").replace(">", "x"))
+            stream = await self._group_stream(subject)
             config = ConsumerConfig(
                 durable_name=durable,
                 ack_policy=AckPolicy.EXPLICIT,

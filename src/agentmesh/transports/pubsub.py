@@ -27,6 +27,8 @@ publish futures and streaming-pull callbacks are handed back to the event loop w
   ``max_delivery_attempts`` = ``max_deliver`` clamped to 5..100, and Pub/Sub's delivery
   attempt is the attempt number; without it attempts are counted in this process.
   Handler failures go to the AgentMesh dead-letter subject as on every transport.
+  A subscription only gets messages published after it was created, so ``provision``
+  creates the group's subscription (same name and settings) before its first member pulls.
 * Request/reply uses an inbox topic per transport; no responder ends in ``RequestTimeout``.
 """
 
@@ -336,10 +338,11 @@ class PubSubTransport(BrokerTransport):
 
             sub.release.append(remove)
 
-    async def _start_durable(
-        self, sub: BrokerSubscription, durable: str, options: SubscribeOptions
-    ) -> None:
-        tenant = tenant_of_pattern(sub.subject)
+    async def _group_subscription(
+        self, subject: str, durable: str, options: SubscribeOptions
+    ) -> str:
+        """Path of durable group ``durable``'s subscription on ``subject``, created if missing."""
+        tenant = tenant_of_pattern(subject)
         topic = await self.topic(f"am.{tenant}")
         settings: dict[str, Any] = {
             "enable_message_ordering": self.ordering,
@@ -352,7 +355,19 @@ class PubSubTransport(BrokerTransport):
                 "dead_letter_topic": dlq,
                 "max_delivery_attempts": min(max(options.max_deliver, 5), 100),
             }
-        path = await self.subscription(f"am-d-{durable}-{_digest(sub.subject)}", topic, **settings)
+        return await self.subscription(f"am-d-{durable}-{_digest(subject)}", topic, **settings)
+
+    async def _declare_durable(self, subject: str, durable: str, options: SubscribeOptions) -> None:
+        self.require_connected()
+        try:
+            await self._group_subscription(subject, durable, options)
+        except _ERRORS as exc:
+            raise self.unavailable(exc) from None
+
+    async def _start_durable(
+        self, sub: BrokerSubscription, durable: str, options: SubscribeOptions
+    ) -> None:
+        path = await self._group_subscription(sub.subject, durable, options)
         await self._pull(sub, path, options)
 
     async def _stop_pull(self, future: Any) -> None:

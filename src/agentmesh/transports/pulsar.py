@@ -18,6 +18,9 @@ back to the event loop with ``loop.call_soon_threadsafe``. Nothing blocks the lo
   settled within ``ack_wait`` is nacked for any member; the redelivery count + 1 is the
   attempt. A dead-letter policy (``max_redeliver_count = max_deliver``) parks messages that
   keep coming back unsettled in Pulsar's ``<topic>-<subscription>-DLQ`` topic.
+  A topic keeps messages only for the subscriptions it has (without a retention policy),
+  so ``provision`` creates the group's subscription (same name and type) with a consumer
+  that asks for no messages (receiver queue 0) and closes at once.
 * Transports of one process share one ``pulsar.Client`` per service URL (reference
   counted), as Pulsar recommends; it also keeps consumer ids unique, which pulsar-lite
   needs (it refuses a second consumer with the same id on a subscription even from another
@@ -320,13 +323,37 @@ class PulsarTransport(BrokerTransport):
             delete_after=not queue,
         )
 
+    def _group(self, subject: str, durable: str) -> tuple[str, Any]:
+        """(subscription name, consumer type) of durable group ``durable`` on ``subject``."""
+        kind = pulsar.ConsumerType.KeyShared if self.key_shared else pulsar.ConsumerType.Shared
+        return f"{durable}-{_digest(subject)}", kind
+
+    async def _declare_durable(self, subject: str, durable: str, options: SubscribeOptions) -> None:
+        self.require_connected()
+        name, kind = self._group(subject, durable)
+        for topic in topics_for(subject):
+            # a zero receiver queue sends no flow permits: the broker pushes nothing to this
+            # short-lived member, so no message is held (or counted as redelivered) by it
+            try:
+                consumer = await self.blocking(
+                    self._client.subscribe,
+                    self.topic(topic),
+                    name,
+                    consumer_type=kind,
+                    initial_position=pulsar.InitialPosition.Earliest,
+                    receiver_queue_size=0,
+                )
+                await self.blocking(consumer.close)
+            except _ERRORS as exc:
+                raise self.unavailable(exc) from None
+
     async def _start_durable(
         self, sub: BrokerSubscription, durable: str, options: SubscribeOptions
     ) -> None:
-        kind = pulsar.ConsumerType.KeyShared if self.key_shared else pulsar.ConsumerType.Shared
+        name, kind = self._group(sub.subject, durable)
         await self._consume(
             sub,
-            f"{durable}-{_digest(sub.subject)}",
+            name,
             kind,
             options=options,
             initial=pulsar.InitialPosition.Earliest,

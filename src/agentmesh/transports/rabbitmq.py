@@ -12,7 +12,13 @@
   is the attempt number. ``nak(delay)`` = ``nack(requeue)`` after ``delay``; a delivery not
   settled within ``ack_wait`` is nacked back to the queue for any member.
   Durable queues expire after ``queue_expires`` seconds without consumers (URL query
-  ``?queue_expires=N``, default 7 days).
+  ``?queue_expires=N``, default 7 days). ``provision`` declares and binds the very same
+  queue (same name and arguments) without consuming: a message routed to no queue is
+  dropped by the exchange, so a group must exist before work is published for it. A
+  provisioned queue lives like any consumer-less one: ``queue_expires`` after it was
+  declared, with what it holds (publishing, and on quorum queues even declaring again,
+  does not renew that lease: rabbitmq-server#5894). ``provision`` declares again after
+  ``queue_expires / 2`` (at most hourly), so work published later is kept again.
 """
 
 from __future__ import annotations
@@ -102,6 +108,7 @@ class RabbitMQTransport(BrokerTransport):
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         self.queue_expires = int(float(query.pop("queue_expires", DEFAULT_QUEUE_EXPIRES)))
+        self.provision_ttl = min(self.provision_ttl, self.queue_expires / 2)
         scheme = "amqps" if parts.scheme in ("amqps", "rabbitmqs") else "amqp"
         self._amqp_url = urlunsplit((scheme, parts.netloc, parts.path or "/", urlencode(query), ""))
         super().__init__(url, **kwargs)
@@ -214,17 +221,32 @@ class RabbitMQTransport(BrokerTransport):
         await q.bind(EXCHANGE, binding_key(sub.subject))
         self._consume(sub, channel, q, no_ack=True, make=_core)
 
+    async def _group_queue(
+        self, channel: AbstractChannel, subject: str, durable: str
+    ) -> AbstractQueue:
+        """Declare and bind the quorum queue of durable group ``durable`` on ``subject``."""
+        q = await channel.declare_queue(
+            f"am.d.{durable}.{subject}",
+            durable=True,
+            arguments={"x-queue-type": "quorum", "x-expires": self.queue_expires * 1000},
+        )
+        await q.bind(EXCHANGE, binding_key(subject))
+        return q
+
+    async def _declare_durable(self, subject: str, durable: str, options: SubscribeOptions) -> None:
+        channel = await self.conn.channel()
+        try:
+            await self._group_queue(channel, subject, durable)
+        finally:
+            with contextlib.suppress(aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError):
+                await channel.close()
+
     async def _start_durable(
         self, sub: BrokerSubscription, durable: str, options: SubscribeOptions
     ) -> None:
         channel = await self.conn.channel()
         await channel.set_qos(prefetch_count=max(options.max_in_flight, 1))
-        q = await channel.declare_queue(
-            f"am.d.{durable}.{sub.subject}",
-            durable=True,
-            arguments={"x-queue-type": "quorum", "x-expires": self.queue_expires * 1000},
-        )
-        await q.bind(EXCHANGE, binding_key(sub.subject))
+        q = await self._group_queue(channel, sub.subject, durable)
 
         def make(message: AbstractIncomingMessage) -> _QueueRaw:
             return _QueueRaw(message, options.ack_wait)

@@ -12,6 +12,10 @@
   ``subscribe(durable=name)`` is a consumer group read with ``XREADGROUP``; unacked entries
   come back with ``XAUTOCLAIM`` after ``ack_wait``; ``nak(delay)`` rewinds the entry's idle
   time so it is reclaimed ``delay`` seconds later; the delivery counter is the attempt.
+  The group reads the stream from its start (id ``0``); ``provision`` creates it early.
+* ``capabilities.unique_first_delivery``: a duplicate id is dropped for 120 s and the
+  attempt is XPENDING's delivery count, which every reclaim after ``ack_wait`` (a crashed
+  member's entries too) increments; only ``XREADGROUP >`` hands out attempt 1.
 """
 
 from __future__ import annotations
@@ -35,7 +39,11 @@ from agentmesh.transports._base import (
     durable_scope,
     stop_task,
 )
-from agentmesh.transports.base import SubscribeOptions
+from agentmesh.transports.base import (
+    DEFAULT_MAX_PAYLOAD,
+    SubscribeOptions,
+    TransportCapabilities,
+)
 from agentmesh.transports.message import CoreDelivery as _CoreRaw
 
 STREAM_MAXLEN = 1_000_000
@@ -138,6 +146,11 @@ class RedisTransport(BrokerTransport):
     broker_name = "Redis"
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", **kwargs: Any) -> None:
+        max_payload = kwargs.pop("max_payload", DEFAULT_MAX_PAYLOAD)
+        kwargs.setdefault(
+            "capabilities",
+            TransportCapabilities(max_payload=max_payload, unique_first_delivery=True),
+        )
         super().__init__(url, **kwargs)
         self._r: aioredis.Redis | None = None
         self._publish_durable: Any = None
@@ -268,15 +281,25 @@ class RedisTransport(BrokerTransport):
         sub.release.append(stop)
 
     # -- durable subscriptions ------------------------------------------------------------
-    async def _start_durable(
-        self, sub: BrokerSubscription, durable: str, options: SubscribeOptions
-    ) -> None:
-        stream = stream_key(sub.subject.replace("*", "x").replace(">", "x"))
+    async def _group_stream(self, subject: str, durable: str) -> str:
+        """The stream of a durable group on ``subject``; the group is created from its start."""
+        stream = stream_key(subject.replace("*", "x").replace(">", "x"))
         try:
             await self.r.xgroup_create(stream, durable, id="0", mkstream=True)
         except redis.exceptions.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise self.unavailable(exc) from None
+        return stream
+
+    async def _declare_durable(self, subject: str, durable: str, options: SubscribeOptions) -> None:
+        await self._group_stream(subject, durable)
+
+    async def _start_durable(
+        self, sub: BrokerSubscription, durable: str, options: SubscribeOptions
+    ) -> None:
+        stream = await self._group_stream(sub.subject, durable)
         self._counter += 1
         consumer = f"{self.instance}-{self._counter}"
         sub.spawn(self._durable_loop(sub, stream, durable, consumer, options))

@@ -21,7 +21,9 @@ in the URL sets the access key. ``sns://`` is the same transport.
   ``nak(delay)`` / ``in_progress()`` change its visibility; ``ApproximateReceiveCount`` is
   the attempt. A redrive policy parks a message that was received ``max_deliver`` times
   without being settled (crash loops) in ``<queue>-dlq.fifo``; handler failures go to the
-  AgentMesh dead-letter subject as on every transport.
+  AgentMesh dead-letter subject as on every transport. SNS drops a message no queue's
+  filter matches, so ``provision`` creates and subscribes the group's queue (same name,
+  attributes, redrive policy and filter) before its first member polls.
 * Request/reply: replies go straight to a per-transport SQS inbox queue; SNS cannot say
   whether anyone listens, so a request nobody serves ends in ``RequestTimeout``.
 * Max payload 256 KiB minus room for the attributes (an SNS limit).
@@ -475,11 +477,10 @@ class SqsTransport(BrokerTransport):
             sub.release.append(remove)
         self._poll(sub, url, durable=None)
 
-    async def _start_durable(
-        self, sub: BrokerSubscription, durable: str, options: SubscribeOptions
-    ) -> None:
-        tenant = tenant_of_pattern(sub.subject)
-        base = f"am-d-{_safe(durable, 30)}-{_digest(sub.subject)}"
+    async def _group_queue(self, subject: str, durable: str, options: SubscribeOptions) -> str:
+        """URL of durable group ``durable``'s queue on ``subject``, created and subscribed."""
+        tenant = tenant_of_pattern(subject)
+        base = f"am-d-{_safe(durable, 30)}-{_digest(subject)}"
         dlq_url = await self.queue(f"{base}-dlq.fifo", {"MessageRetentionPeriod": "1209600"})
         redrive = {
             "deadLetterTargetArn": await self.queue_arn(dlq_url),
@@ -492,7 +493,19 @@ class SqsTransport(BrokerTransport):
                 "RedrivePolicy": json.dumps(redrive),
             },
         )
-        await self._subscribe_queue(tenant, url, sub.subject)
+        await self._subscribe_queue(tenant, url, subject)
+        return url
+
+    async def _declare_durable(self, subject: str, durable: str, options: SubscribeOptions) -> None:
+        try:
+            await self._group_queue(subject, durable, options)
+        except _NETWORK_ERRORS as exc:
+            raise self.unavailable(exc) from None
+
+    async def _start_durable(
+        self, sub: BrokerSubscription, durable: str, options: SubscribeOptions
+    ) -> None:
+        url = await self._group_queue(sub.subject, durable, options)
         self._poll(sub, url, durable=options)
 
     async def _receive(self, url: str, free: int, busy: bool, visibility: int) -> Any:
