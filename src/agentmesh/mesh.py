@@ -32,11 +32,21 @@ from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError, ValidationError
 from agentmesh.observability import metrics
 from agentmesh.resilience import MaxRetriesExceededError, RetryPolicy
-from agentmesh.runtime.agent import AgentHandler, AgentRuntime
+from agentmesh.runtime.agent import TASK_DELIVERY_CAP, AgentHandler, AgentRuntime
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.registry import Registry
 from agentmesh.runtime.routing import LiveRouter
-from agentmesh.transports import Message, Subscription, Transport, create_transport
+from agentmesh.transports import (
+    Message,
+    SubscribeOptions,
+    Subscription,
+    Transport,
+    create_transport,
+)
+
+PROVISION_RECHECK = 30.0
+"""Seconds a mesh trusts a provisioned subject before asking its transport again (which
+re-declares the group when its own, broker-specific, ``provision_ttl`` ran out)."""
 
 
 class RemoteError(AgentMeshError):
@@ -77,6 +87,12 @@ class Mesh:
         self._broker_retry = RetryPolicy.for_message_broker(name="mesh.publish")
         self._started = False
         self._subs: list[Subscription] = []
+        #: subjects whose agents' durable group this mesh made sure exists (see provision)
+        self._provisioned: set[str] = set()
+        # what an agent of this mesh's settings subscribes its task queues with
+        self._task_options = SubscribeOptions(
+            ack_wait=self.settings.agentmesh_ack_wait, max_deliver=TASK_DELIVERY_CAP
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kw: Any) -> Mesh:
@@ -174,7 +190,9 @@ class Mesh:
     ) -> str:
         """Offer a durable task to the agents with ``capability``; returns the task id.
 
-        ``to_agent`` sends it straight to one agent's durable inbox instead.
+        ``to_agent`` sends it straight to one agent's durable inbox instead. The target's
+        durable group is provisioned first (once per subject), so a task submitted before
+        any agent subscribed waits for the first one on every broker.
 
         Without ``strategy`` the agents compete for it (pull mode). With one of the five
         routing strategies (``round_robin``, ``least_connections``, ``capability_based``,
@@ -218,12 +236,36 @@ class Mesh:
                 subject, mode = subjects.inbox(self.tenant, chosen), strategy
                 env.routing["destination"] = chosen
         started = time.perf_counter()
+        if subject not in self._provisioned:
+            dest = env.routing.get("destination")
+            await self.provision(
+                subject,
+                subjects.inbox_group(dest) if dest else subjects.capability_group(capability),
+            )
         await self.publish_durably(subject, env)
         metrics.messages_routed.labels(self.tenant, "task.offered", mode).inc()
         metrics.message_routing_latency.labels(mode, self.tenant).observe(
             time.perf_counter() - started
         )
         return env.id
+
+    async def provision(self, subject: str, group: str) -> None:
+        """Make sure the agents' durable group ``group`` on ``subject`` exists, so that tasks
+        published there are kept until an agent subscribes (once per subject per mesh).
+
+        ``group`` is :func:`agentmesh.subjects.capability_group` for a capability's task
+        queue, :func:`agentmesh.subjects.inbox_group` for an agent's inbox.
+        """
+        if subject in self._provisioned:
+            return
+        try:
+            await self._broker_retry.call(
+                self.transport.provision, subject, group, options=self._task_options
+            )
+        except MaxRetriesExceededError as exc:
+            raise exc.last_error from None
+        self._provisioned.add(subject)
+        asyncio.get_running_loop().call_later(PROVISION_RECHECK, self._provisioned.discard, subject)
 
     async def publish_durably(self, subject: str, env: Envelope) -> None:
         """Publish with retries on transient broker errors (same id: the broker dedupes)."""

@@ -30,6 +30,17 @@ def task(tenant: str, capability: str) -> str:
     return f"{PREFIX}.{_check(tenant, 'tenant')}.task.{_check(capability, 'capability')}"
 
 
+def capability_group(capability: str) -> str:
+    """Durable consumer group of a capability's task queue, shared by its agents:
+    ``cap-<capability>`` (also the queue group of its request/reply subject)."""
+    return f"cap-{_check(capability, 'capability')}"
+
+
+def inbox_group(agent_id: str) -> str:
+    """Durable consumer group of one agent's inbox: ``inbox-<agent_id>``."""
+    return f"inbox-{_check(agent_id, 'agent id')}"
+
+
 def rpc(tenant: str, capability: str) -> str:
     """Request/reply endpoint of a capability (core, not durable)."""
     return f"{PREFIX}.{_check(tenant, 'tenant')}.rpc.{_check(capability, 'capability')}"

@@ -249,11 +249,12 @@ class Assignments:
             env.metadata["priority"] = a.priority
         if a.timeout_seconds is not None:
             env.metadata["timeout_seconds"] = a.timeout_seconds
-        subject = (
-            subjects.inbox(self.tenant, target)
-            if target
-            else subjects.task(self.tenant, a.capability)
-        )
+        if target:
+            subject = subjects.inbox(self.tenant, target)
+            await self.mesh.provision(subject, subjects.inbox_group(target))
+        else:
+            subject = subjects.task(self.tenant, a.capability)
+            await self.mesh.provision(subject, subjects.capability_group(a.capability))
         a.sent_at = time.monotonic()
         await self.mesh.transport.publish(subject, env, durable=True)
 

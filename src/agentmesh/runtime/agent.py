@@ -181,14 +181,14 @@ class AgentRuntime:
                 await t.subscribe(
                     subjects.task(self.tenant_id, cap),
                     self.executor.handler_for(cap),
-                    durable=f"cap-{cap}",
+                    durable=subjects.capability_group(cap),
                     options=self._task_options,
                 )
             )
             if t.capabilities.request_reply:
                 # without queue groups (Kafka) every agent of the capability sees a request
                 # and the first answer wins
-                queue = f"cap-{cap}" if t.capabilities.queue_groups else None
+                queue = subjects.capability_group(cap) if t.capabilities.queue_groups else None
                 self._work_subs.append(
                     await t.subscribe(
                         subjects.rpc(self.tenant_id, cap),
@@ -201,7 +201,7 @@ class AgentRuntime:
             await t.subscribe(
                 subjects.inbox(self.tenant_id, self.agent_id),
                 self.executor.handler_for(None),
-                durable=f"inbox-{self.agent_id}",
+                durable=subjects.inbox_group(self.agent_id),
                 options=self._task_options,
             )
         )

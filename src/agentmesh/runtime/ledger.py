@@ -199,14 +199,10 @@ class NatsLedger:
 
 def unique_first_delivery(transport: Transport) -> bool:
     """Whether a delivery with attempt 1 is the first of its envelope id on the broker:
-    the broker drops re-published ids and counts every redelivery, crashes included (NATS
-    JetStream, ``memory://``). Elsewhere the executor asks the ledger on every delivery."""
-    from agentmesh.transports.memory import MemoryTransport
-
-    declared = getattr(transport.capabilities, "unique_first_delivery", None)
-    if declared is not None:
-        return bool(declared)
-    return isinstance(transport, (NatsTransport, MemoryTransport))
+    the broker drops re-published ids and counts every redelivery, crashes included (the
+    transport's ``capabilities.unique_first_delivery``: NATS JetStream, ``memory://``,
+    Redis Streams). Elsewhere the executor asks the ledger on every delivery."""
+    return transport.capabilities.unique_first_delivery
 
 
 _LEDGERS: weakref.WeakKeyDictionary[Transport, TaskLedger] = weakref.WeakKeyDictionary()
