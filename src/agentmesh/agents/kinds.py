@@ -130,5 +130,7 @@ async def assign_task(
         routing={"destination": target_agent_id, "assigned_by": source},
         domain_event="TaskAssigned",
     )
-    await mesh.transport.publish(subjects.inbox(mesh.tenant, target_agent_id), env, durable=True)
+    inbox = subjects.inbox(mesh.tenant, target_agent_id)
+    await mesh.provision(inbox, subjects.inbox_group(target_agent_id))  # kept until it starts
+    await mesh.publish_durably(inbox, env)
     return env.id
