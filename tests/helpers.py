@@ -8,10 +8,22 @@ import os
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from agentmesh.config import Settings
 from agentmesh.envelope import Envelope
 from agentmesh.transports import Message
+
+
+def fast_settings(data_dir: Path, **kw: Any) -> Settings:
+    """Settings for multi-process tests: 2 s ack wait, 0.2 s heartbeats, data in ``data_dir``."""
+    base: dict[str, Any] = {
+        "agentmesh_data_dir": data_dir,
+        "agentmesh_ack_wait": 2.0,
+        "agentmesh_heartbeat_interval": 0.2,
+    }
+    return Settings(**{**base, **kw})
 
 
 def unique_tenant() -> str:

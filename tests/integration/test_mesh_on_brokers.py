@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agentmesh import Mesh, RemoteError, TaskContext
-from agentmesh.config import Settings
+from tests.helpers import fast_settings
 
 pytestmark = pytest.mark.integration
 
@@ -20,9 +20,7 @@ async def test_agents_work_the_same_on_every_broker(
     broker: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     url = request.getfixturevalue(broker)
-    settings = Settings(  # type: ignore[call-arg]
-        agentmesh_data_dir=tmp_path, agentmesh_ack_wait=2.0, agentmesh_heartbeat_interval=0.2
-    )
+    settings = fast_settings(tmp_path)
     tenant = "t" + uuid.uuid4().hex[:8]
     worker = Mesh(url, tenant=tenant, settings=settings)
     calls: list[int] = []

@@ -20,16 +20,11 @@ from agentmesh.envelope import Envelope
 from agentmesh.runtime.ledger_redis import RedisLedger
 from agentmesh.runtime.ledger_sql import SqlLedger
 from agentmesh.transports import Message
+from tests.helpers import fast_settings
 
 pytestmark = pytest.mark.integration
 
 BROKERS = ["redis_url", "rabbitmq_url", "kafka_url"]
-
-
-def _settings(tmp_path: Path) -> Settings:
-    return Settings(  # type: ignore[call-arg]
-        agentmesh_data_dir=tmp_path, agentmesh_ack_wait=2.0, agentmesh_heartbeat_interval=0.2
-    )
 
 
 @pytest.mark.parametrize("broker", BROKERS)
@@ -37,7 +32,7 @@ async def test_a_task_seen_again_by_another_process_is_not_rerun(
     broker: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     url = request.getfixturevalue(broker)
-    settings = _settings(tmp_path)
+    settings = fast_settings(tmp_path)
     tenant = "t" + uuid.uuid4().hex[:8]
     runs: list[str] = []
 
@@ -91,7 +86,7 @@ async def test_a_cancel_from_another_process_stops_a_queued_task(
     broker: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     url = request.getfixturevalue(broker)
-    settings = _settings(tmp_path)
+    settings = fast_settings(tmp_path)
     tenant = "t" + uuid.uuid4().hex[:8]
     ran: list[str] = []
 

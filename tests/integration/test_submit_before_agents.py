@@ -16,8 +16,8 @@ import pytest
 
 import agentmesh.mesh as mesh_module
 from agentmesh import Mesh, TaskContext, subjects
-from agentmesh.config import Settings
 from agentmesh.transports.rabbitmq import RabbitMQTransport
+from tests.helpers import fast_settings
 
 pytestmark = pytest.mark.integration
 
@@ -29,9 +29,7 @@ async def test_tasks_submitted_before_their_agent_exists_are_done_once_it_starts
     broker: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     url = request.getfixturevalue(broker)
-    settings = Settings(  # type: ignore[call-arg]
-        agentmesh_data_dir=tmp_path, agentmesh_ack_wait=2.0, agentmesh_heartbeat_interval=0.2
-    )
+    settings = fast_settings(tmp_path)
     tenant = "t" + uuid.uuid4().hex[:8]
     worker = Mesh(url, tenant=tenant, settings=settings)
 
@@ -58,9 +56,7 @@ async def test_submit_provisions_again_a_group_the_broker_dropped(
     # then trusts a declared group for 0.5 s): later submits must not vanish for good
     monkeypatch.setattr(mesh_module, "PROVISION_RECHECK", 0.2)
     url = rabbitmq_url.split("?")[0] + "?queue_expires=1"
-    settings = Settings(  # type: ignore[call-arg]
-        agentmesh_data_dir=tmp_path, agentmesh_ack_wait=2.0, agentmesh_heartbeat_interval=0.2
-    )
+    settings = fast_settings(tmp_path)
     tenant = "t" + uuid.uuid4().hex[:8]
     client = Mesh(url, tenant=tenant, settings=settings)
     await client.start(registry=False)
