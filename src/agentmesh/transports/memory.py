@@ -358,7 +358,10 @@ class MemoryTransport(DispatchingTransport["_MemorySubscription"]):
         c = member.consumer
         broker = self.broker
         while not member.dispatcher.closed:
-            entry = broker.take(c, id(member)) if member.dispatcher.free_slots > 0 else None
+            if member.dispatcher.free_slots <= 0:
+                await member.dispatcher.wait_space()  # woken when a handler finishes
+                continue
+            entry = broker.take(c, id(member))
             if entry is None:
                 c.wakeup.clear()
                 with contextlib.suppress(TimeoutError):

@@ -296,6 +296,12 @@ class Dispatcher:
             if self._inline == 0:
                 self._inline_idle.set()
 
+    async def wait_space(self) -> None:
+        """Return once a handler slot is free (or the dispatcher closed)."""
+        while self.free_slots <= 0 and not self.closed:
+            self._space.clear()
+            await self._space.wait()
+
     async def submit(self, raw: RawDelivery) -> None:
         """Start handling ``raw``; waits while ``max_in_flight`` handlers are running."""
         while len(self._tasks) >= self._max:
