@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: install run test unit lint format bench clean
+.PHONY: install chromium run test unit lint format bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,10 @@ install: $(STAMP)
 run: install  ## the embedded mesh: control plane + NATS + SQLite + demo agents
 	$(VENV)/bin/agentmesh up --demo
 
-test: install lint  ## every test suite (needs nothing running; starts its own servers)
+chromium:  ## the system browser the web UI tests drive (Playwright downloads none)
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
+
+test: install lint chromium  ## every test suite (needs nothing running; starts its own servers)
 	$(PY) -m pytest
 
 unit: install

@@ -39,6 +39,7 @@ from agentmesh.api.middleware import (
 from agentmesh.api.options import API_VERSION, DEFAULT_RATE_LIMIT, ApiOptions, SecurityLevel
 from agentmesh.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from agentmesh.api.routes import agents, audit, health, messages, tasks, tenants
+from agentmesh.api.ui import mount_ui
 from agentmesh.api.ws import WebSocketHub
 from agentmesh.config import Settings, get_settings
 from agentmesh.security.audit import AuditStore, audit_store_for
@@ -185,6 +186,7 @@ def create_app(
     install_error_handlers(app)
     for module in (health, tenants, agents, tasks, messages, audit):
         app.include_router(module.router)
+    mount_ui(app)
 
     @app.websocket("/ws")
     async def websocket_endpoint(websocket: WebSocket) -> None:

@@ -12,6 +12,9 @@ Protocol (message types are accepted in any case and always emitted lowercase)::
 
 Every server message is ``{type, data, timestamp, message_id, connection_id}``.
 
+An ``Origin`` header must be on the CORS allow-list or name this server itself (the page
+served at ``/ui``).
+
 Close codes: 1008 origin refused / authentication failed (before any data frame),
 4001 too many connections (per user, per tenant or global), 4000 invalid message,
 1011 pong timeout, 1000 idle past the connection timeout.
@@ -166,7 +169,7 @@ class WebSocketHub:
     async def handle(self, websocket: WebSocket) -> None:
         """Serve one client from handshake to close."""
         origin = websocket.headers.get("origin")
-        if origin is not None and origin not in self.origins:
+        if origin is not None and origin not in self.origins and not same_origin(websocket, origin):
             await websocket.close(CLOSE_POLICY, "Origin not allowed")
             return
         await websocket.accept()
@@ -408,6 +411,14 @@ class WebSocketHub:
             WsType.NOTIFICATION,
             {"action": "subscribed", "channel": channel, "tenant_id": tenant},
         )
+
+
+def same_origin(websocket: WebSocket, origin: str) -> bool:
+    """Whether ``origin`` is this server itself: the page it serves at ``/ui`` may open
+    the socket from whatever host and port the operator reached it on."""
+    host = websocket.headers.get("host")
+    scheme = "https" if websocket.url.scheme == "wss" else "http"
+    return host is not None and origin.lower() == f"{scheme}://{host}".lower()
 
 
 def _parse(raw: str) -> dict[str, Any] | None:

@@ -26,7 +26,7 @@ from agentmesh.agents.demo import DEMO_TENANT, DemoWorkload
 from agentmesh.commands import CreateTenant, SubmitTask
 from agentmesh.config import Settings
 from agentmesh.controlplane import ControlPlane
-from agentmesh.errors import Conflict
+from agentmesh.errors import AgentMeshError, Conflict
 from agentmesh.mesh import Mesh
 from agentmesh.observability import metrics
 from agentmesh.runtime.embedded import (
@@ -37,6 +37,7 @@ from agentmesh.runtime.embedded import (
 )
 from agentmesh.runtime.queues import monitor_queues
 from agentmesh.runtime.registry import Registry
+from agentmesh.security.tokens import token_service_from_settings
 
 
 def _status_view(registry: Registry, demo: DemoWorkload | None, started: float) -> Group:
@@ -87,6 +88,21 @@ async def _demo_submitter(
         return await plane.bus.execute(SubmitTask(DEMO_TENANT, capability, payload, source="demo"))
 
     return submit
+
+
+def ui_link(settings: Settings, api_url: str, tenant: str) -> str:
+    """The web UI's address. In development it carries a ready admin token of ``tenant``
+    in the fragment (``#token=``), which a browser never sends to the server; elsewhere
+    it is the bare address (sign in with ``agentmesh token create``)."""
+    url = f"{api_url}/ui/"
+    if settings.environment != "development":
+        return url
+    try:
+        token = token_service_from_settings(settings).create("ui", tenant, ["admin"])
+    except AgentMeshError as exc:  # e.g. RS256 with only a public key: nothing to sign with
+        logger.warning("no sign-in link for the web UI: {}", exc)
+        return url
+    return f"{url}#token={token}"
 
 
 def _api_server(
@@ -170,6 +186,9 @@ async def run_up(
             url,
             f", control plane {api_url}" if api_url else "",
         )
+        if api_url is not None:
+            tenant = DEMO_TENANT if demo else settings.agentmesh_tenant
+            print(f"Web UI: {ui_link(settings, api_url, tenant)}", flush=True)
         started = time.monotonic()
         if sys.stdout.isatty():
             with Live(
