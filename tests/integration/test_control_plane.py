@@ -14,6 +14,7 @@ from agentmesh import Mesh, TaskContext
 from agentmesh.commands import CreateTenant, GetAgent, GetTask, RetryTask, SubmitTask
 from agentmesh.config import Settings
 from agentmesh.controlplane import ControlPlane
+from agentmesh.errors import NotFound
 from agentmesh.runtime.registry import Registry
 from agentmesh.runtime.tracker import pending_reason
 from tests.helpers import eventually
@@ -108,3 +109,45 @@ async def test_store_submitted_tasks_complete_fail_retry_and_time_out(plane: Con
             )
         ).aggregate_id
         await wait_status(lonely, "dead_lettered", timeout=20)
+
+
+async def test_agents_heard_before_the_plane_started_are_in_the_store(tmp_path: Path) -> None:
+    url = f"memory://{uuid.uuid4().hex}"
+    settings = Settings(  # type: ignore[call-arg]
+        agentmesh_data_dir=tmp_path,
+        agentmesh_heartbeat_interval=0.1,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'store.db'}",
+    )
+    worker = Mesh(url, tenant="early", settings=settings)
+
+    @worker.agent("early-1", capabilities={"summarize": 4})
+    async def summarize(task: TaskContext) -> dict[str, Any]:
+        return {}
+
+    mesh = Mesh(url, tenant="ops", settings=settings)
+    mesh.registry = Registry(mesh.transport, tenant="*", health_check_timeout=5.0)
+    async with worker:
+        await mesh.start()
+        await eventually(lambda: mesh.registry.get("early", "early-1") is not None)
+        cp = ControlPlane(settings, mesh, projection_interval=0.05, sweep_interval=0.2)
+        await cp.start()
+        try:
+            # its tenant is created after the plane started: the next sweep registers it
+            await cp.bus.execute(CreateTenant("Early", tenant_id="early"))
+
+            async def registered() -> dict[str, Any]:
+                doc: dict[str, Any] = await cp.bus.query(GetAgent("early", "early-1"))
+                return doc
+
+            deadline = asyncio.get_running_loop().time() + 5
+            while True:
+                try:
+                    agent = await registered()
+                    break
+                except NotFound:
+                    assert asyncio.get_running_loop().time() < deadline, "never registered"
+                    await asyncio.sleep(0.05)
+            assert agent["capabilities"][0]["name"] == "summarize"
+        finally:
+            await cp.stop()
+            await mesh.stop()

@@ -28,6 +28,7 @@ from agentmesh.commands import (
     CompleteTask,
     CqrsBus,
     FailTask,
+    GetAgent,
     ListTasks,
     ListTenants,
     MarkAgentUnhealthy,
@@ -78,12 +79,14 @@ class TaskTracker:
         self._subs: list[Subscription] = []
         self._sweeper: asyncio.Task[None] | None = None
         self.applied = 0
+        self._in_store: set[tuple[str, str]] = set()  # agents this tracker got into the store
 
     async def start(self) -> None:
         self._subs.append(
             await self.transport.subscribe(f"{subjects.PREFIX}.*.evt.task.*.*", self._on_outcome)
         )
         self.registry.on_change(self._on_agent_change)
+        await self._register_unknown()  # agents heard before the plane started
         self._sweeper = asyncio.create_task(self._sweep_loop())
 
     async def stop(self) -> None:
@@ -144,6 +147,8 @@ class TaskTracker:
             registered = await self._execute(
                 RegisterAgent(t, a, a, caps, metadata={"source": "heartbeat"})
             )
+            if registered or await self._known_to_store(t, a):
+                self._in_store.add((t, a))
             if not registered:
                 await self._execute(ActivateAgent(t, a))
             if new == "PAUSED":
@@ -159,6 +164,20 @@ class TaskTracker:
         elif old in ("UNHEALTHY", "TERMINATED") and new in ("AVAILABLE", "BUSY"):
             await self._execute(ActivateAgent(t, a))
 
+    async def _known_to_store(self, tenant: str, agent_id: str) -> bool:
+        try:
+            await self.bus.query(GetAgent(tenant, agent_id))
+        except NotFound:
+            return False
+        return True
+
+    async def _register_unknown(self) -> None:
+        """Register live agents not in the store yet (heard before the tracker started, or
+        before their tenant existed)."""
+        for record in self.registry.agents():
+            if (record.tenant_id, record.agent_id) not in self._in_store:
+                await self._on_agent_change(record, None, record.status)
+
     # -- reconciliation -----------------------------------------------------------------
     async def _sweep_loop(self) -> None:
         while True:
@@ -169,8 +188,10 @@ class TaskTracker:
                 logger.exception("task tracker sweep failed")
 
     async def sweep(self, now: datetime | None = None) -> None:
-        """Apply missed outcomes; time out tasks no live agent can take."""
+        """Apply missed outcomes; time out tasks no live agent can take; register live
+        agents the store does not know yet."""
         now = now or datetime.now(UTC)
+        await self._register_unknown()
         for tenant in await self.bus.query(ListTenants()):
             tenant_id = str(tenant["id"])
             for status in ACTIVE:
