@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -22,12 +24,49 @@ SECRET = "e2e-secret-" + "s" * 53
 
 
 @dataclass
+class Served:
+    """An ASGI app served by uvicorn on a free 127.0.0.1 port, in a thread with its own
+    event loop (kept, so tests can run coroutines on it)."""
+
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+    loop: asyncio.AbstractEventLoop
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        assert not self.thread.is_alive()
+        self.loop.close()
+
+
+def serve(app: Any, **config: Any) -> Served:
+    """Serve ``app`` (its lifespan on) and wait until it accepts connections."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **config
+        )
+    )
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(server.serve(),), name=f"uvicorn-{port}", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the control plane did not start")
+        time.sleep(0.02)
+    return Served(f"http://127.0.0.1:{port}", server, thread, loop)
+
+
+@dataclass
 class LiveServer:
     url: str
     ws_url: str
     tokens: TokenService
-    server: uvicorn.Server
-    thread: threading.Thread
+    served: Served
 
     def token(self, tenant: str, *roles: str, sub: str = "tester") -> str:
         return self.tokens.create(sub, tenant, roles or ("admin",))
@@ -37,32 +76,13 @@ class LiveServer:
 
 
 def start_server(settings: Settings, options: ApiOptions) -> LiveServer:
-    port = free_port()
-    app = create_app(settings, options=options)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the control plane did not start")
-        time.sleep(0.02)
-    return LiveServer(
-        f"http://127.0.0.1:{port}",
-        f"ws://127.0.0.1:{port}/ws",
-        token_service_from_settings(settings),
-        server,
-        thread,
-    )
+    served = serve(create_app(settings, options=options), ws="websockets-sansio")
+    ws_url = served.url.replace("http://", "ws://", 1) + "/ws"
+    return LiveServer(served.url, ws_url, token_service_from_settings(settings), served)
 
 
 def stop_server(live: LiveServer) -> None:
-    live.server.should_exit = True
-    live.thread.join(15)
-    assert not live.thread.is_alive()
+    live.served.stop()
 
 
 @pytest.fixture

@@ -4,15 +4,12 @@ SQLite store, the security level of the given ``ENVIRONMENT``."""
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
 
@@ -20,9 +17,9 @@ from agentmesh.api.context import ApiContext
 from agentmesh.api.fastapi_app import create_app
 from agentmesh.api.options import ApiOptions, WsLimits
 from agentmesh.config import Settings
-from agentmesh.runtime.embedded import free_port
 from agentmesh.security.rbac import PLATFORM_TENANT
 from agentmesh.security.tokens import TokenService, token_service_from_settings
+from tests.e2e.api.conftest import Served, serve
 from tests.unit.api.conftest import agent_body
 
 SECRET = "ui-e2e-secret-" + "u" * 50
@@ -40,9 +37,7 @@ class Plane:
     url: str
     app: FastAPI
     tokens: TokenService
-    server: uvicorn.Server
-    thread: threading.Thread
-    loop: asyncio.AbstractEventLoop
+    served: Served
 
     @property
     def ctx(self) -> ApiContext:
@@ -59,13 +54,10 @@ class Plane:
 
     def on_loop(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """Run a coroutine on the server's loop (the hub's queues belong to it)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+        return asyncio.run_coroutine_threadsafe(coro, self.served.loop).result(10)
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-        assert not self.thread.is_alive()
-        self.loop.close()
+        self.served.stop()
 
 
 def settings_for(tmp_path: Path, environment: str) -> Settings:
@@ -81,24 +73,9 @@ def settings_for(tmp_path: Path, environment: str) -> Settings:
 def start_plane(tmp_path: Path, environment: str) -> Plane:
     """Serve a control plane and seed tenant ``acme`` with the agent ``worker-1``."""
     settings = settings_for(tmp_path, environment)
-    port = free_port()
     app = create_app(settings, options=OPTIONS)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(
-        target=loop.run_until_complete, args=(server.serve(),), name=f"ui-{port}", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the control plane did not start")
-        time.sleep(0.02)
-    plane = Plane(
-        f"http://127.0.0.1:{port}", app, token_service_from_settings(settings), server, thread, loop
-    )
+    served = serve(app)
+    plane = Plane(served.url, app, token_service_from_settings(settings), served)
     with plane.client() as root:
         r = root.post("/v1/tenants", json={"tenant_id": "acme", "name": "Acme"})
         assert r.status_code == 201, r.text
