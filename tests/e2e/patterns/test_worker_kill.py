@@ -121,7 +121,14 @@ def test_sigkilled_worker_loses_no_subtask(mode: str, nats_url: str, tmp_path: P
         processes.append(orchestrator)
         victim = workers[0]
         victim_log = effects / f"{victim.pid}.log"
-        wait_until_busy(victim, victim_log, timeout=20)
+        # freeze the victim, then kill it only if it really holds unfinished subtasks (a
+        # subtask takes 20 ms: between a look at its log and the kill it may have finished)
+        for _ in range(50):
+            wait_until_busy(victim, victim_log, timeout=20)
+            os.kill(victim.pid, signal.SIGSTOP)
+            if unfinished(read_log(victim_log)):
+                break
+            os.kill(victim.pid, signal.SIGCONT)
         os.kill(victim.pid, signal.SIGKILL)
         assert victim.wait(timeout=10) == -signal.SIGKILL
         held = unfinished(read_log(victim_log))  # the log is final now
