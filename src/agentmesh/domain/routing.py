@@ -45,6 +45,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from agentmesh.domain.values import AgentStatus
+from agentmesh.errors import ValidationError
 
 if TYPE_CHECKING:
     from agentmesh.domain.agent import AgentAggregate
@@ -145,7 +146,7 @@ class RouteRequest:
 
     def __post_init__(self) -> None:
         if not 1 <= self.priority <= 5:
-            raise ValueError(f"priority must be 1..5, got {self.priority}")
+            raise ValidationError(f"priority must be 1..5, got {self.priority}")
         object.__setattr__(self, "required_capabilities", tuple(self.required_capabilities))
 
 
@@ -251,7 +252,7 @@ class StrategySelector:
         reserve_fraction: float = 0.2,
     ) -> None:
         if not 0.0 <= reserve_fraction < 1.0:
-            raise ValueError("reserve_fraction must be in [0, 1)")
+            raise ValidationError("reserve_fraction must be in [0, 1)")
         self.cursor = cursor or RoundRobinCursor()
         self.high_priority = high_priority
         self.reserve_fraction = reserve_fraction
@@ -274,7 +275,7 @@ class StrategySelector:
         try:
             choose = self._by_name[RoutingStrategy(strategy)]
         except ValueError:
-            raise ValueError(f"unknown routing strategy {strategy!r}") from None
+            raise ValidationError(f"unknown routing strategy {strategy!r}") from None
         eligible = eligible_candidates(candidates, request.required_capabilities)
         if not eligible:
             return None
@@ -482,7 +483,7 @@ class AdvancedMessageRouter:
     def set_performance(self, agent_id: str, score: float) -> None:
         """Override the 0.8 default performance of one agent (0..1)."""
         if not 0.0 <= score <= 1.0:
-            raise ValueError("performance must be in [0, 1]")
+            raise ValidationError("performance must be in [0, 1]")
         self._performance[agent_id] = score
 
     def score(
@@ -659,14 +660,14 @@ class AgentLoadBalancerService:
     def __init__(self, weights: Mapping[str, float] | None = None) -> None:
         w = dict(weights if weights is not None else DEFAULT_BALANCER_WEIGHTS)
         if set(w) != set(DEFAULT_BALANCER_WEIGHTS):
-            raise ValueError(
+            raise ValidationError(
                 f"weights must have exactly the keys {sorted(DEFAULT_BALANCER_WEIGHTS)}"
             )
         if any(v < 0 for v in w.values()):
-            raise ValueError("weights must be >= 0")
+            raise ValidationError("weights must be >= 0")
         total = sum(w.values())
         if abs(total - 1.0) > 0.001:
-            raise ValueError(f"Weights must sum to 1.0, got {total}")
+            raise ValidationError(f"Weights must sum to 1.0, got {total}")
         self.weights: Mapping[str, float] = MappingProxyType(w)
 
     def score_agent(
@@ -719,9 +720,9 @@ class AgentLoadBalancerService:
     ) -> list[AgentAggregate]:
         """Up to ``count`` qualified agents scoring >= ``min_score``, best first."""
         if count <= 0:
-            raise ValueError("count must be positive")
+            raise ValidationError("count must be positive")
         if not 0.0 <= min_score <= 1.0:
-            raise ValueError("min_score must be in [0, 1]")
+            raise ValidationError("min_score must be in [0, 1]")
         # only agents with availability > 0 and a required capability can qualify
         hopeful = [
             a
@@ -761,7 +762,7 @@ class TaskPriorityQueue:
 
     def push(self, task_id: str, priority: int = 3) -> None:
         if task_id in self._live:
-            raise ValueError(f"task {task_id} is already queued")
+            raise ValidationError(f"task {task_id} is already queued")
         seq = next(self._seq)
         self._live[task_id] = seq
         heapq.heappush(self._heap, (-priority, seq, task_id))
