@@ -24,7 +24,11 @@ def pack(values: npt.NDArray[Any]) -> dict[str, Any]:
     if arr.dtype.name not in DTYPES:
         raise ValidationError(f"cannot send a {arr.dtype.name} vector: use one of {DTYPES}")
     le = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
-    return {"dtype": arr.dtype.name, "size": int(arr.size), "data": base64.b64encode(le).decode()}
+    return {
+        "dtype": arr.dtype.name,
+        "size": int(arr.size),
+        "data": base64.b64encode(le.tobytes()).decode(),
+    }
 
 
 def unpack(obj: Any, dtype: str, size: int | None = None) -> npt.NDArray[Any]:

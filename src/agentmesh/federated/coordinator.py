@@ -166,7 +166,9 @@ class FederatedCoordinator(AgentRuntime):
             rnd.accept(pid, number, vector)
         except ValidationError as exc:
             reason = exc.message
-            logger.warning("federated {}: update from {} rejected: {}", self.config.job, pid, reason)
+            logger.warning(
+                "federated {}: update from {} rejected: {}", self.config.job, pid, reason
+            )
             await history.append(
                 self.store,
                 FederatedUpdateRejectedEvent(
@@ -201,12 +203,16 @@ class FederatedCoordinator(AgentRuntime):
             except AgentMeshError as exc:  # a broker or store hiccup: the next round retries
                 logger.warning("federated {}: round failed: {}", cfg.job, exc)
                 await asyncio.sleep(0.5)
+            if cfg.round_interval and self.state.version < cfg.rounds:
+                await asyncio.sleep(cfg.round_interval)  # pacing between rounds
         logger.info("federated {}: {} rounds done", cfg.job, cfg.rounds)
         self.finished.set()
 
     def _live(self) -> dict[str, bytes]:
         cutoff = time.monotonic() - self.config.registration_ttl
-        return {pid: i["key"] for pid, i in sorted(self.participants.items()) if i["seen"] >= cutoff}
+        return {
+            pid: i["key"] for pid, i in sorted(self.participants.items()) if i["seen"] >= cutoff
+        }
 
     async def _wait_for(self, ready: Callable[[], bool], deadline: float | None) -> bool:
         loop = asyncio.get_running_loop()
@@ -222,6 +228,8 @@ class FederatedCoordinator(AgentRuntime):
     async def _round(self, number: int) -> None:
         cfg, loop = self.config, asyncio.get_running_loop()
         await self._wait_for(lambda: len(self._live()) >= cfg.min_updates, None)
+        enough = max(cfg.min_participants, cfg.min_updates)
+        await self._wait_for(lambda: len(self._live()) >= enough, loop.time() + cfg.round_timeout)
         started = loop.time()
         deadline = started + cfg.round_timeout
         params = self.state.params
@@ -307,7 +315,9 @@ class FederatedCoordinator(AgentRuntime):
             payload = {"job": rnd.job, "phase": "unmask", "round": rnd.number}
             answers = await asyncio.gather(
                 *(
-                    self._ask(pid, MODEL_SYNC, {**payload, "context": rnd.context, "dropped": dropped})
+                    self._ask(
+                        pid, MODEL_SYNC, {**payload, "context": rnd.context, "dropped": dropped}
+                    )
                     for pid in asked
                 )
             )
@@ -390,4 +400,6 @@ class FederatedCoordinator(AgentRuntime):
             tenant_id=self.tenant_id,
             source=self.agent_id,
         )
-        await self.mesh.transport.publish(subjects.event(self.tenant_id, "federated.model"), announce)
+        await self.mesh.transport.publish(
+            subjects.event(self.tenant_id, "federated.model"), announce
+        )

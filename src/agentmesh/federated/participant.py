@@ -159,7 +159,9 @@ class FederatedParticipant(AgentRuntime):
         if self.observe is not None:
             self.observe(number, vector)
         if job["secure"]:
-            wire = secure.mask(secure.encode(vector), self.agent_id, self.key, job["roster"], context)
+            wire = secure.mask(
+                secure.encode(vector), self.agent_id, self.key, job["roster"], context
+            )
             raw = wire.astype("<u8").tobytes()
         else:
             raw = vector.astype("<f8").tobytes()
@@ -173,12 +175,18 @@ class FederatedParticipant(AgentRuntime):
             "sealed": b64(sealed),
         }
         try:
-            answer = await self.mesh.send(self.coordinator_id, update, type=MODEL_SYNC, timeout=10.0)
+            answer = await self.mesh.send(
+                self.coordinator_id, update, type=MODEL_SYNC, timeout=10.0
+            )
         except AgentMeshError as exc:
-            logger.warning("federated {}: update of round {} not delivered: {}", self.agent_id, number, exc)
+            logger.warning(
+                "federated {}: update of round {} not delivered: {}", self.agent_id, number, exc
+            )
             return
         if not answer.get("accepted"):
-            logger.warning("federated {}: round {} refused: {}", self.agent_id, number, answer.get("reason"))
+            logger.warning(
+                "federated {}: round {} refused: {}", self.agent_id, number, answer.get("reason")
+            )
 
     def _unmask(self, p: dict[str, Any]) -> dict[str, Any]:
         context = p.get("context")

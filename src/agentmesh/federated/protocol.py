@@ -36,7 +36,12 @@ MESSAGE_TYPES = (REGISTRATION, TRAINING_REQUEST, MODEL_SYNC, METRICS_REQUEST)
 class FederationConfig:
     """A job: ``rounds`` model versions to commit, aggregated ``average`` or ``weighted``
     once ``update_threshold`` updates arrived (or every participant of the round
-    answered), or at ``round_timeout`` with at least ``min_updates`` (spec 3.13)."""
+    answered), or at ``round_timeout`` with at least ``min_updates`` (spec 3.13).
+
+    A round starts once ``min_participants`` are registered, or after ``round_timeout``
+    of waiting with at least ``min_updates`` (so a lost participant never stalls a job);
+    ``round_interval`` paces the rounds (seconds between the end of one and the next).
+    """
 
     job: str
     features: int = 64
@@ -45,7 +50,9 @@ class FederationConfig:
     aggregation: str = "weighted"
     update_threshold: int = 5
     min_updates: int = 2
+    min_participants: int = 2
     round_timeout: float = 30.0
+    round_interval: float = 0.0
     secure: bool = True
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=5))
     dp: DPConfig | None = None
@@ -58,8 +65,8 @@ class FederationConfig:
             )
         if self.rounds < 1 or self.update_threshold < 1 or self.min_updates < 1:
             raise ValidationError("rounds, update_threshold and min_updates must be >= 1")
-        if not self.round_timeout > 0:
-            raise ValidationError("round_timeout must be > 0")
+        if not self.round_timeout > 0 or self.round_interval < 0:
+            raise ValidationError("round_timeout must be > 0 and round_interval >= 0")
 
     def training_settings(self) -> dict[str, Any]:
         """What a participant needs to train its part of a round."""

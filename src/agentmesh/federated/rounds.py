@@ -64,7 +64,9 @@ class Round:
             raise UpdateRejected(f"round {number} is closed (update past the deadline)")
         if self.secure:
             if vector.dtype != np.uint64 or vector.size != self.vector_size:
-                raise UpdateRejected(f"wrong shape: {vector.size} values, expected {self.vector_size}")
+                raise UpdateRejected(
+                    f"wrong shape: {vector.size} values, expected {self.vector_size}"
+                )
         else:
             try:
                 check_update(vector, self.vector_size)

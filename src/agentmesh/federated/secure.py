@@ -98,7 +98,9 @@ def mask(
     out = values.copy()
     for peer_id, peer_public in peers.items():
         if peer_id != own_id:
-            _signed(own_id, peer_id, mask_stream(pair_key(key, peer_public, context), out.size), out)
+            _signed(
+                own_id, peer_id, mask_stream(pair_key(key, peer_public, context), out.size), out
+            )
     return out
 
 
