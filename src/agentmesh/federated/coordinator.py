@@ -267,8 +267,15 @@ class FederatedCoordinator(AgentRuntime):
             dropped, revealed = await self._recover(rnd)
         for pid in dropped:  # they rejoin by registering again
             self.participants.pop(pid, None)
+        reason = ""
         if len(rnd.received) < cfg.min_updates:
             reason = f"{len(rnd.received)} updates by the deadline, {cfg.min_updates} needed"
+        else:
+            try:
+                delta, samples = rnd.aggregate(cfg.aggregation, revealed)
+            except ValidationError as exc:
+                reason = exc.message
+        if reason:
             logger.warning("federated {}: round {} failed: {}", cfg.job, number, reason)
             await history.append(
                 self.store,
@@ -284,7 +291,6 @@ class FederatedCoordinator(AgentRuntime):
             self.state = await history.load_job(self.store, self.tenant_id, cfg.job)
             self.current = None
             return
-        delta, samples = rnd.aggregate(cfg.aggregation, revealed)
         epsilon = cfg.dp.epsilon_per_round if cfg.dp else None
         await self._commit(
             number,

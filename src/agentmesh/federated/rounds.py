@@ -22,6 +22,9 @@ from agentmesh.federated import secure
 from agentmesh.federated.aggregate import check_update, fedavg, weights_for
 
 Vector = npt.NDArray[np.float64]
+DELTA_LIMIT = 1e6
+"""An averaged delta beyond this is refused: in a secure round it means a participant
+did not mask (or encode) correctly, and the sum is noise."""
 
 
 class UpdateRejected(ValidationError):
@@ -91,7 +94,7 @@ class Round:
             vectors = list(self.received.values())
             counts = [int(v[-1]) for v in vectors]
             delta = fedavg([v[:-1] for v in vectors], weights_for(mode, counts))
-            return delta, sum(counts)
+            return _checked(delta), sum(counts)
         total = secure.ring_sum(list(self.received.values()), self.vector_size)
         if revealed:
             total -= secure.dropout_correction(revealed, self.vector_size)
@@ -99,4 +102,10 @@ class Round:
         weight = summed[self.params]
         if not weight > 0:
             raise ValidationError("the summed weight is not positive")
-        return summed[: self.params] / weight, round(float(summed[self.params + 1]))
+        return _checked(summed[: self.params] / weight), round(float(summed[self.params + 1]))
+
+
+def _checked(delta: Vector) -> Vector:
+    if not np.isfinite(delta).all() or float(np.abs(delta).max(initial=0.0)) > DELTA_LIMIT:
+        raise ValidationError("the aggregate is out of range: an update was not masked correctly")
+    return delta
