@@ -53,6 +53,6 @@ def fedavg(updates: Sequence[npt.NDArray[np.floating]], weights: Sequence[float]
     for u, w in zip(updates, weights, strict=True):
         if u.size != size:
             raise ValidationError(f"wrong shape: {u.shape}, expected ({size},)")
-        np.multiply(u, w / total, out=buf)
+        np.multiply(u, w / total, out=buf, dtype=np.float64)
         acc += buf
     return acc

@@ -58,6 +58,8 @@ class DataSpec:
             key, eq, value = part.partition("=")
             if not eq:
                 raise ValidationError(f"bad data option {part!r}: use key=value")
+            if key not in ("shard", "alpha", "seed"):
+                raise ValidationError(f"unknown data option {key!r}: shard, alpha, seed")
             try:
                 if key == "shard":
                     i, slash, n = value.partition("/")
@@ -66,10 +68,8 @@ class DataSpec:
                     index, count = int(i), int(n)
                 elif key == "alpha":
                     alpha = float(value)
-                elif key == "seed":
-                    seed = int(value)
                 else:
-                    raise ValidationError(f"unknown data option {key!r}: shard, alpha, seed")
+                    seed = int(value)
             except ValueError:
                 raise ValidationError(f"bad value for data option {key!r}: {value!r}") from None
         if count and not 1 <= index <= count:

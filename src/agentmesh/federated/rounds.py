@@ -98,6 +98,12 @@ class Round:
         total = secure.ring_sum(list(self.received.values()), self.vector_size)
         if revealed:
             total -= secure.dropout_correction(revealed, self.vector_size)
+        # weights and sample counts are whole numbers: their fixed-point sums are exact
+        # multiples of the scale unless an update was not masked (or encoded) correctly
+        if np.any(total[self.params :] % np.uint64(1 << secure.SCALE_BITS)):
+            raise ValidationError(
+                "the aggregate does not decode: an update was not masked correctly"
+            )
         summed = secure.decode(total)
         weight = summed[self.params]
         if not weight > 0:
