@@ -255,8 +255,9 @@ class FederatedCoordinator(AgentRuntime):
             "deadline_seconds": cfg.round_timeout,
             **cfg.training_settings(),
         }
+        patience = min(ACK_TIMEOUT, cfg.round_timeout)
         acks = await asyncio.gather(
-            *(self._ask(pid, TRAINING_REQUEST, request) for pid in rnd.roster)
+            *(self._ask(pid, TRAINING_REQUEST, request, patience) for pid in rnd.roster)
         )
         rnd.expected = {pid for pid, ack in zip(rnd.roster, acks, strict=True) if ack is not None}
         await self._wait_for(lambda: rnd.complete(cfg.update_threshold), deadline)

@@ -197,7 +197,8 @@ async def test_training_survives_killed_participant_and_coordinator(cluster: Clu
         train(init_params(64, 10), X, y, TrainConfig(epochs=ROUNDS * EPOCHS)), X_test, y_test
     )[0]
     assert rows[-1]["accuracy"] >= central - 0.02, (rows[-1]["accuracy"], central)
-    listing = subprocess.run(
+    listing = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "agentmesh.cli.main", "federated", "rounds", "-t", cluster.tenant,
          "--json"],
         capture_output=True, text=True, timeout=60, cwd=ROOT, env=cluster.env,
