@@ -67,7 +67,8 @@ def pair_key(key: X25519PrivateKey, peer_public: bytes, context: str) -> bytes:
 def mask_stream(key: bytes, size: int) -> Ring:
     """``size`` pseudo-random uint64 values: the AES-256-CTR keystream of ``key``."""
     enc = Cipher(algorithms.AES(key), modes.CTR(b"\0" * 16)).encryptor()
-    return np.frombuffer(enc.update(bytes(8 * size)), dtype="<u8").astype(np.uint64)
+    stream = np.frombuffer(enc.update(bytes(8 * size)), dtype="<u8")  # read-only view
+    return stream if stream.dtype == np.uint64 else stream.astype(np.uint64)
 
 
 def encode(values: Vector) -> Ring:
