@@ -16,6 +16,7 @@ from agentmesh.federated.coordinator import FederatedCoordinator
 from agentmesh.federated.data import DataSpec, held_out, shard_of, train_test
 from agentmesh.federated.model import TrainConfig, evaluate, init_params, train
 from agentmesh.federated.participant import FederatedParticipant
+from agentmesh.federated.privacy import DPConfig
 from agentmesh.federated.protocol import FederationConfig
 from agentmesh.mesh import Mesh
 from agentmesh.store.memory import MemoryEventStore
@@ -119,3 +120,20 @@ async def test_secure_aggregate_equals_fedavg_and_hides_updates(federation: Fede
     )
     true = np.concatenate([federation.sent[("fl-p1", r)][:-2] for r in range(1, ROUNDS + 1)])
     assert abs(np.corrcoef(got, true)[0, 1]) < 0.05
+
+
+@pytest.mark.parametrize(
+    "federation",
+    [(cfg(secure=True, aggregation="average", dp=DPConfig(clip=2.0, noise=0.05)), None)],
+    indirect=True,
+)
+async def test_differential_privacy_reports_epsilon_per_round(federation: Federation) -> None:
+    await asyncio.wait_for(federation.coordinator.finished.wait(), 60)
+    committed = [r for r in await federation.rows() if r["status"] == "committed"][1:]
+    eps = DPConfig(clip=2.0, noise=0.05).epsilon_per_round
+    assert [r["epsilon"] for r in committed] == [pytest.approx(eps)] * ROUNDS
+    assert federation.coordinator.state.epsilon_spent == pytest.approx(eps * ROUNDS)
+    for (_, _), sent in federation.sent.items():  # average: weight 1, delta clipped + noise
+        assert sent[-2] == 1.0
+        assert np.linalg.norm(sent[:-2]) < 2.0 + 0.05 * 2.0 * np.sqrt(sent.size) * 1.5
+    assert committed[-1]["accuracy"] > 0.85
