@@ -1,5 +1,3 @@
-
-
 async def test_sighup_rereads_the_policy_file_and_keeps_the_last_good_one(
     tmp_path: Path,
 ) -> None:

@@ -19,6 +19,7 @@ from agentmesh.federated.coordinator import FederatedCoordinator
 from agentmesh.federated.data import DataSpec, shard_of
 from agentmesh.federated.participant import FederatedParticipant
 from agentmesh.federated.protocol import (
+    METRICS_REQUEST,
     MODEL_SYNC,
     REGISTRATION,
     TRAINING_REQUEST,
@@ -148,7 +149,13 @@ async def test_bad_updates_are_refused_with_reason_and_audited(secure_mode: bool
                 await mesh.send("coord", registration, type=REGISTRATION)
             await asyncio.sleep(0.2)
 
+    announced: list[Any] = []
+
+    async def on_model(env: Any) -> None:
+        announced.append((env.type, env.payload))
+
     async with mesh:
+        await mesh.on_event("federated.model", on_model)
         registering = asyncio.create_task(register())
         first = await asyncio.wait_for(requests.get(), 10)
         size = first["params"]["size"] + (2 if secure_mode else 1)
@@ -172,10 +179,15 @@ async def test_bad_updates_are_refused_with_reason_and_audited(secure_mode: bool
         second = await asyncio.wait_for(requests.get(), 10)  # round 1 went on
         answers.append(await mesh.send("coord", update(first, good), type=MODEL_SYNC))  # stale
         await asyncio.wait_for(coord.finished.wait(), 20)
+        metrics = await mesh.send("coord", {}, type=METRICS_REQUEST)
         registering.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await registering
         assert second["round"] == first["round"] + 1
+    assert [r["model_version"] for r in metrics["rounds"]] == [0, 1, 2]
+    assert (MODEL_SYNC, {"phase": "model", "job": "coord", "round": 2, "model_version": 2}) in [
+        (t, {k: p[k] for k in ("phase", "job", "round", "model_version")}) for t, p in announced
+    ]
     reasons = [a.get("reason", "") for a in answers]
     assert "wrong shape" in reasons[0]
     if not secure_mode:
