@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from agentmesh.agents.autonomous import AutonomyPolicy
 from agentmesh.domain.autonomy import AgentAutonomyService, TaskOffering
 from agentmesh.envelope import Envelope
 from agentmesh.errors import (
@@ -38,6 +37,7 @@ from agentmesh.errors import (
     ValidationError,
 )
 from agentmesh.patterns import names
+from agentmesh.runtime.autonomy import AutonomyPolicy
 from agentmesh.runtime.context import TaskContext
 from agentmesh.transports import Message, Subscription
 

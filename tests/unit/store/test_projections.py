@@ -20,8 +20,9 @@ from agentmesh.domain import (
 from agentmesh.domain.values import utcnow
 from agentmesh.errors import CorruptEventError
 from agentmesh.observability import metrics
-from agentmesh.security.audit import MemoryAuditStore, verify_integrity
+from agentmesh.security.audit import verify_integrity
 from agentmesh.store import NewEvent
+from agentmesh.store.audit_log import MemoryAuditStore
 from agentmesh.store.audit_trail import AuditTrail
 from agentmesh.store.db import Database
 from agentmesh.store.persistence import Persistence, open_persistence
