@@ -29,6 +29,11 @@ def _check(value: str, what: str) -> str:
     return ids.check_segment(value, what)
 
 
+def stream_name(tenant: str, kind: str) -> str:
+    """The stream (JetStream) that stores the durable subjects ``am.<tenant>.<kind>.>``."""
+    return f"AM_{_check(tenant, 'tenant')}_{_check(kind, 'subject kind')}"
+
+
 def task(tenant: str, capability: str) -> str:
     """Durable work queue of a capability: ``am.<tenant>.task.<capability>``."""
     return f"{PREFIX}.{_check(tenant, 'tenant')}.task.{_check(capability, 'capability')}"

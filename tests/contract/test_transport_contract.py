@@ -16,6 +16,7 @@ from agentmesh.envelope import Envelope
 from agentmesh.errors import NoResponders, NotSupported, PayloadTooLarge, RequestTimeout
 from agentmesh.transports import Message, SubscribeOptions, Transport
 from tests.contract.conftest import TransportFactory
+from tests.contract.raw import publish_raw
 from tests.helpers import Collector, eventually, unique_tenant
 
 FAST = SubscribeOptions(ack_wait=1.0, max_deliver=3, retry_base=0.05, retry_max=0.2)
@@ -242,8 +243,8 @@ async def test_malformed_message_goes_to_dead_letter(transport: Transport, durab
     await transport.subscribe(subject, got, durable="junk" if durable else None, options=FAST)
     dlq = await dead_letters(transport, subject)
     await settle()
-    await transport.publish_raw(subject, b"\xff not json {", durable=durable)  # type: ignore[attr-defined]
-    await transport.publish_raw(subject, orjson.dumps({"metadata": [], "x": 1}), durable=durable)  # type: ignore[attr-defined]
+    await publish_raw(transport, subject, b"\xff not json {", durable=durable)
+    await publish_raw(transport, subject, orjson.dumps({"metadata": [], "x": 1}), durable=durable)
     await dlq.wait_for(2)
     errors = [m.envelope.context["error_context"]["error"] for m in dlq.messages]
     assert any("not valid UTF-8 JSON" in e for e in errors)
