@@ -33,16 +33,16 @@ async def settle() -> None:
 async def test_publish_delivers_the_exact_envelope(transport: Transport) -> None:
     t = unique_tenant()
     got = Collector()
-    await transport.subscribe(subjects.agent(t, "a1"), got)
+    await transport.subscribe(subjects.agent(t, "agent-1"), got)
     await settle()
     sent = env(t, 1, nested={"x": [1, 2]})
-    await transport.publish(subjects.agent(t, "a1"), sent)
+    await transport.publish(subjects.agent(t, "agent-1"), sent)
     [msg] = await got.wait_for(1)
     assert msg.envelope == sent
     assert sorted(msg.envelope.to_dict()) == sorted(
         ["metadata", "routing", "payload", "context", "security", "tenant_id"]
     )
-    assert msg.subject == subjects.agent(t, "a1")
+    assert msg.subject == subjects.agent(t, "agent-1")
 
 
 @pytest.mark.parametrize("durable", [False, True])
@@ -68,7 +68,7 @@ async def test_wildcard_subscriptions(transport: Transport) -> None:
     await settle()
     await transport.publish(subjects.event(t, "created"), env(t, 1))
     await transport.publish(subjects.event(t, "agent.created"), env(t, 2))
-    await transport.publish(subjects.agent(t, "x1"), env(t, 3))
+    await transport.publish(subjects.agent(t, "agent-x1"), env(t, 3))
     await gt.wait_for(3)
     await asyncio.sleep(0.2)
     assert [m.payload["n"] for m in star.messages] == [1]
