@@ -18,7 +18,14 @@ never see a raw driver exception::
     ├── RequestTimeout              request/reply got no answer in time
     ├── NoResponders                request/reply to a subject nobody serves
     ├── NotSupported                a transport/store lacks a capability
-    └── BrokerUnavailable           the broker (or store) cannot be reached
+    ├── BrokerUnavailable           the broker (or store) cannot be reached
+    ├── LLMError                    a language-model call failed (agentmesh.llm)
+    │   ├── LLMRateLimited          429/503: retried after ``retry_after`` (or backoff)
+    │   ├── LLMRequestRejected      any other 4xx: the provider's message, never retried
+    │   ├── LLMUnavailable          5xx, network error or per-call timeout
+    │   ├── LLMResponseInvalid      a body or stream the API did not promise
+    │   └── LLMOutputInvalid        structured output still invalid after the repair round
+    └── LLMBudgetExceeded           a task's token budget, cost ceiling or tool rounds ran out
 """
 
 from __future__ import annotations
@@ -97,3 +104,49 @@ class NotSupported(AgentMeshError):
     """A capability the implementation does not declare (see TransportCapabilities)."""
 
     code = "NOT_SUPPORTED"
+
+
+class LLMError(AgentMeshError):
+    """A call to a language model failed; ``provider`` names it (never a key)."""
+
+    code = "LLM_ERROR"
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class LLMRateLimited(LLMError):
+    code = "LLM_RATE_LIMITED"
+    retryable = True
+
+
+class LLMRequestRejected(LLMError):
+    code = "LLM_REQUEST_REJECTED"
+
+
+class LLMUnavailable(LLMError):
+    code = "LLM_UNAVAILABLE"
+    retryable = True
+
+
+class LLMResponseInvalid(LLMError):
+    code = "LLM_RESPONSE_INVALID"
+    retryable = True
+
+
+class LLMOutputInvalid(LLMError):
+    code = "LLM_OUTPUT_INVALID"
+
+
+class LLMBudgetExceeded(AgentMeshError):
+    code = "LLM_BUDGET_EXCEEDED"
