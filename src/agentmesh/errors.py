@@ -130,7 +130,9 @@ class LLMRateLimited(LLMError):
     retryable = True
 
 
-class LLMRequestRejected(LLMError):
+class LLMRequestRejected(LLMError, ValueError):
+    """Never retried (a ValueError: the task runtime does not retry it either)."""
+
     code = "LLM_REQUEST_REJECTED"
 
 
@@ -144,9 +146,11 @@ class LLMResponseInvalid(LLMError):
     retryable = True
 
 
-class LLMOutputInvalid(LLMError):
+class LLMOutputInvalid(LLMError, ValueError):
     code = "LLM_OUTPUT_INVALID"
 
 
-class LLMBudgetExceeded(AgentMeshError):
+class LLMBudgetExceeded(AgentMeshError, ValueError):
+    """Not retried: the same task would hit the same ceiling again."""
+
     code = "LLM_BUDGET_EXCEEDED"
