@@ -182,6 +182,7 @@ class LLMAgent:
     async def __call__(self, task: TaskContext) -> dict[str, Any]:
         request = LLMTask.parse(task.payload)
         run = _Run(self, task)
+        await self.toolbox.settle(task.tenant_id)
         offered = self.toolbox.offer(task.tenant_id)
         system = "\n\n".join(p for p in (GUARD, self.config.system_prompt) if p)
         given = [ChatMessage(m.role, redact(m.content, self.secrets)) for m in request.messages]

@@ -12,6 +12,7 @@ everything that leaves the agent; every call is audited as an ``llm.tool_call`` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -82,6 +83,27 @@ class ToolBox:
         self.own = frozenset(own)
         self.secrets = tuple(s for s in secrets if s)
         self.agent_id = agent_id
+        self._heard = asyncio.Event()
+        self._born = time.monotonic()
+        self._settled = policy.allow is None
+        mesh.registry.on_change(lambda *_: self._heard.set())
+
+    async def settle(self, tenant: str) -> None:
+        """Right after start, wait (at most two heartbeat intervals) for allow-listed tools
+        whose agents have not been heard yet: processes started together find each other."""
+        if self._settled:
+            return
+        allow = self.policy.allow or frozenset()
+        grace = 2 * self.mesh.settings.agentmesh_heartbeat_interval + 0.5
+        while True:
+            known = {c for r in self.mesh.registry.agents(tenant) for c in r.capabilities}
+            remaining = self._born + grace - time.monotonic()
+            if allow <= known or remaining <= 0:
+                break
+            self._heard.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._heard.wait(), remaining)
+        self._settled = True
 
     def offer(self, tenant: str) -> dict[str, ToolSpec]:
         """The tools of this moment: live capabilities of ``tenant`` inside the allow-list
