@@ -181,7 +181,7 @@ class LLMAgent:
 
     async def __call__(self, task: TaskContext) -> dict[str, Any]:
         request = LLMTask.parse(task.payload)
-        run = _Run(self, task)
+        run = ModelRun(self, task)
         await self.toolbox.settle(task.tenant_id)
         offered = self.toolbox.offer(task.tenant_id)
         system = "\n\n".join(p for p in (GUARD, self.config.system_prompt) if p)
@@ -216,7 +216,7 @@ class LLMAgent:
         return redact(out, self.secrets)  # type: ignore[no-any-return]
 
 
-class _Run:
+class ModelRun:
     """Bookkeeping of one task: usage, cost, rounds, tool-call records, progress."""
 
     def __init__(self, agent: LLMAgent, task: TaskContext) -> None:

@@ -66,8 +66,10 @@ def _start(
     location: str | None = None,
     options: dict[str, Any],
     max_concurrent: int = 8,
+    orchestrate: bool = False,
 ) -> None:
     from agentmesh.agents.llm import LLMAgentConfig, llm_agent
+    from agentmesh.agents.llm_orchestrator import llm_orchestrator
     from agentmesh.errors import AgentMeshError, ConfigError
     from agentmesh.llm.factory import prices_from, resilient_provider
 
@@ -84,10 +86,11 @@ def _start(
     secrets = [
         s for s in (settings.openai_api_key, settings.gemini_api_key, settings.google_api_key) if s
     ]
+    kind_of_agent = llm_orchestrator if orchestrate else llm_agent
     _serve(
         settings,
         tenant,
-        lambda m: llm_agent(
+        lambda m: kind_of_agent(
             m,
             agent_id,
             provider,
@@ -130,6 +133,13 @@ def register_llm_commands(agent_app: typer.Typer) -> None:
         ] = None,
         tenant: TenantOpt = None,
         max_concurrent: ConcurrencyOpt = 8,
+        orchestrate: Annotated[
+            bool,
+            typer.Option(
+                "--orchestrate",
+                help="An LLM orchestrator: plans subtasks ({'goal': ...}), runs them, answers.",
+            ),
+        ] = False,
     ) -> None:
         """Start an LLM agent: tasks become model calls; other agents are its tools."""
         from agentmesh.llm import PROVIDERS
@@ -149,6 +159,7 @@ def register_llm_commands(agent_app: typer.Typer) -> None:
                 system_prompt, tools, durable_tools, max_tool_rounds, token_budget, cost_ceiling
             ),
             max_concurrent=max_concurrent,
+            orchestrate=orchestrate,
         )
 
     @agent_app.command("start-vertex-agent")

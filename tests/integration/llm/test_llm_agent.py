@@ -201,3 +201,49 @@ async def test_keys_never_reach_the_model_or_the_result(world: World) -> None:
     for request in world.server.requests:
         assert KEY not in json.dumps(request.body)
     assert "[redacted]" in out["text"]
+
+
+async def test_llm_orchestrator_plans_runs_and_synthesizes(world: World) -> None:
+    from agentmesh.agents.llm import LLMAgentConfig
+    from agentmesh.agents.llm_orchestrator import llm_orchestrator
+    from agentmesh.llm import ResilientProvider, build_provider
+
+    world.calculator()
+    world.tool("lookup", lambda p: {"fact": "299792458 m/s"}, {
+        "description": "Looks a fact up",
+        "input_schema": {"type": "object", "properties": {"term": {"type": "string"}},
+                         "required": ["term"]},
+    })  # fmt: skip
+    settings = world.mesh.settings.model_copy(update={"openai_api_key": KEY})
+    provider = ResilientProvider(
+        build_provider("openai", settings, base_url=world.server.openai_url)
+    )
+    world.providers.append(provider)
+    llm_orchestrator(
+        world.mesh, "planner-1", provider, capabilities=["plan"], config=LLMAgentConfig()
+    )
+    await world.start(3)
+    plan = {
+        "subtasks": [
+            {"capability": "lookup", "payload": {"term": "speed of light"}},
+            {"capability": "calculator", "payload": {"expression": "299792458 * 60"}},
+        ]
+    }
+
+    def model(request: ModelRequest) -> Reply:
+        if request.response_schema is not None:
+            enum = request.response_schema["properties"]["subtasks"]["items"]["properties"]
+            assert set(enum["capability"]["enum"]) == {"calculator", "lookup"}
+            return Reply.say(json.dumps(plan))
+        assert "subtask results" in request.last_user_text
+        return Reply.say("About 18 billion meters.")
+
+    world.server.respond_with(model)
+    task_id = await world.mesh.submit("plan", {"goal": "How far does light go in a minute?"})
+    out = await world.mesh.wait_result(task_id, timeout=30)
+    assert out["text"] == "About 18 billion meters."
+    assert out["plan"] == plan["subtasks"]
+    assert out["results"] == [{"fact": "299792458 m/s"}, {"value": 17987547480.0}]
+    assert [s["status"] for s in out["subtasks"]] == ["completed", "completed"]
+    assert world.calls == {"calculator": 1, "lookup": 1}
+    assert len(world.server.requests) == 2
