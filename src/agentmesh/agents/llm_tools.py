@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import re
 import time
@@ -204,7 +205,7 @@ def schema_problem(schema: Mapping[str, Any], value: Any) -> str | None:
     import jsonschema
 
     try:
-        validator = jsonschema.validators.validator_for(schema)(schema)
+        validator = _validator(json.dumps(schema, sort_keys=True))
         error = jsonschema.exceptions.best_match(validator.iter_errors(value))
     except jsonschema.exceptions.SchemaError as exc:
         return f"the schema itself is invalid: {exc.message}"
@@ -212,6 +213,15 @@ def schema_problem(schema: Mapping[str, Any], value: Any) -> str | None:
         return None
     where = "/".join(str(p) for p in error.absolute_path)
     return f"{where or '(root)'}: {error.message}"
+
+
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Any:
+    """One compiled validator per schema (building one costs far more than using it)."""
+    import jsonschema
+
+    schema = json.loads(schema_json)
+    return jsonschema.validators.validator_for(schema)(schema)
 
 
 def schema_error(schema: Mapping[str, Any]) -> str | None:
