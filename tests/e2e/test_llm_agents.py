@@ -180,3 +180,50 @@ def test_the_example_runs_offline(tmp_path: Path) -> None:
         ("lookup", "ok"),
         ("calculator", "ok"),
     ]
+
+
+def launch(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen([AGENTMESH, *args], cwd=ROOT, env=env, stdout=out, stderr=out)
+
+
+async def test_start_vertex_agent_with_a_service_account_file(
+    nats_url: str, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    from agentmesh import Mesh
+    from agentmesh.config import Settings
+    from tests.helpers import eventually
+
+    tenant = "t" + os.urandom(4).hex()
+    async with LocalModelServer(api_key=KEY) as server:
+        creds = server.write_service_account(tmp_path / "sa.json", project_id="proj-9")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMESH_")}
+        env.update(
+            NATS_URL=nats_url,
+            AGENTMESH_DATA_DIR=str(tmp_path),
+            AGENTMESH_HEARTBEAT_INTERVAL="0.2",
+            GOOGLE_APPLICATION_CREDENTIALS=str(creds),
+            LOG_LEVEL="WARNING",
+        )
+        processes.append(
+            launch(
+                env, tmp_path / "vertex.log",
+                "agent", "start-vertex-agent", "ai-agent-1",
+                "--capabilities", "text_generation,analysis", "--gcp-project-id", "proj-9",
+                "--model-name", "gemini-1.5-pro", "--location", "europe-west4",
+                "--base-url", server.url, "--tenant", tenant,
+            )
+        )  # fmt: skip
+        server.script(Reply.say("Vertex says hello."))
+        client = Mesh(nats_url, tenant=tenant, settings=Settings(agentmesh_data_dir=tmp_path))
+        async with client:
+            await eventually(lambda: bool(client.registry.agents(tenant)), 30)
+            out = await client.run("analysis", {"prompt": "hello"}, timeout=30)
+        assert out["text"] == "Vertex says hello."
+        assert out["provider"] == "vertex"
+        [request] = server.requests
+        assert request.path == (
+            "/v1/projects/proj-9/locations/europe-west4/publishers/google/models/"
+            "gemini-1.5-pro:streamGenerateContent"
+        )
+        assert server.token_requests >= 1  # credentials from the key file, refreshed offline
