@@ -138,6 +138,18 @@ def test_llm_agent_process_uses_a_tool_agent_for_a_rest_task(
         assert second.tool_results == [("calculator", {"value": 42.0})]
         assert KEY not in json.dumps(result)
 
+        def audited() -> list[dict[str, Any]]:
+            page = client.get("/v1/tenants/acme/audit", params={"action": "tool_called"})
+            return list(page.json()["entries"])
+
+        [entry] = wait_until(audited, 20, "the tool call in the audit trail")
+        assert (entry["actor"], entry["resource_id"], entry["status"]) == (
+            "researcher-1",
+            "calculator",
+            "success",
+        )
+        assert entry["details"]["task_id"] == task_id
+
 
 def test_missing_credentials_exit_2_before_connecting(tmp_path: Path) -> None:
     env = {

@@ -222,3 +222,24 @@ def test_scripted_replies() -> None:
     assert Reply.call("t", {"a": 1}).finish_reason == "tool_calls"
     assert Reply.fail(429, retry_after=1).status == 429
     assert req.last_user_text == "one two three"
+
+
+def test_tool_call_events_become_audit_entries() -> None:
+    from agentmesh.agents.llm_audit import entry_of
+    from agentmesh.security.audit import AuditAction, AuditStatus
+
+    refused = entry_of(
+        "acme",
+        {"task_id": "t1", "agent_id": "r-1", "tool": "admin_shell", "status": "refused",
+         "arguments": {"cmd": "x"}, "ms": 0.1, "error": "tool 'admin_shell' is not available"},
+    )  # fmt: skip
+    assert refused.action is AuditAction.TOOL_CALLED
+    assert refused.status is AuditStatus.DENIED
+    assert (refused.actor, refused.resource_type, refused.resource_id) == (
+        "r-1",
+        "tool",
+        "admin_shell",
+    )
+    assert refused.details["task_id"] == "t1"
+    assert entry_of("acme", {"status": "ok"}).status is AuditStatus.SUCCESS
+    assert entry_of("acme", {"status": "weird"}).status is AuditStatus.UNKNOWN
