@@ -247,3 +247,35 @@ async def test_llm_orchestrator_plans_runs_and_synthesizes(world: World) -> None
     assert [s["status"] for s in out["subtasks"]] == ["completed", "completed"]
     assert world.calls == {"calculator": 1, "lookup": 1}
     assert len(world.server.requests) == 2
+
+
+async def test_durable_tools_run_as_tasks_and_metrics_count(world: World) -> None:
+    from agentmesh.observability.metrics import REGISTRY
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    world.calculator()
+    world.llm(durable_tools=["calculator"])
+    await world.start(2)
+    seen: list[Envelope] = []
+
+    async def on_done(env: Envelope) -> None:
+        seen.append(env)
+
+    await world.mesh.on_event("task.completed", on_done)
+    ok_before = sample(
+        "agentmesh_llm_requests_total", provider="openai", model="gpt-4o-mini", outcome="ok"
+    )
+    world.server.script(Reply.call("calculator", {"expression": "2*3"}))
+    world.server.respond_with(answer_with_tool_result)
+    out = await world.mesh.run("research", {"prompt": "2*3?"}, timeout=20)
+    assert out["tool_calls"][0]["result"] == {"value": 6.0}
+    # the tool call was a durable task of its own (a task.completed event with its result)
+    await eventually(lambda: any(e.payload.get("result") == {"value": 6.0} for e in seen), 5)
+    ok = sample(
+        "agentmesh_llm_requests_total", provider="openai", model="gpt-4o-mini", outcome="ok"
+    )
+    assert ok - ok_before == 2
+    assert sample("agentmesh_llm_tokens_total", provider="openai", model="gpt-4o-mini",
+                  direction="input") > 0  # fmt: skip
