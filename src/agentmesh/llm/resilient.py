@@ -18,9 +18,16 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from prometheus_client import Counter, Histogram
 
@@ -259,7 +266,7 @@ class ResilientProvider:
         await self.inner.aclose()
 
 
-async def _aclose(source: Any) -> None:
-    close = getattr(source, "aclose", None)
-    if close is not None:
-        await close()
+async def _aclose(source: AsyncIterator[StreamDelta]) -> None:
+    """Close a provider's stream (async generators hold the HTTP response open)."""
+    if isinstance(source, AsyncGenerator):
+        await source.aclose()
