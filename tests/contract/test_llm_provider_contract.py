@@ -281,3 +281,19 @@ async def test_resilient_stream_retries_before_the_first_delta(
     done = await collect(wrapped.stream([ChatMessage.user("hi")]))
     assert done.text == "fine now"
     assert wrapped.attempts == 2
+
+
+async def test_the_server_answers_bad_requests_with_4xx(server: LocalModelServer) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        bad_tools = {"model": "m", "messages": [], "tools": [{"function": {"nameless": 1}}]}
+        r = await http.post(
+            "/v1/chat/completions", json=bad_tools, headers={"Authorization": f"Bearer {KEY}"}
+        )
+        assert r.status_code == 400
+        assert (await http.post("/v1/nowhere", json={})).status_code == 404
+        assert (await http.post("/v1/chat/completions", content=b"{nope")).status_code == 400
+        unauthorized = await http.post("/v1/chat/completions", json={"messages": []})
+        assert unauthorized.status_code == 401
+    assert server.requests == []

@@ -228,6 +228,8 @@ class LocalModelServer:
                 pass
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # the client went away: nothing to answer
+        except ValueError:  # not HTTP: nothing sensible to answer, close the connection
+            pass
         finally:
             self._writers.discard(writer)
             if task is not None:
@@ -265,7 +267,10 @@ class LocalModelServer:
         except json.JSONDecodeError:
             await self._send_json(writer, 400, {"error": {"message": "body is not JSON"}})
             return True
-        request, error = self._parse(method, url.path, query, doc, headers)
+        try:
+            request, error = self._parse(method, url.path, query, doc, headers)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            request, error = None, (400, f"malformed request body: {type(exc).__name__}: {exc}")
         if request is None:
             await self._send_json(writer, error[0], {"error": {"message": error[1]}})
             return True
