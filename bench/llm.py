@@ -24,7 +24,7 @@ from typing import Any
 from agentmesh import Mesh, TaskContext
 from agentmesh.agents.llm import LLMAgentConfig, llm_agent
 from agentmesh.config import Settings
-from agentmesh.llm import ResilientProvider
+from agentmesh.llm import ChatMessage, ResilientProvider
 from agentmesh.llm.openai_compat import openai_provider
 from agentmesh.runtime.embedded import EmbeddedNats, free_port
 from bench.core import entry
@@ -50,6 +50,28 @@ async def interleaved(paths: dict[str, Any]) -> dict[str, list[float]]:
     return out
 
 
+MODEL_TIMES: list[float] = []
+
+
+class PlainTimer:
+    """The provider of the plain agent, timing each model call (the handler's wait)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.name, self.model = inner, inner.name, inner.model
+
+    async def complete(self, *a: Any, **kw: Any) -> Any:
+        t = time.perf_counter()
+        out = await self.inner.complete(*a, **kw)
+        MODEL_TIMES.append(time.perf_counter() - t)
+        return out
+
+    def stream(self, *a: Any, **kw: Any) -> Any:
+        return self.inner.stream(*a, **kw)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 async def measure(nats_url: str, model_url: str, tmp: Path) -> dict[str, dict[str, Any]]:
     tenant = "bl" + uuid.uuid4().hex[:6]
     settings = Settings(agentmesh_data_dir=tmp)  # type: ignore[call-arg]
@@ -73,8 +95,17 @@ async def measure(nats_url: str, model_url: str, tmp: Path) -> dict[str, dict[st
     )
     cfg = LLMAgentConfig(stream=False, tools=["inc"])
     llm_agent(mesh, "chat-1", agent_provider, capabilities=["chat"], config=cfg)
-    llm_agent(mesh, "plain-1", agent_provider, capabilities=["plain"],
-              config=LLMAgentConfig(stream=False, tools=[]))  # fmt: skip
+    plain = llm_agent(mesh, "plain-1", PlainTimer(agent_provider), capabilities=["plain"],
+                      config=LLMAgentConfig(stream=False, tools=[]))  # fmt: skip
+    handler, handler_times = plain.handler, []
+
+    async def timed_handler(task: TaskContext) -> Any:
+        t = time.perf_counter()
+        out = await handler(task)
+        handler_times.append(time.perf_counter() - t)
+        return out
+
+    plain.handler = timed_handler
     raw = direct._client  # the SDK itself, no agentmesh code in the path
 
     async def sdk() -> None:
@@ -92,6 +123,7 @@ async def measure(nats_url: str, model_url: str, tmp: Path) -> dict[str, dict[st
 
     paths = {
         "sdk": sdk,
+        "provider": lambda: agent_provider.complete([ChatMessage.user("hello there")]),
         "run": lambda: mesh.run("plain", {"prompt": "hello there"}),
         "request": lambda: mesh.request("plain", {"prompt": "hello there"}),
         "noop_run": lambda: mesh.run("noop", {"prompt": "hello there"}),
@@ -103,6 +135,8 @@ async def measure(nats_url: str, model_url: str, tmp: Path) -> dict[str, dict[st
         await asyncio.sleep(0.5)  # heartbeats: the chat agent knows its tool
         t = await interleaved(paths)
         del overheads[:WARMUP]
+    # the LLM agent's own code per call: its handler's time minus the model call it made
+    code = [h - m for h, m in zip(handler_times, MODEL_TIMES, strict=True)][2 * WARMUP :]
     await direct.aclose()
     await agent_provider.aclose()
     sdk_p50 = p50(t["sdk"])
@@ -113,6 +147,13 @@ async def measure(nats_url: str, model_url: str, tmp: Path) -> dict[str, dict[st
         "llm_agent_own_overhead_p50": entry(
             p50(t["run"]) - sdk_p50 - p50(t["noop_run"]), "ms (beyond a no-op agent's path)", None
         ),
+        "llm_provider_call_p50": entry(
+            p50(t["provider"]), "ms (our provider, direct)", sdk_p50, higher_is_better=False
+        ),
+        "llm_model_call_in_agent_p50": entry(
+            p50(MODEL_TIMES[2 * WARMUP :]), "ms", sdk_p50, higher_is_better=False
+        ),
+        "llm_agent_code_p50": entry(p50(code), "ms (handler minus model call)", None),
         "llm_noop_agent_run_p50": entry(p50(t["noop_run"]), "ms", None),
         "llm_noop_agent_request_p50": entry(p50(t["noop_request"]), "ms", None),
         "llm_agent_request_p50": entry(p50(t["request"]), "ms", sdk_p50, higher_is_better=False),
