@@ -34,7 +34,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agentmesh import subjects
-from agentmesh.agents.llm_tools import ToolBox, ToolPolicy, redact, schema_error, schema_problem
+from agentmesh.agents.llm_tools import (
+    DEPTH,
+    ToolBox,
+    ToolPolicy,
+    depth_of,
+    redact,
+    schema_error,
+    schema_problem,
+)
 from agentmesh.envelope import Envelope
 from agentmesh.errors import (
     AgentMeshError,
@@ -66,10 +74,13 @@ GUARD = (
 PROMPT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "prompt": {"type": "string", "description": "What to ask or do, in plain language"}
+        "prompt": {"type": "string", "description": "What to ask or do, in plain language"},
+        DEPTH: {"type": "integer", "description": "Set by the mesh; leave it out"},
     },
     "required": ["prompt"],
 }
+MAX_DEPTH = 4
+"""LLM agents calling LLM agents: a chain deeper than this fails instead of looping."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +192,10 @@ class LLMAgent:
 
     async def __call__(self, task: TaskContext) -> dict[str, Any]:
         request = LLMTask.parse(task.payload)
+        if depth_of(task) > MAX_DEPTH:
+            raise LLMBudgetExceeded(
+                f"LLM agents called each other {depth_of(task)} deep (max {MAX_DEPTH})"
+            )
         run = ModelRun(self, task)
         await self.toolbox.settle(task.tenant_id)
         offered = self.toolbox.offer(task.tenant_id)

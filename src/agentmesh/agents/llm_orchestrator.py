@@ -21,9 +21,9 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from agentmesh.agents.llm import GUARD, LLMAgent, LLMAgentConfig, ModelRun
-from agentmesh.agents.llm_tools import redact, schema_problem
-from agentmesh.errors import LLMOutputInvalid, ValidationError
+from agentmesh.agents.llm import GUARD, MAX_DEPTH, LLMAgent, LLMAgentConfig, ModelRun
+from agentmesh.agents.llm_tools import DEPTH, depth_of, redact, schema_problem
+from agentmesh.errors import LLMBudgetExceeded, LLMOutputInvalid, ValidationError
 from agentmesh.llm.base import ChatMessage, CompletionOptions, LLMProvider, ToolSpec
 from agentmesh.patterns.orchestrator_worker import OrchestrationFailed, Orchestrator, Subtask
 from agentmesh.runtime.agent import AgentRuntime
@@ -40,7 +40,10 @@ PLANNER = (
 )
 GOAL_SCHEMA = {
     "type": "object",
-    "properties": {"goal": {"type": "string", "description": "What the team should achieve"}},
+    "properties": {
+        "goal": {"type": "string", "description": "What the team should achieve"},
+        DEPTH: {"type": "integer", "description": "Set by the mesh; leave it out"},
+    },
     "required": ["goal"],
 }
 
@@ -98,6 +101,9 @@ class LLMOrchestrator(LLMAgent):
         if not isinstance(goal, str) or not goal.strip():
             raise ValidationError("an orchestration needs 'goal': a non-empty string")
         goal = redact(goal, self.secrets)
+        depth = depth_of(task)
+        if depth > MAX_DEPTH:
+            raise LLMBudgetExceeded(f"LLM agents called each other {depth} deep (max {MAX_DEPTH})")
         await self.toolbox.settle(task.tenant_id)
         tools = self.toolbox.offer(task.tenant_id)
         if not tools:
@@ -105,7 +111,7 @@ class LLMOrchestrator(LLMAgent):
                 f"no live capability of tenant {task.tenant_id} can be planned with"
             )
         run = ModelRun(self, task)
-        plan = await self._plan(run, goal, tools)
+        plan = await self._plan(run, goal, tools, depth)
         orch = Orchestrator(self.mesh, policy="retry", retries=2, deadline=self.deadline)
         run_id = re.sub(r"[^A-Za-z0-9_-]", "_", task.task_id)[:64]
         try:
@@ -144,7 +150,7 @@ class LLMOrchestrator(LLMAgent):
         return redact(answer, self.secrets)  # type: ignore[no-any-return]
 
     async def _plan(
-        self, run: ModelRun, goal: str, tools: Mapping[str, ToolSpec]
+        self, run: ModelRun, goal: str, tools: Mapping[str, ToolSpec], depth: int
     ) -> list[tuple[str, dict[str, Any]]]:
         listing = "\n".join(
             f"- {t.name}: {t.description}; {json.dumps(t.parameters)}" for t in tools.values()
@@ -162,6 +168,9 @@ class LLMOrchestrator(LLMAgent):
             problem = schema_problem(tools[cap].parameters, payload)
             if problem is not None:
                 raise LLMOutputInvalid(f"the plan's payload for {cap!r} is invalid: {problem}")
+            payload.pop(DEPTH, None)  # the model never sets the depth
+            if DEPTH in (tools[cap].parameters.get("properties") or {}):
+                payload[DEPTH] = depth + 1
         return plan
 
 

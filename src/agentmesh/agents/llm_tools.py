@@ -35,7 +35,16 @@ if TYPE_CHECKING:
 TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")  # what Gemini and OpenAI accept
 LIVE = ("AVAILABLE", "BUSY")
 MAX_RESULT_CHARS = 16_000
+DEPTH = "llm_call_depth"
+"""Payload key of LLM-agent tools: how deep a chain of LLM agents calling each other is.
+Set by the calling agent (never the model) when the tool's schema declares it."""
 REDACTED = "[redacted]"
+
+
+def depth_of(task: TaskContext) -> int:
+    """The LLM call depth a task arrived with (0: not called by an LLM agent)."""
+    value = task.payload.get(DEPTH, 0)
+    return value if isinstance(value, int) and value >= 0 else 0
 
 
 def redact(value: Any, secrets: Collection[str]) -> Any:
@@ -147,14 +156,16 @@ class ToolBox:
             record["status"] = "invalid"
             answer = {"error": f"arguments do not match the schema of {call.name!r}: {problem}"}
         else:
+            payload = dict(call.arguments)
+            payload.pop(DEPTH, None)  # the model never sets the depth
+            if DEPTH in (spec.parameters.get("properties") or {}):
+                payload[DEPTH] = depth_of(task) + 1
             try:
                 if call.name in self.policy.durable:
-                    result = await self.mesh.run(
-                        call.name, call.arguments, timeout=self.policy.timeout
-                    )
+                    result = await self.mesh.run(call.name, payload, timeout=self.policy.timeout)
                 else:
                     result = await self.mesh.request(
-                        call.name, call.arguments, timeout=self.policy.timeout
+                        call.name, payload, timeout=self.policy.timeout
                     )
                 record["status"] = "ok"
                 answer = redact(result, self.secrets)

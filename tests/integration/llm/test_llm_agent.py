@@ -279,3 +279,23 @@ async def test_durable_tools_run_as_tasks_and_metrics_count(world: World) -> Non
     assert ok - ok_before == 2
     assert sample("agentmesh_llm_tokens_total", provider="openai", model="gpt-4o-mini",
                   direction="input") > 0  # fmt: skip
+
+
+async def test_llm_agents_calling_each_other_stop_at_max_depth(world: World) -> None:
+    from agentmesh.agents.llm import MAX_DEPTH
+
+    world.llm(agent_id="ping-1", capabilities=["ping"], max_tool_rounds=1)
+    world.llm(agent_id="pong-1", capabilities=["pong"], max_tool_rounds=1)
+    await world.start(2)
+
+    def model(request: ModelRequest) -> Reply:
+        if request.tool_results:
+            return Reply.say("done: " + json.dumps(request.tool_results[-1][1])[:200])
+        other = "pong" if "pong" in request.tools else "ping"
+        return Reply.call(other, {"prompt": "again", "llm_call_depth": 0})  # it tries to reset
+
+    world.server.respond_with(model)
+    out = await world.mesh.run("ping", {"prompt": "start"}, timeout=30)
+    assert "called each other" in json.dumps(out)  # the innermost call failed, bounded
+    # per level one model call on the way in and one on the way out
+    assert len(world.server.requests) == 2 * (MAX_DEPTH + 1)
