@@ -23,9 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from agentmesh.agents.llm import GUARD, MAX_DEPTH, LLMAgent, LLMAgentConfig, ModelRun
 from agentmesh.agents.llm_tools import DEPTH, depth_of, redact, schema_problem
-from agentmesh.errors import LLMBudgetExceeded, LLMOutputInvalid, ValidationError
+from agentmesh.errors import (
+    LLMBudgetExceeded,
+    LLMOutputInvalid,
+    OrchestrationFailed,
+    ValidationError,
+)
 from agentmesh.llm.base import ChatMessage, CompletionOptions, LLMProvider, ToolSpec
-from agentmesh.patterns.orchestrator_worker import OrchestrationFailed, Orchestrator, Subtask
+from agentmesh.patterns.orchestrator_worker import Orchestrator, Subtask
 from agentmesh.runtime.agent import AgentRuntime
 from agentmesh.runtime.context import TaskContext
 
