@@ -243,3 +243,33 @@ def test_tool_call_events_become_audit_entries() -> None:
     assert refused.details["task_id"] == "t1"
     assert entry_of("acme", {"status": "ok"}).status is AuditStatus.SUCCESS
     assert entry_of("acme", {"status": "weird"}).status is AuditStatus.UNKNOWN
+
+
+async def test_breaker_opens_after_repeated_outages() -> None:
+    from agentmesh.errors import CircuitBreakerOpenException, LLMUnavailable
+
+    async def sleep(s: float) -> None:
+        return None
+
+    inner = Scripted([LLMUnavailable("down")] * 5)
+    p = ResilientProvider(inner, retries=0, sleep=sleep)
+    for _ in range(5):
+        with pytest.raises(LLMUnavailable):
+            await p.complete([ChatMessage.user("hi")])
+    with pytest.raises(CircuitBreakerOpenException):
+        await p.complete([ChatMessage.user("hi")])
+    assert inner.calls == 5  # the open circuit did not call the provider
+
+
+def test_the_server_process_responder() -> None:
+    from agentmesh.testing.__main__ import tool_responder
+
+    respond = tool_responder("inc", {"n": 1})
+    ask = ModelRequest("openai", "m", False, (Turn("user", "hi"),), {"inc": {}}, {}, {}, "/")
+    assert respond(ask).tool_calls == (("inc", {"n": 1}),)
+    answered = ModelRequest(
+        "openai", "m", False, (Turn("tool", tool_results=(("inc", {"n": 2}),)),), {}, {}, {}, "/"
+    )
+    assert respond(answered).text == 'inc answered {"n": 2}'
+    plain = ModelRequest("openai", "m", False, (Turn("user", "hi"),), {}, {}, {}, "/")
+    assert respond(plain).text == "echo: hi"
