@@ -8,7 +8,8 @@ never see a raw driver exception::
     ├── ConfigError                 settings are missing or inconsistent
     ├── ValidationError             bad input (ids, fields, payloads)
     │   ├── EnvelopeError           bytes that are not a valid envelope
-    │   └── PayloadTooLarge         an envelope bigger than the transport accepts
+    │   ├── PayloadTooLarge         an envelope bigger than the transport accepts
+    │   └── UpdateRejected          a federated update a round refuses (says why)
     ├── NotFound
     ├── Conflict
     │   └── ConcurrencyError        optimistic concurrency check failed
