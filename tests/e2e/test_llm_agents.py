@@ -149,6 +149,9 @@ def test_llm_agent_process_uses_a_tool_agent_for_a_rest_task(
             "success",
         )
         assert entry["details"]["task_id"] == task_id
+        llm_process = processes[-1]
+        llm_process.send_signal(signal.SIGINT)
+        assert llm_process.wait(30) == 0, logs()  # drained, provider closed, clean exit
 
 
 def test_missing_credentials_exit_2_before_connecting(tmp_path: Path) -> None:
