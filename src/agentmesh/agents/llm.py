@@ -191,6 +191,14 @@ class LLMAgent:
         )
 
     async def __call__(self, task: TaskContext) -> dict[str, Any]:
+        try:
+            return await self._handle(task)
+        except AgentMeshError as exc:  # provider messages may quote what they were sent
+            if self.secrets and exc.args:
+                exc.args = (redact(str(exc.args[0]), self.secrets), *exc.args[1:])
+            raise
+
+    async def _handle(self, task: TaskContext) -> dict[str, Any]:
         request = LLMTask.parse(task.payload)
         if depth_of(task) > MAX_DEPTH:
             raise LLMBudgetExceeded(

@@ -101,7 +101,7 @@ class LLMOrchestrator(LLMAgent):
         self.max_subtasks = max_subtasks
         self.deadline = deadline
 
-    async def __call__(self, task: TaskContext) -> dict[str, Any]:
+    async def _handle(self, task: TaskContext) -> dict[str, Any]:
         goal = task.payload.get("goal", task.payload.get("prompt"))
         if not isinstance(goal, str) or not goal.strip():
             raise ValidationError("an orchestration needs 'goal': a non-empty string")

@@ -201,6 +201,11 @@ async def test_keys_never_reach_the_model_or_the_result(world: World) -> None:
     for request in world.server.requests:
         assert KEY not in json.dumps(request.body)
     assert "[redacted]" in out["text"]
+    world.server.script(Reply.fail(400, f"invalid api key {KEY}"))
+    with pytest.raises(RemoteError) as failed:
+        await world.mesh.run("research", {"prompt": "hi"}, timeout=20)
+    assert "invalid api key [redacted]" in str(failed.value)
+    assert KEY not in str(failed.value)
 
 
 async def test_llm_orchestrator_plans_runs_and_synthesizes(world: World) -> None:
