@@ -34,7 +34,17 @@ never see a raw driver exception::
     ├── OrchestrationFailed         subtasks failed beyond the orchestrator's policy
     │   └── OrchestrationTimeout    the orchestration ran out of time
     ├── CommandFailed               a hierarchical command failed below
-    └── AuctionFailed               no bid, or every awarded bidder failed
+    ├── AuctionFailed               no bid, or every awarded bidder failed
+    ├── LLMError                    a language-model call failed (agentmesh.llm)
+    │   ├── LLMRateLimited          429/503: retried after ``retry_after`` (or backoff)
+    │   ├── LLMUnavailable          5xx, network error or per-call timeout
+    │   ├── LLMResponseInvalid      a body or stream the API did not promise
+    │   ├── LLMRequestRejected      any other 4xx: the provider's message (also a
+    │   │                           NonRetryableError: never retried)
+    │   └── LLMOutputInvalid        structured output still invalid after the repair
+    │                               round (also a NonRetryableError)
+    └── LLMBudgetExceeded           a task's token budget, cost ceiling, tool rounds or
+                                    LLM call depth ran out (a NonRetryableError)
 
 (``DecryptionError`` in :mod:`agentmesh.security.crypto` is a ``ValidationError``.)
 """
@@ -226,3 +236,53 @@ class TaskTimeout(AgentMeshError, TimeoutError):
 
 class OrchestrationTimeout(OrchestrationFailed):
     code = "ORCHESTRATION_TIMEOUT"
+
+
+class LLMError(AgentMeshError):
+    """A call to a language model failed; the message names the provider (never a key)."""
+
+    code = "LLM_ERROR"
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class LLMRateLimited(LLMError):
+    code = "LLM_RATE_LIMITED"
+    retryable = True
+
+
+class LLMRequestRejected(LLMError, NonRetryableError):
+    """Never retried, by the provider wrapper nor by the task runtime."""
+
+    code = "LLM_REQUEST_REJECTED"
+
+
+class LLMUnavailable(LLMError):
+    code = "LLM_UNAVAILABLE"
+    retryable = True
+
+
+class LLMResponseInvalid(LLMError):
+    code = "LLM_RESPONSE_INVALID"
+    retryable = True
+
+
+class LLMOutputInvalid(LLMError, NonRetryableError):
+    code = "LLM_OUTPUT_INVALID"
+
+
+class LLMBudgetExceeded(NonRetryableError):
+    """Not retried: the same task would hit the same ceiling again."""
+
+    code = "LLM_BUDGET_EXCEEDED"

@@ -76,6 +76,15 @@ def event(tenant: str, event_type: str) -> str:
 TASK_OUTCOMES = ("task.completed", "task.failed", "task.cancelled")
 
 
+def events_of(event_type: str, tenant: str = "*") -> str:
+    """One event type of a tenant, or of every tenant with ``*`` (admin paths)."""
+    if tenant == "*":
+        for p in event_type.split("."):
+            _check(p, "event type")
+        return f"{PREFIX}.*.evt.{event_type}"
+    return event(tenant, event_type)
+
+
 def task_outcome(tenant: str, outcome: str, task_id: str) -> str:
     """Where a task's outcome event lives: ``am.<tenant>.evt.task.<outcome>.<task_id>``.
 
