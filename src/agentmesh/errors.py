@@ -11,7 +11,8 @@ never see a raw driver exception::
     │   └── PayloadTooLarge         an envelope bigger than the transport accepts
     ├── NotFound
     ├── Conflict
-    │   └── ConcurrencyError        optimistic concurrency check failed
+    │   ├── ConcurrencyError        optimistic concurrency check failed
+    │   └── ProposalRejected        the replicated state machine refused a proposal
     ├── Forbidden                   authenticated but not allowed (or wrong tenant)
     ├── Unauthorized                missing or invalid credentials
     ├── InvalidTransition           a state machine refused a transition
@@ -19,6 +20,7 @@ never see a raw driver exception::
     ├── NoResponders                request/reply to a subject nobody serves
     ├── NotSupported                a transport/store lacks a capability
     └── BrokerUnavailable           the broker (or store) cannot be reached
+        └── ConsensusUnavailable    a Raft group has no leader or lost the entry (retry)
 """
 
 from __future__ import annotations
@@ -97,3 +99,16 @@ class NotSupported(AgentMeshError):
     """A capability the implementation does not declare (see TransportCapabilities)."""
 
     code = "NOT_SUPPORTED"
+
+
+class ConsensusUnavailable(BrokerUnavailable):
+    """A Raft group could not commit a proposal now (no leader, leader changed, queue
+    full); the outcome of the proposal is unknown or negative, so it may be retried."""
+
+    code = "CONSENSUS_UNAVAILABLE"
+
+
+class ProposalRejected(Conflict):
+    """The replicated state machine refused a committed proposal; the message is its reason."""
+
+    code = "PROPOSAL_REJECTED"

@@ -1,0 +1,255 @@
+"""Raft consensus through ``pysyncobj``: the group's replicated :class:`ClusterState`.
+
+pysyncobj runs the protocol (elections, log replication over TCP, journal, snapshots,
+dynamic membership) in its own thread; this module bridges it to asyncio. A proposal is a
+command of :mod:`agentmesh.decentralized.state`; :meth:`RaftNode.propose` returns what the
+state machine answered once the entry is committed and applied, or raises
+:class:`~agentmesh.errors.ProposalRejected` with the state machine's reason.
+
+Files live under ``<data_dir>/raft/<group>/<host>_<port>/``: ``journal`` (every entry as
+it arrives, with the term and vote) and ``snapshot`` (the state after log compaction).
+A restarted node loads both and catches up from the leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj.syncobj import SyncObjException
+
+from agentmesh.decentralized.config import Timings
+from agentmesh.decentralized.state import ClusterState, validate
+from agentmesh.errors import (
+    BrokerUnavailable,
+    ConsensusUnavailable,
+    ProposalRejected,
+    RequestTimeout,
+)
+
+AppliedHook = Callable[[dict[str, Any], dict[str, Any]], None]
+RAFT_STATES = {0: "follower", 1: "candidate", 2: "leader"}
+_FAILURES = {
+    FAIL_REASON.QUEUE_FULL: "the proposal queue is full",
+    FAIL_REASON.MISSING_LEADER: "no leader (election in progress or no majority)",
+    FAIL_REASON.DISCARDED: "the entry was discarded by a new leader",
+    FAIL_REASON.NOT_LEADER: "the leader changed before the entry committed",
+    FAIL_REASON.LEADER_CHANGED: "the leader changed before the entry committed",
+    FAIL_REASON.REQUEST_DENIED: "the request was denied",
+    FAIL_REASON.UNKNOWN_OUTCOME: "the outcome is unknown (the leader restarted)",
+}
+
+
+class _Replica(SyncObjConsumer):  # type: ignore[misc]
+    """The replicated object: one ``apply`` method over the pure state machine."""
+
+    def __init__(self, hook: AppliedHook) -> None:
+        # attributes set before SyncObjConsumer.__init__ are not part of the snapshot
+        self._hook = hook
+        self.lock = threading.RLock()
+        super().__init__()
+        self.state = ClusterState()
+
+    @replicated  # type: ignore[misc,untyped-decorator]
+    def apply(self, command: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            result = self.state.apply(command)
+        self._hook(command, result)
+        return result
+
+
+def _settle(fut: asyncio.Future[tuple[Any, int]], res: Any, err: int) -> None:
+    if not fut.done():
+        fut.set_result((res, err))
+
+
+class RaftNode:
+    """One member of a Raft group: ``await node.propose({...})``, ``node.status()``."""
+
+    def __init__(
+        self,
+        address: str,
+        peers: list[str],
+        *,
+        data_dir: Path,
+        group: str,
+        timings: Timings,
+        on_applied: AppliedHook | None = None,
+        secret: str | None = None,
+        snapshot_every: int = 5000,
+    ) -> None:
+        self.address = address
+        self.group = group
+        self.timings = timings
+        self.directory = Path(data_dir) / "raft" / group / address.replace(":", "_")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._on_applied = on_applied
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._replica = _Replica(self._applied)
+        low, high = timings.election_window
+        self._conf = SyncObjConf(
+            autoTick=True,
+            raftMinTimeout=low,
+            raftMaxTimeout=high,
+            appendEntriesPeriod=timings.heartbeat,
+            appendEntriesUseBatch=False,  # send each entry at once: commit latency of a round trip
+            connectionTimeout=high + timings.heartbeat,
+            connectionRetryTime=min(timings.heartbeat, 1.0),
+            leaderFallbackTimeout=high,
+            dynamicMembershipChange=True,
+            journalFile=str(self.directory / "journal"),
+            fullDumpFile=str(self.directory / "snapshot"),
+            logCompactionMinEntries=max(2, snapshot_every),
+            maxBindRetries=1,
+            useFork=False,  # never fork an asyncio process with threads
+            password=secret,
+            onStateChanged=self._state_changed,
+        )
+        self._peers = peers
+        self._obj: SyncObj | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Bind the TCP port and start the protocol thread (replays the journal first)."""
+        self._loop = asyncio.get_running_loop()
+        host, _, port = self.address.rpartition(":")
+        try:  # a clear error instead of pysyncobj's endless bind retries
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((host, int(port)))
+        except OSError as exc:
+            raise BrokerUnavailable(f"raft cannot bind TCP {self.address}: {exc}") from None
+        obj = await asyncio.to_thread(
+            SyncObj, self.address, self._peers, self._conf, [self._replica]
+        )
+        try:
+            await asyncio.to_thread(obj.waitBinded)
+        except SyncObjException:
+            await asyncio.to_thread(obj.destroy_synchronous)
+            raise BrokerUnavailable(f"raft cannot bind TCP {self.address}") from None
+        self._obj = obj
+
+    async def stop(self) -> None:
+        obj, self._obj = self._obj, None
+        if obj is not None:
+            await asyncio.to_thread(obj.destroy_synchronous)
+
+    # -- tick-thread callbacks ----------------------------------------------------------
+    def _applied(self, command: dict[str, Any], result: dict[str, Any]) -> None:
+        loop, hook = self._loop, self._on_applied
+        if loop is None or hook is None:
+            return
+        # RuntimeError: the loop closed while the thread was still applying
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(hook, command, result)
+
+    def _state_changed(self, old: int, new: int) -> None:
+        logger.info(
+            "raft {} {}: {} -> {}", self.group, self.address, RAFT_STATES[old], RAFT_STATES[new]
+        )
+
+    # -- proposals ----------------------------------------------------------------------
+    def _require(self) -> SyncObj:
+        if self._obj is None:
+            raise ConsensusUnavailable(f"raft node {self.address} is not running")
+        return self._obj
+
+    async def propose(self, command: dict[str, Any], *, timeout: float = 10.0) -> dict[str, Any]:
+        """Commit ``command`` and return the state machine's answer.
+
+        Raises :class:`ProposalRejected` (the reason) when the state machine refused it,
+        :class:`ConsensusUnavailable` when the group could not commit it (retry), and
+        :class:`RequestTimeout` when nothing was decided within ``timeout`` (no majority:
+        the entry may still commit later).
+        """
+        validate(command)
+        self._require()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[tuple[Any, int]] = loop.create_future()
+
+        def done(res: Any, err: int) -> None:  # tick thread
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, fut, res, err)
+
+        self._replica.apply(command, callback=done)
+        try:
+            res, err = await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"raft group {self.group}: no commit within {timeout:g}s (no majority?)"
+            ) from None
+        if err != FAIL_REASON.SUCCESS:
+            raise ConsensusUnavailable(
+                f"raft group {self.group}: {_FAILURES.get(err, f'failure {err}')}"
+            )
+        if not res.get("ok"):
+            raise ProposalRejected(str(res.get("reason")))
+        return dict(res)
+
+    # -- membership ---------------------------------------------------------------------
+    async def change_membership(self, action: str, address: str, *, timeout: float = 10.0) -> None:
+        """``add`` or ``remove`` a member through pysyncobj's dynamic membership (one change
+        at a time; the leader refuses a change while the previous one is uncommitted)."""
+        obj = self._require()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[tuple[Any, int]] = loop.create_future()
+
+        def done(res: Any, err: int) -> None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, fut, res, err)
+
+        if action == "add":
+            obj.addNodeToCluster(address, callback=done)
+        else:
+            obj.removeNodeFromCluster(address, callback=done)
+        try:
+            _, err = await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise RequestTimeout(f"membership change {action} {address}: no commit") from None
+        if err != FAIL_REASON.SUCCESS:
+            raise ConsensusUnavailable(
+                f"membership change {action} {address}: {_FAILURES.get(err, f'failure {err}')}"
+            )
+
+    # -- reading ------------------------------------------------------------------------
+    def read(self, fn: Callable[[ClusterState], Any]) -> Any:
+        """Run ``fn`` on the local replica under its lock (a consistent, maybe stale view)."""
+        with self._replica.lock:
+            return fn(self._replica.state)
+
+    @property
+    def is_leader(self) -> bool:
+        return self._obj is not None and bool(self._obj._isLeader())
+
+    def leader(self) -> str | None:
+        node = self._obj._getLeader() if self._obj is not None else None
+        return str(node.address) if node is not None else None
+
+    def members(self) -> list[str]:
+        if self._obj is None:
+            return sorted([self.address, *self._peers])
+        return sorted([self.address, *(n.address for n in self._obj.otherNodes)])
+
+    def status(self) -> dict[str, Any]:
+        obj = self._obj
+        if obj is None:
+            return {"address": self.address, "state": "stopped", "members": self.members()}
+        others = obj.otherNodes
+        return {
+            "address": self.address,
+            "state": "leader" if obj._isLeader() else "follower",
+            "leader": self.leader(),
+            "term": obj.raftCurrentTerm,
+            "commit_index": obj.raftCommitIndex,
+            "last_applied": obj.raftLastApplied,
+            "has_quorum": obj.hasQuorum,
+            "members": self.members(),
+            "connected": sorted(n.address for n in others if obj.isNodeConnected(n)),
+        }
