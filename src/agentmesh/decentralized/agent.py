@@ -221,6 +221,7 @@ class DecentralizedAgent(AgentRuntime):
                     "agent_id": g.get("agent_id"),
                     "gossip": g.get("state", "unknown"),
                     "incarnation": g.get("incarnation"),
+                    "since": g.get("since"),
                     "raft_member": addr in raft_members,
                     "leader": addr == raft.get("leader"),
                 }

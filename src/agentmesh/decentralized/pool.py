@@ -120,6 +120,8 @@ class TaskPool:
                 logger.warning("pool {}: {}", self.node, exc)
 
     async def _step(self) -> None:
+        if not self.raft.ready:
+            return  # a restarted node first catches up: its old claims may be done already
         mine, pending = self.raft.read(lambda s: (s.claimed_by(self.node), len(s.pending)))
         for task_id in mine:
             if task_id not in self.running:

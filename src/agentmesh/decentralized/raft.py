@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import socket
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,9 @@ class RaftNode:
             raftMaxTimeout=high,
             appendEntriesPeriod=timings.heartbeat,
             appendEntriesUseBatch=False,  # send each entry at once: commit latency of a round trip
-            connectionTimeout=high + timings.heartbeat,
+            # idle links between followers carry no traffic: a short timeout would keep
+            # dropping them, and a candidate could not reach its voters
+            connectionTimeout=max(10 * timings.election_timeout, high),
             connectionRetryTime=min(timings.heartbeat, 1.0),
             leaderFallbackTimeout=high,
             dynamicMembershipChange=True,
@@ -164,13 +167,33 @@ class RaftNode:
     async def propose(self, command: dict[str, Any], *, timeout: float = 10.0) -> dict[str, Any]:
         """Commit ``command`` and return the state machine's answer.
 
-        Raises :class:`ProposalRejected` (the reason) when the state machine refused it,
-        :class:`ConsensusUnavailable` when the group could not commit it (retry), and
+        The command gets a proposal id (``pid``) and is retried while the group elects
+        a leader; the state machine applies one ``pid`` once. Raises
+        :class:`ProposalRejected` (the reason) when the state machine refused it,
+        :class:`ConsensusUnavailable` when the group could not commit it in time, and
         :class:`RequestTimeout` when nothing was decided within ``timeout`` (no majority:
         the entry may still commit later).
         """
-        validate(command)
+        command = validate(dict(command))
+        command.setdefault("pid", uuid.uuid4().hex)  # a retry is applied at most once
         self._require()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        delay = min(0.05, self.timings.heartbeat)
+        while True:
+            try:
+                res = await self._propose_once(command, max(0.01, deadline - loop.time()))
+            except ConsensusUnavailable:
+                if loop.time() + delay >= deadline:
+                    raise
+                await asyncio.sleep(delay)  # an election is under way: try the new leader
+                delay = min(delay * 2, self.timings.heartbeat)
+                continue
+            if not res.get("ok"):
+                raise ProposalRejected(str(res.get("reason")))
+            return dict(res)
+
+    async def _propose_once(self, command: dict[str, Any], timeout: float) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[tuple[Any, int]] = loop.create_future()
 
@@ -178,19 +201,18 @@ class RaftNode:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, fut, res, err)
 
+        self._require()
         self._replica.apply(command, callback=done)
         try:
             res, err = await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             raise RequestTimeout(
-                f"raft group {self.group}: no commit within {timeout:g}s (no majority?)"
+                f"raft group {self.group}: no commit within the timeout (no majority?)"
             ) from None
         if err != FAIL_REASON.SUCCESS:
             raise ConsensusUnavailable(
                 f"raft group {self.group}: {_FAILURES.get(err, f'failure {err}')}"
             )
-        if not res.get("ok"):
-            raise ProposalRejected(str(res.get("reason")))
         return dict(res)
 
     # -- membership ---------------------------------------------------------------------
@@ -223,6 +245,12 @@ class RaftNode:
         """Run ``fn`` on the local replica under its lock (a consistent, maybe stale view)."""
         with self._replica.lock:
             return fn(self._replica.state)
+
+    @property
+    def ready(self) -> bool:
+        """True once this node has applied what the leader had committed when it joined
+        (after a restart: the journal is replayed and the node caught up)."""
+        return self._obj is not None and bool(self._obj.isReady())
 
     @property
     def is_leader(self) -> bool:

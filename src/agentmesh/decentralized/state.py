@@ -17,6 +17,11 @@ the same state. A command is a JSON object with an ``op``:
 ``release``    ``{node}``: the unfinished claims of a dead node go back to the pool
 =============  ===========================================================================
 
+A command may carry a proposal id ``pid``: a command whose ``pid`` was applied before is
+not applied again, its first answer is returned (Raft's client sessions), so a proposer
+may retry a proposal whose outcome it did not learn (a leader change) without applying
+it twice. The last ``SEEN_PIDS`` ids are remembered.
+
 :meth:`ClusterState.apply` returns ``{"ok": True, ...}`` or ``{"ok": False, "reason"}``; a
 rejection is part of the log too (every replica rejects it the same way). ``digest`` chains
 every applied command, so two replicas with the same ``applied`` and ``digest`` applied
@@ -35,6 +40,7 @@ from agentmesh.errors import ValidationError
 OPS = ("set", "delete", "decide", "submit", "claim", "complete", "release")
 OUTCOMES = ("completed", "failed")
 MAX_BATCH = 1000
+SEEN_PIDS = 20_000
 
 
 def _text(command: dict[str, Any], name: str, limit: int = 256) -> str:
@@ -49,6 +55,9 @@ def validate(command: Any) -> dict[str, Any]:
     if not isinstance(command, dict):
         raise ValidationError("a proposal is a JSON object with an 'op'")
     op = command.get("op")
+    pid = command.get("pid")
+    if pid is not None and (not isinstance(pid, str) or not 1 <= len(pid) <= 64):
+        raise ValidationError("'pid' must be a string of 1-64")
     if op not in OPS:
         raise ValidationError(f"unknown proposal op {op!r}: use one of {', '.join(OPS)}")
     if op in ("set", "delete", "decide"):
@@ -94,15 +103,25 @@ class ClusterState:
         self.claims: dict[str, dict[str, None]] = {}  # node -> its unfinished claims
         self.results_committed = 0
         self.results_rejected = 0
+        self.seen: dict[str, dict[str, Any]] = {}  # pid -> first answer (insertion order)
 
     # -- applying -----------------------------------------------------------------------
     def apply(self, command: dict[str, Any]) -> dict[str, Any]:
         """Apply one committed command; deterministic, never raises on bad input."""
-        try:
-            validate(command)
-            result: dict[str, Any] = getattr(self, f"_op_{command['op']}")(command)
-        except ValidationError as exc:
-            result = {"ok": False, "reason": exc.message}
+        result: dict[str, Any]
+        pid = command.get("pid") if isinstance(command, dict) else None
+        if isinstance(pid, str) and pid in self.seen:
+            result = {**self.seen[pid], "duplicate": True}
+        else:
+            try:
+                validate(command)
+                result = getattr(self, f"_op_{command['op']}")(command)
+            except ValidationError as exc:
+                result = {"ok": False, "reason": exc.message}
+            if isinstance(pid, str):
+                self.seen[pid] = result
+                if len(self.seen) > SEEN_PIDS:
+                    del self.seen[next(iter(self.seen))]
         self.applied += 1
         h = hashlib.sha256(self.digest.encode())
         h.update(orjson.dumps(command, option=orjson.OPT_SORT_KEYS, default=str))

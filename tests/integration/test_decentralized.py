@@ -1,0 +1,257 @@
+"""Decentralized agents as OS processes on 127.0.0.1: Raft (pysyncobj) and SWIM gossip.
+
+Timings are shortened (election timeout 1.5 s, gossip every 0.25 s, suspicion 1.5 s);
+every wait is on a condition reported by the nodes themselves over the bus.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentmesh import Mesh
+from agentmesh.errors import AgentMeshError
+from tests.helpers import fast_settings, unique_tenant
+from tests.integration.decentralized_cluster import (
+    ELECTION_TIMEOUT,
+    GOSSIP_INTERVAL,
+    SUSPICION_TIMEOUT,
+    Cluster,
+    until,
+)
+
+pytestmark = pytest.mark.integration
+BOOT = 60.0  # five Python processes starting on a busy 2-core machine
+
+
+@pytest.fixture
+async def mesh(nats_url: str, tmp_path: Path) -> AsyncIterator[Mesh]:
+    m = Mesh(nats_url, tenant=unique_tenant(), settings=fast_settings(tmp_path))
+    await m.start(registry=False)
+    yield m
+    await m.stop()
+
+
+@pytest.fixture
+def make_cluster(mesh: Mesh, nats_url: str, tmp_path: Path) -> Any:
+    clusters: list[Cluster] = []
+
+    def make(size: int) -> Cluster:
+        cluster = Cluster(mesh, nats_url, tmp_path, size)
+        clusters.append(cluster)
+        cluster.start_all()
+        return cluster
+
+    yield make
+    for c in clusters:
+        c.close()
+
+
+async def converged(cluster: Cluster, nodes: list[int]) -> dict[str, Any] | None:
+    """The common (applied, digest, commit index) of ``nodes``, or None while they differ."""
+    views = await cluster.statuses(nodes)
+    if any(v is None for v in views.values()):
+        return None
+    keys = {
+        (v["state"]["applied"], v["state"]["digest"], v["raft"]["commit_index"])
+        for v in views.values()
+        if v is not None
+    }
+    if len(keys) != 1:
+        return None
+    first = next(iter(views.values()))
+    assert first is not None
+    return dict(first["state"])
+
+
+async def gossip_state(cluster: Cluster, observer: int, address: str) -> str | None:
+    view = await cluster.status(observer)
+    if view is None:
+        return None
+    return next((m["gossip"] for m in view["members"] if m["address"] == address), None)
+
+
+async def test_leader_sigkill_new_leader_within_two_timeouts_nothing_lost(
+    make_cluster: Any,
+) -> None:
+    cluster: Cluster = make_cluster(5)
+    everyone = list(range(5))
+    leader = await cluster.leader(everyone, BOOT)
+    for k in range(30):
+        answer = await cluster.propose(k % 5, {"op": "decide", "key": f"k{k}", "value": k})
+        assert answer["accepted"], answer
+    old = cluster.index_of(leader)
+    survivors = [i for i in everyone if i != old]
+
+    killed_at, killed_wall = time.monotonic(), time.time()
+    cluster.kill(old)
+    new_leader: dict[str, str] = {}
+
+    async def elected() -> bool:
+        views = await cluster.statuses(survivors)
+        leaders = {v["raft"]["leader"] if v else None for v in views.values()}
+        if len(leaders) == 1 and (found := leaders.pop()) not in (None, leader):
+            new_leader["address"] = found
+            return True
+        return False
+
+    await until(elected, 2 * ELECTION_TIMEOUT + 10, interval=0.05)
+    took = time.monotonic() - killed_at
+    assert took <= 2 * ELECTION_TIMEOUT, f"new leader after {took:.2f}s"
+
+    # no committed entry lost: every survivor has the 30 decisions, and the group goes on
+    answer = await cluster.propose(survivors[0], {"op": "decide", "key": "after", "value": 1})
+    assert answer["accepted"]
+    await until(lambda: converged(cluster, survivors), 10)
+    state = await converged(cluster, survivors)
+    assert state is not None and state["decisions"] == 31
+    for k in (0, 29):  # a decided key stays decided on the new leader
+        again = await cluster.propose(
+            cluster.index_of(new_leader["address"]), {"op": "decide", "key": f"k{k}", "value": -1}
+        )
+        assert again == {"accepted": False, "reason": f"'k{k}' is already decided: {k}"}
+
+    # gossip: every survivor declares the killed node dead, one suspicion timeout after
+    # the failed probe that made it a suspect (probing and spreading take a few periods)
+    async def dead_since() -> dict[int, float] | None:
+        found = {}
+        for i in survivors:
+            view = await cluster.status(i)
+            member = next(m for m in view["members"] if m["address"] == leader) if view else None
+            if member is None or member["gossip"] != "dead":
+                return None
+            found[i] = member["since"] - killed_wall
+        return found
+
+    await until(dead_since, 20)
+    latencies = await dead_since()
+    assert latencies is not None
+    assert all(
+        SUSPICION_TIMEOUT <= t <= SUSPICION_TIMEOUT + 4 * GOSSIP_INTERVAL
+        for t in latencies.values()
+    ), latencies
+
+    # the killed node restarts on its journal, catches up, and gossip sees it alive again
+    cluster.start(old)
+    await until(lambda: converged(cluster, everyone), BOOT)
+
+    async def alive_again() -> bool:
+        return await gossip_state(cluster, survivors[0], leader) == "alive"
+
+    await until(alive_again, 10)
+
+
+async def test_sigstop_two_of_five_majority_commits_minority_cannot_then_logs_converge(
+    make_cluster: Any,
+) -> None:
+    cluster: Cluster = make_cluster(5)
+    everyone = list(range(5))
+    leader = cluster.index_of(await cluster.leader(everyone, BOOT))
+    follower = next(i for i in everyone if i != leader)
+    cluster.freeze(leader)
+    cluster.freeze(follower)
+    majority = [i for i in everyone if i not in (leader, follower)]
+
+    # the three others elect a leader among themselves and keep committing
+    await cluster.leader(majority, 10 * ELECTION_TIMEOUT)
+    for k in range(20):
+        answer = await cluster.propose(majority[k % 3], {"op": "set", "key": f"m{k}", "value": k})
+        assert answer["accepted"], answer
+    state = await converged(cluster, majority)
+    assert state is not None and state["config_keys"] == 20
+
+    # two of five cannot commit: freeze one more, propose through the remaining two
+    cluster.freeze(majority[0])
+    minority = majority[1:]
+    before = {
+        i: v["raft"]["commit_index"] for i, v in (await cluster.statuses(minority)).items() if v
+    }
+    with pytest.raises(AgentMeshError):
+        await cluster.propose(minority[0], {"op": "set", "key": "minority", "value": 1}, timeout=3)
+    after = {
+        i: v["raft"]["commit_index"] for i, v in (await cluster.statuses(minority)).items() if v
+    }
+    assert after == before, (before, after)
+
+    # everyone back: every log converges to the same entries
+    for i in (leader, follower, majority[0]):
+        cluster.thaw(i)
+    await until(lambda: converged(cluster, everyone), 30)
+    state = await converged(cluster, everyone)
+    assert state is not None and state["config_keys"] >= 20
+
+    # a sixth node joins: gossip brings it to the leader, which adds it to the Raft group
+    cluster.addresses.append(
+        f"127.0.0.1:{__import__('tests.integration.decentralized_cluster', fromlist=['free_port']).free_port()}"
+    )
+    cluster.ids.append("node-5")
+    cluster.start(5)
+
+    async def joined() -> bool:
+        view = await cluster.status(5)
+        return (
+            bool(view) and len(view["raft"]["members"]) == 6 and view["raft"]["leader"] is not None
+        )
+
+    await until(joined, BOOT)
+    await until(lambda: converged(cluster, [*everyone, 5]), 30)
+    answer = await cluster.propose(5, {"op": "set", "key": "from-the-new-node", "value": 6})
+    assert answer["accepted"]
+
+
+async def test_thousand_tasks_while_a_node_is_sigkilled_each_result_committed_once(
+    make_cluster: Any, mesh: Mesh
+) -> None:
+    cluster: Cluster = make_cluster(4)
+    everyone = list(range(4))
+    await cluster.leader(everyone, BOOT)
+    # a task from the tenant's capability queue goes through the pool as well
+    assert (await mesh.run("square", {"n": 12}, timeout=30))["square"] == 144
+
+    tasks = [{"id": f"task-{n}", "payload": {"n": n, "sleep": 0.02}} for n in range(1000)]
+    for start in range(0, 1000, 250):
+        answer = await cluster.propose(
+            start // 250, {"op": "submit", "tasks": tasks[start : start + 250]}
+        )
+        assert answer["accepted"] and answer["result"]["added"] == 250
+
+    # kill a node while it holds claims, once the pool is well under way
+    victim: dict[str, int] = {}
+
+    async def busy_victim() -> bool:
+        for i in everyone:
+            view = await cluster.status(i)
+            if view and view["pool"]["running"] > 0 and view["state"]["tasks"]["done"] >= 150:
+                victim["i"] = i
+                return True
+        return False
+
+    await until(busy_victim, 60, interval=0.02)
+    cluster.kill(victim["i"])
+    survivors = [i for i in everyone if i != victim["i"]]
+
+    async def all_done() -> bool:
+        view = await cluster.status(survivors[0])
+        return bool(view) and view["state"]["tasks"]["done"] == 1001
+
+    await until(all_done, 120, interval=0.25)
+    await until(lambda: converged(cluster, survivors), 20)
+    for i in survivors:
+        view = await cluster.status(i, timeout=5, tasks=True)
+        assert view is not None
+        assert view["state"]["results_committed"] == 1001  # one accepted result per task
+        table = view["tasks"]
+        for n in range(1000):
+            t = table[f"task-{n}"]
+            assert t["status"] == "done" and t["outcome"] == "completed"
+            assert t["result"]["square"] == n * n
+    reassigned = [t for t in table.values() if t["claims"] > 1]
+    assert reassigned, "the killed node's claims were released and claimed again"
+
+    # the killed node restarts (snapshot + journal) and catches up
+    cluster.start(victim["i"])
+    await until(lambda: converged(cluster, everyone), BOOT)
