@@ -6,6 +6,10 @@ every wait is on a condition reported by the nodes themselves over the bus.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +18,8 @@ from typing import Any
 import pytest
 
 from agentmesh import Mesh
+from agentmesh.api.fastapi_app import create_app
+from agentmesh.api.options import ApiOptions
 from agentmesh.errors import AgentMeshError
 from tests.helpers import fast_settings, unique_tenant
 from tests.integration.decentralized_cluster import (
@@ -21,8 +27,10 @@ from tests.integration.decentralized_cluster import (
     GOSSIP_INTERVAL,
     SUSPICION_TIMEOUT,
     Cluster,
+    free_port,
     until,
 )
+from tests.unit.api.conftest import make_settings, running
 
 pytestmark = pytest.mark.integration
 BOOT = 60.0  # five Python processes starting on a busy 2-core machine
@@ -108,7 +116,8 @@ async def test_leader_sigkill_new_leader_within_two_timeouts_nothing_lost(
     assert answer["accepted"]
     await until(lambda: converged(cluster, survivors), 10)
     state = await converged(cluster, survivors)
-    assert state is not None and state["decisions"] == 31
+    assert state is not None
+    assert state["decisions"] == 31
     for k in (0, 29):  # a decided key stays decided on the new leader
         again = await cluster.propose(
             cluster.index_of(new_leader["address"]), {"op": "decide", "key": f"k{k}", "value": -1}
@@ -146,7 +155,7 @@ async def test_leader_sigkill_new_leader_within_two_timeouts_nothing_lost(
 
 
 async def test_sigstop_two_of_five_majority_commits_minority_cannot_then_logs_converge(
-    make_cluster: Any,
+    make_cluster: Any, mesh: Mesh, tmp_path: Path
 ) -> None:
     cluster: Cluster = make_cluster(5)
     everyone = list(range(5))
@@ -162,7 +171,8 @@ async def test_sigstop_two_of_five_majority_commits_minority_cannot_then_logs_co
         answer = await cluster.propose(majority[k % 3], {"op": "set", "key": f"m{k}", "value": k})
         assert answer["accepted"], answer
     state = await converged(cluster, majority)
-    assert state is not None and state["config_keys"] == 20
+    assert state is not None
+    assert state["config_keys"] == 20
 
     # two of five cannot commit: freeze one more, propose through the remaining two
     cluster.freeze(majority[0])
@@ -182,12 +192,11 @@ async def test_sigstop_two_of_five_majority_commits_minority_cannot_then_logs_co
         cluster.thaw(i)
     await until(lambda: converged(cluster, everyone), 30)
     state = await converged(cluster, everyone)
-    assert state is not None and state["config_keys"] >= 20
+    assert state is not None
+    assert state["config_keys"] >= 20
 
     # a sixth node joins: gossip brings it to the leader, which adds it to the Raft group
-    cluster.addresses.append(
-        f"127.0.0.1:{__import__('tests.integration.decentralized_cluster', fromlist=['free_port']).free_port()}"
-    )
+    cluster.addresses.append(f"127.0.0.1:{free_port()}")
     cluster.ids.append("node-5")
     cluster.start(5)
 
@@ -201,6 +210,15 @@ async def test_sigstop_two_of_five_majority_commits_minority_cannot_then_logs_co
     await until(lambda: converged(cluster, [*everyone, 5]), 30)
     answer = await cluster.propose(5, {"op": "set", "key": "from-the-new-node", "value": 6})
     assert answer["accepted"]
+
+    # visible: leader, term, commit index, members with their gossip state
+    for group in await show_groups(cluster, mesh, tmp_path):
+        assert group["leader"] in cluster.addresses
+        assert group["term"] >= 2
+        assert group["commit_index"] > 20
+        assert sorted(m["address"] for m in group["members"]) == sorted(cluster.addresses)
+        assert {m["gossip"] for m in group["members"]} == {"alive"}
+        assert sum(m["leader"] for m in group["members"]) == 1
 
 
 async def test_thousand_tasks_while_a_node_is_sigkilled_each_result_committed_once(
@@ -217,7 +235,8 @@ async def test_thousand_tasks_while_a_node_is_sigkilled_each_result_committed_on
         answer = await cluster.propose(
             start // 250, {"op": "submit", "tasks": tasks[start : start + 250]}
         )
-        assert answer["accepted"] and answer["result"]["added"] == 250
+        assert answer["accepted"]
+        assert answer["result"]["added"] == 250
 
     # kill a node while it holds claims, once the pool is well under way
     victim: dict[str, int] = {}
@@ -247,7 +266,8 @@ async def test_thousand_tasks_while_a_node_is_sigkilled_each_result_committed_on
         table = view["tasks"]
         for n in range(1000):
             t = table[f"task-{n}"]
-            assert t["status"] == "done" and t["outcome"] == "completed"
+            assert t["status"] == "done"
+            assert t["outcome"] == "completed"
             assert t["result"]["square"] == n * n
     reassigned = [t for t in table.values() if t["claims"] > 1]
     assert reassigned, "the killed node's claims were released and claimed again"
@@ -255,3 +275,36 @@ async def test_thousand_tasks_while_a_node_is_sigkilled_each_result_committed_on
     # the killed node restarts (snapshot + journal) and catches up
     cluster.start(victim["i"])
     await until(lambda: converged(cluster, everyone), BOOT)
+
+
+async def show_groups(cluster: Cluster, mesh: Mesh, tmp_path: Path) -> list[dict[str, Any]]:
+    """The groups as ``agentmesh status --json`` and ``GET /v1/tenants/T/clusters`` show them."""
+    (tmp_path / "status").mkdir(exist_ok=True)
+    env = dict(os.environ, NATS_URL=cluster.nats_url, AGENTMESH_DATA_DIR=str(tmp_path / "status"))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agentmesh.cli.main",
+        "status",
+        "--json",
+        "--tenant",
+        mesh.tenant,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    from_cli = json.loads(out)["decentralized"]
+
+    app = create_app(
+        make_settings(tmp_path), mesh=mesh, options=ApiOptions(rate_limit_enabled=False)
+    )
+    async for api in running(app):
+        reply = await api.client.get(
+            f"/v1/tenants/{mesh.tenant}/clusters", headers=api.auth(mesh.tenant, "observer")
+        )
+        assert reply.status_code == 200, reply.text
+        from_rest = reply.json()["groups"]
+    assert [g["group"] for g in from_cli] == [g["group"] for g in from_rest] == ["default"]
+    return [from_cli[0], from_rest[0]]

@@ -124,3 +124,27 @@ def register(agent_app: typer.Typer) -> None:
             asyncio.run(main())
         except AgentMeshError as exc:
             fail(exc.message)
+
+
+def render_groups(console: Any, groups: list[dict[str, Any]]) -> None:
+    """The ``agentmesh status`` table of decentralized groups (nothing when there is none)."""
+    from rich.table import Table
+
+    for g in groups:
+        table = Table(
+            title=f"raft group {g['group']}: leader {g.get('leader') or '-'}, "
+            f"term {g.get('term')}, commit index {g.get('commit_index')}"
+        )
+        for col in ("member", "agent", "gossip", "raft", "commit index"):
+            table.add_column(col)
+        commits = {n.get("node"): n.get("commit_index") for n in g.get("nodes", [])}
+        for m in g.get("members", []):
+            role = "leader" if m.get("leader") else ("member" if m.get("raft_member") else "-")
+            table.add_row(
+                str(m.get("address")),
+                str(m.get("agent_id") or "-"),
+                str(m.get("gossip")),
+                role,
+                str(commits.get(m.get("address"), "-")),
+            )
+        console.print(table)

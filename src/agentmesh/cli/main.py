@@ -213,6 +213,9 @@ def _render_status(report: dict[str, Any]) -> None:
         for q in queues:
             qt.add_row(str(q["tenant_id"]), str(q["queue"]), str(q["depth"]))
         console.print(qt)
+    from agentmesh.cli.decentralized_commands import render_groups
+
+    render_groups(console, report.get("decentralized") or [])
 
 
 def _register_optional(module: str, fn: str, target: typer.Typer) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from agentmesh import subjects
 from agentmesh.config import Settings
+from agentmesh.decentralized.views import collect_groups
 from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError, NoResponders, RequestTimeout
 from agentmesh.runtime.embedded import read_runtime_record
@@ -92,9 +93,11 @@ async def gather_status(settings: Settings, tenant: str) -> dict[str, Any]:
             for (tenant_id, queue), depth in sorted((await queue_depths(transport)).items())
             if queue.startswith("task:")
         ]
-        source, agents = await live_agents(
-            transport, tenant, settings.agentmesh_heartbeat_interval + 0.5
+        (source, agents), groups = await asyncio.gather(
+            live_agents(transport, tenant, settings.agentmesh_heartbeat_interval + 0.5),
+            collect_groups(transport, tenant),
         )
+        report["decentralized"] = groups
         report["agents_source"] = source
         report["agents"] = agents
     finally:

@@ -31,6 +31,7 @@ the same entries.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import orjson
@@ -48,6 +49,14 @@ def _text(command: dict[str, Any], name: str, limit: int = 256) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= limit:
         raise ValidationError(f"{command.get('op')}: {name!r} must be a string of 1-{limit}")
     return value
+
+
+def _canonical(command: Any) -> bytes:
+    """Deterministic bytes of a command (sorted keys; integers of any size)."""
+    try:
+        return orjson.dumps(command, option=orjson.OPT_SORT_KEYS, default=str)
+    except TypeError:
+        return json.dumps(command, sort_keys=True, default=str).encode()
 
 
 def validate(command: Any) -> dict[str, Any]:
@@ -118,13 +127,17 @@ class ClusterState:
                 result = getattr(self, f"_op_{command['op']}")(command)
             except ValidationError as exc:
                 result = {"ok": False, "reason": exc.message}
+            except Exception as exc:
+                # an entry must never stop the log (pysyncobj would retry it forever); every
+                # replica fails the same way, so a rejection keeps them identical
+                result = {"ok": False, "reason": f"{type(exc).__name__}: {exc}"}
             if isinstance(pid, str):
                 self.seen[pid] = result
                 if len(self.seen) > SEEN_PIDS:
                     del self.seen[next(iter(self.seen))]
         self.applied += 1
         h = hashlib.sha256(self.digest.encode())
-        h.update(orjson.dumps(command, option=orjson.OPT_SORT_KEYS, default=str))
+        h.update(_canonical(command))
         h.update(b"1" if result["ok"] else b"0")
         self.digest = h.hexdigest()
         return result

@@ -15,16 +15,22 @@ from agentmesh import subjects
 from agentmesh.envelope import Envelope
 from agentmesh.transports import Message, Transport
 
+QUIET = 0.25
+"""Seconds without a new answer after which the gather ends early (nodes answer in ms)."""
+
 
 async def collect_nodes(
     transport: Transport, tenant: str, *, wait: float = 0.5
 ) -> list[dict[str, Any]]:
-    """Every decentralized node's status that arrives within ``wait`` seconds."""
+    """Every decentralized node's status that arrives within ``wait`` seconds (ends
+    earlier once no new answer came for :data:`QUIET` seconds)."""
     reply_to = subjects.decentralized(tenant, f"reply-{uuid.uuid4().hex}")
     answers: list[dict[str, Any]] = []
+    heard = asyncio.Event()
 
     async def collect(msg: Message) -> None:
         answers.append(msg.envelope.payload)
+        heard.set()
 
     sub = await transport.subscribe(reply_to, collect)
     try:
@@ -32,7 +38,14 @@ async def collect_nodes(
             "decentralized_status_request", {}, tenant_id=tenant, routing={"reply_to": reply_to}
         )
         await transport.publish(subjects.decentralized(tenant, "status"), request)
-        await asyncio.sleep(wait)  # a scatter-gather: answers arrive during the window
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while (left := deadline - loop.time()) > 0:
+            heard.clear()
+            try:
+                await asyncio.wait_for(heard.wait(), min(QUIET, left))
+            except TimeoutError:
+                break
     finally:
         await sub.unsubscribe()
     return answers
