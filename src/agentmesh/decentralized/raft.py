@@ -4,7 +4,9 @@ pysyncobj runs the protocol (elections, log replication over TCP, journal, snaps
 dynamic membership) in its own thread; this module bridges it to asyncio. A proposal is a
 command of :mod:`agentmesh.decentralized.state`; :meth:`RaftNode.propose` returns what the
 state machine answered once the entry is committed and applied, or raises
-:class:`~agentmesh.errors.ProposalRejected` with the state machine's reason.
+:class:`~agentmesh.errors.ProposalRejected` with the state machine's reason. Proposals
+made while the event loop is busy share one log entry (group commit): each is still
+applied on its own, in order, with its own answer.
 
 Files live under ``<data_dir>/raft/<group>/<host>_<port>/``: ``journal`` (every entry as
 it arrives, with the term and vote) and ``snapshot`` (the state after log compaction).
@@ -37,6 +39,8 @@ from agentmesh.errors import (
 
 AppliedHook = Callable[[dict[str, Any], dict[str, Any]], None]
 RAFT_STATES = {0: "follower", 1: "candidate", 2: "leader"}
+BATCH = 256
+"""At most this many proposals share one log entry."""
 _FAILURES = {
     FAIL_REASON.QUEUE_FULL: "the proposal queue is full",
     FAIL_REASON.MISSING_LEADER: "no leader (election in progress or no majority)",
@@ -49,7 +53,7 @@ _FAILURES = {
 
 
 class _Replica(SyncObjConsumer):  # type: ignore[misc]
-    """The replicated object: one ``apply`` method over the pure state machine."""
+    """The replicated object: one method that applies a batch of commands in order."""
 
     def __init__(self, hook: AppliedHook) -> None:
         # attributes set before SyncObjConsumer.__init__ are not part of the snapshot
@@ -59,16 +63,55 @@ class _Replica(SyncObjConsumer):  # type: ignore[misc]
         self.state = ClusterState()
 
     @replicated  # type: ignore[misc,untyped-decorator]
-    def apply(self, command: dict[str, Any]) -> dict[str, Any]:
+    def apply_batch(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
         with self.lock:
-            result = self.state.apply(command)
-        self._hook(command, result)
-        return result
+            results = [self.state.apply(c) for c in commands]
+        for command, result in zip(commands, results, strict=True):
+            self._hook(command, result)
+        return results
+
+
+def sync_conf(
+    timings: Timings,
+    directory: Path,
+    *,
+    secret: str | None = None,
+    snapshot_every: int = 5000,
+    on_state_changed: Callable[[int, int], None] | None = None,
+) -> SyncObjConf:
+    """The pysyncobj configuration of a group member (also the bench's baseline)."""
+    low, high = timings.election_window
+    return SyncObjConf(
+        autoTick=True,
+        raftMinTimeout=low,
+        raftMaxTimeout=high,
+        appendEntriesPeriod=timings.heartbeat,
+        appendEntriesUseBatch=False,  # send each entry at once: commit latency of a round trip
+        # idle links between followers carry no traffic: a short timeout would keep
+        # dropping them, and a candidate could not reach its voters
+        connectionTimeout=max(10 * timings.election_timeout, high),
+        connectionRetryTime=min(timings.heartbeat, 1.0),
+        leaderFallbackTimeout=high,
+        dynamicMembershipChange=True,
+        journalFile=str(directory / "journal"),
+        fullDumpFile=str(directory / "snapshot"),
+        logCompactionMinEntries=max(2, snapshot_every),
+        maxBindRetries=1,
+        useFork=False,  # never fork an asyncio process with threads
+        password=secret,
+        onStateChanged=on_state_changed,
+    )
 
 
 def _settle(fut: asyncio.Future[tuple[Any, int]], res: Any, err: int) -> None:
     if not fut.done():
         fut.set_result((res, err))
+
+
+def _settle_all(futs: list[asyncio.Future[tuple[Any, int]]], res: Any, err: int) -> None:
+    ok = err == FAIL_REASON.SUCCESS and isinstance(res, list) and len(res) == len(futs)
+    for i, fut in enumerate(futs):
+        _settle(fut, res[i] if ok else None, err if ok or err != 0 else FAIL_REASON.DISCARDED)
 
 
 class RaftNode:
@@ -94,29 +137,17 @@ class RaftNode:
         self._on_applied = on_applied
         self._loop: asyncio.AbstractEventLoop | None = None
         self._replica = _Replica(self._applied)
-        low, high = timings.election_window
-        self._conf = SyncObjConf(
-            autoTick=True,
-            raftMinTimeout=low,
-            raftMaxTimeout=high,
-            appendEntriesPeriod=timings.heartbeat,
-            appendEntriesUseBatch=False,  # send each entry at once: commit latency of a round trip
-            # idle links between followers carry no traffic: a short timeout would keep
-            # dropping them, and a candidate could not reach its voters
-            connectionTimeout=max(10 * timings.election_timeout, high),
-            connectionRetryTime=min(timings.heartbeat, 1.0),
-            leaderFallbackTimeout=high,
-            dynamicMembershipChange=True,
-            journalFile=str(self.directory / "journal"),
-            fullDumpFile=str(self.directory / "snapshot"),
-            logCompactionMinEntries=max(2, snapshot_every),
-            maxBindRetries=1,
-            useFork=False,  # never fork an asyncio process with threads
-            password=secret,
-            onStateChanged=self._state_changed,
+        self._conf = sync_conf(
+            timings,
+            self.directory,
+            secret=secret,
+            snapshot_every=snapshot_every,
+            on_state_changed=self._state_changed,
         )
         self._peers = peers
         self._obj: SyncObj | None = None
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[tuple[Any, int]]]] = []
+        self._flush_scheduled = False
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -194,15 +225,14 @@ class RaftNode:
             return dict(res)
 
     async def _propose_once(self, command: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Queue one command for the next entry (group commit) and wait for its answer."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[tuple[Any, int]] = loop.create_future()
-
-        def done(res: Any, err: int) -> None:  # tick thread
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, fut, res, err)
-
         self._require()
-        self._replica.apply(command, callback=done)
+        self._queue.append((command, fut))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
         try:
             res, err = await asyncio.wait_for(fut, timeout)
         except TimeoutError:
@@ -214,6 +244,26 @@ class RaftNode:
                 f"raft group {self.group}: {_FAILURES.get(err, f'failure {err}')}"
             )
         return dict(res)
+
+    def _flush(self) -> None:
+        """Proposals made during one turn of the event loop share one log entry."""
+        self._flush_scheduled = False
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            batch, self._queue = self._queue[:BATCH], self._queue[BATCH:]
+            futs = [f for _, f in batch if not f.done()]
+            commands = [c for c, f in batch if not f.done()]
+            if not commands:
+                continue
+            if self._obj is None:
+                _settle_all(futs, None, FAIL_REASON.MISSING_LEADER)
+                continue
+
+            def done(res: Any, err: int, futs: list[asyncio.Future[Any]] = futs) -> None:
+                with contextlib.suppress(RuntimeError):  # tick thread; the loop may be closed
+                    loop.call_soon_threadsafe(_settle_all, futs, res, err)
+
+            self._replica.apply_batch(commands, callback=done)
 
     # -- membership ---------------------------------------------------------------------
     async def change_membership(self, action: str, address: str, *, timeout: float = 10.0) -> None:
