@@ -123,6 +123,7 @@ class DecentralizedAgent(AgentRuntime):
             agent_id=agent_id,
             timings=self.timings,
             on_change=self._member_changed,
+            secret=secret,
         )
         self.pool = TaskPool(
             self.raft,

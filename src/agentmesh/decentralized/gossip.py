@@ -6,12 +6,15 @@ list); without an ack within ``ping_timeout``, ask up to ``fanout`` other member
 that does not refute within the suspicion timeout is declared dead. Every message carries
 membership news, and each period fresh news is also pushed to up to ``fanout`` members.
 The socket is UDP on the node's own ``host:port`` (the same number as its Raft TCP port).
+With a cluster secret every datagram carries an HMAC-SHA256 and unsigned ones are dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import itertools
 import time
 from collections.abc import Callable
@@ -58,8 +61,10 @@ class Gossip:
         agent_id: str | None,
         timings: Timings,
         on_change: ChangeListener | None = None,
+        secret: str | None = None,
     ) -> None:
         self.address = address
+        self._key = hashlib.sha256(secret.encode()).digest() if secret else None
         self.group = group
         self.timings = timings
         self.table = Membership(
@@ -156,8 +161,11 @@ class Gossip:
             agent=me["agent_id"],
             news=self.table.news(NEWS_PER_MESSAGE),
         )
+        data = orjson.dumps(message)
+        if self._key is not None:
+            data = hmac.digest(self._key, data, "sha256") + data
         try:
-            self._transport.sendto(orjson.dumps(message), _split(peer))
+            self._transport.sendto(data, _split(peer))
             self.sent += 1
         except OSError as exc:
             logger.debug("gossip send to {} failed: {}", peer, exc)
@@ -165,6 +173,10 @@ class Gossip:
     def received(self, data: bytes) -> None:
         if len(data) > MAX_DATAGRAM:
             return
+        if self._key is not None:  # signed by a member that knows the cluster secret
+            mac, data = data[:32], data[32:]
+            if not hmac.compare_digest(mac, hmac.digest(self._key, data, "sha256")):
+                return
         try:
             msg = orjson.loads(data)
         except orjson.JSONDecodeError:
