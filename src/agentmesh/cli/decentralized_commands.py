@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from typing import Annotated, Any
 
 import typer
@@ -74,6 +73,7 @@ def register(agent_app: typer.Typer) -> None:
         from agentmesh.errors import AgentMeshError
         from agentmesh.mesh import Mesh
         from agentmesh.runtime.agent import parse_capabilities, validate_agent_id
+        from agentmesh.runtime.shutdown import stop_on_signals
 
         try:
             validate_agent_id(agent_id)
@@ -109,10 +109,7 @@ def register(agent_app: typer.Typer) -> None:
                     snapshot_every=snapshot_every,
                 )
             )
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
+            stop = stop_on_signals(asyncio.get_running_loop())
             await mesh.start(registry=False)
             logger.info("decentralized agent {} serving on {}; Ctrl-C to stop", agent_id, me)
             try:

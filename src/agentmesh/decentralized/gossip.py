@@ -23,10 +23,10 @@ from typing import Any
 import orjson
 from loguru import logger
 
+from agentmesh.aio import stop_task
 from agentmesh.decentralized.config import Timings
 from agentmesh.decentralized.membership import Membership
 from agentmesh.errors import BrokerUnavailable
-from agentmesh.runtime.tasks import stop_task
 
 NEWS_PER_MESSAGE = 16
 MAX_DATAGRAM = 65_000

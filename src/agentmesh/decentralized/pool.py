@@ -19,11 +19,11 @@ from typing import Any
 
 from loguru import logger
 
+from agentmesh.aio import stop_task
 from agentmesh.decentralized.membership import DEAD, LEFT
 from agentmesh.decentralized.raft import RaftNode
 from agentmesh.decentralized.state import ClusterState
 from agentmesh.errors import AgentMeshError, ConsensusUnavailable, ProposalRejected, RequestTimeout
-from agentmesh.runtime.tasks import stop_task
 
 RunFn = Callable[[str, dict[str, Any]], Awaitable[tuple[str, Any]]]
 """``(task_id, payload) -> (outcome, result)``; outcome is ``completed`` or ``failed``."""
