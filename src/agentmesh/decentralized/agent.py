@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from agentmesh import subjects
+from agentmesh.aio import stop_task
 from agentmesh.decentralized.config import Timings, parse_address
 from agentmesh.decentralized.gossip import Gossip
 from agentmesh.decentralized.membership import ALIVE, LEFT
@@ -160,15 +161,13 @@ class DecentralizedAgent(AgentRuntime):
     async def stop(self) -> None:
         if self.status in ("CREATED", "TERMINATED"):
             return
+        await self.pool.stop()  # first: the agent's drain must not wait for pool results
         await super().stop()
         if self._group_sub is not None:
             await self._group_sub.unsubscribe()
             self._group_sub = None
-        if self._membership_task is not None:
-            self._membership_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._membership_task
-        await self.pool.stop()
+        await stop_task(self._membership_task)
+        self._membership_task = None
         await self.gossip.stop(leave=True)
         await self.raft.stop()
 

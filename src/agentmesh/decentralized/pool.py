@@ -66,10 +66,17 @@ class TaskPool:
         ]
 
     async def stop(self) -> None:
+        """Stop claiming and running; whoever waits for a result hears that this node
+        stops (a durable task then goes back to the broker for another node)."""
         self._stopping = True
         for task in [*self._loops, *self.running.values()]:
             await stop_task(task)
         self._loops.clear()
+        waiters, self._waiters = self._waiters, {}
+        for futs in waiters.values():
+            for fut in futs:
+                if not fut.done():
+                    fut.set_exception(ConsensusUnavailable(f"node {self.node} is stopping"))
 
     # -- hooks from the replica ---------------------------------------------------------
     def applied(self, command: dict[str, Any], result: dict[str, Any]) -> None:
