@@ -8,7 +8,6 @@ from typing import Any
 
 from agentmesh import subjects
 from agentmesh.config import Settings
-from agentmesh.decentralized.views import collect_groups
 from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError, NoResponders, RequestTimeout
 from agentmesh.runtime.embedded import read_runtime_record
@@ -93,6 +92,8 @@ async def gather_status(settings: Settings, tenant: str) -> dict[str, Any]:
             for (tenant_id, queue), depth in sorted((await queue_depths(transport)).items())
             if queue.startswith("task:")
         ]
+        from agentmesh.decentralized.views import collect_groups
+
         (source, agents), groups = await asyncio.gather(
             live_agents(transport, tenant, settings.agentmesh_heartbeat_interval + 0.5),
             collect_groups(transport, tenant),
