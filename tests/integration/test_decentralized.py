@@ -105,7 +105,8 @@ async def test_leader_sigkill_new_leader_within_two_timeouts_nothing_lost(
                 return True
         return False
 
-    await until(new_leader_elected, 2 * ELECTION_TIMEOUT + 10, interval=0.02)
+    # polled gently: a status request competes with Raft for the node's CPU
+    await until(new_leader_elected, 2 * ELECTION_TIMEOUT + 10, interval=0.1)
     took = time.monotonic() - killed_at
     assert took <= 2 * ELECTION_TIMEOUT, f"new leader after {took:.2f}s"
     print(f"new leader {took:.2f}s after the SIGKILL (election timeout {ELECTION_TIMEOUT}s)")
@@ -127,26 +128,30 @@ async def test_leader_sigkill_new_leader_within_two_timeouts_nothing_lost(
 
     # gossip: every survivor declares the killed node dead, one suspicion timeout after
     # the failed probe that made it a suspect (probing and spreading take a few periods)
-    async def dead_since() -> dict[int, float] | None:
+    async def dead_since() -> dict[int, tuple[float, float | None]] | None:
         found = {}
         for i in survivors:
             view = await cluster.status(i)
             member = next(m for m in view["members"] if m["address"] == leader) if view else None
             if member is None or member["gossip"] != "dead":
                 return None
-            found[i] = member["since"] - killed_wall
+            found[i] = (member["since"] - killed_wall, member["suspected"])
         return found
 
     await until(dead_since, 20)
-    latencies = await dead_since()
-    assert latencies is not None
+    seen = await dead_since()
+    assert seen is not None
+    latencies = {i: t for i, (t, _) in seen.items()}
     print(
         f"gossip: dead on every survivor after {sorted(round(t, 2) for t in latencies.values())}s"
     )
-    assert all(
-        SUSPICION_TIMEOUT <= t <= SUSPICION_TIMEOUT + 4 * GOSSIP_INTERVAL
-        for t in latencies.values()
-    ), latencies
+    for i, (dead_after, suspected) in seen.items():
+        # never before the suspicion timeout, and no node waits longer than it once it
+        # suspects (a node that hears of the death first may not have suspected at all)
+        assert SUSPICION_TIMEOUT <= dead_after <= SUSPICION_TIMEOUT + 8 * GOSSIP_INTERVAL, seen
+        if suspected is not None:
+            waited = dead_after + killed_wall - suspected
+            assert waited <= SUSPICION_TIMEOUT + GOSSIP_INTERVAL, (i, waited)
 
     # the killed node restarts on its journal, catches up, and gossip sees it alive again
     cluster.start(old)

@@ -222,6 +222,7 @@ class DecentralizedAgent(AgentRuntime):
                     "gossip": g.get("state", "unknown"),
                     "incarnation": g.get("incarnation"),
                     "since": g.get("since"),
+                    "suspected": g.get("suspected"),
                     "raft_member": addr in raft_members,
                     "leader": addr == raft.get("leader"),
                 }

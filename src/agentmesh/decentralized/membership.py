@@ -27,13 +27,15 @@ STATES = (ALIVE, SUSPECT, DEAD, LEFT)
 
 @dataclass(slots=True)
 class Member:
-    """One member as this node sees it (``since``: when its state last changed)."""
+    """One member as this node sees it (``since``: when its state last changed;
+    ``suspected``: when this node last learned it was suspect)."""
 
     address: str
     state: str
     incarnation: int
     agent_id: str | None
     since: float
+    suspected: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +44,7 @@ class Member:
             "incarnation": self.incarnation,
             "agent_id": self.agent_id,
             "since": round(self.since, 3),
+            "suspected": None if self.suspected is None else round(self.suspected, 3),
         }
 
 
@@ -108,6 +111,8 @@ class Membership:
             return False
         if cur.state != state:
             cur.since = now
+            if state == SUSPECT:
+                cur.suspected = now
         cur.state, cur.incarnation = state, inc
         cur.agent_id = agent_id or cur.agent_id
         self._news[addr] = 0

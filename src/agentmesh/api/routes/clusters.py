@@ -23,6 +23,7 @@ class ClusterMember(BaseModel):
     gossip: str = Field(description="alive, suspect, dead, left or unknown")
     incarnation: int | None = None
     since: float | None = Field(None, description="When the gossip state last changed (epoch s)")
+    suspected: float | None = Field(None, description="When it was last suspected (epoch s)")
     raft_member: bool
     leader: bool
 
