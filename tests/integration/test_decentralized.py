@@ -190,7 +190,7 @@ async def test_sigstop_two_of_five_majority_commits_minority_cannot_then_logs_co
         i: v["raft"]["commit_index"] for i, v in (await cluster.statuses(minority)).items() if v
     }
     with pytest.raises(AgentMeshError):
-        await cluster.propose(minority[0], {"op": "set", "key": "minority", "value": 1}, timeout=3)
+        await cluster.propose(minority[0], {"op": "set", "key": "minority", "value": 1}, timeout=2)
     after = {
         i: v["raft"]["commit_index"] for i, v in (await cluster.statuses(minority)).items() if v
     }
@@ -313,7 +313,12 @@ async def test_thousand_tasks_while_a_node_is_sigkilled_each_result_committed_on
 async def show_groups(cluster: Cluster, mesh: Mesh, tmp_path: Path) -> list[dict[str, Any]]:
     """The groups as ``agentmesh status --json`` and ``GET /v1/tenants/T/clusters`` show them."""
     (tmp_path / "status").mkdir(exist_ok=True)
-    env = dict(os.environ, NATS_URL=cluster.nats_url, AGENTMESH_DATA_DIR=str(tmp_path / "status"))
+    env = dict(
+        os.environ,
+        NATS_URL=cluster.nats_url,
+        AGENTMESH_DATA_DIR=str(tmp_path / "status"),
+        AGENTMESH_HEARTBEAT_INTERVAL="0.2",  # status listens for heartbeats that long
+    )
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
