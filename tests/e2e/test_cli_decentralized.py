@@ -43,6 +43,14 @@ def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
             ["--cluster-nodes", "127.0.0.1:7002", "--address", "127.0.0.1:7001", "--fanout", "0"],
             "error: gossip fan-out must be 1-10, got 0",
         ),
+        (
+            ["--cluster-nodes", "127.0.0.1:7002", "--address", "127.0.0.1:7001", "--group", "a b"],
+            "error: invalid group 'a b': use 1-64 letters, digits, '-' or '_'",
+        ),
+        (
+            ["--cluster-nodes", "127.0.0.1:7002", "--address", "127.0.0.1:7001", "--tenant", "a b"],
+            "error: invalid tenant 'a b': use 1-256 characters of letters, digits, '-' or '_'",
+        ),
     ],
 )
 def test_bad_cluster_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:

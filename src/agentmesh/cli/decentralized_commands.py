@@ -67,9 +67,11 @@ def register(agent_app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Start a DecentralizedAgent: Raft consensus + SWIM gossip with its peers."""
+        from agentmesh import subjects
         from agentmesh.agents.kinds import execute_operation
         from agentmesh.cli.main import _load_handler, load_settings
         from agentmesh.decentralized import DecentralizedAgent, Timings, parse_cluster
+        from agentmesh.decentralized.config import validate_group
         from agentmesh.errors import AgentMeshError
         from agentmesh.mesh import Mesh
         from agentmesh.runtime.agent import parse_capabilities, validate_agent_id
@@ -79,6 +81,7 @@ def register(agent_app: typer.Typer) -> None:
             validate_agent_id(agent_id)
             caps = parse_capabilities(capabilities)
             me, peers = parse_cluster(cluster_nodes, address)
+            validate_group(group)
             timings = Timings(
                 election_timeout=election_timeout,
                 gossip_interval=gossip_interval,
@@ -88,6 +91,10 @@ def register(agent_app: typer.Typer) -> None:
         except AgentMeshError as exc:
             fail(exc.message, USAGE)
         settings = load_settings()
+        try:  # subjects raise a plain ValueError for a bad tenant id
+            subjects.agent(tenant or settings.agentmesh_tenant, agent_id)
+        except ValueError as exc:
+            fail(str(exc), USAGE)
         work: Any = _load_handler(handler) if handler else execute_operation
         if not asyncio.iscoroutinefunction(work):
             fail(f"handler {handler!r} must be an async function", USAGE)

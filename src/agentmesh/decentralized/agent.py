@@ -30,7 +30,7 @@ from loguru import logger
 
 from agentmesh import subjects
 from agentmesh.aio import stop_task
-from agentmesh.decentralized.config import Timings, parse_address
+from agentmesh.decentralized.config import Timings, parse_address, validate_group
 from agentmesh.decentralized.gossip import Gossip
 from agentmesh.decentralized.membership import ALIVE, LEFT
 from agentmesh.decentralized.pool import TaskPool
@@ -101,7 +101,7 @@ class DecentralizedAgent(AgentRuntime):
         super().__init__(
             mesh, agent_id, self._serve, capabilities=capabilities, max_concurrent=max_concurrent
         )
-        subjects.decentralized(self.tenant_id, group)  # validates the group name
+        validate_group(group)
         self.work = work
         self.group = group
         self.address = parse_address(address)

@@ -17,6 +17,7 @@ from agentmesh.errors import ValidationError
 ELECTION_TIMEOUT = 5.0
 GOSSIP_INTERVAL = 1.0
 GOSSIP_FANOUT = 3
+_GROUP = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
 
@@ -79,6 +80,13 @@ class Timings:
             if self.suspicion_timeout is not None
             else 3 * self.gossip_interval
         )
+
+
+def validate_group(name: str) -> str:
+    """A group name: 1-64 letters, digits, '-' or '_' (it names directories and subjects)."""
+    if not isinstance(name, str) or not _GROUP.match(name):
+        raise ValidationError(f"invalid group {name!r}: use 1-64 letters, digits, '-' or '_'")
+    return name
 
 
 def parse_address(value: str) -> str:
