@@ -92,6 +92,8 @@ async def test_leader_sigkill_new_leader_within_two_timeouts_nothing_lost(
     for k in range(30):
         answer = await cluster.propose(k % 5, {"op": "decide", "key": f"k{k}", "value": k})
         assert answer["accepted"], answer
+    with pytest.raises(AgentMeshError, match="unknown proposal op 'nope'"):
+        await cluster.propose(1, {"op": "nope"})
     old = cluster.index_of(leader)
     survivors = [i for i in everyone if i != old]
 

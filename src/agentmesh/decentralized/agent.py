@@ -280,8 +280,15 @@ class DecentralizedAgent(AgentRuntime):
 
     async def _proposal(self, payload: dict[str, Any]) -> dict[str, Any]:
         proposal = payload.get("proposal", payload)
+        timeout = payload.get("timeout", 10)
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout <= 300
+        ):
+            raise ValidationError("consensus_proposal: 'timeout' must be 0-300 seconds")
         try:
-            result = await self.raft.propose(proposal, timeout=float(payload.get("timeout", 10)))
+            result = await self.raft.propose(proposal, timeout=float(timeout))
         except ProposalRejected as exc:
             return {"accepted": False, "reason": exc.message}
         result.pop("ok", None)
