@@ -12,6 +12,7 @@ from the node that wins the first election (it has the shortest election timeout
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 import tempfile
@@ -43,9 +44,15 @@ class Counter(SyncObj):  # type: ignore[misc]
 
 
 def _free_ports(n: int) -> list[int]:
-    from tests.integration.decentralized_cluster import free_port
-
-    return [free_port() for _ in range(n)]
+    """Ports free for TCP (Raft); the bench runs no gossip."""
+    ports: list[int] = []
+    while len(ports) < n:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def _follow(mode: str, me: str, peers: list[str], directory: str) -> None:
