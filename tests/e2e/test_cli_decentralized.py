@@ -49,7 +49,7 @@ def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         ),
         (
             ["--cluster-nodes", "127.0.0.1:7002", "--address", "127.0.0.1:7001", "--tenant", "a b"],
-            "error: invalid tenant 'a b': use 1-256 characters of letters, digits, '-' or '_'",
+            "error: invalid tenant id 'a b': use 1-64 letters, digits, '-' or '_'",
         ),
     ],
 )

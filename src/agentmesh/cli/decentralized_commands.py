@@ -91,7 +91,7 @@ def register(agent_app: typer.Typer) -> None:
         except AgentMeshError as exc:
             fail(exc.message, USAGE)
         settings = load_settings()
-        try:  # subjects raise a plain ValueError for a bad tenant id
+        try:  # a bad tenant id: one line, before anything starts
             subjects.agent(tenant or settings.agentmesh_tenant, agent_id)
         except ValueError as exc:
             fail(str(exc), USAGE)

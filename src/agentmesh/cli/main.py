@@ -230,6 +230,8 @@ _register_optional("agentmesh.cli.audit_commands", "register", app)
 _register_optional("agentmesh.cli.control_commands", "register_agent_commands", agent_app)
 _register_optional("agentmesh.cli.agent_kinds", "register_agent_kinds", agent_app)
 _register_optional("agentmesh.cli.decentralized_commands", "register", agent_app)
+_register_optional("agentmesh.cli.federated_commands", "register", app)
+_register_optional("agentmesh.cli.federated_commands", "register_agent_commands", agent_app)
 
 
 def _run_app() -> int:

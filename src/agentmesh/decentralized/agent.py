@@ -37,8 +37,7 @@ from agentmesh.decentralized.pool import TaskPool
 from agentmesh.decentralized.raft import RaftNode
 from agentmesh.decentralized.state import ClusterState
 from agentmesh.envelope import Envelope
-from agentmesh.errors import AgentMeshError, ProposalRejected, ValidationError
-from agentmesh.resilience.retry import NonRetryableError
+from agentmesh.errors import AgentMeshError, NonRetryableError, ProposalRejected, ValidationError
 from agentmesh.runtime.agent import AgentHandler, AgentRuntime
 from agentmesh.runtime.context import TaskContext
 from agentmesh.transports import Message, Subscription
