@@ -21,6 +21,7 @@ from agentmesh import Mesh
 from agentmesh.api.fastapi_app import create_app
 from agentmesh.api.options import ApiOptions
 from agentmesh.errors import AgentMeshError
+from agentmesh.runtime.registry import Registry
 from tests.helpers import fast_settings, unique_tenant
 from tests.integration.decentralized_cluster import (
     ELECTION_TIMEOUT,
@@ -96,6 +97,13 @@ async def test_leader_sigkill_new_leader_within_two_timeouts_nothing_lost(
         await cluster.propose(1, {"op": "nope"})
     old = cluster.index_of(leader)
     survivors = [i for i in everyone if i != old]
+    registry = Registry(cluster.mesh.transport, tenant=cluster.mesh.tenant, health_check_timeout=60)
+    await registry.start()
+
+    def registry_status(agent_id: str) -> str | None:
+        return next((a["status"] for a in registry.snapshot() if a["agent_id"] == agent_id), None)
+
+    await until(lambda: registry_status(cluster.ids[old]) in ("AVAILABLE", "BUSY"), 10)
 
     killed_at, killed_wall = time.monotonic(), time.time()
     cluster.kill(old)
@@ -154,6 +162,13 @@ async def test_leader_sigkill_new_leader_within_two_timeouts_nothing_lost(
         if suspected is not None:
             waited = dead_after + killed_wall - suspected
             assert waited <= SUSPICION_TIMEOUT + GOSSIP_INTERVAL, (i, waited)
+
+    # gossip feeds the registry: UNHEALTHY long before its 60 s health-check timeout
+    await until(lambda: registry_status(cluster.ids[old]) == "UNHEALTHY", 10)
+    unhealthy_after = time.monotonic() - killed_at
+    assert unhealthy_after < SUSPICION_TIMEOUT + 8 * GOSSIP_INTERVAL + 2, unhealthy_after
+    print(f"registry: UNHEALTHY {unhealthy_after:.2f}s after the SIGKILL (health timeout 60s)")
+    await registry.stop()
 
     # the killed node restarts on its journal, catches up, and gossip sees it alive again
     cluster.start(old)

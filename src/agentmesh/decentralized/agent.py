@@ -15,7 +15,8 @@ A durable task from its capability queue or inbox goes into the group's task poo
 agent answers with the result committed by whichever node ran it. Gossip feeds Raft
 membership: the leader adds a member gossip reports alive that Raft does not know (a
 node started with ``join``) and removes one that left; it releases the claims of members
-gossip declares dead.
+gossip declares dead, and the registry hears of the death at once
+(:mod:`~agentmesh.decentralized.liveness`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from agentmesh import subjects
 from agentmesh.aio import stop_task
 from agentmesh.decentralized.config import Timings, parse_address, validate_group
 from agentmesh.decentralized.gossip import Gossip
+from agentmesh.decentralized.liveness import RegistryFeed
 from agentmesh.decentralized.membership import ALIVE, LEFT
 from agentmesh.decentralized.pool import TaskPool
 from agentmesh.decentralized.raft import RaftNode
@@ -133,6 +135,8 @@ class DecentralizedAgent(AgentRuntime):
             gossip_state=self.gossip.state_of,
             period=self.timings.gossip_interval,
         )
+        self.registry_feed = RegistryFeed(mesh.transport, self.tenant_id, agent_id, self.gossip)
+        self.gossip.on_change(self.registry_feed.member_changed)
         self._group_sub: Subscription | None = None
         self._membership_task: asyncio.Task[None] | None = None
         self._membership_wake = asyncio.Event()
@@ -148,6 +152,7 @@ class DecentralizedAgent(AgentRuntime):
         self._group_sub = await self.mesh.transport.subscribe(
             subjects.decentralized(self.tenant_id, "status"), self._on_group_status
         )
+        await self.registry_feed.start()
         await super().start()
         logger.info(
             "decentralized agent {} on {} (group {}, peers {})",
@@ -167,6 +172,7 @@ class DecentralizedAgent(AgentRuntime):
             self._group_sub = None
         await stop_task(self._membership_task)
         self._membership_task = None
+        await self.registry_feed.stop()
         await self.gossip.stop(leave=True)
         await self.raft.stop()
 
