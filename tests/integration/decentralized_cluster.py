@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import inspect
 import os
 import signal
 import socket
@@ -15,7 +16,6 @@ from typing import Any
 
 from agentmesh import Mesh
 from agentmesh.errors import AgentMeshError
-from tests.helpers import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 ELECTION_TIMEOUT = 1.5
@@ -168,9 +168,6 @@ class Cluster:
 
 async def until(check: Callable[[], Any], timeout: float, interval: float = 0.1) -> None:
     """Wait for an async (or plain) condition; fails the test after ``timeout``."""
-    import asyncio
-    import inspect
-
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -181,14 +178,3 @@ async def until(check: Callable[[], Any], timeout: float, interval: float = 0.1)
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
-
-
-__all__ = ["Cluster", "eventually", "free_port", "until"]
-
-
-@contextlib.contextmanager
-def running(cluster: Cluster) -> Any:
-    try:
-        yield cluster
-    finally:
-        cluster.close()
