@@ -27,6 +27,7 @@ MODULES = [
     "bench.patterns",
     "bench.api",
     "bench.llm",
+    "bench.decentralized",
     "bench.federated",
 ]
 RESULTS = Path(__file__).parent / "results"

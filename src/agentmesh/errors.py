@@ -12,7 +12,8 @@ never see a raw driver exception::
     │   └── UpdateRejected          a federated update a round refuses (says why)
     ├── NotFound
     ├── Conflict
-    │   └── ConcurrencyError        optimistic concurrency check failed
+    │   ├── ConcurrencyError        optimistic concurrency check failed
+    │   └── ProposalRejected        the replicated state machine refused a proposal
     ├── Forbidden                   authenticated but not allowed (or wrong tenant)
     │   └── TenantForbidden         a resource of another tenant
     ├── Unauthorized                missing or invalid credentials
@@ -21,6 +22,7 @@ never see a raw driver exception::
     ├── NoResponders                request/reply to a subject nobody serves
     ├── NotSupported                a transport/store lacks a capability
     ├── BrokerUnavailable           the broker (or store) cannot be reached
+    │   └── ConsensusUnavailable    a Raft group has no leader or lost the entry (retry)
     ├── CorruptEventError           a stored event cannot be decoded (names its position)
     ├── RemoteError                 an agent answered a request with an error
     ├── TaskTimeout                 a handler ran longer than its task's timeout
@@ -286,3 +288,16 @@ class LLMBudgetExceeded(NonRetryableError):
     """Not retried: the same task would hit the same ceiling again."""
 
     code = "LLM_BUDGET_EXCEEDED"
+
+
+class ConsensusUnavailable(BrokerUnavailable):
+    """A Raft group could not commit a proposal now (no leader, leader changed, queue
+    full); the outcome of the proposal is unknown or negative, so it may be retried."""
+
+    code = "CONSENSUS_UNAVAILABLE"
+
+
+class ProposalRejected(Conflict):
+    """The replicated state machine refused a committed proposal; the message is its reason."""
+
+    code = "PROPOSAL_REJECTED"

@@ -135,6 +135,12 @@ def system(tenant: str, name: str) -> str:
     return f"{PREFIX}.{_check(tenant, 'tenant')}.sys.{_check(name, 'name')}"
 
 
+def decentralized(tenant: str, name: str) -> str:
+    """Requests to every decentralized agent of a tenant (``am.<tenant>.dc.<name>``, e.g.
+    ``status``) and the reply subjects of their scatter-gather (``reply-<uuid>``)."""
+    return f"{PREFIX}.{_check(tenant, 'tenant')}.dc.{_check(name, 'name')}"
+
+
 def registry_snapshot() -> str:
     """Mesh-wide registry snapshot served by ``agentmesh up`` (admin path)."""
     return f"{PREFIX}.{SYSTEM_TENANT}.sys.registry"

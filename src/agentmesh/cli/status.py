@@ -92,9 +92,13 @@ async def gather_status(settings: Settings, tenant: str) -> dict[str, Any]:
             for (tenant_id, queue), depth in sorted((await queue_depths(transport)).items())
             if queue.startswith("task:")
         ]
-        source, agents = await live_agents(
-            transport, tenant, settings.agentmesh_heartbeat_interval + 0.5
+        from agentmesh.decentralized.views import collect_groups
+
+        (source, agents), groups = await asyncio.gather(
+            live_agents(transport, tenant, settings.agentmesh_heartbeat_interval + 0.5),
+            collect_groups(transport, tenant),
         )
+        report["decentralized"] = groups
         report["agents_source"] = source
         report["agents"] = agents
     finally:
