@@ -28,7 +28,8 @@ never see a raw driver exception::
     ├── TaskTimeout                 a handler ran longer than its task's timeout
     ├── RetryableError              raised by a handler: try again
     ├── NonRetryableError           raised by a handler: do not try again
-    │   └── SwarmJobFailed          a swarm job ended with failed tasks
+    │   ├── SwarmJobFailed          a swarm job ended with failed tasks
+    │   └── TaskFailedInPool        a decentralized pool committed the task as failed
     ├── MaxRetriesExceededError     every attempt of a retried call failed
     ├── CircuitBreakerOpenException a call refused while the circuit is open
     ├── BulkheadFullError           every slot and queue place of a bulkhead is taken
@@ -301,3 +302,9 @@ class ProposalRejected(Conflict):
     """The replicated state machine refused a committed proposal; the message is its reason."""
 
     code = "PROPOSAL_REJECTED"
+
+
+class TaskFailedInPool(NonRetryableError):
+    """The pool committed a failed outcome for the task (its node already ran it)."""
+
+    code = "TASK_FAILED"

@@ -39,7 +39,12 @@ from agentmesh.decentralized.pool import TaskPool
 from agentmesh.decentralized.raft import RaftNode
 from agentmesh.decentralized.state import ClusterState
 from agentmesh.envelope import Envelope
-from agentmesh.errors import AgentMeshError, NonRetryableError, ProposalRejected, ValidationError
+from agentmesh.errors import (
+    AgentMeshError,
+    ProposalRejected,
+    TaskFailedInPool,
+    ValidationError,
+)
 from agentmesh.runtime.agent import AgentHandler, AgentRuntime
 from agentmesh.runtime.context import TaskContext
 from agentmesh.transports import Message, Subscription
@@ -65,12 +70,6 @@ def _task_table(state: ClusterState) -> dict[str, dict[str, Any]]:
         }
         for task_id, t in state.tasks.items()
     }
-
-
-class TaskFailedInPool(NonRetryableError):
-    """The pool committed a failed outcome for the task (its node already ran it)."""
-
-    code = "TASK_FAILED"
 
 
 class DecentralizedAgent(AgentRuntime):

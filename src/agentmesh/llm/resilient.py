@@ -109,7 +109,7 @@ def price_of(model: str, prices: Mapping[str, Price] | None = None) -> Price:
 
 
 def _outcome(exc: BaseException) -> str:
-    from agentmesh.resilience import CircuitBreakerOpenException
+    from agentmesh.errors import CircuitBreakerOpenException
 
     if isinstance(exc, CircuitBreakerOpenException):
         return "circuit_open"
