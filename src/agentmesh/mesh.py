@@ -34,7 +34,7 @@ from agentmesh.errors import (
     RemoteError,
     ValidationError,
 )
-from agentmesh.observability import metrics
+from agentmesh.observability import metrics, tracing
 from agentmesh.resilience import RetryPolicy
 from agentmesh.runtime.agent import TASK_DELIVERY_CAP, AgentHandler, AgentRuntime
 from agentmesh.runtime.ledger import ledger_for
@@ -240,7 +240,9 @@ class Mesh:
                 subject,
                 subjects.inbox_group(dest) if dest else subjects.capability_group(capability),
             )
-        await self.publish_durably(subject, env)
+        with tracing.span("task.submit", kind=tracing.SpanKind.PRODUCER):
+            tracing.inject(env)
+            await self.publish_durably(subject, env)
         metrics.messages_routed.labels(self.tenant, "task.offered", mode).inc()
         metrics.message_routing_latency.labels(mode, self.tenant).observe(
             time.perf_counter() - started

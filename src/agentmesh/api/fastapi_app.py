@@ -51,6 +51,7 @@ from agentmesh.api.routes import (
 from agentmesh.api.ui import mount_ui
 from agentmesh.api.ws import WebSocketHub
 from agentmesh.config import Settings, get_settings
+from agentmesh.observability.tracing import TracingMiddleware, configure_tracing
 from agentmesh.security.audit import AuditStore
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.security.tokens import TokenService, token_service_from_settings
@@ -115,6 +116,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_tracing("agentmesh-api")  # no-op without an OTLP endpoint, or when already on
         resolved = settings.with_secrets()
         token_svc = tokens or token_service_from_settings(resolved)
         plane_crypto = getattr(plane, "crypto", None)
@@ -218,6 +220,7 @@ def create_app(
     app.add_middleware(VersionMiddleware)
     app.add_middleware(CorsMiddleware, origins=origins, allow_credentials=level.allow_credentials)
     app.add_middleware(RequestContextMiddleware, level=level, stats=stats)
+    app.add_middleware(TracingMiddleware)  # outermost: the whole request is one server span
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -16,6 +16,7 @@ from agentmesh.cli.output import console, fail, print_json
 from agentmesh.config import Settings, get_settings
 from agentmesh.errors import AgentMeshError
 from agentmesh.observability.logging import configure_logging
+from agentmesh.observability.tracing import configure_tracing
 
 VERSION_TEXT = "AgentMesh EDA 0.1.0"
 
@@ -37,6 +38,7 @@ def load_settings(**overrides: Any) -> Settings:
         first = exc.errors()[0]
         fail(f"invalid setting {'.'.join(str(p) for p in first['loc']).upper()}: {first['msg']}")
     configure_logging(settings.log_level)
+    configure_tracing("agentmesh-" + "-".join(a for a in sys.argv[1:3] if a.isalpha()))
     return settings
 
 

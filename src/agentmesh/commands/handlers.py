@@ -31,7 +31,7 @@ from agentmesh.domain import (
 from agentmesh.domain.task_events import TaskOfferedEvent
 from agentmesh.envelope import Envelope
 from agentmesh.errors import ConcurrencyError, Conflict, NotFound
-from agentmesh.observability import metrics
+from agentmesh.observability import metrics, tracing
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.store.base import EventStore, NewEvent, OutboxMessage
 from agentmesh.store.queries import ReadModels
@@ -77,6 +77,7 @@ def offer_envelope(task: TaskAggregate, offered: TaskOfferedEvent, source: str) 
         task_type=task.task_type,
     )
     env.metadata["id"] = str(uuid.uuid5(_OFFER_NS, offered.event_id))
+    tracing.inject(env)  # the relay continues the submitter's trace (REST span)
     return OutboxMessage(subjects.task(task.tenant_id, offered.capability), env)
 
 

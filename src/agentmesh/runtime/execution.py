@@ -34,7 +34,7 @@ from agentmesh import subjects
 from agentmesh.aio import stop_task
 from agentmesh.envelope import Envelope
 from agentmesh.errors import BulkheadFullError, BulkheadTimeoutError, TaskTimeout
-from agentmesh.observability import metrics
+from agentmesh.observability import metrics, tracing
 from agentmesh.resilience import RetryConfig
 from agentmesh.runtime.context import TaskContext
 from agentmesh.runtime.ledger import TaskLedger, unique_first_delivery
@@ -147,7 +147,8 @@ class DurableExecutor:
     # -- the handler --------------------------------------------------------------------
     def handler_for(self, capability: str | None) -> Callable[[Message], Awaitable[None]]:
         async def handle(msg: Message) -> None:
-            await self._handle(msg, capability)
+            with tracing.span("task.receive", parent=msg.envelope, kind=tracing.SpanKind.CONSUMER):
+                await self._handle(msg, capability)
 
         return handle
 
@@ -169,9 +170,10 @@ class DurableExecutor:
             await self._cancelled_outcome(ctx, msg, "cancelled before start")
             return
         if self.decide is not None:
-            decision = self.decide(ctx)
-            if asyncio.iscoroutine(decision):
-                decision = await decision
+            with tracing.span("autonomy.decide"):
+                decision = self.decide(ctx)
+                if asyncio.iscoroutine(decision):
+                    decision = await decision
             if isinstance(decision, bool):
                 decision = Decision(decision)
             assert isinstance(decision, Decision)
@@ -192,7 +194,8 @@ class DurableExecutor:
         try:
             try:
                 async with asyncio.timeout(timeout):
-                    result = await agent.bulkhead.execute(agent.invoke, ctx)
+                    with tracing.span("task.handler"):
+                        result = await agent.bulkhead.execute(agent.invoke, ctx)
             except TimeoutError as exc:
                 if isinstance(exc, BulkheadTimeoutError):
                     raise
@@ -232,10 +235,12 @@ class DurableExecutor:
 
     async def _publish_outcome(self, tenant: str, kind: str, env: Envelope) -> None:
         task_id = str(env.payload["task_id"])
-        await self.ledger.record_outcome(tenant, task_id, env)
-        await self.agent.publish_guarded(
-            subjects.task_outcome(tenant, kind, task_id), env, durable=True
-        )
+        with tracing.span("task.outcome", kind=tracing.SpanKind.PRODUCER):
+            tracing.inject(env)
+            await self.ledger.record_outcome(tenant, task_id, env)
+            await self.agent.publish_guarded(
+                subjects.task_outcome(tenant, kind, task_id), env, durable=True
+            )
 
     async def _cancelled_outcome(self, ctx: TaskContext, msg: Message, reason: str) -> None:
         env = ctx.envelope.reply(

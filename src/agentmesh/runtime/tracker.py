@@ -39,6 +39,7 @@ from agentmesh.commands import (
 )
 from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError, Conflict, InvalidTransition, NotFound
+from agentmesh.observability import tracing
 from agentmesh.runtime.ledger import TaskLedger
 from agentmesh.runtime.registry import AgentRecord, Registry
 from agentmesh.transports import Message, Subscription, Transport
@@ -100,7 +101,8 @@ class TaskTracker:
 
     # -- outcomes -----------------------------------------------------------------------
     async def _on_outcome(self, msg: Message) -> None:
-        await self.apply_outcome(msg.envelope)
+        with tracing.span("tracker.apply", parent=msg.envelope, kind=tracing.SpanKind.CONSUMER):
+            await self.apply_outcome(msg.envelope)
 
     async def apply_outcome(self, env: Envelope) -> bool:
         """Apply one outcome event to the store; False when it does not apply (any more)."""

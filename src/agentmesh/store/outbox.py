@@ -24,7 +24,7 @@ from loguru import logger
 
 from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError, EnvelopeError
-from agentmesh.observability import metrics
+from agentmesh.observability import metrics, tracing
 from agentmesh.store.base import OutboxStore, ProcessedMessages
 from agentmesh.transports import Message, Transport
 
@@ -62,7 +62,9 @@ class OutboxRelay:
                     logger.error("outbox row {} is not an envelope, skipped: {}", row.id, exc)
                     done.append(row.id)
                     continue
-                await self.transport.publish(row.subject, envelope, durable=True)
+                with tracing.span("outbox.relay", parent=envelope, kind=tracing.SpanKind.PRODUCER):
+                    tracing.inject(envelope)
+                    await self.transport.publish(row.subject, envelope, durable=True)
                 metrics.messages_sent.labels("outbox", row.subject.split(".", 3)[2]).inc()
                 done.append(row.id)
         finally:
