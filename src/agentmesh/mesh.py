@@ -240,7 +240,7 @@ class Mesh:
                 subject,
                 subjects.inbox_group(dest) if dest else subjects.capability_group(capability),
             )
-        with tracing.span("task.submit", kind=tracing.SpanKind.PRODUCER):
+        with tracing.span("task.submit", kind=tracing.SpanKind.PRODUCER, root=True):
             tracing.inject(env)
             await self.publish_durably(subject, env)
         metrics.messages_routed.labels(self.tenant, "task.offered", mode).inc()

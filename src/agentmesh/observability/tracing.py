@@ -55,6 +55,7 @@ _tracer: trace.Tracer | None = None  # None: tracing is off (the hot-path check)
 _provider: TracerProvider | None = None
 _PROPAGATOR = TraceContextTextMapPropagator()
 _NOOP: contextlib.nullcontext[None] = contextlib.nullcontext()
+_UNSAMPLED = frozenset("02468ace")  # last hex digit of trace-flags with the sampled bit 0
 
 
 def enabled() -> bool:
@@ -160,12 +161,23 @@ def span(
     parent: Envelope | None = None,
     kind: SpanKind = SpanKind.INTERNAL,
     attributes: Mapping[str, str | int | float | bool] | None = None,
+    root: bool = False,
 ) -> contextlib.AbstractContextManager[Any]:
     """A span around a block, child of the current span or of ``parent``'s traceparent.
 
-    Returns a shared no-op context manager while tracing is off.
+    Returns a shared no-op context manager while tracing is off, and when the trace it
+    would join is not sampled (the unsampled ``traceparent`` still travels on, as the
+    envelope's reply copies it). Without ``parent`` the span is a child of the current
+    span and is skipped when there is none (or it is not recording), unless ``root``: a
+    block outside any trace (a task submitted from Python) starts one.
     """
     if _tracer is None:
+        return _NOOP
+    if parent is not None:
+        tp = parent.context.get("traceparent")
+        if isinstance(tp, str) and tp[-1:] in _UNSAMPLED:
+            return _NOOP
+    elif not root and not trace.get_current_span().is_recording():
         return _NOOP
     return _span(_tracer, name, parent, kind, attributes)
 
