@@ -86,7 +86,7 @@ def test_a_span_without_a_traceparent_starts_a_new_trace(spans: InMemorySpanExpo
 
 
 def test_an_exception_marks_the_span_as_an_error(spans: InMemorySpanExporter) -> None:
-    with pytest.raises(RuntimeError), tracing.span("task.handler"):
+    with pytest.raises(RuntimeError), tracing.span("task.handler", root=True):
         raise RuntimeError("boom")
     (only,) = spans.get_finished_spans()
     assert not only.status.is_ok
@@ -98,7 +98,7 @@ def test_log_lines_carry_trace_and_span_ids(spans: InMemorySpanExporter) -> None
     configure_logging("INFO", json=True, sink=out)
     try:
         logger.info("outside")
-        with tracing.span("task.handler"):
+        with tracing.span("task.handler", root=True):
             logger.info("inside")
             tp = tracing.current_traceparent()
     finally:
@@ -141,7 +141,7 @@ def test_sampling_off_records_nothing_and_injects_nothing() -> None:
     tracing.configure_tracing("svc", exporter=exporter, sampler=ALWAYS_OFF, batch=False)
     try:
         env = Envelope.create("x", {})
-        with tracing.span("a"):
+        with tracing.span("task.submit", root=True):
             tracing.inject(env)
         assert exporter.get_finished_spans() == ()
         # the unsampled context still travels (sampled bit 0) so downstream stays unsampled
@@ -149,3 +149,15 @@ def test_sampling_off_records_nothing_and_injects_nothing() -> None:
         assert int(env.traceparent[-2:], 16) & 1 == 0
     finally:
         tracing.reset_tracing()
+
+
+def test_spans_of_unsampled_traces_and_outside_any_trace_are_skipped(
+    spans: InMemorySpanExporter,
+) -> None:
+    unsampled = Envelope.create("x", {}, traceparent=TP[:-2] + "00")
+    assert tracing.span("task.receive", parent=unsampled) is tracing.span("b", parent=unsampled)
+    with tracing.span("task.outcome"):  # no current span, not a root: nothing recorded
+        pass
+    with tracing.span("task.submit", root=True), tracing.span("task.outcome"):
+        pass
+    assert sorted(s.name for s in spans.get_finished_spans()) == ["task.outcome", "task.submit"]
