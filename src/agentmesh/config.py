@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     api_host: str = "0.0.0.0"
     api_port: int = Field(default=8000, ge=1, le=65535)
     prometheus_enabled: bool = True
-    prometheus_port: int = Field(default=9090, ge=1, le=65535)
+    prometheus_port: int = Field(default=9090, ge=0, le=65535)  # 0: a free port
 
     # AgentMesh's own settings (prefixed so they never clash with other software).
     agentmesh_data_dir: Path = Path(".agentmesh")

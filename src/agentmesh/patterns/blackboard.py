@@ -31,6 +31,7 @@ from loguru import logger
 from agentmesh.envelope import Envelope
 from agentmesh.errors import ConcurrencyError, Conflict
 from agentmesh.kv import KeyValueStore, KvEntry, KvWatch, open_kv
+from agentmesh.observability.process_metrics import collaboration
 from agentmesh.patterns import names
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ class Blackboard:
             tenant_id=self.tenant,
             source=self.writer,
         )
+        collaboration(env)
         with contextlib.suppress(Exception):  # the notice is advisory; the KV is the truth
             await self.mesh.transport.publish(names.blackboard(self.tenant, domain), env)
 

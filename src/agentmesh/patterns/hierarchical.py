@@ -27,6 +27,7 @@ from agentmesh.envelope import Envelope
 from agentmesh.errors import (
     CommandFailed,
 )
+from agentmesh.observability.process_metrics import collaboration
 from agentmesh.patterns import names
 from agentmesh.patterns.assignments import Assignments
 from agentmesh.runtime.agent import AgentRuntime
@@ -101,6 +102,7 @@ class NodeContext:
         env = self.task.envelope.reply(
             f"hierarchy.{kind}", {"from": self.node.agent_id, **(data or {})}
         )
+        collaboration(env)
         await self.node.mesh.transport.publish(
             names.hierarchy_up(self.node.tenant_id, parent.removeprefix(HierarchyNode.SOURCE)),
             env,
@@ -188,6 +190,7 @@ class HierarchyNode(AgentRuntime):
             tenant_id=self.tenant_id,
             source=self.agent_id,
         )
+        collaboration(env)
         await self.mesh.transport.publish(names.hierarchy_lateral(self.tenant_id, self.level), env)
 
     async def stop(self) -> None:

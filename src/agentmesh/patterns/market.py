@@ -36,6 +36,7 @@ from agentmesh.errors import (
     RequestTimeout,
     ValidationError,
 )
+from agentmesh.observability.process_metrics import collaboration
 from agentmesh.patterns import names
 from agentmesh.runtime.autonomy import AutonomyPolicy
 from agentmesh.runtime.context import TaskContext
@@ -141,6 +142,7 @@ class Auctioneer:
                 tenant_id=tenant,
                 source=self.name,
             )
+            collaboration(cfp)
             await t.publish(names.cfp(tenant, capability), cfp)
             await asyncio.sleep(self.bid_window)
         finally:
@@ -210,6 +212,7 @@ class Auctioneer:
             source=self.name,
         )
         with contextlib.suppress(Exception):
+            collaboration(env)
             await self.mesh.transport.publish(
                 names.settlement(self.mesh.tenant, bid.auction_id), env
             )
@@ -289,6 +292,7 @@ class MarketParticipant:
             return
         bid = Bid(str(p["auction_id"]), r.agent_id, price, eta, round(self.reputation, 4))
         env = msg.envelope.reply("market.bid", bid.to_dict(), source=r.agent_id)
+        collaboration(env)
         await r.mesh.transport.publish(names.bids(r.tenant_id, bid.auction_id), env)
 
     async def _on_award(self, msg: Message) -> None:

@@ -308,6 +308,7 @@ class AgentRuntime:
         return payload
 
     async def _beat(self) -> None:
+        started = time.perf_counter()  # the agent's health check: its status, published
         env = Envelope.create(
             "agent.heartbeat",
             self.heartbeat_payload(),
@@ -315,6 +316,9 @@ class AgentRuntime:
             source=self.agent_id,
         )
         await self.mesh.transport.publish(subjects.heartbeat(self.tenant_id, self.agent_id), env)
+        self._metric(metrics.health_check_duration, self.agent_id).observe(
+            time.perf_counter() - started
+        )
 
     async def _heartbeat_loop(self) -> None:
         interval = self.mesh.settings.agentmesh_heartbeat_interval

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 from agentmesh.errors import BrokerUnavailable, ConfigError
+from agentmesh.observability.process_metrics import metered, track_cache, track_database
 from agentmesh.store.db import Connection, Dialect, safe_url
 from agentmesh.store.sql import SqlEventStore
 
@@ -27,6 +28,9 @@ def to_dollar(sql: str) -> str:
     """Rewrite ``?`` placeholders to asyncpg's ``$1, $2 ...``."""
     counter = iter(range(1, 10_000))
     return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
+
+
+track_cache("sql_placeholders", to_dollar)
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -78,6 +82,12 @@ class PostgresDatabase:
                 f"cannot connect to PostgreSQL at {safe_url(self.url)}: {exc}"
             ) from None
 
+        track_database(self)
+
+    def open_connections(self) -> int:
+        """Open pool connections, for ``agentmesh_db_connections_active``."""
+        return int(self._pool.get_size()) if self._pool is not None else 0
+
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
@@ -91,7 +101,7 @@ class PostgresDatabase:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Connection]:
         async with self._need().acquire() as conn, conn.transaction():
-            yield _Conn(conn)
+            yield metered(_Conn(conn))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Connection]:
@@ -99,7 +109,7 @@ class PostgresDatabase:
             self._need().acquire() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
-            yield _Conn(conn)
+            yield metered(_Conn(conn))
 
 
 class PostgresEventStore(SqlEventStore):

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from agentmesh.errors import BrokerUnavailable, ConfigError
+from agentmesh.observability.process_metrics import metered, track_database
 from agentmesh.store.db import Connection, Dialect
 from agentmesh.store.sql import SqlEventStore
 
@@ -139,6 +140,11 @@ class SqliteDatabase:
                 await asyncio.shield(writer.close())
                 raise
             self._writer, self._reader = writer, reader
+            track_database(self)
+
+    def open_connections(self) -> int:
+        """Open connections (writer and reader), for ``agentmesh_db_connections_active``."""
+        return (self._writer is not None) + (self._reader is not None)
 
     async def close(self) -> None:
         writer, reader = self._writer, self._reader
@@ -161,7 +167,7 @@ class SqliteDatabase:
         async with self._wlock:
             await retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
             try:
-                yield _Conn(conn)
+                yield metered(_Conn(conn))
             except BaseException:
                 await conn.execute("ROLLBACK")
                 raise
@@ -173,7 +179,7 @@ class SqliteDatabase:
         async with self._rlock:
             await retry_busy(lambda: conn.execute("BEGIN"))
             try:
-                yield _Conn(conn)
+                yield metered(_Conn(conn))
             finally:
                 await conn.execute("COMMIT")
 

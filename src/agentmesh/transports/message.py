@@ -20,6 +20,7 @@ from loguru import logger
 from agentmesh import subjects
 from agentmesh.envelope import Envelope
 from agentmesh.errors import EnvelopeError
+from agentmesh.observability.process_metrics import platform_of, received
 from agentmesh.transports.base import Handler, RawDelivery, SubscribeOptions
 
 PublishFn = Callable[[str, Envelope], Awaitable[None]]
@@ -264,6 +265,7 @@ class Dispatcher:
         self.durable = durable
         self.options = options
         self._dead_letter = dead_letter
+        self.platform = platform_of(dead_letter)  # the broker, for messages_received_total
         self._respond = respond
         self._seen = dedupe.group(group)
         self._max = options.max_in_flight
@@ -335,6 +337,7 @@ class Dispatcher:
     async def _handle(self, raw: RawDelivery) -> None:
         try:
             env = Envelope.decode(raw.data)
+            received(self.platform, raw.subject)
         except EnvelopeError as exc:
             logger.warning("malformed message on {}: {}", raw.subject, exc)
             if self.options.dead_letter:

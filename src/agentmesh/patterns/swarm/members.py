@@ -15,6 +15,7 @@ from agentmesh.errors import (
     SwarmJobFailed,
     ValidationError,
 )
+from agentmesh.observability.process_metrics import collaboration
 from agentmesh.patterns import names
 from agentmesh.patterns.swarm.jobs import WORKER_RELIABILITY
 from agentmesh.patterns.swarm.orchestrator import SwarmStore
@@ -92,6 +93,7 @@ class SwarmWorker(AgentRuntime):
             tenant_id=self.tenant_id,
             source=self.agent_id,
         )
+        collaboration(env)
         await self.mesh.transport.publish(names.swarm(self.tenant_id, self.swarm_id, kind), env)
 
     async def share_knowledge(self, key: str, value: Any) -> None:

@@ -43,6 +43,7 @@ from agentmesh.errors import (
     SwarmJobFailed,
 )
 from agentmesh.kv import KeyValueStore, KvEntry, open_kv
+from agentmesh.observability.process_metrics import collaboration
 from agentmesh.patterns import names
 from agentmesh.patterns.assignments import Assignment, Assignments
 from agentmesh.patterns.swarm.jobs import (
@@ -391,6 +392,7 @@ class SwarmOrchestrator(AgentRuntime):
             tenant_id=self.tenant_id,
             source=self.agent_id,
         )
+        collaboration(env)
         with contextlib.suppress(Exception):
             await self.mesh.transport.publish(
                 names.swarm(self.tenant_id, self.swarm_id, kind.replace("_", "-")), env
