@@ -21,6 +21,7 @@ from agentmesh.commands import CqrsBus, build_bus
 from agentmesh.config import Settings
 from agentmesh.mesh import Mesh
 from agentmesh.runtime.ledger import ledger_for
+from agentmesh.runtime.recorder import TaskRecorder
 from agentmesh.runtime.tracker import TaskTracker
 from agentmesh.security.audit import AuditStore, audit_store_for
 from agentmesh.security.crypto import EncryptionService
@@ -49,6 +50,7 @@ class ControlPlane:
         self.crypto = EncryptionService(self.settings.encryption_key or "")
         self._bus: CqrsBus | None = None
         self.tracker: TaskTracker | None = None
+        self.recorder: TaskRecorder | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -75,6 +77,12 @@ class ControlPlane:
             sweep_interval=self.sweep_interval,
         )
         await self.tracker.start()
+        self.recorder = TaskRecorder(
+            self.mesh.transport,
+            self._bus,
+            default_attempts=self.settings.agentmesh_max_deliver,
+        )
+        await self.recorder.start()
         relay = OutboxRelay(p.store, self.mesh.transport)
         self._stop.clear()
         self._tasks = [
@@ -99,6 +107,8 @@ class ControlPlane:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 10)
         self._tasks.clear()
+        if self.recorder is not None:
+            await self.recorder.stop()
         if self.tracker is not None:
             await self.tracker.stop()
         if self.audit is not None:

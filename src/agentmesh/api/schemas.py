@@ -223,6 +223,7 @@ class AgentInfo(BaseModel):
     updated_at: str | None = None
     last_heartbeat: str | None = None
     current_task_id: str | None = None
+    active_tasks: list[str] = []
     tasks_assigned: int = 0
     tasks_completed: int = 0
     tasks_failed: int = 0
@@ -268,6 +269,14 @@ class TaskSubmitRequest(Strict):
     max_retries: int = Field(default=3, ge=0, le=5)
 
 
+class TaskStepOut(BaseModel):
+    status: str
+    at: str
+    agent_id: str | None = None
+    attempt: int = 1
+    detail: str | None = None
+
+
 class TaskInfo(BaseModel):
     task_id: str
     tenant_id: str
@@ -286,6 +295,11 @@ class TaskInfo(BaseModel):
     submitted_at: str
     updated_at: str | None = None
     completed_at: str | None = None
+    assigned_at: str | None = None
+    started_at: str | None = None
+    queued_seconds: float | None = None
+    run_seconds: float | None = None
+    timeline: list[TaskStepOut] = []
 
 
 class TaskResponse(BaseResponse, TaskInfo):

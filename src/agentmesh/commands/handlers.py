@@ -24,6 +24,7 @@ from agentmesh.domain import (
     MessageRecordedEvent,
     ResourceRequirement,
     TaskAggregate,
+    TaskStatus,
     TenantAggregate,
     TenantNameReservedEvent,
     tenant_name_key,
@@ -37,8 +38,10 @@ from agentmesh.store.base import EventStore, NewEvent, OutboxMessage
 from agentmesh.store.queries import ReadModels
 
 from . import messages as m
+from .follow import AgentFollower
 
 T = TypeVar("T")
+WAITING = (TaskStatus.SUBMITTED, TaskStatus.OFFERED, TaskStatus.RETRYING)
 RETRIES = 5
 _OFFER_NS = uuid.UUID("6f1c1d8e-3f4e-4c55-9a51-0c2b5f1a7e01")
 
@@ -75,6 +78,7 @@ def offer_envelope(task: TaskAggregate, offered: TaskOfferedEvent, source: str) 
         timeout_seconds=task.timeout_seconds,
         attempt=task.attempt,
         task_type=task.task_type,
+        recorded=True,  # the control plane has it already (see runtime.recorder)
     )
     env.metadata["id"] = str(uuid.uuid5(_OFFER_NS, offered.event_id))
     return OutboxMessage(subjects.task(task.tenant_id, offered.capability), env)
@@ -92,6 +96,7 @@ class CommandHandlers:
         self.store = store
         self.read_models = read_models
         self.crypto = crypto
+        self.follower = AgentFollower(self._load_agent, self._append_agent)
 
     # -- plumbing ----------------------------------------------------------------------
     async def _append(
@@ -243,6 +248,7 @@ class CommandHandlers:
         async def attempt() -> m.CommandResult:
             agent, version = await self._agent(tenant_id, agent_id)
             _, events = decide(agent)
+            self.follower.forget(tenant_id, agent_id)
             return await self._append(tenant_id, agent_stream(agent_id), version, events)
 
         return await self._retry(attempt)
@@ -294,17 +300,18 @@ class CommandHandlers:
         if not agent_id:
             return
 
-        async def attempt() -> None:
-            found = await self._load_agent(tenant_id, agent_id)
-            if found is None:
-                return
-            agent, version = found
+        def guarded(agent: AgentAggregate) -> tuple[AgentAggregate, Sequence[DomainEvent]]:
             if needs_current and agent.current_task_id != task_id:
-                return
-            _, events = decide(agent)
-            await self._append(tenant_id, agent_stream(agent_id), version, events)
+                return agent, []
+            return decide(agent)
 
-        await self._retry(attempt)
+        await self.follower.follow(tenant_id, agent_id, guarded)
+
+    async def _append_agent(
+        self, tenant_id: str, agent_id: str, version: int, events: Sequence[DomainEvent]
+    ) -> int:
+        result = await self._append(tenant_id, agent_stream(agent_id), version, events)
+        return result.version
 
     # -- tasks -------------------------------------------------------------------------
     async def submit_task(self, cmd: m.SubmitTask) -> m.CommandResult:
@@ -339,14 +346,19 @@ class CommandHandlers:
         task_id: str,
         decide: Callable[[TaskAggregate], tuple[TaskAggregate, list[Any]]],
         source: str = "agentmesh",
+        *,
+        reoffer: bool = True,
     ) -> tuple[TaskAggregate, m.CommandResult]:
+        """Load, decide, append; a new offer is published through the outbox unless
+        ``reoffer`` is False (the runtime redelivers the task itself)."""
+
         async def attempt() -> tuple[TaskAggregate, m.CommandResult]:
             task, version = await self._load_task(tenant_id, task_id)
             new, events = decide(task)
             extra: list[OutboxMessage] = []
             recorded: list[DomainEvent] = []
             for e in events:
-                if isinstance(e, TaskOfferedEvent):
+                if reoffer and isinstance(e, TaskOfferedEvent):
                     offer = offer_envelope(new, e, source)
                     extra.append(offer)
                     recorded += self._recorded(new, offer)
@@ -356,6 +368,46 @@ class CommandHandlers:
             return new, result
 
         return await self._retry(attempt)
+
+    async def record_task(self, cmd: m.RecordTask) -> m.CommandResult:
+        """Record a task first seen on the bus (its offer is already published)."""
+        at = cmd.submitted_at
+        task, events = TaskAggregate.submit(
+            cmd.task_id,
+            cmd.tenant_id,
+            cmd.task_type or cmd.capability,
+            [cmd.capability],
+            payload=cmd.payload,
+            priority=cmd.priority,
+            timeout_seconds=cmd.timeout_seconds,
+            max_retries=cmd.max_retries,
+            at=at,
+        )
+        task, offered = task.offer(cmd.capability, at=at)
+        recorded = self._recorded(task, OutboxMessage(cmd.subject, cmd.envelope))
+        try:
+            return await self._append(
+                cmd.tenant_id, task_stream(cmd.task_id), 0, [*events, *offered, *recorded]
+            )
+        except ConcurrencyError:
+            raise Conflict(f"task {cmd.task_id} already exists", code="TASK_EXISTS") from None
+
+    async def run_task(self, cmd: m.RunTask) -> m.CommandResult:
+        """The runtime started the task on ``cmd.agent_id``: assigned + running."""
+        _, result = await self._task_change(
+            cmd.tenant_id,
+            cmd.task_id,
+            lambda t: t.run_by(cmd.agent_id, attempt=cmd.attempt, at=cmd.at),
+            reoffer=False,
+        )
+        await self._agent_follow(
+            cmd.tenant_id,
+            cmd.agent_id,
+            cmd.task_id,
+            lambda a: a.task_started(cmd.task_id, at=cmd.at),
+            needs_current=False,
+        )
+        return result
 
     async def assign_task(self, cmd: m.AssignTask) -> m.CommandResult:
         agent = await self.load_agent(cmd.tenant_id, cmd.agent_id)
@@ -379,19 +431,55 @@ class CommandHandlers:
         )
         return result
 
+    @staticmethod
+    def _run_first(
+        t: TaskAggregate, cmd: m.CompleteTask | m.FailTask, ran: list[bool]
+    ) -> tuple[TaskAggregate, list[Any]]:
+        """The assigned/running steps the runtime reported with an outcome, when the
+        task's start was not recorded (a lost or late ``task.started``)."""
+        ran.clear()
+        if cmd.started_at is None or not cmd.agent_id or t.status not in WAITING:
+            return t, []
+        ran.append(True)
+        new, events = t.run_by(cmd.agent_id, attempt=cmd.attempt, at=cmd.started_at)
+        return new, list(events)
+
+    @staticmethod
+    def _agent_done(
+        cmd: m.CompleteTask | m.FailTask, ran: list[bool], error: str | None
+    ) -> Callable[[AgentAggregate], tuple[AgentAggregate, list[Any]]]:
+        def decide(a: AgentAggregate) -> tuple[AgentAggregate, list[Any]]:
+            events: list[Any] = []
+            if ran:
+                a, started = a.task_started(cmd.task_id, at=cmd.started_at)
+                events += started
+            kw: dict[str, Any] = (
+                {"result": cmd.result, "execution_time_ms": cmd.execution_time_ms}
+                if isinstance(cmd, m.CompleteTask)
+                else {"error": error, "error_code": cmd.error_code}
+            )
+            a, done = a.task_finished(cmd.task_id, **kw)
+            return a, [*events, *done]
+
+        return decide
+
     async def complete_task(self, cmd: m.CompleteTask) -> m.CommandResult:
-        task, result = await self._task_change(
-            cmd.tenant_id,
-            cmd.task_id,
-            lambda t: t.complete(
+        ran: list[bool] = []
+
+        def decide(t: TaskAggregate) -> tuple[TaskAggregate, list[Any]]:
+            t, e1 = self._run_first(t, cmd, ran)
+            new, e2 = t.complete(
                 cmd.result, agent_id=cmd.agent_id, execution_time_ms=cmd.execution_time_ms
-            ),
-        )
+            )
+            return new, [*e1, *e2]
+
+        task, result = await self._task_change(cmd.tenant_id, cmd.task_id, decide)
         await self._agent_follow(
             cmd.tenant_id,
             task.agent_id,
             cmd.task_id,
-            lambda a: a.complete_task(cmd.result, execution_time_ms=cmd.execution_time_ms),
+            self._agent_done(cmd, ran, None),
+            needs_current=False,
         )
         return result
 
@@ -404,18 +492,22 @@ class CommandHandlers:
         return t2, list(e2)
 
     async def fail_task(self, cmd: m.FailTask) -> m.CommandResult:
+        ran: list[bool] = []
+
         def decide(t: TaskAggregate) -> tuple[TaskAggregate, list[Any]]:
+            t, e0 = self._run_first(t, cmd, ran)
             failed, e1 = t.fail(cmd.error, error_code=cmd.error_code, agent_id=cmd.agent_id)
             new, e2 = self._after_failure(failed, cmd.retryable)
-            return new, [*e1, *e2]
+            return new, [*e0, *e1, *e2]
 
         before = await self.load_task(cmd.tenant_id, cmd.task_id)
-        _, result = await self._task_change(cmd.tenant_id, cmd.task_id, decide)
+        _, result = await self._task_change(cmd.tenant_id, cmd.task_id, decide, reoffer=cmd.reoffer)
         await self._agent_follow(
             cmd.tenant_id,
             cmd.agent_id or before.agent_id,
             cmd.task_id,
-            lambda a: a.fail_task(cmd.error, error_code=cmd.error_code),
+            self._agent_done(cmd, ran, cmd.error),
+            needs_current=False,
         )
         return result
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from agentmesh.domain import HealthMetrics
+from agentmesh.envelope import Envelope
 from agentmesh.store.queries import AgentListQuery
 
 
@@ -109,6 +110,37 @@ class SubmitTask:
 
 
 @dataclass(frozen=True)
+class RecordTask:
+    """A task offered on the bus by a submitter without the store (``Mesh.submit`` in a
+    notebook, a pattern, an agent process): recorded as submitted and offered, with the
+    offer envelope it travelled in; nothing is published again."""
+
+    tenant_id: str
+    task_id: str
+    capability: str
+    envelope: Envelope
+    subject: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    task_type: str | None = None
+    priority: int | str = 3
+    timeout_seconds: int = 300
+    max_retries: int = 3
+    submitted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """The runtime of ``agent_id`` started the task (attempt ``attempt``): assigned and
+    running, on the task and on the agent."""
+
+    tenant_id: str
+    task_id: str
+    agent_id: str
+    attempt: int | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class AssignTask:
     tenant_id: str
     task_id: str
@@ -124,11 +156,16 @@ class StartTask:
 
 @dataclass(frozen=True)
 class CompleteTask:
+    """A finished task. With ``started_at`` (the runtime's report) a task whose start was
+    not recorded yet gets its assigned/running steps first."""
+
     tenant_id: str
     task_id: str
     result: Mapping[str, Any] = field(default_factory=dict)
     agent_id: str | None = None
     execution_time_ms: float = 0
+    started_at: datetime | None = None
+    attempt: int | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +178,10 @@ class FailTask:
     error_code: str = "UNKNOWN"
     agent_id: str | None = None
     retryable: bool = True
+    started_at: datetime | None = None
+    attempt: int | None = None
+    reoffer: bool = True
+    """False when the runtime redelivers the task itself (nothing is published again)."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from agentmesh.domain.agent_events import (
 )
 from agentmesh.domain.codec import event_from_dict, event_from_json, event_to_json
 from agentmesh.domain.events import EVENT_TYPES, DomainEvent
-from agentmesh.domain.task import TaskAggregate, TaskStatus, parse_priority
+from agentmesh.domain.task import TaskAggregate, TaskStatus, TaskStep, parse_priority
 from agentmesh.domain.task_events import (
     TaskAssignedEvent,
     TaskCancelledEvent,
@@ -106,6 +106,7 @@ __all__ = [
     "TaskRetryingEvent",
     "TaskStartedEvent",
     "TaskStatus",
+    "TaskStep",
     "TaskSubmittedEvent",
     "TaskTimedOutEvent",
     "TenantAggregate",

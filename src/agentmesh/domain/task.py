@@ -72,6 +72,18 @@ ACTIVE = frozenset(
 Transition = tuple["TaskAggregate", list[TaskEvent]]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskStep:
+    """One entry of a task's lifecycle timeline: the status it reached, when, on which
+    agent and in which attempt."""
+
+    status: str
+    at: datetime
+    agent_id: str | None = None
+    attempt: int = 1
+    detail: str | None = None
+
+
 def parse_priority(value: int | str) -> int:
     """1..5 from an int or a name (low, medium, high, urgent)."""
     if isinstance(value, str):
@@ -110,6 +122,9 @@ class TaskAggregate:
     submitted_at: datetime = dataclasses.field(default_factory=utcnow)
     updated_at: datetime = dataclasses.field(default_factory=utcnow)
     completed_at: datetime | None = None
+    assigned_at: datetime | None = None
+    started_at: datetime | None = None
+    timeline: tuple[TaskStep, ...] = ()
     version: int = 0
 
     def __post_init__(self) -> None:
@@ -150,6 +165,16 @@ class TaskAggregate:
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def finished_at(self) -> datetime | None:
+        """When the task last left RUNNING (completed, failed, timed out, cancelled)."""
+        if self.started_at is None or self.status in ACTIVE:
+            return None
+        return next(
+            (s.at for s in reversed(self.timeline) if s.status not in ("retrying", "offered")),
+            None,
+        )
 
     @property
     def retries_left(self) -> int:
@@ -202,6 +227,7 @@ class TaskAggregate:
             max_retries=e.max_retries,
             submitted_at=e.submitted_at,
             updated_at=e.submitted_at,
+            timeline=(TaskStep("submitted", e.submitted_at),),
             version=1,
         )
 
@@ -228,13 +254,23 @@ class TaskAggregate:
     def apply(self, event: TaskEvent) -> TaskAggregate:
         """The state after ``event`` (events are facts; no validation)."""
         c: dict[str, Any] = {"version": self.version + 1, "updated_at": event.occurred_at}
+        detail: str | None = None
         match event:
             case TaskOfferedEvent():
                 c.update(status=TaskStatus.OFFERED, agent_id=None)
             case TaskAssignedEvent():
-                c.update(status=TaskStatus.ASSIGNED, agent_id=event.agent_id)
+                c.update(
+                    status=TaskStatus.ASSIGNED,
+                    agent_id=event.agent_id,
+                    assigned_at=event.assigned_at,
+                    started_at=None,
+                )
+                if event.attempt is not None and event.attempt > self.attempt:
+                    c["attempt"] = event.attempt
             case TaskStartedEvent():
-                c.update(status=TaskStatus.RUNNING, agent_id=event.agent_id)
+                c.update(
+                    status=TaskStatus.RUNNING, agent_id=event.agent_id, started_at=event.started_at
+                )
             case TaskCompletedEvent():
                 c.update(
                     status=TaskStatus.COMPLETED,
@@ -249,6 +285,7 @@ class TaskAggregate:
                     agent_id=event.agent_id or self.agent_id,
                     error=event.error,
                 )
+                detail = event.error
             case TaskTimedOutEvent():
                 c.update(
                     status=TaskStatus.TIMED_OUT,
@@ -263,12 +300,23 @@ class TaskAggregate:
                 )
             case TaskDeadLetteredEvent():
                 c.update(status=TaskStatus.DEAD_LETTERED, error=self.error or event.reason)
+                detail = event.reason
             case TaskCancelledEvent():
                 c.update(status=TaskStatus.CANCELLED)
+                detail = event.reason or None
             case TaskSubmittedEvent():
                 raise ValidationError(f"task {self.task_id} already exists")
             case _:
                 raise ValidationError(f"unknown task event {event.event_type}")
+        status: TaskStatus = c["status"]
+        step = TaskStep(
+            status.value,
+            event.occurred_at,
+            c.get("agent_id", self.agent_id),
+            c.get("attempt", self.attempt),
+            detail,
+        )
+        c["timeline"] = (*self.timeline, step)
         return dataclasses.replace(self, **c)
 
     def _emit(self, events: list[TaskEvent]) -> Transition:
@@ -323,6 +371,22 @@ class TaskAggregate:
         now = _now(at)
         agent = self.agent_id or ""
         return self._emit([TaskStartedEvent(**self._base(now), agent_id=agent, started_at=now)])
+
+    def run_by(
+        self, agent_id: str, *, attempt: int | None = None, at: datetime | None = None
+    ) -> Transition:
+        """The runtime reports ``agent_id`` started the task (attempt ``attempt``):
+        SUBMITTED/OFFERED/RETRYING -> ASSIGNED -> RUNNING, or ASSIGNED -> RUNNING."""
+        AgentId(agent_id)
+        if self.status is TaskStatus.ASSIGNED and self.agent_id == agent_id:
+            return self.start(agent_id, at=at)
+        self._require("run", (TaskStatus.SUBMITTED, TaskStatus.OFFERED, TaskStatus.RETRYING))
+        now = _now(at)
+        assigned = TaskAssignedEvent(
+            **self._base(now), agent_id=agent_id, assigned_at=now, attempt=attempt
+        )
+        started = TaskStartedEvent(**self._base(now), agent_id=agent_id, started_at=now)
+        return self._emit([assigned, started])
 
     def complete(
         self,

@@ -189,6 +189,7 @@ class DurableExecutor:
         # the failure budget belongs to this offer: a manual retry re-offers with a new id
         failures = await self.ledger.failures(tenant, env.id) if redelivered else 0
         ctx.attempt = failures + 1
+        started_at = await self._progress(ctx, "started", {"delivery": msg.attempt})
         current = asyncio.current_task()
         assert current is not None
         self.running[task_id] = (current, msg)
@@ -210,7 +211,7 @@ class DurableExecutor:
             await msg.nak(self.decline_delay)  # busy: give the task to someone else
             return
         except Exception as exc:
-            await self._failed(ctx, msg, exc, max_attempts)
+            await self._failed(ctx, msg, exc, max_attempts, started_at)
             return
         finally:
             self.running.pop(task_id, None)
@@ -224,6 +225,7 @@ class DurableExecutor:
                 "result": result,
                 "attempt": ctx.attempt,
                 "delivery": msg.attempt,
+                "started_at": started_at,
             },
         )
         done.metadata["id"] = result_id(tenant, task_id, "completed")
@@ -232,6 +234,27 @@ class DurableExecutor:
         reply_to = env.routing.get("reply_to")
         if isinstance(reply_to, str) and subjects.is_valid(reply_to):
             await agent.mesh.transport.publish(reply_to, done)
+
+    async def _progress(self, ctx: TaskContext, kind: str, extra: dict[str, Any]) -> str:
+        """Tell the control plane a task started or will be retried (core publish, best
+        effort: the outcome carries ``started_at`` too); returns the event's time."""
+        env = ctx.envelope.reply(
+            f"task.{kind}",
+            {
+                "task_id": ctx.task_id,
+                "capability": ctx.capability,
+                "agent_id": self.agent.agent_id,
+                "attempt": ctx.attempt,
+                **extra,
+            },
+        )
+        try:
+            await self.agent.mesh.transport.publish(
+                subjects.task_progress(ctx.tenant_id, kind, ctx.task_id), env
+            )
+        except Exception as exc:  # the task runs on; the outcome fills the start in
+            logger.debug("task {} progress {} not published: {}", ctx.task_id, kind, exc)
+        return str(env.metadata["timestamp"])
 
     async def _publish_outcome(self, tenant: str, kind: str, env: Envelope) -> None:
         task_id = str(env.payload["task_id"])
@@ -255,7 +278,7 @@ class DurableExecutor:
         await msg.term()
 
     async def _failed(
-        self, ctx: TaskContext, msg: Message, exc: Exception, max_attempts: int
+        self, ctx: TaskContext, msg: Message, exc: Exception, max_attempts: int, started_at: str
     ) -> None:
         agent = self.agent
         tenant, task_id = ctx.tenant_id, ctx.task_id
@@ -276,6 +299,9 @@ class DurableExecutor:
                 delay,
                 error,
             )
+            await self._progress(
+                ctx, "retrying", {"error": error, "retry_in": delay, "started_at": started_at}
+            )
             await msg.nak(delay)
             return
         agent.tasks_failed += 1
@@ -294,7 +320,9 @@ class DurableExecutor:
                 "agent_id": agent.agent_id,
                 "error": error,
                 "attempts": failures,
+                "attempt": ctx.attempt,
                 "retryable": retryable,
+                "started_at": started_at,
             },
         )
         failed.metadata["id"] = result_id(tenant, task_id, f"failed-{failures}")
