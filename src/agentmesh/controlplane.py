@@ -19,11 +19,19 @@ from loguru import logger
 
 from agentmesh.commands import CqrsBus, build_bus
 from agentmesh.config import Settings
+from agentmesh.envelope import Envelope
+from agentmesh.errors import AgentMeshError
 from agentmesh.mesh import Mesh
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.recorder import TaskRecorder
 from agentmesh.runtime.tracker import TaskTracker
-from agentmesh.security.audit import AuditStore, audit_store_for
+from agentmesh.security.audit import (
+    AuditAction,
+    AuditEntry,
+    AuditStatus,
+    AuditStore,
+    audit_store_for,
+)
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.store.audit_trail import AuditTrail
 from agentmesh.store.outbox import OutboxRelay
@@ -81,6 +89,7 @@ class ControlPlane:
             self.mesh.transport,
             self._bus,
             default_attempts=self.settings.agentmesh_max_deliver,
+            on_rejected=self._audit_rejected,
         )
         await self.recorder.start()
         relay = OutboxRelay(p.store, self.mesh.transport)
@@ -89,6 +98,24 @@ class ControlPlane:
             asyncio.create_task(relay.run(self._stop)),
             asyncio.create_task(self._project()),
         ]
+
+    async def _audit_rejected(self, env: Envelope, subject: str, reason: str) -> None:
+        """An offer the recorder could not record: dead-lettered, and audited here."""
+        if self.audit is None:
+            return
+        entry = AuditEntry.new(
+            AuditAction.TASK_FAILED,
+            AuditStatus.FAILURE,
+            tenant_id=env.tenant_id,
+            actor=str(env.metadata.get("source") or "bus"),
+            resource_type="task",
+            resource_id=env.id,
+            details={"operation": "record_offer", "subject": subject, "reason": reason},
+        )
+        try:
+            await self.audit.append(entry)
+        except AgentMeshError as exc:
+            logger.warning("audit of rejected offer {} failed: {}", env.id, exc)
 
     async def _project(self) -> None:
         assert self.persistence is not None

@@ -97,6 +97,7 @@ class CommandHandlers:
         self.read_models = read_models
         self.crypto = crypto
         self.follower = AgentFollower(self._load_agent, self._append_agent)
+        self._tenants: set[str] = set()  # tenants known to exist (tenants are never deleted)
 
     # -- plumbing ----------------------------------------------------------------------
     async def _append(
@@ -370,7 +371,12 @@ class CommandHandlers:
         return await self._retry(attempt)
 
     async def record_task(self, cmd: m.RecordTask) -> m.CommandResult:
-        """Record a task first seen on the bus (its offer is already published)."""
+        """Record a task first seen on the bus (its offer is already published); an
+        unknown tenant is :class:`NotFound`."""
+        if cmd.tenant_id not in self._tenants:
+            if not await self.store.load(cmd.tenant_id, TENANT_STREAM):
+                raise NotFound(f"unknown tenant {cmd.tenant_id!r}", code="TENANT_NOT_FOUND")
+            self._tenants.add(cmd.tenant_id)
         at = cmd.submitted_at
         task, events = TaskAggregate.submit(
             cmd.task_id,

@@ -38,7 +38,6 @@ from agentmesh.commands import (
     CompleteTask,
     CqrsBus,
     FailTask,
-    GetTenant,
     RecordTask,
     RunTask,
 )
@@ -101,7 +100,6 @@ class TaskRecorder:
         self._workers: list[asyncio.Task[None]] = []
         self._subs: list[Subscription] = []
         self._parked: dict[tuple[str, str], _Parked] = {}
-        self._tenants: set[str] = set()
         self.recorded = 0
         self.applied = 0
         self.rejected = 0
@@ -207,21 +205,7 @@ class TaskRecorder:
         for p in parked.items:
             await self._apply(p)
 
-    async def _known_tenant(self, tenant: str) -> bool:
-        if tenant in self._tenants:
-            return True
-        try:
-            await self.bus.query(GetTenant(tenant))
-        except NotFound:
-            return False
-        self._tenants.add(tenant)
-        return True
-
     async def _record(self, env: Envelope, subject: str, *, from_event: bool = False) -> None:
-        tenant = env.tenant_id
-        if not await self._known_tenant(tenant):
-            await self._reject(env, subject, f"unknown tenant {tenant!r}")
-            return
         try:
             await self.bus.execute(self._record_command(env, subject, from_event))
         except Conflict:
