@@ -109,9 +109,9 @@ async def _reason(body: Annotated[TaskCancelRequest | None, Body()] = None) -> s
 
 async def _cancel_where_it_runs(ctx: ApiContext, ref: Ref) -> None:
     """After a cancel: interrupt the task where it runs (best effort)."""
-    if ctx.mesh is not None and getattr(ctx.mesh, "tenant", None) == ref.tenant_id:
+    if ctx.mesh is not None:
         try:
-            await ctx.mesh.cancel(ref.object_id)
+            await ctx.mesh.cancel(ref.object_id, tenant=ref.tenant_id)
         except Exception as exc:
             logger.warning("cancel of task {} on the mesh failed: {}", ref.object_id, exc)
 
