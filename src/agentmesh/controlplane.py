@@ -72,7 +72,7 @@ class ControlPlane:
         """Open (and migrate) the store, then run relay, projector (feeding the audit
         trail of :attr:`audit`) and tracker."""
         url = self.settings.effective_database_url
-        p = self.persistence = await open_persistence(url)
+        p = self.persistence = await open_persistence(url, crypto=self.crypto)
         self.audit = audit_store_for(url, db=p.db)
         await self.audit.connect()
         p.projector.attach(AuditTrail(self.audit))

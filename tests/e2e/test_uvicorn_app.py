@@ -34,8 +34,16 @@ def test_uvicorn_module_app_relays_and_records(tmp_path: Path, nats_url: str) ->
     with (tmp_path / "uvicorn.log").open("wb") as log:
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "agentmesh.api.fastapi_app:app"]
-                + ["--host", "127.0.0.1", "--port", str(port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "agentmesh.api.fastapi_app:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -70,8 +78,16 @@ def test_uvicorn_module_app_relays_and_records(tmp_path: Path, nats_url: str) ->
         with (tmp_path / "agent.log").open("wb") as log:
             procs.append(
                 subprocess.Popen(
-                    [AGENTMESH, "agent", "start", "seed-agent", "--capabilities", "greet"]
-                    + ["--tenant", "seedco"],
+                    [
+                        AGENTMESH,
+                        "agent",
+                        "start",
+                        "seed-agent",
+                        "--capabilities",
+                        "greet",
+                        "--tenant",
+                        "seedco",
+                    ],
                     cwd=ROOT,
                     env=env,
                     stdout=log,

@@ -138,7 +138,7 @@ def create_app(
         crypto_svc = crypto or plane_crypto or EncryptionService(str(resolved.encryption_key))
         url = resolved.effective_database_url
         shared = persistence or (plane_.persistence if plane_ is not None else None)
-        p = shared or await open_persistence(url)
+        p = shared or await open_persistence(url, crypto=crypto_svc)
         plane_audit = plane_.audit if plane_ is not None else None
         audit_db = audit_store or plane_audit or audit_store_for(url, db=p.db)
         await audit_db.connect()
