@@ -38,6 +38,7 @@ from agentmesh.commands.messages import (
     RunTask,
     StartTask,
     SubmitTask,
+    SyncAgentCapabilities,
     TerminateAgent,
     TimeOutTask,
 )
@@ -65,6 +66,7 @@ def build_bus(
         (RecordHeartbeat, h.record_heartbeat),
         (MarkAgentUnhealthy, h.mark_unhealthy),
         (MarkAgentHealthy, h.mark_healthy),
+        (SyncAgentCapabilities, h.sync_capabilities),
         (SubmitTask, h.submit_task),
         (RecordTask, h.record_task),
         (RunTask, h.run_task),
@@ -122,6 +124,7 @@ __all__ = [
     "RunTask",
     "StartTask",
     "SubmitTask",
+    "SyncAgentCapabilities",
     "TerminateAgent",
     "TimeOutTask",
     "build_bus",

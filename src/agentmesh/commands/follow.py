@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-from agentmesh.domain import AgentAggregate, DomainEvent
+from agentmesh.domain import AgentAggregate, AgentCapability, DomainEvent
 from agentmesh.errors import ConcurrencyError
 
 Key = tuple[str, str]
 Decide = Callable[[AgentAggregate], tuple[AgentAggregate, Sequence[DomainEvent]]]
 Load = Callable[[str, str], Awaitable[tuple[AgentAggregate, int] | None]]
+Transition = tuple[AgentAggregate, Sequence[DomainEvent]]
 Append = Callable[[str, str, int, Sequence[DomainEvent]], Awaitable[int]]
 
 
@@ -67,3 +68,19 @@ class AgentFollower:
                     self._cache.popitem(last=False)
                 return True
         return False  # pragma: no cover - the loop returns or raises
+
+
+def capability_changes(agent: AgentAggregate, announced: Mapping[str, int]) -> Transition:
+    """The capabilities ``announced`` by a live agent that its record lacks (added) or
+    has at a lower level (upgraded)."""
+    events: list[DomainEvent] = []
+    current = agent
+    for name, level in announced.items():
+        have = current.get_capability(name)
+        if have is None:
+            current, added = current.add_capability(AgentCapability(name, int(level)))
+            events += added
+        elif int(level) > have.proficiency_level:
+            current, upgraded = current.upgrade_capability(name, int(level))
+            events += upgraded
+    return current, events

@@ -38,7 +38,7 @@ from agentmesh.store.base import EventStore, NewEvent, OutboxMessage
 from agentmesh.store.queries import ReadModels
 
 from . import messages as m
-from .follow import AgentFollower
+from .follow import AgentFollower, capability_changes
 
 T = TypeVar("T")
 WAITING = (TaskStatus.SUBMITTED, TaskStatus.OFFERED, TaskStatus.RETRYING)
@@ -277,6 +277,16 @@ class CommandHandlers:
         return await self._agent_change(
             cmd.tenant_id, cmd.agent_id, lambda a: a.record_heartbeat(beat)
         )
+
+    async def sync_capabilities(self, cmd: m.SyncAgentCapabilities) -> m.CommandResult:
+        """Add or upgrade what a live agent announces (no-op when nothing changed)."""
+        found = await self.follower.follow(
+            cmd.tenant_id, cmd.agent_id, lambda a: capability_changes(a, cmd.capabilities)
+        )
+        if not found:
+            raise NotFound(f"agent {cmd.agent_id} not found", code="AGENT_NOT_FOUND")
+        version = await self.store.stream_version(cmd.tenant_id, agent_stream(cmd.agent_id))
+        return m.CommandResult(cmd.agent_id, version, ())
 
     async def mark_unhealthy(self, cmd: m.MarkAgentUnhealthy) -> m.CommandResult:
         return await self._agent_change(

@@ -82,6 +82,16 @@ class RecordHeartbeat:
 
 
 @dataclass(frozen=True)
+class SyncAgentCapabilities:
+    """What a live agent announces (its heartbeat): capabilities it did not have are
+    added, higher levels upgrade; nothing is removed."""
+
+    tenant_id: str
+    agent_id: str
+    capabilities: Mapping[str, int]
+
+
+@dataclass(frozen=True)
 class MarkAgentUnhealthy:
     tenant_id: str
     agent_id: str

@@ -34,6 +34,7 @@ from agentmesh.commands import (
     RecordHeartbeat,
     RegisterAgent,
     ResumeAgent,
+    SyncAgentCapabilities,
     TimeOutTask,
 )
 from agentmesh.envelope import Envelope
@@ -144,6 +145,7 @@ class TaskTracker:
                 self._in_store.add((t, a))
             if not registered:
                 await self._execute(ActivateAgent(t, a))
+                await self._sync_capabilities(record)
             if new == "PAUSED":
                 await self._execute(PauseAgent(t, a, "paused at start"))
             return
@@ -159,6 +161,14 @@ class TaskTracker:
             self._beats.pop((t, a), None)
         elif old == "TERMINATED" and new in ("AVAILABLE", "BUSY"):
             await self._execute(ActivateAgent(t, a))
+            await self._sync_capabilities(record)
+
+    async def _sync_capabilities(self, record: AgentRecord) -> None:
+        """A restarted agent may announce new capabilities or higher levels."""
+        if record.capabilities:
+            await self._execute(
+                SyncAgentCapabilities(record.tenant_id, record.agent_id, record.capabilities)
+            )
 
     async def _on_beat(self, record: AgentRecord) -> None:
         """Record a heartbeat in the store at most every ``beat_interval`` seconds per agent
