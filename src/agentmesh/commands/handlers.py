@@ -24,13 +24,11 @@ from agentmesh.domain import (
     MessageRecordedEvent,
     ResourceRequirement,
     TaskAggregate,
-    TaskStatus,
     TenantAggregate,
     TenantNameReservedEvent,
     tenant_name_key,
 )
 from agentmesh.domain.task_events import TaskOfferedEvent
-from agentmesh.envelope import Envelope
 from agentmesh.errors import ConcurrencyError, Conflict, NotFound
 from agentmesh.observability import metrics
 from agentmesh.security.crypto import EncryptionService
@@ -38,50 +36,13 @@ from agentmesh.store.base import EventStore, NewEvent, OutboxMessage
 from agentmesh.store.queries import ReadModels
 
 from . import messages as m
-from .follow import AgentFollower, capability_changes
+from .envelopes import event_envelope, offer_envelope
+from .facts import agent_done, run_first
+from .follow import AgentFollower
+from .streams import TENANT_STREAM, agent_stream, task_stream
 
 T = TypeVar("T")
-WAITING = (TaskStatus.SUBMITTED, TaskStatus.OFFERED, TaskStatus.RETRYING)
 RETRIES = 5
-_OFFER_NS = uuid.UUID("6f1c1d8e-3f4e-4c55-9a51-0c2b5f1a7e01")
-
-
-def agent_stream(agent_id: str) -> str:
-    return f"agent-{agent_id}"
-
-
-def task_stream(task_id: str) -> str:
-    return f"task-{task_id}"
-
-
-TENANT_STREAM = "tenant"
-
-
-def event_envelope(event: DomainEvent) -> OutboxMessage:
-    """The integration envelope of a domain event (its id is the event id)."""
-    env = Envelope.create(
-        event.topic, event.to_dict(), tenant_id=event.tenant_id, source="agentmesh.store"
-    )
-    env.metadata["id"] = event.event_id
-    return OutboxMessage(subjects.event(event.tenant_id, event.topic), env)
-
-
-def offer_envelope(task: TaskAggregate, offered: TaskOfferedEvent, source: str) -> OutboxMessage:
-    """The ``task.offered`` envelope agents with the capability receive."""
-    env = Envelope.create(
-        "task.offered",
-        {**task.payload, "task_id": task.task_id},
-        tenant_id=task.tenant_id,
-        source=source,
-        routing={"required_capabilities": list(task.required_capabilities)},
-        priority=task.priority,
-        timeout_seconds=task.timeout_seconds,
-        attempt=task.attempt,
-        task_type=task.task_type,
-        recorded=True,  # the control plane has it already (see runtime.recorder)
-    )
-    env.metadata["id"] = str(uuid.uuid5(_OFFER_NS, offered.event_id))
-    return OutboxMessage(subjects.task(task.tenant_id, offered.capability), env)
 
 
 class CommandHandlers:
@@ -97,7 +58,7 @@ class CommandHandlers:
         self.read_models = read_models
         self.crypto = crypto
         self.follower = AgentFollower(self._load_agent, self._append_agent)
-        self._tenants: set[str] = set()  # tenants known to exist (tenants are never deleted)
+        self.tenants: set[str] = set()  # tenants known to exist (tenants are never deleted)
 
     # -- plumbing ----------------------------------------------------------------------
     async def _append(
@@ -278,16 +239,6 @@ class CommandHandlers:
             cmd.tenant_id, cmd.agent_id, lambda a: a.record_heartbeat(beat)
         )
 
-    async def sync_capabilities(self, cmd: m.SyncAgentCapabilities) -> m.CommandResult:
-        """Add or upgrade what a live agent announces (no-op when nothing changed)."""
-        found = await self.follower.follow(
-            cmd.tenant_id, cmd.agent_id, lambda a: capability_changes(a, cmd.capabilities)
-        )
-        if not found:
-            raise NotFound(f"agent {cmd.agent_id} not found", code="AGENT_NOT_FOUND")
-        version = await self.store.stream_version(cmd.tenant_id, agent_stream(cmd.agent_id))
-        return m.CommandResult(cmd.agent_id, version, ())
-
     async def mark_unhealthy(self, cmd: m.MarkAgentUnhealthy) -> m.CommandResult:
         return await self._agent_change(
             cmd.tenant_id, cmd.agent_id, lambda a: a.mark_unhealthy(cmd.reason)
@@ -380,51 +331,6 @@ class CommandHandlers:
 
         return await self._retry(attempt)
 
-    async def record_task(self, cmd: m.RecordTask) -> m.CommandResult:
-        """Record a task first seen on the bus (its offer is already published); an
-        unknown tenant is :class:`NotFound`."""
-        if cmd.tenant_id not in self._tenants:
-            if not await self.store.load(cmd.tenant_id, TENANT_STREAM):
-                raise NotFound(f"unknown tenant {cmd.tenant_id!r}", code="TENANT_NOT_FOUND")
-            self._tenants.add(cmd.tenant_id)
-        at = cmd.submitted_at
-        task, events = TaskAggregate.submit(
-            cmd.task_id,
-            cmd.tenant_id,
-            cmd.task_type or cmd.capability,
-            [cmd.capability],
-            payload=cmd.payload,
-            priority=cmd.priority,
-            timeout_seconds=cmd.timeout_seconds,
-            max_retries=cmd.max_retries,
-            at=at,
-        )
-        task, offered = task.offer(cmd.capability, at=at)
-        recorded = self._recorded(task, OutboxMessage(cmd.subject, cmd.envelope))
-        try:
-            return await self._append(
-                cmd.tenant_id, task_stream(cmd.task_id), 0, [*events, *offered, *recorded]
-            )
-        except ConcurrencyError:
-            raise Conflict(f"task {cmd.task_id} already exists", code="TASK_EXISTS") from None
-
-    async def run_task(self, cmd: m.RunTask) -> m.CommandResult:
-        """The runtime started the task on ``cmd.agent_id``: assigned + running."""
-        _, result = await self._task_change(
-            cmd.tenant_id,
-            cmd.task_id,
-            lambda t: t.run_by(cmd.agent_id, attempt=cmd.attempt, at=cmd.at),
-            reoffer=False,
-        )
-        await self._agent_follow(
-            cmd.tenant_id,
-            cmd.agent_id,
-            cmd.task_id,
-            lambda a: a.task_started(cmd.task_id, at=cmd.at),
-            needs_current=False,
-        )
-        return result
-
     async def assign_task(self, cmd: m.AssignTask) -> m.CommandResult:
         agent = await self.load_agent(cmd.tenant_id, cmd.agent_id)
         if agent is not None:
@@ -447,43 +353,11 @@ class CommandHandlers:
         )
         return result
 
-    @staticmethod
-    def _run_first(
-        t: TaskAggregate, cmd: m.CompleteTask | m.FailTask, ran: list[bool]
-    ) -> tuple[TaskAggregate, list[Any]]:
-        """The assigned/running steps the runtime reported with an outcome, when the
-        task's start was not recorded (a lost or late ``task.started``)."""
-        ran.clear()
-        if cmd.started_at is None or not cmd.agent_id or t.status not in WAITING:
-            return t, []
-        ran.append(True)
-        new, events = t.run_by(cmd.agent_id, attempt=cmd.attempt, at=cmd.started_at)
-        return new, list(events)
-
-    @staticmethod
-    def _agent_done(
-        cmd: m.CompleteTask | m.FailTask, ran: list[bool], error: str | None
-    ) -> Callable[[AgentAggregate], tuple[AgentAggregate, list[Any]]]:
-        def decide(a: AgentAggregate) -> tuple[AgentAggregate, list[Any]]:
-            events: list[Any] = []
-            if ran:
-                a, started = a.task_started(cmd.task_id, at=cmd.started_at)
-                events += started
-            kw: dict[str, Any] = (
-                {"result": cmd.result, "execution_time_ms": cmd.execution_time_ms}
-                if isinstance(cmd, m.CompleteTask)
-                else {"error": error, "error_code": cmd.error_code}
-            )
-            a, done = a.task_finished(cmd.task_id, **kw)
-            return a, [*events, *done]
-
-        return decide
-
     async def complete_task(self, cmd: m.CompleteTask) -> m.CommandResult:
         ran: list[bool] = []
 
         def decide(t: TaskAggregate) -> tuple[TaskAggregate, list[Any]]:
-            t, e1 = self._run_first(t, cmd, ran)
+            t, e1 = run_first(t, cmd, ran)
             new, e2 = t.complete(
                 cmd.result, agent_id=cmd.agent_id, execution_time_ms=cmd.execution_time_ms
             )
@@ -494,7 +368,7 @@ class CommandHandlers:
             cmd.tenant_id,
             task.agent_id,
             cmd.task_id,
-            self._agent_done(cmd, ran, None),
+            agent_done(cmd, ran, None),
             needs_current=False,
         )
         return result
@@ -511,7 +385,7 @@ class CommandHandlers:
         ran: list[bool] = []
 
         def decide(t: TaskAggregate) -> tuple[TaskAggregate, list[Any]]:
-            t, e0 = self._run_first(t, cmd, ran)
+            t, e0 = run_first(t, cmd, ran)
             failed, e1 = t.fail(cmd.error, error_code=cmd.error_code, agent_id=cmd.agent_id)
             new, e2 = self._after_failure(failed, cmd.retryable)
             return new, [*e0, *e1, *e2]
@@ -522,7 +396,7 @@ class CommandHandlers:
             cmd.tenant_id,
             cmd.agent_id or before.agent_id,
             cmd.task_id,
-            self._agent_done(cmd, ran, cmd.error),
+            agent_done(cmd, ran, cmd.error),
             needs_current=False,
         )
         return result

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from agentmesh.domain.events import DomainEvent
@@ -37,64 +36,19 @@ from agentmesh.domain.task_events import (
     TaskSubmittedEvent,
     TaskTimedOutEvent,
 )
+from agentmesh.domain.task_values import (  # re-exported: the task's vocabulary
+    ACTIVE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT_SECONDS,
+    TERMINAL,
+    TaskStatus,
+    TaskStep,
+    parse_priority,
+)
 from agentmesh.domain.values import CAPABILITY_PATTERN, AgentId, as_utc, utcnow
 from agentmesh.errors import InvalidTransition, ValidationError
 
-PRIORITY_NAMES = {"low": 1, "medium": 3, "high": 4, "urgent": 5}
-DEFAULT_TIMEOUT_SECONDS = 300
-DEFAULT_MAX_RETRIES = 3
-
-
-class TaskStatus(StrEnum):
-    SUBMITTED = "submitted"
-    OFFERED = "offered"
-    ASSIGNED = "assigned"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    RETRYING = "retrying"
-    DEAD_LETTERED = "dead_lettered"
-    CANCELLED = "cancelled"
-    TIMED_OUT = "timed_out"
-
-
-TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.DEAD_LETTERED})
-ACTIVE = frozenset(
-    {
-        TaskStatus.SUBMITTED,
-        TaskStatus.OFFERED,
-        TaskStatus.ASSIGNED,
-        TaskStatus.RUNNING,
-        TaskStatus.RETRYING,
-    }
-)
-
 Transition = tuple["TaskAggregate", list[TaskEvent]]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TaskStep:
-    """One entry of a task's lifecycle timeline: the status it reached, when, on which
-    agent and in which attempt."""
-
-    status: str
-    at: datetime
-    agent_id: str | None = None
-    attempt: int = 1
-    detail: str | None = None
-
-
-def parse_priority(value: int | str) -> int:
-    """1..5 from an int or a name (low, medium, high, urgent)."""
-    if isinstance(value, str):
-        if value.lower() in PRIORITY_NAMES:
-            return PRIORITY_NAMES[value.lower()]
-        raise ValidationError(
-            f"priority must be 1-5 or one of {', '.join(PRIORITY_NAMES)}, got {value!r}"
-        )
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
-        raise ValidationError(f"priority must be an integer 1-5, got {value!r}")
-    return value
 
 
 def _now(at: datetime | None) -> datetime:
@@ -165,16 +119,6 @@ class TaskAggregate:
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL
-
-    @property
-    def finished_at(self) -> datetime | None:
-        """When the task last left RUNNING (completed, failed, timed out, cancelled)."""
-        if self.started_at is None or self.status in ACTIVE:
-            return None
-        return next(
-            (s.at for s in reversed(self.timeline) if s.status not in ("retrying", "offered")),
-            None,
-        )
 
     @property
     def retries_left(self) -> int:
@@ -496,3 +440,6 @@ class TaskAggregate:
         self._require("cancel", [s for s in TaskStatus if s not in TERMINAL])
         now = _now(at)
         return self._emit([TaskCancelledEvent(**self._base(now), reason=reason, cancelled_at=now)])
+
+
+__all__ = ["ACTIVE", "TERMINAL", "TaskAggregate", "TaskStatus", "TaskStep", "parse_priority"]

@@ -21,6 +21,7 @@ from agentmesh.domain import (
     TenantAggregate,
 )
 from agentmesh.domain.events import iso, parse_datetime
+from agentmesh.domain.task_values import ACTIVE
 
 
 def _dt(value: Any) -> Any:
@@ -114,7 +115,7 @@ def task_doc(task: TaskAggregate) -> dict[str, Any]:
         "assigned_at": _dt(task.assigned_at),
         "started_at": _dt(task.started_at),
         "queued_seconds": _seconds(task.submitted_at, task.started_at),
-        "run_seconds": _seconds(task.started_at, task.finished_at),
+        "run_seconds": _seconds(task.started_at, _finished_at(task)),
         "timeline": [
             {
                 "status": s.status,
@@ -127,6 +128,16 @@ def task_doc(task: TaskAggregate) -> dict[str, Any]:
         ],
         "version": task.version,
     }
+
+
+def _finished_at(task: TaskAggregate) -> datetime | None:
+    """When the task last left RUNNING (completed, failed, timed out, cancelled)."""
+    if task.started_at is None or task.status in ACTIVE:
+        return None
+    return next(
+        (s.at for s in reversed(task.timeline) if s.status not in ("retrying", "offered")),
+        None,
+    )
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
