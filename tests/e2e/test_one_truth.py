@@ -60,6 +60,7 @@ def test_tasks_submitted_from_a_broker_only_client_are_the_control_planes(
             )
         )
     base = f"http://127.0.0.1:{port}"
+    client: httpx.Client | None = None
     try:
         wait_until(
             lambda: httpx.get(f"{base}/health", timeout=2).status_code == 200, 60, "the API up"
@@ -166,6 +167,8 @@ def test_tasks_submitted_from_a_broker_only_client_are_the_control_planes(
         assert doc["active_tasks"] == []
         assert doc["status"] == "AVAILABLE"
     finally:
+        if client is not None:
+            client.close()
         for p in reversed(procs):
             p.terminate()
         for p in reversed(procs):

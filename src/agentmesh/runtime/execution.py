@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from agentmesh import subjects
-from agentmesh.envelope import Envelope
+from agentmesh.envelope import Envelope, now_iso
 from agentmesh.observability import metrics
 from agentmesh.resilience import BulkheadFullError, BulkheadTimeoutError, RetryConfig
 from agentmesh.runtime.context import TaskContext
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from agentmesh.runtime.agent import AgentRuntime
 
 DEFAULT_TIMEOUT = 300.0
+STARTED_DELAY = 0.2
+"""Seconds a task runs before its start is announced to the control plane."""
 RESULT_NAMESPACE = uuid.UUID("6f1c3a1e-5b7e-4c55-9a0e-2d6b1f3c9e11")
 
 
@@ -108,6 +110,7 @@ class DurableExecutor:
         self._progress_task: asyncio.Task[None] | None = None
         self._stopping = False
         self.declined = 0
+        self._announcing: set[asyncio.Task[None]] = set()
         # where a first delivery may repeat a task (a crashed Kafka consumer's records come
         # back as first deliveries; a publish retried after a lost ack is stored twice),
         # the ledger is asked on every delivery
@@ -189,7 +192,12 @@ class DurableExecutor:
         # the failure budget belongs to this offer: a manual retry re-offers with a new id
         failures = await self.ledger.failures(tenant, env.id) if redelivered else 0
         ctx.attempt = failures + 1
-        started_at = await self._progress(ctx, "started", {"delivery": msg.attempt})
+        started_at = now_iso()
+        # a task still running after STARTED_DELAY is announced as started; a quicker one
+        # is not (its outcome carries started_at), which keeps the hot path one publish
+        announce = asyncio.get_running_loop().call_later(
+            STARTED_DELAY, self._announce_start, ctx, started_at, msg.attempt
+        )
         current = asyncio.current_task()
         assert current is not None
         self.running[task_id] = (current, msg)
@@ -214,6 +222,7 @@ class DurableExecutor:
             await self._failed(ctx, msg, exc, max_attempts, started_at)
             return
         finally:
+            announce.cancel()
             self.running.pop(task_id, None)
         agent.tasks_completed += 1
         done = env.reply(
@@ -235,9 +244,15 @@ class DurableExecutor:
         if isinstance(reply_to, str) and subjects.is_valid(reply_to):
             await agent.mesh.transport.publish(reply_to, done)
 
-    async def _progress(self, ctx: TaskContext, kind: str, extra: dict[str, Any]) -> str:
+    def _announce_start(self, ctx: TaskContext, started_at: str, delivery: int) -> None:
+        extra = {"delivery": delivery, "started_at": started_at}
+        task = asyncio.get_running_loop().create_task(self._progress(ctx, "started", extra))
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
+
+    async def _progress(self, ctx: TaskContext, kind: str, extra: dict[str, Any]) -> None:
         """Tell the control plane a task started or will be retried (core publish, best
-        effort: the outcome carries ``started_at`` too); returns the event's time."""
+        effort: the outcome carries ``started_at`` too)."""
         env = ctx.envelope.reply(
             f"task.{kind}",
             {
@@ -254,7 +269,6 @@ class DurableExecutor:
             )
         except Exception as exc:  # the task runs on; the outcome fills the start in
             logger.debug("task {} progress {} not published: {}", ctx.task_id, kind, exc)
-        return str(env.metadata["timestamp"])
 
     async def _publish_outcome(self, tenant: str, kind: str, env: Envelope) -> None:
         task_id = str(env.payload["task_id"])

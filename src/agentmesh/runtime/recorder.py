@@ -8,8 +8,9 @@ control plane runs this recorder, which listens to
 
 * the offers (``am.*.task.*`` and ``am.*.inbox.*``) and records the ones the store does not
   have (``RecordTask``: submitted + offered, with the offer's timestamp);
-* the runtime's progress (``am.*.run.started.<id>``: assigned + running on that agent;
-  ``am.*.run.retrying.<id>``: a failed attempt the runtime retries);
+* the runtime's progress (``am.*.run.started.<id>``, sent when an attempt runs longer
+  than :data:`~agentmesh.runtime.execution.STARTED_DELAY`: assigned + running on that
+  agent; ``am.*.run.retrying.<id>``: a failed attempt the runtime retries);
 * the outcomes (``am.*.evt.task.{completed,failed,cancelled}.<id>``).
 
 Events of one task are applied in arrival order by one of a few workers (sharded by task
@@ -288,7 +289,7 @@ class TaskRecorder:
         agent = p.get("agent_id") if isinstance(p.get("agent_id"), str) else None
         attempt = p.get("attempt") if isinstance(p.get("attempt"), int) else None
         if env.type == "task.started" and agent:
-            return RunTask(tenant, task_id, agent, attempt, at=env.timestamp)
+            return RunTask(tenant, task_id, agent, attempt, at=_started_at(p) or env.timestamp)
         if env.type == "task.retrying":
             error = str(p.get("error") or "failed")
             return FailTask(
