@@ -39,6 +39,7 @@ from . import messages as m
 from .envelopes import event_envelope, offer_envelope
 from .facts import agent_done, run_first
 from .follow import AgentFollower
+from .quota import QuotaWindow
 from .streams import TENANT_STREAM, agent_stream, task_stream
 
 T = TypeVar("T")
@@ -58,6 +59,7 @@ class CommandHandlers:
         self.read_models = read_models
         self.crypto = crypto
         self.follower = AgentFollower(self._load_agent, self._append_agent)
+        self.quota = QuotaWindow(read_models) if read_models is not None else None
         self.tenants: set[str] = set()  # tenants known to exist (tenants are never deleted)
 
     # -- plumbing ----------------------------------------------------------------------
@@ -289,6 +291,8 @@ class CommandHandlers:
             max_retries=cmd.max_retries,
         )
         task, offered = task.offer(cmd.capability)
+        if self.quota is not None:  # after validation, before any write
+            await self.quota.take_for(cmd.tenant_id)
         offer = offer_envelope(task, offered[0], cmd.source)  # type: ignore[arg-type]
         recorded = self._recorded(task, offer)
         try:

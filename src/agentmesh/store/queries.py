@@ -8,6 +8,7 @@ spec 3.5 (``total, limit, offset, has_more, next_offset``).
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
@@ -203,6 +204,17 @@ class ReadModels:
             )
         )
         return Page(items, total, limit, offset)
+
+    async def submitted_since(self, tenant_id: str, since: float) -> list[str]:
+        """When the tenant's tasks submitted after ``since`` (epoch seconds) were submitted."""
+        start = datetime.fromtimestamp(since, UTC).isoformat()
+        async with self.db.read() as c:
+            rows = await c.fetch(
+                "SELECT submitted_at FROM tasks WHERE tenant_id = ? AND submitted_at >= ?",
+                tenant_id,
+                start,
+            )
+        return [str(r[0]) for r in rows]
 
     async def get_task(self, tenant_id: str, task_id: str) -> dict[str, Any] | None:
         docs = self._opened(
