@@ -22,8 +22,11 @@ def event_envelope(event: DomainEvent) -> OutboxMessage:
     return OutboxMessage(subjects.event(event.tenant_id, event.topic), env)
 
 
-def offer_envelope(task: TaskAggregate, offered: TaskOfferedEvent, source: str) -> OutboxMessage:
-    """The ``task.offered`` envelope agents with the capability receive."""
+def offer_envelope(
+    task: TaskAggregate, offered: TaskOfferedEvent, source: str, to_agent: str | None = None
+) -> OutboxMessage:
+    """The ``task.offered`` envelope agents with the capability receive (or, with
+    ``to_agent``, that agent's durable inbox)."""
     env = Envelope.create(
         "task.offered",
         {**task.payload, "task_id": task.task_id},
@@ -37,4 +40,7 @@ def offer_envelope(task: TaskAggregate, offered: TaskOfferedEvent, source: str) 
         recorded=True,  # the control plane has it already (see runtime.recorder)
     )
     env.metadata["id"] = str(uuid.uuid5(_OFFER_NS, offered.event_id))
+    if to_agent is not None:
+        env.routing["destination"] = to_agent
+        return OutboxMessage(subjects.inbox(task.tenant_id, to_agent), env)
     return OutboxMessage(subjects.task(task.tenant_id, offered.capability), env)

@@ -29,7 +29,8 @@ from agentmesh.domain import (
     tenant_name_key,
 )
 from agentmesh.domain.task_events import TaskOfferedEvent
-from agentmesh.errors import ConcurrencyError, Conflict, NotFound
+from agentmesh.domain.values import AgentId
+from agentmesh.errors import ConcurrencyError, Conflict, NotFound, ValidationError
 from agentmesh.observability import metrics
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.store.base import EventStore, NewEvent, OutboxMessage
@@ -293,7 +294,11 @@ class CommandHandlers:
         task, offered = task.offer(cmd.capability)
         if self.quota is not None:  # after validation, before any write
             await self.quota.take_for(cmd.tenant_id)
-        offer = offer_envelope(task, offered[0], cmd.source)  # type: ignore[arg-type]
+        if cmd.strategy is not None:  # needs the live registry: entry points resolve it
+            raise ValidationError(m.STRATEGY_NEEDS_PLANE, code="STRATEGY_NEEDS_PLANE")
+        if cmd.to_agent is not None:
+            AgentId(cmd.to_agent)
+        offer = offer_envelope(task, offered[0], cmd.source, cmd.to_agent)  # type: ignore[arg-type]
         recorded = self._recorded(task, offer)
         try:
             return await self._append(

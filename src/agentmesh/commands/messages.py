@@ -106,6 +106,12 @@ class MarkAgentHealthy:
 
 
 # -- tasks -----------------------------------------------------------------------------
+STRATEGY_NEEDS_PLANE = (
+    "a routing strategy needs the live registry of a running control plane "
+    "(REST, or the CLI with --api-url)"
+)
+
+
 @dataclass(frozen=True)
 class SubmitTask:
     tenant_id: str
@@ -117,6 +123,11 @@ class SubmitTask:
     timeout_seconds: int = 300
     max_retries: int = 3
     source: str = "api"
+    to_agent: str | None = None
+    """Offer it to this agent's durable inbox instead of the capability queue."""
+    strategy: str | None = None
+    """A routing strategy needs the live registry: the entry point resolves it into
+    ``to_agent`` (a handler without a registry refuses it)."""
 
 
 @dataclass(frozen=True)
