@@ -24,7 +24,6 @@ from agentmesh.api.schemas import (
 )
 from agentmesh.commands import CancelTask, GetTask, ListTasks, RetryTask, SubmitTask
 from agentmesh.domain import parse_priority
-from agentmesh.errors import BrokerUnavailable
 from agentmesh.security.audit import AuditAction
 from agentmesh.security.tenancy import Principal
 from agentmesh.store.queries import Page
@@ -61,10 +60,8 @@ async def submit_task(
     tenant's live agents (the capability queue when none can take it)."""
     task_id = body.task_id or str(uuid.uuid4())
     to_agent = body.to_agent
-    if body.strategy is not None:
-        if ctx.mesh is None:
-            raise BrokerUnavailable("routing needs the mesh of a control plane", code="NO_MESH")
-        to_agent = ctx.mesh.router.choose(
+    if body.strategy is not None and ctx.mesh is not None:  # no registry: no live agent,
+        to_agent = ctx.mesh.router.choose(  # so the task waits in the capability queue
             body.strategy, body.capability, parse_priority(body.priority), task_id, tenant=tenant_id
         )
     result = await ctx.bus.execute(
