@@ -25,14 +25,9 @@ from agentmesh.mesh import Mesh
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.recorder import TaskRecorder
 from agentmesh.runtime.tracker import TaskTracker
-from agentmesh.security.audit import (
-    AuditAction,
-    AuditEntry,
-    AuditStatus,
-    AuditStore,
-    audit_store_for,
-)
+from agentmesh.security.audit import AuditAction, AuditEntry, AuditStatus, AuditStore
 from agentmesh.security.crypto import EncryptionService
+from agentmesh.store.audit_log import audit_store_for
 from agentmesh.store.audit_trail import AuditTrail
 from agentmesh.store.outbox import OutboxRelay
 from agentmesh.store.persistence import Persistence, open_persistence

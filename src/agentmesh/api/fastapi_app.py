@@ -38,16 +38,17 @@ from agentmesh.api.middleware import (
 )
 from agentmesh.api.options import API_VERSION, DEFAULT_RATE_LIMIT, ApiOptions, SecurityLevel
 from agentmesh.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from agentmesh.api.routes import agents, audit, health, messages, tasks, tenants
+from agentmesh.api.routes import agents, audit, federated, health, messages, tasks, tenants
 from agentmesh.api.ui import mount_ui
 from agentmesh.api.ws import WebSocketHub
 from agentmesh.application import Application
 from agentmesh.config import Settings, get_settings
 from agentmesh.controlplane import ControlPlane
 from agentmesh.mesh import Mesh
-from agentmesh.security.audit import AuditStore, audit_store_for
+from agentmesh.security.audit import AuditStore
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.security.tokens import TokenService, token_service_from_settings
+from agentmesh.store.audit_log import audit_store_for
 from agentmesh.store.audit_trail import AuditTrail
 from agentmesh.store.persistence import Persistence, open_persistence
 
@@ -215,7 +216,7 @@ def create_app(
     )
     app.state.ctx = None
     install_error_handlers(app)
-    for module in (health, tenants, agents, tasks, messages, audit):
+    for module in (health, tenants, agents, tasks, messages, audit, federated):
         app.include_router(module.router)
     mount_ui(app)
 

@@ -31,8 +31,8 @@ def register(app: typer.Typer) -> None:
 
 def _local(work: Callable[[Any, Any], Awaitable[T]]) -> T:
     """Run ``work(persistence, audit_store)`` on the local store, always close."""
-    from agentmesh.security.audit import audit_store_for
     from agentmesh.security.crypto import encryption_from_settings
+    from agentmesh.store.audit_log import audit_store_for
     from agentmesh.store.persistence import open_persistence
 
     config = settings()

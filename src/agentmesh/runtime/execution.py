@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from agentmesh import subjects
+from agentmesh.aio import stop_task
 from agentmesh.envelope import Envelope, now_iso
+from agentmesh.errors import BulkheadFullError, BulkheadTimeoutError, TaskTimeout
 from agentmesh.observability import metrics
-from agentmesh.resilience import BulkheadFullError, BulkheadTimeoutError, RetryConfig
+from agentmesh.resilience import RetryConfig
 from agentmesh.runtime.context import TaskContext
 from agentmesh.runtime.ledger import TaskLedger, unique_first_delivery
-from agentmesh.runtime.tasks import stop_task
 from agentmesh.transports import Message
 from agentmesh.transports.message import error_context
 
@@ -59,10 +60,6 @@ class Decision:
 
 
 DecidePolicy = Callable[[TaskContext], Awaitable[Decision | bool] | Decision | bool]
-
-
-class TaskTimeout(TimeoutError):
-    """The handler ran longer than the task's ``timeout_seconds``."""
 
 
 def result_id(tenant: str, task_id: str, outcome: str) -> str:

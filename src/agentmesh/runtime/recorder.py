@@ -34,6 +34,7 @@ from typing import Any
 from loguru import logger
 
 from agentmesh import subjects
+from agentmesh.aio import stop_task
 from agentmesh.commands import (
     CancelTask,
     CompleteTask,
@@ -51,7 +52,6 @@ from agentmesh.errors import (
     InvalidTransition,
     NotFound,
 )
-from agentmesh.runtime.tasks import stop_task
 from agentmesh.transports import Message, SubscribeOptions, Subscription, Transport
 from agentmesh.transports.message import error_context
 

@@ -96,6 +96,8 @@ OPERATION_PERMISSIONS: dict[str, Permission] = {
     "get_message": P.MESSAGES_READ,
     # audit
     "list_audit": P.AUDIT_READ,
+    # federated learning
+    "list_federated_rounds": P.TASKS_READ,
     # WebSocket channels
     "ws:agents": P.AGENTS_READ,
     "ws:tasks": P.TASKS_READ,

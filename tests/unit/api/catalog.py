@@ -82,6 +82,7 @@ def request_for(op: str, s: Seed) -> tuple[str, str, Any]:
         "publish_message": ("POST", f"{t}/messages", envelope(s.tenant)),
         "get_message": ("GET", f"{t}/messages/{s.message_id}", None),
         "list_audit": ("GET", f"{t}/audit", None),
+        "list_federated_rounds": ("GET", f"{t}/federated/rounds", None),
     }
     return table[op]
 
