@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from agentmesh.runtime.embedded import free_port
-from tests.e2e.test_product import AGENTMESH, ROOT, wait_until
+from tests.e2e.test_product import AGENTMESH, ROOT
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 
