@@ -20,6 +20,7 @@ never see a raw driver exception::
     ├── RequestTimeout              request/reply got no answer in time
     ├── NoResponders                request/reply to a subject nobody serves
     ├── NotSupported                a transport/store lacks a capability
+    ├── QuotaExceeded               a tenant limit is used up (retry after ``retry_after`` s)
     ├── BrokerUnavailable           the broker (or store) cannot be reached
     ├── CorruptEventError           a stored event cannot be decoded (names its position)
     ├── RemoteError                 an agent answered a request with an error
