@@ -43,6 +43,7 @@ from agentmesh.domain.task_values import (  # re-exported: the task's vocabulary
     TERMINAL,
     TaskStatus,
     TaskStep,
+    check_task_limits,
     parse_priority,
 )
 from agentmesh.domain.values import CAPABILITY_PATTERN, AgentId, as_utc, utcnow
@@ -97,11 +98,7 @@ class TaskAggregate:
         for cap in self.required_capabilities:
             if not CAPABILITY_PATTERN.match(cap):
                 raise ValidationError(f"invalid capability name {cap!r}")
-        parse_priority(self.priority)
-        if not 1 <= self.timeout_seconds <= 3600:
-            raise ValidationError(f"timeout_seconds must be 1-3600, got {self.timeout_seconds}")
-        if not 0 <= self.max_retries <= 5:
-            raise ValidationError(f"max_retries must be 0-5, got {self.max_retries}")
+        check_task_limits(self.priority, self.timeout_seconds, self.max_retries + 1)
         if not 0 <= self.retries_used <= self.max_retries:
             raise ValidationError(
                 f"retries_used {self.retries_used} outside 0..max_retries {self.max_retries}"

@@ -63,6 +63,37 @@ def parse_priority(value: int | str) -> int:
     return value
 
 
+MAX_ATTEMPTS = 6
+"""A task runs at most 6 times (5 retries)."""
+
+
+def check_task_limits(
+    priority: int | str | None = None,
+    timeout_seconds: float | None = None,
+    max_attempts: int | None = None,
+) -> None:
+    """The limits of a task, checked in one place for every entry point (REST, CLI, the
+    store's aggregate, ``Mesh.submit``): priority 1-5 (or a name), timeout 1-3600 s,
+    1-6 attempts (``max_retries`` = attempts - 1). Raises :class:`ValidationError`."""
+    if priority is not None:
+        parse_priority(priority)
+    if timeout_seconds is not None and (
+        isinstance(timeout_seconds, bool)
+        or not isinstance(timeout_seconds, int | float)
+        or not 1 <= timeout_seconds <= 3600
+    ):
+        raise ValidationError(f"timeout_seconds must be 1-3600, got {timeout_seconds}")
+    if max_attempts is not None and (
+        isinstance(max_attempts, bool)
+        or not isinstance(max_attempts, int)
+        or not 1 <= max_attempts <= MAX_ATTEMPTS
+    ):
+        raise ValidationError(
+            f"max_attempts must be 1-{MAX_ATTEMPTS} (max_retries 0-{MAX_ATTEMPTS - 1}), "
+            f"got {max_attempts}"
+        )
+
+
 __all__ = [
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_TIMEOUT_SECONDS",

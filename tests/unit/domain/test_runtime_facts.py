@@ -76,3 +76,25 @@ def test_run_by_assigns_and_starts_with_the_attempt_and_a_timeline() -> None:
     assert task.timeline[4].detail == "boom"
     with pytest.raises(InvalidTransition):
         task.run_by("worker-1")
+
+
+def test_one_set_of_task_limits_for_every_entry_point() -> None:
+    from agentmesh import Mesh
+    from agentmesh.domain.task_values import check_task_limits
+    from agentmesh.errors import ValidationError
+
+    check_task_limits("high", 1, 6)
+    for bad in ({"priority": 9}, {"timeout_seconds": 0}, {"max_attempts": 7}):
+        with pytest.raises(ValidationError):
+            check_task_limits(**bad)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="max_attempts must be 1-6"):
+        TaskAggregate.submit("t-1", "acme", "work", ["work"], max_retries=6)
+    mesh = Mesh("memory://limits", tenant="acme")
+
+    async def submit() -> None:
+        await mesh.submit("work", {}, max_attempts=7)
+
+    import asyncio
+
+    with pytest.raises(ValidationError, match="max_attempts must be 1-6"):
+        asyncio.run(submit())
