@@ -26,6 +26,8 @@ MODULES = [
     "bench.engine",
     "bench.patterns",
     "bench.api",
+    "bench.llm",
+    "bench.decentralized",
     "bench.federated",
 ]
 RESULTS = Path(__file__).parent / "results"

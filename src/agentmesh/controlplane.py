@@ -17,6 +17,7 @@ import contextlib
 
 from loguru import logger
 
+from agentmesh.agents.llm_audit import ToolCallAudit
 from agentmesh.commands import CqrsBus, build_bus
 from agentmesh.config import Settings
 from agentmesh.envelope import Envelope
@@ -54,6 +55,7 @@ class ControlPlane:
         self._bus: CqrsBus | None = None
         self.tracker: TaskTracker | None = None
         self.recorder: TaskRecorder | None = None
+        self._tool_audit: ToolCallAudit | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -87,6 +89,8 @@ class ControlPlane:
             on_rejected=self._audit_rejected,
         )
         await self.recorder.start()
+        self._tool_audit = ToolCallAudit(self.mesh.transport, self.audit)
+        await self._tool_audit.start()
         relay = OutboxRelay(p.store, self.mesh.transport)
         self._stop.clear()
         self._tasks = [
@@ -133,6 +137,8 @@ class ControlPlane:
             await self.recorder.stop()
         if self.tracker is not None:
             await self.tracker.stop()
+        if self._tool_audit is not None:
+            await self._tool_audit.stop()
         if self.audit is not None:
             await self.audit.close()
             self.audit = None

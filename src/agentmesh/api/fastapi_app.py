@@ -38,7 +38,16 @@ from agentmesh.api.middleware import (
 )
 from agentmesh.api.options import API_VERSION, DEFAULT_RATE_LIMIT, ApiOptions, SecurityLevel
 from agentmesh.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from agentmesh.api.routes import agents, audit, federated, health, messages, tasks, tenants
+from agentmesh.api.routes import (
+    agents,
+    audit,
+    clusters,
+    federated,
+    health,
+    messages,
+    tasks,
+    tenants,
+)
 from agentmesh.api.ui import mount_ui
 from agentmesh.api.ws import WebSocketHub
 from agentmesh.application import Application
@@ -216,7 +225,7 @@ def create_app(
     )
     app.state.ctx = None
     install_error_handlers(app)
-    for module in (health, tenants, agents, tasks, messages, audit, federated):
+    for module in (health, tenants, agents, tasks, messages, audit, federated, clusters):
         app.include_router(module.router)
     mount_ui(app)
 

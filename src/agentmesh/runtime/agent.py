@@ -44,6 +44,7 @@ from agentmesh.resilience import (
     CircuitBreakerConfig,
     CircuitState,
 )
+from agentmesh.runtime.capability_specs import CapabilitySpec, parse_specs
 from agentmesh.runtime.context import TaskContext
 from agentmesh.runtime.execution import DecidePolicy, DurableExecutor
 from agentmesh.transports import Message, SubscribeOptions, Subscription
@@ -110,6 +111,7 @@ class AgentRuntime:
         max_deliver: int | None = None,
         description: str = "",
         decide: DecidePolicy | None = None,
+        capability_specs: Mapping[str, CapabilitySpec | Mapping[str, Any]] | None = None,
     ) -> None:
         self.mesh = mesh
         self.agent_id = validate_agent_id(agent_id)
@@ -118,6 +120,8 @@ class AgentRuntime:
         self.tenant_id = tenant_id or mesh.tenant
         self.max_concurrent = max_concurrent
         self.description = description
+        #: per capability: a description and the JSON Schema of its payload (heartbeats)
+        self.capability_specs = parse_specs(self.capabilities, capability_specs)
         self.options = SubscribeOptions(
             ack_wait=ack_wait or mesh.settings.agentmesh_ack_wait,
             max_deliver=max_deliver or mesh.settings.agentmesh_max_deliver,
@@ -282,7 +286,7 @@ class AgentRuntime:
 
     # -- heartbeats ---------------------------------------------------------------------
     def heartbeat_payload(self) -> dict[str, Any]:
-        return {
+        payload = {
             "agent_id": self.agent_id,
             "status": self.status,
             "capabilities": self.capabilities,
@@ -297,6 +301,11 @@ class AgentRuntime:
             "pid": os.getpid(),
             "host": socket.gethostname(),
         }
+        if self.capability_specs:
+            payload["capability_specs"] = {
+                cap: spec.to_dict() for cap, spec in self.capability_specs.items()
+            }
+        return payload
 
     async def _beat(self) -> None:
         env = Envelope.create(

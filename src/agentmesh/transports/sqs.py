@@ -53,13 +53,13 @@ from agentmesh import subjects
 from agentmesh.aio import stop_task
 from agentmesh.envelope import Envelope
 from agentmesh.errors import PayloadTooLarge
-from agentmesh.transports._base import (
+from agentmesh.transports.base import SubscribeOptions, TransportCapabilities
+from agentmesh.transports.broker import (
     BrokerSubscription,
     BrokerTransport,
     background,
     pattern_tenant,
 )
-from agentmesh.transports.base import SubscribeOptions, TransportCapabilities
 from agentmesh.transports.message import CoreDelivery as _CoreRaw
 
 SNS_MAX_MESSAGE = 256 * 1024
