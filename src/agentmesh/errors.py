@@ -21,6 +21,7 @@ never see a raw driver exception::
     ├── RequestTimeout              request/reply got no answer in time
     ├── NoResponders                request/reply to a subject nobody serves
     ├── NotSupported                a transport/store lacks a capability
+    ├── QuotaExceeded               a tenant limit is used up (retry after ``retry_after`` s)
     ├── BrokerUnavailable           the broker (or store) cannot be reached
     │   └── ConsensusUnavailable    a Raft group has no leader or lost the entry (retry)
     ├── CorruptEventError           a stored event cannot be decoded (names its position)
@@ -129,6 +130,17 @@ class NoResponders(AgentMeshError):
 
 class BrokerUnavailable(AgentMeshError, ConnectionError):
     code = "BROKER_UNAVAILABLE"
+
+
+class QuotaExceeded(AgentMeshError):
+    """A tenant limit (``max_messages_per_hour`` ...) is used up; ``retry_after`` says in
+    how many seconds a retry can succeed."""
+
+    code = "QUOTA_EXCEEDED"
+
+    def __init__(self, message: str, *, retry_after: float = 60.0, code: str | None = None):
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
 
 
 class NotSupported(AgentMeshError):

@@ -28,6 +28,7 @@ from loguru import logger
 
 from agentmesh import subjects
 from agentmesh.config import Settings, get_settings
+from agentmesh.domain.task_values import check_task_limits, parse_priority
 from agentmesh.envelope import Envelope
 from agentmesh.errors import (
     MaxRetriesExceededError,
@@ -211,17 +212,12 @@ class Mesh:
         )
         if task_id:
             env.metadata["id"] = task_id
+        check_task_limits(priority, timeout_seconds, max_attempts)  # the domain's rules
         if priority is not None:
-            if not 1 <= priority <= 5:
-                raise ValidationError(f"priority must be 1-5, got {priority}")
-            env.metadata["priority"] = priority
+            env.metadata["priority"] = parse_priority(priority)
         if timeout_seconds is not None:
-            if not 1 <= timeout_seconds <= 3600:
-                raise ValidationError(f"timeout_seconds must be 1-3600, got {timeout_seconds}")
             env.metadata["timeout_seconds"] = timeout_seconds
         if max_attempts is not None:
-            if not 1 <= max_attempts <= 6:
-                raise ValidationError(f"max_attempts must be 1-6 (retries 0-5), got {max_attempts}")
             env.metadata["max_attempts"] = max_attempts
         subject = subjects.task(self.tenant, capability)
         mode = "pull"

@@ -101,6 +101,42 @@ def task_outcomes(tenant: str, task_id: str) -> str:
     return f"{PREFIX}.{_check(tenant, 'tenant')}.evt.task.*.{_check(task_id, 'task id')}"
 
 
+TASK_PROGRESS = ("started", "retrying")
+
+
+def task_progress(tenant: str, kind: str, task_id: str) -> str:
+    """Where an agent's runtime says it started a task or will retry it after a failed
+    attempt: ``am.<tenant>.run.<kind>.<task_id>`` (core, not stored: the control plane
+    records it; outcomes stay on :func:`task_outcome`)."""
+    if kind not in TASK_PROGRESS:
+        raise ValueError(f"unknown task progress {kind!r}; use one of {TASK_PROGRESS}")
+    return f"{PREFIX}.{_check(tenant, 'tenant')}.run.{kind}.{_check(task_id, 'task id')}"
+
+
+def task_progress_all(tenant: str = "*") -> str:
+    """Every task progress event of a tenant (``*`` = every tenant, admin only)."""
+    t = tenant if tenant == "*" else _check(tenant, "tenant")
+    return f"{PREFIX}.{t}.run.*.*"
+
+
+def task_offers(tenant: str = "*") -> str:
+    """Every capability queue of a tenant: ``am.<tenant>.task.*`` (admin: ``*``)."""
+    t = tenant if tenant == "*" else _check(tenant, "tenant")
+    return f"{PREFIX}.{t}.task.*"
+
+
+def inbox_offers(tenant: str = "*") -> str:
+    """Every agent inbox of a tenant: ``am.<tenant>.inbox.*`` (admin: ``*``)."""
+    t = tenant if tenant == "*" else _check(tenant, "tenant")
+    return f"{PREFIX}.{t}.inbox.*"
+
+
+def task_outcomes_all(tenant: str = "*") -> str:
+    """Every task outcome event: ``am.<tenant>.evt.task.*.*`` (admin: ``*``)."""
+    t = tenant if tenant == "*" else _check(tenant, "tenant")
+    return f"{PREFIX}.{t}.evt.task.*.*"
+
+
 def event_pattern(tenant: str, event_type: str) -> str:
     """The subscription pattern of an event type (task outcomes carry the task id last)."""
     return (

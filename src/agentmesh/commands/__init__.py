@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from agentmesh.commands.bus import CqrsBus
+from agentmesh.commands.facts import FactHandlers
 from agentmesh.commands.handlers import CommandHandlers
 from agentmesh.commands.messages import (
     ActivateAgent,
@@ -31,11 +32,14 @@ from agentmesh.commands.messages import (
     MarkAgentUnhealthy,
     PauseAgent,
     RecordHeartbeat,
+    RecordTask,
     RegisterAgent,
     ResumeAgent,
     RetryTask,
+    RunTask,
     StartTask,
     SubmitTask,
+    SyncAgentCapabilities,
     TerminateAgent,
     TimeOutTask,
 )
@@ -53,6 +57,7 @@ def build_bus(
     """A bus with every command handler (and every query handler when read models exist)."""
     bus = CqrsBus()
     h = CommandHandlers(store, read_models, crypto)
+    f = FactHandlers(h)
     for command_type, handler in (
         (CreateTenant, h.create_tenant),
         (RegisterAgent, h.register_agent),
@@ -63,7 +68,10 @@ def build_bus(
         (RecordHeartbeat, h.record_heartbeat),
         (MarkAgentUnhealthy, h.mark_unhealthy),
         (MarkAgentHealthy, h.mark_healthy),
+        (SyncAgentCapabilities, f.sync_capabilities),
         (SubmitTask, h.submit_task),
+        (RecordTask, f.record_task),
+        (RunTask, f.run_task),
         (AssignTask, h.assign_task),
         (StartTask, h.start_task),
         (CompleteTask, h.complete_task),
@@ -111,11 +119,14 @@ __all__ = [
     "PauseAgent",
     "QueryHandlers",
     "RecordHeartbeat",
+    "RecordTask",
     "RegisterAgent",
     "ResumeAgent",
     "RetryTask",
+    "RunTask",
     "StartTask",
     "SubmitTask",
+    "SyncAgentCapabilities",
     "TerminateAgent",
     "TimeOutTask",
     "build_bus",

@@ -27,7 +27,7 @@ from agentmesh.domain.agent_events import (
 )
 from agentmesh.domain.codec import event_from_dict, event_from_json, event_to_json
 from agentmesh.domain.events import EVENT_TYPES, DomainEvent
-from agentmesh.domain.task import TaskAggregate, TaskStatus, parse_priority
+from agentmesh.domain.task import TaskAggregate, TaskStatus
 from agentmesh.domain.task_events import (
     TaskAssignedEvent,
     TaskCancelledEvent,
@@ -41,6 +41,7 @@ from agentmesh.domain.task_events import (
     TaskSubmittedEvent,
     TaskTimedOutEvent,
 )
+from agentmesh.domain.task_values import TaskStep, parse_priority
 from agentmesh.domain.tenant import TenantAggregate, tenant_name_key
 from agentmesh.domain.tenant_events import (
     MessageRecordedEvent,
@@ -106,6 +107,7 @@ __all__ = [
     "TaskRetryingEvent",
     "TaskStartedEvent",
     "TaskStatus",
+    "TaskStep",
     "TaskSubmittedEvent",
     "TaskTimedOutEvent",
     "TenantAggregate",

@@ -77,6 +77,9 @@ class AgentAggregate:
     agent_type: str = "generic"
     status: AgentStatus = AgentStatus.AVAILABLE
     current_task_id: str | None = None
+    active_tasks: tuple[str, ...] = ()
+    """Tasks the agent runs now (a runtime agent runs up to ``max_concurrent`` at once);
+    ``current_task_id`` is the latest of them."""
     tasks_assigned: int = 0
     tasks_completed: int = 0
     tasks_failed: int = 0
@@ -231,27 +234,33 @@ class AgentAggregate:
                 )
                 return _unchecked(self, version=v, capabilities=caps)
             case AgentTaskAssignedEvent():
+                active = (*(t for t in self.active_tasks if t != event.task_id), event.task_id)
                 return _unchecked(
                     self,
                     version=v,
                     current_task_id=event.task_id,
+                    active_tasks=active,
                     tasks_assigned=self.tasks_assigned + 1,
                 )
             case AgentTaskCompletedEvent():
+                active = tuple(t for t in self.active_tasks if t != event.task_id)
                 return _unchecked(
                     self,
                     version=v,
-                    current_task_id=None,
+                    current_task_id=active[-1] if active else None,
+                    active_tasks=active,
                     tasks_completed=self.tasks_completed + 1,
                 )
             case AgentTaskFailedEvent():
                 md = dict(self.metadata)
                 md["last_error"] = event.error_message
                 md["last_error_at"] = iso(event.failed_at)
+                active = tuple(t for t in self.active_tasks if t != event.task_id)
                 return _unchecked(
                     self,
                     version=v,
-                    current_task_id=None,
+                    current_task_id=active[-1] if active else None,
+                    active_tasks=active,
                     tasks_failed=self.tasks_failed + 1,
                     metadata=md,
                 )
@@ -374,6 +383,58 @@ class AgentAggregate:
             )
         ]
         return self._emit(events + self._status_change(AgentStatus.AVAILABLE, now))
+
+    # -- facts reported by the runtime ----------------------------------------------------
+    def task_started(self, task_id: str, *, at: datetime | None = None) -> Transition:
+        """The agent's runtime took ``task_id`` (a fact, not a decision: never refused,
+        so several tasks may run at once); AVAILABLE -> BUSY. Idempotent per task."""
+        if not task_id or not task_id.strip():
+            raise ValidationError("task_id must not be blank")
+        if task_id in self.active_tasks:
+            return self, []
+        now = _now(at)
+        events: list[AgentEvent] = [
+            AgentTaskAssignedEvent(**self._base(now), task_id=task_id, assigned_at=now)
+        ]
+        if self.status is AgentStatus.AVAILABLE:
+            events += self._status_change(AgentStatus.BUSY, now)
+        return self._emit(events)
+
+    def task_finished(
+        self,
+        task_id: str,
+        *,
+        error: str | None = None,
+        error_code: str = "UNKNOWN",
+        result: Mapping[str, Any] | None = None,
+        execution_time_ms: float = 0,
+        at: datetime | None = None,
+    ) -> Transition:
+        """The runtime finished ``task_id`` (completed, or failed with ``error``): counted
+        whether or not its start was seen; BUSY -> AVAILABLE when nothing else runs."""
+        now = _now(at)
+        done: AgentEvent
+        if error is None:
+            done = AgentTaskCompletedEvent(
+                **self._base(now),
+                task_id=task_id,
+                completed_at=now,
+                result=dict(result or {}),
+                execution_time_ms=execution_time_ms,
+            )
+        else:
+            done = AgentTaskFailedEvent(
+                **self._base(now),
+                task_id=task_id,
+                failed_at=now,
+                error_message=error,
+                error_code=error_code,
+            )
+        events: list[AgentEvent] = [done]
+        rest = [t for t in self.active_tasks if t != task_id]
+        if self.status is AgentStatus.BUSY and not rest:
+            events += self._status_change(AgentStatus.AVAILABLE, now)
+        return self._emit(events)
 
     def pause(self, reason: str = "", *, at: datetime | None = None) -> Transition:
         """Anything except TERMINATED and BUSY -> PAUSED."""

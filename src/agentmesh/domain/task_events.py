@@ -40,6 +40,7 @@ class TaskAssignedEvent(TaskEvent):
     topic = "task.assigned"
     agent_id: str
     assigned_at: datetime
+    attempt: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)

@@ -32,7 +32,7 @@ from loguru import logger
 
 from agentmesh import subjects
 from agentmesh.aio import stop_task
-from agentmesh.envelope import Envelope
+from agentmesh.envelope import Envelope, now_iso
 from agentmesh.errors import BulkheadFullError, BulkheadTimeoutError, TaskTimeout
 from agentmesh.observability import metrics
 from agentmesh.resilience import RetryConfig
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from agentmesh.runtime.agent import AgentRuntime
 
 DEFAULT_TIMEOUT = 300.0
+STARTED_DELAY = 0.2
+"""Seconds a task runs before its start is announced to the control plane."""
 RESULT_NAMESPACE = uuid.UUID("6f1c3a1e-5b7e-4c55-9a0e-2d6b1f3c9e11")
 
 
@@ -105,6 +107,7 @@ class DurableExecutor:
         self._progress_task: asyncio.Task[None] | None = None
         self._stopping = False
         self.declined = 0
+        self._announcing: set[asyncio.Task[None]] = set()
         # where a first delivery may repeat a task (a crashed Kafka consumer's records come
         # back as first deliveries; a publish retried after a lost ack is stored twice),
         # the ledger is asked on every delivery
@@ -186,6 +189,12 @@ class DurableExecutor:
         # the failure budget belongs to this offer: a manual retry re-offers with a new id
         failures = await self.ledger.failures(tenant, env.id) if redelivered else 0
         ctx.attempt = failures + 1
+        started_at = now_iso()
+        # a task still running after STARTED_DELAY is announced as started; a quicker one
+        # is not (its outcome carries started_at), which keeps the hot path one publish
+        announce = asyncio.get_running_loop().call_later(
+            STARTED_DELAY, self._announce_start, ctx, started_at, msg.attempt
+        )
         current = asyncio.current_task()
         assert current is not None
         self.running[task_id] = (current, msg)
@@ -207,9 +216,10 @@ class DurableExecutor:
             await msg.nak(self.decline_delay)  # busy: give the task to someone else
             return
         except Exception as exc:
-            await self._failed(ctx, msg, exc, max_attempts)
+            await self._failed(ctx, msg, exc, max_attempts, started_at)
             return
         finally:
+            announce.cancel()
             self.running.pop(task_id, None)
         agent.tasks_completed += 1
         done = env.reply(
@@ -221,6 +231,7 @@ class DurableExecutor:
                 "result": result,
                 "attempt": ctx.attempt,
                 "delivery": msg.attempt,
+                "started_at": started_at,
             },
         )
         done.metadata["id"] = result_id(tenant, task_id, "completed")
@@ -229,6 +240,32 @@ class DurableExecutor:
         reply_to = env.routing.get("reply_to")
         if isinstance(reply_to, str) and subjects.is_valid(reply_to):
             await agent.mesh.transport.publish(reply_to, done)
+
+    def _announce_start(self, ctx: TaskContext, started_at: str, delivery: int) -> None:
+        extra = {"delivery": delivery, "started_at": started_at}
+        task = asyncio.get_running_loop().create_task(self._progress(ctx, "started", extra))
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
+
+    async def _progress(self, ctx: TaskContext, kind: str, extra: dict[str, Any]) -> None:
+        """Tell the control plane a task started or will be retried (core publish, best
+        effort: the outcome carries ``started_at`` too)."""
+        env = ctx.envelope.reply(
+            f"task.{kind}",
+            {
+                "task_id": ctx.task_id,
+                "capability": ctx.capability,
+                "agent_id": self.agent.agent_id,
+                "attempt": ctx.attempt,
+                **extra,
+            },
+        )
+        try:
+            await self.agent.mesh.transport.publish(
+                subjects.task_progress(ctx.tenant_id, kind, ctx.task_id), env
+            )
+        except Exception as exc:  # the task runs on; the outcome fills the start in
+            logger.debug("task {} progress {} not published: {}", ctx.task_id, kind, exc)
 
     async def _publish_outcome(self, tenant: str, kind: str, env: Envelope) -> None:
         task_id = str(env.payload["task_id"])
@@ -252,7 +289,7 @@ class DurableExecutor:
         await msg.term()
 
     async def _failed(
-        self, ctx: TaskContext, msg: Message, exc: Exception, max_attempts: int
+        self, ctx: TaskContext, msg: Message, exc: Exception, max_attempts: int, started_at: str
     ) -> None:
         agent = self.agent
         tenant, task_id = ctx.tenant_id, ctx.task_id
@@ -273,6 +310,9 @@ class DurableExecutor:
                 delay,
                 error,
             )
+            await self._progress(
+                ctx, "retrying", {"error": error, "retry_in": delay, "started_at": started_at}
+            )
             await msg.nak(delay)
             return
         agent.tasks_failed += 1
@@ -291,7 +331,9 @@ class DurableExecutor:
                 "agent_id": agent.agent_id,
                 "error": error,
                 "attempts": failures,
+                "attempt": ctx.attempt,
                 "retryable": retryable,
+                "started_at": started_at,
             },
         )
         failed.metadata["id"] = result_id(tenant, task_id, f"failed-{failures}")
