@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     agentmesh_max_deliver: int = Field(default=5, ge=1)
     agentmesh_max_in_flight: int = Field(default=64, ge=1)
     agentmesh_connect_timeout: float = Field(default=4.0, gt=0)
+    agentmesh_safety_policy: Path | None = Field(
+        default=None, description="safety policy file (YAML/JSON/TOML); unset: the built-in default"
+    )
+    agentmesh_safety: bool = Field(default=True, description="check tasks and results (spec 3.12)")
     task_ledger_url: str | None = Field(
         default=None,
         description="where brokers without key-value storage keep the task ledger: "

@@ -22,6 +22,7 @@ from agentmesh.config import Settings
 from agentmesh.mesh import Mesh
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.tracker import TaskTracker
+from agentmesh.safety.plane import SafetyPlane
 from agentmesh.security.audit import AuditStore, audit_store_for
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.store.audit_trail import AuditTrail
@@ -49,6 +50,7 @@ class ControlPlane:
         self.crypto = EncryptionService(self.settings.encryption_key or "")
         self._bus: CqrsBus | None = None
         self.tracker: TaskTracker | None = None
+        self.safety: SafetyPlane | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -75,6 +77,8 @@ class ControlPlane:
             sweep_interval=self.sweep_interval,
         )
         await self.tracker.start()
+        self.safety = SafetyPlane(self.mesh.transport, self._bus, self.mesh.registry)
+        await self.safety.start()
         relay = OutboxRelay(p.store, self.mesh.transport)
         self._stop.clear()
         self._tasks = [
@@ -101,6 +105,8 @@ class ControlPlane:
         self._tasks.clear()
         if self.tracker is not None:
             await self.tracker.stop()
+        if self.safety is not None:
+            await self.safety.stop()
         if self.audit is not None:
             await self.audit.close()
             self.audit = None

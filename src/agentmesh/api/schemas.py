@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from agentmesh.api.options import API_VERSION
 
 AgentType = Literal["generic", "processor", "analyzer", "coordinator", "worker", "specialized"]
-AgentStatusName = Literal["AVAILABLE", "BUSY", "PAUSED", "UNHEALTHY", "TERMINATED"]
+AgentStatusName = Literal["AVAILABLE", "BUSY", "PAUSED", "UNHEALTHY", "TERMINATED", "QUARANTINED"]
 TaskStatusName = Literal[
     "submitted",
     "offered",
@@ -22,6 +22,7 @@ TaskStatusName = Literal[
     "dead_lettered",
     "cancelled",
     "timed_out",
+    "rejected",
 ]
 PriorityName = Literal["low", "medium", "high", "urgent"]
 
@@ -266,6 +267,7 @@ class TaskSubmitRequest(Strict):
     priority: Annotated[int, Field(ge=1, le=5)] | PriorityName = "medium"
     timeout_seconds: int = Field(default=300, ge=1, le=3600)
     max_retries: int = Field(default=3, ge=0, le=5)
+    require_vetting: bool = False  # the safety agent vets it before any worker may take it
 
 
 class TaskInfo(BaseModel):

@@ -321,6 +321,10 @@ class CommandHandlers:
         )
         task, offered = task.offer(cmd.capability)
         offer = offer_envelope(task, offered[0], cmd.source)  # type: ignore[arg-type]
+        if cmd.require_vetting:
+            from agentmesh.commands.safety import vetting_offer
+
+            offer = vetting_offer(offer)
         recorded = self._recorded(task, offer)
         try:
             return await self._append(

@@ -106,6 +106,7 @@ class SubmitTask:
     timeout_seconds: int = 300
     max_retries: int = 3
     source: str = "api"
+    require_vetting: bool = False  # offered to the safety agent first (see commands.safety)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from agentmesh.domain.task_events import (
     TaskEvent,
     TaskFailedEvent,
     TaskOfferedEvent,
+    TaskRejectedEvent,
     TaskRetryingEvent,
     TaskStartedEvent,
     TaskSubmittedEvent,
@@ -56,9 +57,12 @@ class TaskStatus(StrEnum):
     DEAD_LETTERED = "dead_lettered"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
+    REJECTED = "rejected"  # a safety rule denied it: terminal, not retried
 
 
-TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.DEAD_LETTERED})
+TERMINAL = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.DEAD_LETTERED, TaskStatus.REJECTED}
+)
 ACTIVE = frozenset(
     {
         TaskStatus.SUBMITTED,
@@ -265,6 +269,12 @@ class TaskAggregate:
                 c.update(status=TaskStatus.DEAD_LETTERED, error=self.error or event.reason)
             case TaskCancelledEvent():
                 c.update(status=TaskStatus.CANCELLED)
+            case TaskRejectedEvent():
+                c.update(
+                    status=TaskStatus.REJECTED,
+                    agent_id=event.agent_id or self.agent_id,
+                    error=f"rejected by safety rule {event.rule}: {event.reason}",
+                )
             case TaskSubmittedEvent():
                 raise ValidationError(f"task {self.task_id} already exists")
             case _:
@@ -423,6 +433,33 @@ class TaskAggregate:
                     **self._base(now),
                     reason=reason or self.error or "retries exhausted",
                     dead_lettered_at=now,
+                )
+            ]
+        )
+
+    def reject(
+        self,
+        rule: str,
+        reason: str,
+        *,
+        agent_id: str | None = None,
+        stage: str = "offer",
+        at: datetime | None = None,
+    ) -> Transition:
+        """Any non-terminal status -> REJECTED (a safety rule denied the task)."""
+        self._require("reject", [s for s in TaskStatus if s not in TERMINAL])
+        if not rule or not reason:
+            raise ValidationError("a rejection names its rule and reason")
+        now = _now(at)
+        return self._emit(
+            [
+                TaskRejectedEvent(
+                    **self._base(now),
+                    agent_id=agent_id,
+                    rule=rule,
+                    reason=reason,
+                    stage=stage,
+                    rejected_at=now,
                 )
             ]
         )

@@ -41,7 +41,7 @@ from agentmesh.resilience import (
     CircuitState,
 )
 from agentmesh.runtime.context import TaskContext
-from agentmesh.runtime.execution import DecidePolicy, DurableExecutor
+from agentmesh.runtime.execution import DecidePolicy, DurableExecutor, rejection
 from agentmesh.runtime.tasks import stop_task
 from agentmesh.transports import Message, SubscribeOptions, Subscription
 
@@ -112,6 +112,7 @@ class AgentRuntime:
         max_deliver: int | None = None,
         description: str = "",
         decide: DecidePolicy | None = None,
+        agent_type: str = "general",
     ) -> None:
         self.mesh = mesh
         self.agent_id = validate_agent_id(agent_id)
@@ -120,6 +121,8 @@ class AgentRuntime:
         self.tenant_id = tenant_id or mesh.tenant
         self.max_concurrent = max_concurrent
         self.description = description
+        self.agent_type = agent_type  # the safety policy's capability and tool lists use it
+        self.quarantine_reason: str | None = None
         self.options = SubscribeOptions(
             ack_wait=ack_wait or mesh.settings.agentmesh_ack_wait,
             max_deliver=max_deliver or mesh.settings.agentmesh_max_deliver,
@@ -162,6 +165,8 @@ class AgentRuntime:
         if self.status not in ("CREATED", "TERMINATED"):
             return
         t = self.mesh.transport
+        if self.mesh.safety is not None:
+            await self.mesh.safety.watch(self.tenant_id)
         self._control_subs = [
             await t.subscribe(subjects.agent(self.tenant_id, self.agent_id), self._on_direct),
             await t.subscribe(subjects.system(self.tenant_id, "cancel"), self._on_cancel),
@@ -211,11 +216,38 @@ class AgentRuntime:
         for sub in subs:
             await sub.unsubscribe()  # waits for in-flight handlers: graceful drain
 
+    def quarantine(self, reason: str) -> bool:
+        """Safety quarantine: stop taking work at once, hand running tasks back to the queue
+        (for other agents), keep answering control messages. Only :meth:`release` lifts it.
+        False when the agent is not running or already quarantined."""
+        if self.status in ("CREATED", "TERMINATED", "QUARANTINED"):
+            return False
+        self._set_status("QUARANTINED")
+        self.quarantine_reason = reason
+        self.executor.requeue_running()
+        task = asyncio.get_running_loop().create_task(self._isolate())
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return True
+
+    async def _isolate(self) -> None:
+        await self._beat()  # every registry sees QUARANTINED now, not at the next beat
+        await self._unsubscribe_work()
+
+    async def release(self) -> bool:
+        """Lift a quarantine (an admin's decision): take work again."""
+        if self.status != "QUARANTINED":
+            return False
+        await self._subscribe_work()
+        self.quarantine_reason = None
+        self._set_status("BUSY" if self.in_flight else "AVAILABLE")
+        await self._beat()
+        return True
+
     async def pause(self) -> None:
         """Stop taking work (in-flight tasks finish); direct messages still arrive."""
         if self.status == "PAUSED":
             return
-        if self.status in ("CREATED", "TERMINATED"):
+        if self.status in ("CREATED", "TERMINATED", "QUARANTINED"):
             raise InvalidTransition(f"agent {self.agent_id} is {self.status}; cannot pause")
         await self._unsubscribe_work()
         self._set_status("PAUSED")
@@ -296,6 +328,8 @@ class AgentRuntime:
             "declined": self.executor.declined,
             "breaker": str(self.breaker.state),
             "started_at": self.started_at,
+            **({"quarantine_reason": self.quarantine_reason} if self.quarantine_reason else {}),
+            **(self.mesh.safety.heartbeat_fields(self) if self.mesh.safety is not None else {}),
             "pid": os.getpid(),
             "host": socket.gethostname(),
         }
@@ -346,8 +380,20 @@ class AgentRuntime:
     def _rpc_handler(self, capability: str | None) -> Callable[[Message], Awaitable[None]]:
         async def handle(msg: Message) -> None:
             ctx = TaskContext(self, msg, capability, "request" if msg.reply_subject else "direct")
+            guard = self.mesh.safety
+            if guard is not None and not (verdict := guard.check_offer(self, ctx)).allowed:
+                await msg.respond(msg.envelope.reply("task.error", rejection(self, verdict)))
+                return
             try:
                 result = await self.bulkhead.execute(self.invoke, ctx)
+                if guard is not None:
+                    checked = await guard.check_result(self, ctx, result)
+                    if not checked.allowed:
+                        await msg.respond(
+                            msg.envelope.reply("task.error", rejection(self, checked))
+                        )
+                        return
+                    result = checked.value
             except (BulkheadFullError, BulkheadTimeoutError) as exc:
                 await msg.respond(
                     msg.envelope.reply(

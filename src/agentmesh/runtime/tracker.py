@@ -37,6 +37,7 @@ from agentmesh.commands import (
     ResumeAgent,
     TimeOutTask,
 )
+from agentmesh.commands.safety import RejectTask
 from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError, Conflict, InvalidTransition, NotFound
 from agentmesh.runtime.ledger import TaskLedger
@@ -122,6 +123,15 @@ class TaskTracker:
             )  # the runtime already used the attempts
         elif env.type == "task.cancelled":
             command = CancelTask(tenant, task_id, str(p.get("reason", "")))
+        elif env.type == "task.rejected":
+            command = RejectTask(
+                tenant,
+                task_id,
+                str(p.get("rule") or "safety"),
+                str(p.get("reason") or "rejected"),
+                agent_id=agent_id,
+                stage=str(p.get("stage", "offer")),
+            )
         else:
             return False
         return await self._execute(command)

@@ -65,6 +65,7 @@ async def submit_task(
             timeout_seconds=body.timeout_seconds,
             max_retries=body.max_retries,
             source=f"api:{principal.subject}",
+            require_vetting=body.require_vetting,
         )
     )
     return await TASK.created(
