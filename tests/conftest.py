@@ -19,6 +19,8 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 # the broker stand-ins (session-scoped, free ports, stopped by PID) for every suite
+pytest_plugins = ["tests.exit_guard"]
+
 from tests.contract.brokers import (  # noqa: E402
     kafka_url,
     pubsub_url,

@@ -30,3 +30,15 @@ async def side_effect(task: TaskContext) -> dict[str, Any]:
     except FileExistsError:
         pass
     return {"n": task.payload.get("n")}
+
+
+_leaked: list[Any] = []
+
+
+async def leak_connection(task: TaskContext) -> dict[str, Any]:
+    """Opens an aiosqlite connection and never closes it (its worker thread is not a
+    daemon): the process must still exit promptly on SIGTERM."""
+    import aiosqlite
+
+    _leaked.append(await aiosqlite.connect(os.path.join(os.environ["LEAK_DIR"], "leak.db")))
+    return {"leaked": len(_leaked)}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -41,14 +40,12 @@ def _serve(settings: Any, tenant: str | None, build: Callable[[Any], Any], what:
     """Run a mesh with the agent(s) ``build(mesh)`` adds until SIGINT/SIGTERM."""
     from agentmesh.errors import AgentMeshError
     from agentmesh.mesh import Mesh
+    from agentmesh.runtime.shutdown import stop_on_signals
 
     async def main() -> None:
         mesh = Mesh(settings=settings, tenant=tenant)
         build(mesh)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals(asyncio.get_running_loop())
         await mesh.start()  # with the registry: these kinds pick agents by liveness
         logger.info("{} running on {}; Ctrl-C to stop", what, mesh.transport.url)
         try:

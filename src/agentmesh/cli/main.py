@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
-import signal
 import sys
 from typing import Annotated, Any
 
@@ -121,6 +120,7 @@ def agent_start(
     """Start an agent process that joins the mesh through the broker."""
     from agentmesh.mesh import Mesh
     from agentmesh.runtime.agent import AgentRuntime, parse_capabilities, validate_agent_id
+    from agentmesh.runtime.shutdown import stop_on_signals
 
     validate_agent_id(agent_id)
     caps = parse_capabilities(capabilities)
@@ -132,10 +132,7 @@ def agent_start(
     async def main() -> None:
         mesh = Mesh(settings=settings, tenant=tenant)
         mesh.add(AgentRuntime(mesh, agent_id, fn, capabilities=caps, max_concurrent=max_concurrent))
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals(asyncio.get_running_loop())
         await mesh.start(registry=False)
         logger.info(
             "agent {} serving {} on {}; Ctrl-C to stop",
@@ -232,14 +229,30 @@ _register_optional("agentmesh.cli.agent_kinds", "register_agent_kinds", agent_ap
 _register_optional("agentmesh.cli.safety_commands", "register", agent_app)
 
 
-def main() -> None:
-    """Console-script entry point: AgentMesh errors become one red line, never a traceback."""
+def _run_app() -> int:
     try:
         app(standalone_mode=True)
     except AgentMeshError as exc:
         fail(exc.message)
     except KeyboardInterrupt:
-        raise SystemExit(130) from None
+        return 130
+    return 0
+
+
+def main() -> None:
+    """Console-script entry point: AgentMesh errors become one red line, never a traceback,
+    and a thread a client left running never keeps the process from exiting."""
+    from agentmesh.runtime.shutdown import exit_process
+
+    try:
+        code = _run_app()
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    exit_process(code)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -37,6 +36,7 @@ from agentmesh.runtime.embedded import (
 )
 from agentmesh.runtime.queues import monitor_queues
 from agentmesh.runtime.registry import Registry
+from agentmesh.runtime.shutdown import stop_on_signals
 from agentmesh.security.tokens import token_service_from_settings
 
 
@@ -138,10 +138,7 @@ async def run_up(
         embedded = EmbeddedNats(data_dir / "nats", port=4222)
         url = embedded.start()  # main thread: the child's parent-death signal is tied to it
         logger.info("embedded NATS (JetStream) at {} (store {})", url, embedded.store_dir)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals(asyncio.get_running_loop())
     mesh: Mesh | None = None
     plane: ControlPlane | None = None
     server = None

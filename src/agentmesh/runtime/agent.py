@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from agentmesh import subjects
+from agentmesh.aio import stop_task
 from agentmesh.envelope import Envelope
 from agentmesh.errors import InvalidTransition, ValidationError
 from agentmesh.observability import metrics
@@ -42,7 +43,6 @@ from agentmesh.resilience import (
 )
 from agentmesh.runtime.context import TaskContext
 from agentmesh.runtime.execution import DecidePolicy, DurableExecutor, rejection
-from agentmesh.runtime.tasks import stop_task
 from agentmesh.transports import Message, SubscribeOptions, Subscription
 
 if TYPE_CHECKING:

@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from agentmesh import subjects
+from agentmesh.aio import stop_task
 from agentmesh.envelope import Envelope
 from agentmesh.observability import metrics
 from agentmesh.resilience import BulkheadFullError, BulkheadTimeoutError, RetryConfig
 from agentmesh.runtime.context import TaskContext
 from agentmesh.runtime.ledger import TaskLedger, unique_first_delivery
-from agentmesh.runtime.tasks import stop_task
 from agentmesh.transports import Message
 from agentmesh.transports.message import error_context
 

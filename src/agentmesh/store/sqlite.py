@@ -3,16 +3,25 @@
 One writer connection per process behind an asyncio lock, ``BEGIN IMMEDIATE`` so that
 writers in other processes wait on ``busy_timeout`` instead of failing, and a separate
 reader connection (WAL lets it read while a write is in progress).
+
+Many connections opening one file at once (several processes starting together) race
+on the switch to WAL and on WAL recovery, where SQLite answers "database is locked"
+without waiting on ``busy_timeout``. The journal mode is therefore set only when the file
+is not in WAL mode yet (it is persistent), and a busy or locked answer while opening or
+beginning a transaction is retried until the busy timeout. A connection that fails to
+open is closed on every path: an open aiosqlite connection owns a non-daemon thread that
+would keep the process alive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -21,6 +30,30 @@ from agentmesh.store.db import Connection, Dialect
 from agentmesh.store.sql import SqlEventStore
 
 BUSY_TIMEOUT_MS = 30_000
+_T = TypeVar("_T")
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True for SQLite's transient "database is locked" / "database is busy" answers."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+async def retry_busy(op: Callable[[], Awaitable[_T]], *, timeout_ms: int = BUSY_TIMEOUT_MS) -> _T:
+    """``await op()``, again after a short backoff while SQLite answers busy or locked,
+    for at most ``timeout_ms``; the last error is raised after that."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    delay = 0.002
+    while True:
+        try:
+            return await op()
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() + delay > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def sqlite_path(url: str) -> str:
@@ -76,27 +109,46 @@ class SqliteDatabase:
         self._wlock = asyncio.Lock()
         self._rlock = asyncio.Lock()
 
+    async def _open_once(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            async with conn.execute("PRAGMA journal_mode") as cur:
+                row = await cur.fetchone()
+            if row is None or str(row[0]).lower() != "wal":
+                await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            await asyncio.shield(conn.close())
+            raise
+        return conn
+
     async def _open(self) -> aiosqlite.Connection:
         ensure_parent(self.path)
         try:
-            conn = await aiosqlite.connect(self.path, isolation_level=None)
-            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await conn.execute("PRAGMA journal_mode = WAL")
-            await conn.execute("PRAGMA synchronous = NORMAL")
+            return await retry_busy(self._open_once)
         except sqlite3.Error as exc:
             raise BrokerUnavailable(f"cannot open SQLite database {self.path}: {exc}") from None
-        return conn
 
     async def connect(self) -> None:
         if self._writer is None:
-            self._writer = await self._open()
-            self._reader = await self._open()
+            writer = await self._open()
+            try:
+                reader = await self._open()
+            except BaseException:
+                await asyncio.shield(writer.close())
+                raise
+            self._writer, self._reader = writer, reader
 
     async def close(self) -> None:
-        for conn in (self._writer, self._reader):
-            if conn is not None:
-                await conn.close()
+        writer, reader = self._writer, self._reader
         self._writer = self._reader = None
+        try:
+            if writer is not None:
+                await writer.close()
+        finally:
+            if reader is not None:
+                await reader.close()
 
     def _need(self, conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
         if conn is None:
@@ -107,7 +159,7 @@ class SqliteDatabase:
     async def write(self) -> AsyncIterator[Connection]:
         conn = self._need(self._writer)
         async with self._wlock:
-            await conn.execute("BEGIN IMMEDIATE")
+            await retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
             try:
                 yield _Conn(conn)
             except BaseException:
@@ -119,7 +171,7 @@ class SqliteDatabase:
     async def read(self) -> AsyncIterator[Connection]:
         conn = self._need(self._reader)
         async with self._rlock:
-            await conn.execute("BEGIN")
+            await retry_busy(lambda: conn.execute("BEGIN"))
             try:
                 yield _Conn(conn)
             finally:

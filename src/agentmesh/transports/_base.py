@@ -81,14 +81,6 @@ def background(coro: Awaitable[None]) -> None:
     task.add_done_callback(_background.discard)
 
 
-async def stop_task(task: asyncio.Task[None] | None) -> None:
-    """Cancel ``task`` (if any) and wait until it has ended, whatever it raised."""
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-
-
 class BrokerSubscription(LiveSubscription["BrokerTransport"]):
     """A live subscription: stops intake, drains its handlers, then releases broker state."""
 

@@ -34,13 +34,13 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from loguru import logger
 
 from agentmesh import subjects
+from agentmesh.aio import stop_task
 from agentmesh.envelope import Envelope
 from agentmesh.transports._base import (
     BrokerSubscription,
     BrokerTransport,
     durable_scope,
     scope_topics,
-    stop_task,
 )
 from agentmesh.transports.base import SubscribeOptions, TransportCapabilities
 from agentmesh.transports.message import CoreDelivery as _CoreRaw

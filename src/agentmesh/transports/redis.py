@@ -31,13 +31,13 @@ import redis.exceptions
 from loguru import logger
 
 from agentmesh import subjects
+from agentmesh.aio import stop_task
 from agentmesh.envelope import Envelope
 from agentmesh.transports._base import (
     BrokerSubscription,
     BrokerTransport,
     background,
     durable_scope,
-    stop_task,
 )
 from agentmesh.transports.base import (
     DEFAULT_MAX_PAYLOAD,

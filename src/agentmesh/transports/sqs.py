@@ -50,6 +50,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[impor
 from loguru import logger
 
 from agentmesh import subjects
+from agentmesh.aio import stop_task
 from agentmesh.envelope import Envelope
 from agentmesh.errors import PayloadTooLarge
 from agentmesh.transports._base import (
@@ -57,7 +58,6 @@ from agentmesh.transports._base import (
     BrokerTransport,
     background,
     pattern_tenant,
-    stop_task,
 )
 from agentmesh.transports.base import SubscribeOptions, TransportCapabilities
 from agentmesh.transports.message import CoreDelivery as _CoreRaw
@@ -280,6 +280,9 @@ class SqsTransport(BrokerTransport):
         except (ClientError, *_NETWORK_ERRORS) as exc:
             await stack.aclose()
             raise self.unavailable(exc) from None
+        except BaseException:  # cancelled by the connect timeout: release the clients too
+            await asyncio.shield(stack.aclose())
+            raise
         self._stack = stack
 
     async def _disconnect(self) -> None:
