@@ -1,7 +1,8 @@
 """PII detectors: e-mail, phone, card numbers (Luhn), IBAN (mod 97) and API-key shapes.
 
 One RE2 pattern finds candidates in a single linear pass; cards and IBANs are then
-confirmed by their check digits, so a random digit string is not a card.
+confirmed by their check digits, so a random digit string is not a card, and card and
+phone numbers must stand alone (not inside a UUID or a longer token).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from agentmesh.safety.patterns import Pattern, compile_pattern
 
 _SHAPES = {
     "email": r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}",
-    "card": r"\b(?:\d[ -]?){12,18}\d\b",
+    "card": r"(?:^|[^\w.-])(?P<card_v>(?:\d[ -]?){12,18}\d)(?:$|[^\w-])",
     "iban": r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",
-    "phone": r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}\b"
-    r"|\+\d{8,14}\b",
+    "phone": r"(?:^|[^\w.+-])(?P<phone_v>(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])"
+    r"\d{3,4}[ .-]\d{3,4}|\+\d{8,14})(?:$|[^\w-])",
     "api_key": r"\b(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,}\b|\bAKIA[0-9A-Z]{16}\b"
     r"|\bgh[pousr]_[A-Za-z0-9]{36}\b|\bxox[abprs]-[A-Za-z0-9-]{10,}\b"
     r"|\bAIza[0-9A-Za-z_-]{35}\b|\bsk-[A-Za-z0-9_-]{32,}\b",
@@ -61,6 +62,9 @@ class PiiDetector:
             if self.kinds
             else None
         )
+        self._index: dict[str, int] = (
+            dict(self._pattern.groupindex) if self._pattern is not None else {}  # type: ignore[attr-defined]
+        )
 
     def find(self, text: str) -> list[PiiMatch]:
         """Confirmed matches, left to right (``text`` must be valid UTF-8 text)."""
@@ -71,14 +75,16 @@ class PiiDetector:
             kind = next((k for k in self.kinds if m.group(k) is not None), None)
             if kind is None:
                 continue
-            value = m.group(kind)
+            core = f"{kind}_v" if kind in ("card", "phone") else kind
+            value = m.group(core)
             if kind == "card":
                 digits = value.replace(" ", "").replace("-", "")
                 if not 13 <= len(digits) <= 19 or not luhn_ok(digits):
                     continue
             elif kind == "iban" and not iban_ok(value):
                 continue
-            found.append(PiiMatch(kind, m.start(), m.end()))
+            index = self._index[core]
+            found.append(PiiMatch(kind, m.start(index), m.end(index)))
         return found
 
     @staticmethod
