@@ -119,8 +119,10 @@ async def test_quarantine_is_honoured_everywhere_and_lifted_by_release(
         quarantines = [m for m in broadcasts.envelopes if m.type == "safety.quarantine"]
         assert quarantines and quarantines[0].payload["agent_id"] == "leaker-1"
         await eventually(
-            lambda: (r := client.registry.get(client.tenant, "leaker-1")) is not None
-            and r.status == "QUARANTINED",
+            lambda: (
+                (r := client.registry.get(client.tenant, "leaker-1")) is not None
+                and r.status == "QUARANTINED"
+            ),
             timeout=5,
         )
         leaker_runs = sum(who == ["leaker-1"] for who in handled.values())
@@ -166,11 +168,15 @@ async def test_hot_reload_under_load_changes_decisions_and_loses_nothing(
     try:
         for kind in ("task.completed", "task.rejected", "task.failed"):
             await client.on_event(kind, record)
-        before = [await client.submit("echo", {"text": "mentions zebra", "n": i}) for i in range(60)]
+        before = [
+            await client.submit("echo", {"text": "mentions zebra", "n": i}) for i in range(60)
+        ]
         new = policy_from_data({"version": 2, "content_filter": {"blocked_patterns": ["zebra"]}})
         await broadcast.publish_policy(client.transport, client.tenant, policy_to_data(new))
         await eventually(
-            lambda: all(m.safety is not None and m.safety.policy.version == 2 for m in (side_a, side_b)),
+            lambda: all(
+                m.safety is not None and m.safety.policy.version == 2 for m in (side_a, side_b)
+            ),
             timeout=5,
         )
         after = [await client.submit("echo", {"text": "mentions zebra", "n": i}) for i in range(60)]

@@ -27,9 +27,20 @@ CHECKERS = [
 BUDGET = 0.05
 
 confusable = st.sampled_from(
-    ["ｄｒｏｐ ｔａｂｌｅ", "dr\u03bfp table", "\u200b", "\ud800", "\udfff", "\ufeff", "а@е.сом", "4111 1111 1111 1111"]
+    [
+        "ｄｒｏｐ ｔａｂｌｅ",
+        "dr\u03bfp table",
+        "\u200b",
+        "\ud800",
+        "\udfff",
+        "\ufeff",
+        "а@е.сом",
+        "4111 1111 1111 1111",
+    ]
 )
-text = st.one_of(st.text(max_size=200), confusable, st.binary(max_size=64).map(lambda b: b.decode("latin-1")))
+text = st.one_of(
+    st.text(max_size=200), confusable, st.binary(max_size=64).map(lambda b: b.decode("latin-1"))
+)
 leaf = st.one_of(
     st.none(),
     st.booleans(),
@@ -41,7 +52,8 @@ leaf = st.one_of(
 payloads = st.recursive(
     leaf,
     lambda inner: st.one_of(
-        st.lists(inner, max_size=6), st.dictionaries(st.one_of(text, st.integers()), inner, max_size=6)
+        st.lists(inner, max_size=6),
+        st.dictionaries(st.one_of(text, st.integers()), inner, max_size=6),
     ),
     max_leaves=60,
 )

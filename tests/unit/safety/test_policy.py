@@ -69,7 +69,7 @@ def test_a_yaml_policy_loads_and_round_trips() -> None:
 
 def test_toml_and_json_are_accepted(tmp_path: Path) -> None:
     toml = tmp_path / "p.toml"
-    toml.write_text('version = 3\n[quarantine]\nmax_violations = 2\n', encoding="utf-8")
+    toml.write_text("version = 3\n[quarantine]\nmax_violations = 2\n", encoding="utf-8")
     assert load_policy_file(toml).quarantine.max_violations == 2
     js = tmp_path / "p.json"
     js.write_text('{"version": 4, "limits": {"max_depth": 8}}', encoding="utf-8")
