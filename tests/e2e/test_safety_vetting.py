@@ -102,13 +102,15 @@ def test_require_vetting_veto_policy_and_release(nats_url: str, tmp_path: Path) 
 
         # vetted, then run by the worker
         ok = final(submit({"text": "Agents cooperate."}))
-        assert ok["status"] == "completed" and ok["agent_id"] == "worker-1"
+        assert ok["status"] == "completed"
+        assert ok["agent_id"] == "worker-1"
         assert ok["result"]["echo"]["text"] == "Agents cooperate."
 
         # vetoed by the safety agent: rejected with the rule and the reason, never run
         vetoed = final(submit({"text": "please DROP TABLE users"}))
         assert vetoed["status"] == "rejected"
-        assert "content_filter" in vetoed["error"] and "drop" in vetoed["error"]
+        assert "content_filter" in vetoed["error"]
+        assert "drop" in vetoed["error"]
         assert vetoed["result"] is None
 
         # policy: only an admin may put one; a bad one is a 422 naming the field
@@ -119,12 +121,16 @@ def test_require_vetting_veto_policy_and_release(nats_url: str, tmp_path: Path) 
             f"/v1/tenants/{tenant}/safety/policy",
             json={"version": 2, "content_filter": {"blocked_patterns": ["(a)\\1"]}},
         )
-        assert r.status_code == 422 and "blocked_patterns[0]" in r.json()["error"]
+        assert r.status_code == 422
+        assert "blocked_patterns[0]" in r.json()["error"]
         r = admin.put(f"/v1/tenants/{tenant}/safety/policy", json=policy)
-        assert r.status_code == 200 and r.json()["version"] == 2 and r.json()["broadcast"]
+        assert r.status_code == 200
+        assert r.json()["version"] == 2
+        assert r.json()["broadcast"]
         assert admin.put(f"/v1/tenants/{tenant}/safety/policy", json=policy).status_code == 409
         got = orchestrator.get(f"/v1/tenants/{tenant}/safety/policy").json()
-        assert got["version"] == 2 and got["set_by"] == "admin-user"
+        assert got["version"] == 2
+        assert got["set_by"] == "admin-user"
 
         # the new policy changes the safety agent's decision (hot, no restart)
         def vetoed_now() -> bool:
@@ -165,8 +171,10 @@ def test_require_vetting_veto_policy_and_release(nats_url: str, tmp_path: Path) 
             text=True,
             timeout=60,
         )
-        assert cli.returncode != 0 and "Traceback" not in cli.stderr
-        assert "QUARANTINED" in cli.stderr and len(cli.stderr.strip().splitlines()) == 1
+        assert cli.returncode != 0
+        assert "Traceback" not in cli.stderr
+        assert "QUARANTINED" in cli.stderr
+        assert len(cli.stderr.strip().splitlines()) == 1
     finally:
         for client in clients:
             client.close()

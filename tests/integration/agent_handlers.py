@@ -55,7 +55,7 @@ async def safety_work(task: TaskContext) -> dict[str, Any]:
     os.close(fd)
     await asyncio.sleep(0.005)
     flag = os.environ.get("LEAK_FLAG")
-    if flag and os.path.exists(flag):
+    if flag and os.path.exists(flag):  # noqa: ASYNC240 (a stat, on a local file)
         _calls.append(1)
         if len(_calls) % 2:
             return {"by": agent, "text": f"reach me at jane.{len(_calls)}@example.com"}

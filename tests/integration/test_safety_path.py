@@ -117,7 +117,8 @@ async def test_quarantine_is_honoured_everywhere_and_lifted_by_release(
         leaker = bad_side.agents["leaker-1"]
         await eventually(lambda: leaker.status == "QUARANTINED", timeout=10)
         quarantines = [m for m in broadcasts.envelopes if m.type == "safety.quarantine"]
-        assert quarantines and quarantines[0].payload["agent_id"] == "leaker-1"
+        assert quarantines
+        assert quarantines[0].payload["agent_id"] == "leaker-1"
         await eventually(
             lambda: (
                 (r := client.registry.get(client.tenant, "leaker-1")) is not None
@@ -196,7 +197,8 @@ async def test_hot_reload_under_load_changes_decisions_and_loses_nothing(
         )
         await client.submit("echo", {"text": "probe"})
         await asyncio.sleep(0.2)
-        assert side_a.safety is not None and side_a.safety.policy.version == 2
+        assert side_a.safety is not None
+        assert side_a.safety.policy.version == 2
         assert {outcomes[t][0] for t in before} <= {"task.completed", "task.rejected"}
     finally:
         await side_b.stop()

@@ -26,12 +26,14 @@ def test_quarantine_and_release_replay_exactly() -> None:
     a, created = AgentAggregate.create("agent-1", "acme", "Agent", [AgentCapability("x", 3)])
     busy, e1 = a.assign_task("t-1")
     q, e2 = busy.quarantine("5 violations", rule="pii.email", violations=5, alignment_score=0.9)
-    assert q.status is AgentStatus.QUARANTINED and q.current_task_id is None
+    assert q.status is AgentStatus.QUARANTINED
+    assert q.current_task_id is None
     assert isinstance(e2[0], AgentQuarantinedEvent)
     assert q.metadata["quarantine"]["rule"] == "pii.email"
     released, e3 = q.release("admin-1", "fixed the prompt")
     assert released.status is AgentStatus.AVAILABLE
-    assert isinstance(e3[0], AgentReleasedEvent) and e3[0].released_by == "admin-1"
+    assert isinstance(e3[0], AgentReleasedEvent)
+    assert e3[0].released_by == "admin-1"
     assert "quarantine" not in released.metadata
     assert released.metadata["last_release"]["reason"] == "fixed the prompt"
     assert AgentAggregate.replay([*created, *e1, *e2, *e3]) == released
@@ -59,7 +61,8 @@ def test_a_rejected_task_is_terminal_and_not_retried() -> None:
     t, submitted = TaskAggregate.submit("t-1", "acme", "x", ["x"])
     offered, e1 = t.offer()
     rejected, e2 = offered.reject("pii.email", "payload has an email", agent_id="agent-1")
-    assert rejected.status is TaskStatus.REJECTED and rejected.is_terminal
+    assert rejected.status is TaskStatus.REJECTED
+    assert rejected.is_terminal
     assert isinstance(e2[0], TaskRejectedEvent)
     assert rejected.error == "rejected by safety rule pii.email: payload has an email"
     assert TaskAggregate.replay([*submitted, *e1, *e2]) == rejected

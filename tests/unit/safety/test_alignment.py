@@ -17,7 +17,9 @@ def test_thresholds() -> None:
     assert status_of(0.49) == "partially_aligned"
     assert status_of(0.48) == "misaligned"
     fresh = Alignment()
-    assert fresh.score == 1.0 and set(fresh.targets) == set(TARGETS) and len(TARGETS) == 5
+    assert fresh.score == 1.0
+    assert set(fresh.targets) == set(TARGETS)
+    assert len(TARGETS) == 5
 
 
 def test_violations_lower_their_target_and_outcomes_restore_slowly() -> None:
@@ -50,9 +52,11 @@ def test_the_fifth_violation_in_the_window_quarantines() -> None:
     for i in range(4):
         mon.record(finding, policy, now=101.0 + i)
     why = mon.must_quarantine(policy)
-    assert why is not None and "5 safety violations" in why
+    assert why is not None
+    assert "5 safety violations" in why
     mon.reset()
-    assert mon.must_quarantine(policy) is None and mon.alignment.score == 1.0
+    assert mon.must_quarantine(policy) is None
+    assert mon.alignment.score == 1.0
 
 
 def test_rate_limit_window() -> None:

@@ -14,21 +14,25 @@ CHECK = SafetyChecker(DEFAULT_POLICY)
 
 def test_a_clean_task_is_allowed() -> None:
     verdict = CHECK.check_offer({"text": "Summarize the quarterly report, please."})
-    assert verdict.action == "allow" and verdict.allowed and verdict.findings == ()
+    assert verdict.action == "allow"
+    assert verdict.allowed
+    assert verdict.findings == ()
 
 
 def test_blocked_content_is_denied_with_rule_and_reason() -> None:
     verdict = CHECK.check_offer({"sql": "DROP TABLE users;"})
-    assert verdict.action == "deny" and not verdict.allowed
+    assert verdict.action == "deny"
+    assert not verdict.allowed
     assert verdict.rule == "content_filter"
-    assert "$.payload.sql" in verdict.reason and "drop" in verdict.reason
+    assert "$.payload.sql" in verdict.reason
+    assert "drop" in verdict.reason
     assert verdict.risk == 0.8
 
 
 @pytest.mark.parametrize(
     "disguised",
     [
-        "ＤＲＯＰ ＴＡＢＬＥ x",  # full-width
+        "\uff24\uff32\uff2f\uff30 \uff34\uff21\uff22\uff2c\uff25 x",  # full-width
         "dr\u03bfp table x",  # Greek omicron
         "dro\u200bp table x",  # zero-width space
         "DR\u041eP TABLE x",  # Cyrillic O
@@ -57,9 +61,12 @@ def test_numbers_are_matched_as_text() -> None:
 
 def test_behavior_patterns() -> None:
     flagged = CHECK.check_offer({"text": "Please override the limits"})
-    assert flagged.action == "flag" and flagged.allowed and flagged.rule == "self_modification"
+    assert flagged.action == "flag"
+    assert flagged.allowed
+    assert flagged.rule == "self_modification"
     denied = CHECK.check_offer({"text": "hi", "nested": {"external_url": "http://x"}})
-    assert denied.rule == "external_communication" and not denied.allowed
+    assert denied.rule == "external_communication"
+    assert not denied.allowed
     assert CHECK.check_offer({"text": "changes"}).action == "allow"  # whole words only
 
 
@@ -78,17 +85,22 @@ def test_behavior_patterns() -> None:
 )
 def test_pii_is_flagged_on_input_and_redacted_on_output(text: str, kind: str) -> None:
     offer = CHECK.check_offer({"text": text})
-    assert offer.action == "flag" and offer.rule == f"pii.{kind}"
+    assert offer.action == "flag"
+    assert offer.rule == f"pii.{kind}"
     result = CHECK.check_result({"text": text, "other": ["keep me"]})
-    assert result.action == "redact" and result.rule == f"pii.{kind}"
+    assert result.action == "redact"
+    assert result.rule == f"pii.{kind}"
     assert f"[REDACTED:{kind}]" in result.value["text"]
     assert result.value["other"] == ["keep me"]
-    assert result.violations and result.violations[0].severity == "high"
+    assert result.violations
+    assert result.violations[0].severity == "high"
 
 
 def test_check_digits_keep_random_numbers_out() -> None:
-    assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
-    assert iban_ok("DE89370400440532013000") and not iban_ok("DE89370400440532013001")
+    assert luhn_ok("4111111111111111")
+    assert not luhn_ok("4111111111111112")
+    assert iban_ok("DE89370400440532013000")
+    assert not iban_ok("DE89370400440532013001")
     assert CHECK.check_result({"text": "order 4111 1111 1111 1112"}).action == "allow"
     assert CHECK.check_result({"id": "2f0c7d1e-1111-2222-3333-444455556666"}).action == "allow"
 
@@ -136,7 +148,8 @@ def test_capability_lists_per_safety_level() -> None:
     assert c.check_offer({}, capability="summarize", agent_type="llm").allowed
     assert c.check_offer({}, capability="translate-fr", agent_type="llm").allowed
     v = c.check_offer({}, capability="deploy", agent_type="llm")
-    assert v.rule == "capability" and "restricted" in v.reason
+    assert v.rule == "capability"
+    assert "restricted" in v.reason
     assert c.check_offer({}, capability="deploy-prod", agent_type="ops").rule == "capability"
     assert c.check_offer({}, capability="deploy-prod", agent_type="general").allowed
 

@@ -60,7 +60,8 @@ def test_a_yaml_policy_loads_and_round_trips() -> None:
     p = parse_policy(GOOD)
     assert (p.version, p.name, p.quarantine.max_violations) == (7, "strict", 3)
     assert p.content_filter.rule.severity == "critical"
-    assert p.rate_limit is not None and p.rate_limit.max_requests == 50
+    assert p.rate_limit is not None
+    assert p.rate_limit.max_requests == 50
     assert p.pii.output == "deny"
     assert p.capabilities.level_of("llm") == "restricted"
     assert p.tools == {"llm": ("search",)}
@@ -100,7 +101,8 @@ def test_a_bad_policy_names_line_and_field(text: str, line: int, field: str) -> 
         parse_policy(text)
     assert caught.value.line == line
     assert caught.value.field == field
-    assert f"line {line}" in str(caught.value) and field in str(caught.value)
+    assert f"line {line}" in str(caught.value)
+    assert field in str(caught.value)
 
 
 def test_broken_yaml_says_where() -> None:
