@@ -16,6 +16,7 @@ from agentmesh import subjects
 from agentmesh.commands.bus import CqrsBus
 from agentmesh.commands.handlers import CommandHandlers
 from agentmesh.commands.messages import CommandResult
+from agentmesh.domain import AgentStatus
 from agentmesh.domain.safety_events import SafetyPolicySetEvent
 from agentmesh.errors import ConcurrencyError, Conflict
 from agentmesh.safety.policy import DEFAULT_POLICY, Policy, policy_from_data, policy_to_data
@@ -163,6 +164,13 @@ class SafetyHandlers:
             "set_at": event.occurred_at.isoformat(),
         }
 
+    async def get_quarantine(self, query: GetQuarantine) -> dict[str, Any] | None:
+        agent = await self.h.load_agent(query.tenant_id, query.agent_id)
+        if agent is None or agent.status is not AgentStatus.QUARANTINED:
+            return None
+        record = agent.metadata.get("quarantine")
+        return dict(record) if isinstance(record, dict) else {"reason": "quarantined"}
+
     async def record_alignment(self, cmd: RecordAlignment) -> CommandResult:
         return await self.h._agent_change(
             cmd.tenant_id,
@@ -180,9 +188,11 @@ def register_safety(bus: CqrsBus, handlers: CommandHandlers) -> None:
     bus.register_command(RecordAlignment, s.record_alignment)
     bus.register_command(SetSafetyPolicy, s.set_policy)
     bus.register_query(GetSafetyPolicy, s.get_policy)
+    bus.register_query(GetQuarantine, s.get_quarantine)
 
 
 __all__ = [
+    "GetQuarantine",
     "GetSafetyPolicy",
     "QuarantineAgent",
     "RecordAlignment",
@@ -206,6 +216,15 @@ class SetSafetyPolicy:
     tenant_id: str
     policy: Mapping[str, Any]
     set_by: str
+
+
+@dataclass(frozen=True)
+class GetQuarantine:
+    """Whether the store (the event store, not a read model) has the agent quarantined:
+    its quarantine record (``reason``, ``rule`` ...) or None."""
+
+    tenant_id: str
+    agent_id: str
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,13 @@ async def publish_policy(transport: Transport, tenant: str, policy: dict[str, An
     await broadcast(transport, tenant, "safety.policy", {"policy": policy})
 
 
+async def quarantine(transport: Transport, tenant: str, agent_id: str, reason: str) -> None:
+    """Quarantine an agent wherever it runs (e.g. a quarantined agent that restarted)."""
+    await broadcast(
+        transport, tenant, "safety.quarantine", {"agent_id": agent_id, "reason": reason}
+    )
+
+
 async def release(transport: Transport, tenant: str, agent_id: str, by: str, reason: str) -> None:
     """Lift an agent's quarantine wherever it runs."""
     await broadcast(

@@ -31,7 +31,7 @@ from agentmesh import subjects
 from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError
 from agentmesh.observability import metrics
-from agentmesh.safety.engine import SafetyChecker, Verdict
+from agentmesh.safety.engine import Finding, SafetyChecker, Verdict
 from agentmesh.safety.loader import load_policy_file
 from agentmesh.safety.monitor import AgentMonitor
 from agentmesh.safety.policy import DEFAULT_POLICY, Policy, policy_from_data
@@ -135,6 +135,12 @@ class SafetyGuard:
     def check_offer(self, runtime: AgentRuntime, ctx: TaskContext) -> Verdict:
         """The verdict on a task before its handler runs (rate limit included)."""
         env = ctx.envelope
+        if env.routing.get("vetting") == "required":  # separation of duties
+            finding = Finding(
+                "vetting", "deny", "high", "the task must be vetted by a safety agent first"
+            )
+            metrics.safety_violations.labels(finding.rule, finding.severity).inc()
+            return Verdict("deny", (finding,), env.payload)
         verdict = self.checker.check_offer(
             env.payload, env.context, capability=ctx.capability, agent_type=runtime.agent_type
         )

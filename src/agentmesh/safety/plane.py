@@ -16,11 +16,14 @@ from loguru import logger
 
 from agentmesh import subjects
 from agentmesh.commands import CqrsBus
-from agentmesh.commands.safety import QuarantineAgent, RecordAlignment
+from agentmesh.commands.safety import GetQuarantine, QuarantineAgent, RecordAlignment
 from agentmesh.errors import AgentMeshError, Conflict, InvalidTransition, NotFound
 from agentmesh.runtime.registry import AgentRecord, Registry
+from agentmesh.safety import broadcast
 from agentmesh.transports import Message, Subscription, Transport
 
+REAPPEARED = (None, "UNHEALTHY", "TERMINATED", "QUARANTINED")
+"""Registry statuses after which a live agent is checked against the store's quarantine."""
 ALIGNMENT_STEP = 0.05
 """How far a score moves before the store records it again."""
 
@@ -91,9 +94,19 @@ class SafetyPlane:
             self._recorded[(tenant, agent_id)] = (float(score), status)
 
     async def _on_status(self, record: AgentRecord, old: str | None, new: str) -> None:
+        t, a = record.tenant_id, record.agent_id
         if new == "QUARANTINED":
-            await self._execute(
-                QuarantineAgent(
-                    record.tenant_id, record.agent_id, "reported QUARANTINED by its runtime"
+            await self._execute(QuarantineAgent(t, a, "reported QUARANTINED by its runtime"))
+        elif new in ("AVAILABLE", "BUSY") and old in REAPPEARED:
+            # a quarantined agent whose process restarted (or came back) stays quarantined
+            try:
+                found = await self.bus.query(GetQuarantine(t, a))
+            except AgentMeshError as exc:
+                logger.warning("safety plane: quarantine of {} unknown: {}", a, exc)
+                return
+            if found is not None:
+                reason = f"still quarantined: {found.get('reason', '')}"
+                logger.warning(
+                    "agent {}/{} came back while quarantined; quarantining it again", t, a
                 )
-            )
+                await broadcast.quarantine(self.transport, t, a, reason)
