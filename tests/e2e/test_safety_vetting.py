@@ -7,6 +7,7 @@ new policy that changes the safety agent's decisions; only an admin may release.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -17,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from agentmesh import Mesh
+from agentmesh.config import Settings
 from agentmesh.runtime.embedded import free_port
 from tests.e2e.test_product import AGENTMESH, ROOT, wait_until
 
@@ -28,6 +31,19 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
         return subprocess.Popen(
             [AGENTMESH, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
+
+
+async def ask_safety_agent(
+    nats_url: str, tenant: str, tmp: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    mesh = Mesh(nats_url, tenant=tenant, settings=Settings(agentmesh_data_dir=tmp / "client"))
+    await mesh.start(registry=False)
+    try:
+        status = await mesh.send("guard-1", {}, type="safety_status_request")
+        alignment = await mesh.send("guard-1", {"agent_id": "worker-1"}, type="alignment_check")
+    finally:
+        await mesh.stop()
+    return status, alignment
 
 
 def test_require_vetting_veto_policy_and_release(nats_url: str, tmp_path: Path) -> None:
@@ -149,6 +165,14 @@ def test_require_vetting_veto_policy_and_release(nats_url: str, tmp_path: Path) 
         assert r.status_code == 422
         r = admin.post(f"/v1/tenants/{tenant}/agents/worker-1/feedback", json={"rating": 0.9})
         assert r.status_code == 202
+        # the safety agent answers the seed's safety_status_request and alignment_check
+        status, alignment = asyncio.run(ask_safety_agent(nats_url, tenant, tmp_path))
+        assert status["agent_id"] == "guard-1"
+        assert status["policy"]["version"] == 2
+        assert status["vetted"] >= 1
+        assert status["vetoed"] >= 2
+        assert alignment["agent_id"] == "worker-1"
+        assert alignment["alignment"]["status"] == "aligned"
         audit = admin.get(f"/v1/tenants/{tenant}/audit", params={"action": "policy_updated"})
         assert any(e["actor"] == "admin-user" for e in audit.json()["entries"])
         cli = subprocess.run(
