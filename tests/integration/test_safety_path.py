@@ -249,3 +249,52 @@ async def test_sighup_rereads_the_policy_file_and_keeps_the_last_good_one(
             exposition
         )
         assert 'agentmesh_alignment_score{agent_id="reloader-1"}' in exposition
+
+
+async def test_running_tasks_of_a_quarantined_agent_go_back_to_others(
+    make_mesh: Callable[..., Mesh], tmp_path: Path
+) -> None:
+    policy = tmp_path / "strict.yaml"
+    policy.write_text("version: 1\nquarantine: {max_violations: 1}\n", encoding="utf-8")
+    client, bad_side = make_mesh(), make_mesh(agentmesh_safety_policy=policy)
+    good_side = make_mesh()
+    release = asyncio.Event()
+    interrupted: list[str] = []
+    done_by: dict[str, str] = {}
+
+    @bad_side.agent("leaker-2", capabilities=["slow"], max_concurrent=4)
+    async def leaker(task: TaskContext) -> dict[str, Any]:
+        if task.payload.get("leak"):
+            await asyncio.sleep(0.2)  # the others are running by now
+            return {"mail": "ceo@example.com"}
+        try:
+            await release.wait()
+        except asyncio.CancelledError:
+            interrupted.append(task.task_id)
+            raise
+        return {"by": "leaker-2"}
+
+    await client.start()
+    await bad_side.start()
+    try:
+        slow = [await client.submit("slow", {"n": i}) for i in range(3)]
+        leak = await client.submit("slow", {"leak": True})
+        leaker_rt = bad_side.agents["leaker-2"]
+        await eventually(lambda: leaker_rt.status == "QUARANTINED", timeout=10)
+        await eventually(lambda: len(interrupted) == 3, timeout=5)
+
+        @good_side.agent("good-2", capabilities=["slow"])
+        async def good(task: TaskContext) -> dict[str, Any]:
+            return {"by": "good-2"}
+
+        await good_side.start()
+        for task_id in slow:
+            done_by[task_id] = (await client.wait_result(task_id, timeout=20))["by"]
+        assert set(interrupted) == set(slow)
+        assert set(done_by.values()) == {"good-2"}, "the interrupted tasks ran elsewhere"
+        assert (await client.wait_result(leak, timeout=10)) == {"mail": "[REDACTED:email]"}
+    finally:
+        release.set()
+        await good_side.stop()
+        await bad_side.stop()
+        await client.stop()
