@@ -144,9 +144,8 @@ class SafetyGuard:
         verdict = self.checker.check_offer(
             env.payload, env.context, capability=ctx.capability, agent_type=runtime.agent_type
         )
-        for f in verdict.findings:
-            if f.action != "allow":
-                metrics.safety_violations.labels(f.rule, f.severity).inc()
+        for f in verdict.violations:
+            metrics.safety_violations.labels(f.rule, f.severity).inc()
         return verdict
 
     def over_rate(self, runtime: AgentRuntime) -> bool:
@@ -160,8 +159,9 @@ class SafetyGuard:
         mon = self.monitor(runtime)
         violations = verdict.violations
         if not violations:
-            mon.alignment = mon.alignment.outcome(True)
-            metrics.alignment_score.labels(runtime.agent_id).set(mon.alignment.score)
+            if mon.alignment.score < 1.0:  # a clean outcome earns trust back (slowly)
+                mon.alignment = mon.alignment.outcome(True)
+                metrics.alignment_score.labels(runtime.agent_id).set(mon.alignment.score)
             return verdict
         for f in violations:
             metrics.safety_violations.labels(f.rule, f.severity).inc()
