@@ -73,10 +73,33 @@ class Collector:
 
 
 async def eventually(
-    predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02
-) -> None:
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> Any:
+    """Wait (without blocking the loop) until ``predicate()`` is truthy; return its value."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not (value := predicate()):
         if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
+            raise AssertionError(f"{what or 'condition'} not met in {timeout:g}s")
         await asyncio.sleep(interval)
+    return value
+
+
+WAIT_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError)
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Block until ``check()`` is truthy and return it; ``check`` may raise a transient
+    error (connection refused, a half-written file) while the condition is not met."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (httpx.HTTPError, *WAIT_ERRORS):
+            pass
+        time.sleep(interval)
+    raise AssertionError(f"{what} did not happen in {timeout}s (last: {last!r})")

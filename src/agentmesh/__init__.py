@@ -7,8 +7,8 @@ Public API (everything else may change)::
 
 from agentmesh.config import Settings, get_settings
 from agentmesh.envelope import Envelope
-from agentmesh.errors import AgentMeshError
-from agentmesh.mesh import Mesh, RemoteError
+from agentmesh.errors import AgentMeshError, RemoteError
+from agentmesh.mesh import Mesh
 from agentmesh.runtime.agent import AgentRuntime
 from agentmesh.runtime.context import TaskContext
 from agentmesh.runtime.registry import AgentRecord, Registry

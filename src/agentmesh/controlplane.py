@@ -21,10 +21,11 @@ from agentmesh.commands import CqrsBus, build_bus
 from agentmesh.config import Settings
 from agentmesh.mesh import Mesh
 from agentmesh.runtime.ledger import ledger_for
+from agentmesh.runtime.safety_plane import SafetyPlane
 from agentmesh.runtime.tracker import TaskTracker
-from agentmesh.safety.plane import SafetyPlane
-from agentmesh.security.audit import AuditStore, audit_store_for
+from agentmesh.security.audit import AuditStore
 from agentmesh.security.crypto import EncryptionService
+from agentmesh.store.audit_log import audit_store_for
 from agentmesh.store.audit_trail import AuditTrail
 from agentmesh.store.outbox import OutboxRelay
 from agentmesh.store.persistence import Persistence, open_persistence

@@ -7,21 +7,42 @@ never see a raw driver exception::
     AgentMeshError
     ├── ConfigError                 settings are missing or inconsistent
     ├── ValidationError             bad input (ids, fields, payloads)
+    │   ├── PolicyError             a safety policy that cannot be used (names line and field)
     │   ├── EnvelopeError           bytes that are not a valid envelope
     │   └── PayloadTooLarge         an envelope bigger than the transport accepts
     ├── NotFound
     ├── Conflict
     │   └── ConcurrencyError        optimistic concurrency check failed
     ├── Forbidden                   authenticated but not allowed (or wrong tenant)
+    │   └── TenantForbidden         a resource of another tenant
     ├── Unauthorized                missing or invalid credentials
     ├── InvalidTransition           a state machine refused a transition
     ├── RequestTimeout              request/reply got no answer in time
     ├── NoResponders                request/reply to a subject nobody serves
     ├── NotSupported                a transport/store lacks a capability
-    └── BrokerUnavailable           the broker (or store) cannot be reached
+    ├── BrokerUnavailable           the broker (or store) cannot be reached
+    ├── CorruptEventError           a stored event cannot be decoded (names its position)
+    ├── RemoteError                 an agent answered a request with an error
+    ├── TaskTimeout                 a handler ran longer than its task's timeout
+    ├── RetryableError              raised by a handler: try again
+    ├── NonRetryableError           raised by a handler: do not try again
+    │   └── SwarmJobFailed          a swarm job ended with failed tasks
+    ├── MaxRetriesExceededError     every attempt of a retried call failed
+    ├── CircuitBreakerOpenException a call refused while the circuit is open
+    ├── BulkheadFullError           every slot and queue place of a bulkhead is taken
+    ├── BulkheadTimeoutError        a call waited for a slot, or ran, too long
+    ├── OrchestrationFailed         subtasks failed beyond the orchestrator's policy
+    │   └── OrchestrationTimeout    the orchestration ran out of time
+    ├── CommandFailed               a hierarchical command failed below
+    └── AuctionFailed               no bid, or every awarded bidder failed
+
+(``DecryptionError`` in :mod:`agentmesh.security.crypto` is a ``ValidationError``.)
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 
 class AgentMeshError(Exception):
@@ -45,6 +66,21 @@ class ConfigError(AgentMeshError):
 
 class ValidationError(AgentMeshError, ValueError):
     code = "VALIDATION_ERROR"
+
+
+class PolicyError(ValidationError):
+    """A safety policy that cannot be used; the message names the field (and its line
+    when the policy came from a file), e.g. ``line 5: limits.max_depth: must be ...``."""
+
+    code = "INVALID_SAFETY_POLICY"
+
+    def __init__(self, message: str, *, field: str = "", line: int | None = None) -> None:
+        where = " ".join(
+            part for part in (f"line {line}:" if line else "", f"{field}:" if field else "") if part
+        )
+        super().__init__(f"{where} {message}".strip())
+        self.field = field
+        self.line = line
 
 
 class EnvelopeError(ValidationError):
@@ -73,6 +109,10 @@ class Forbidden(AgentMeshError):
     code = "FORBIDDEN"
 
 
+class TenantForbidden(Forbidden):
+    code = "TENANT_FORBIDDEN"
+
+
 class Unauthorized(AgentMeshError):
     code = "AUTH_INVALID"
 
@@ -97,3 +137,107 @@ class NotSupported(AgentMeshError):
     """A capability the implementation does not declare (see TransportCapabilities)."""
 
     code = "NOT_SUPPORTED"
+
+
+class RetryableError(AgentMeshError):
+    """Raise (or subclass) to ask for a retry."""
+
+    code = "RETRYABLE"
+
+
+class NonRetryableError(AgentMeshError):
+    """Raise (or subclass) to stop retrying at once."""
+
+    code = "NON_RETRYABLE"
+
+
+class MaxRetriesExceededError(AgentMeshError):
+    """Every attempt failed; ``last_error`` is the final attempt's exception."""
+
+    code = "MAX_RETRIES_EXCEEDED"
+
+    def __init__(self, max_attempts: int, last_error: BaseException, total_duration_ms: float):
+        super().__init__(f"max attempts ({max_attempts}) exceeded: {last_error!r}")
+        self.max_attempts = max_attempts
+        self.last_error = last_error
+        self.total_duration_ms = total_duration_ms
+
+
+class CircuitBreakerOpenException(AgentMeshError):
+    """A call was refused because the circuit is OPEN. ``retry_after`` is in seconds."""
+
+    code = "CIRCUIT_OPEN"
+
+    def __init__(self, name: str, retry_after: float) -> None:
+        super().__init__(f"circuit breaker '{name}' is open; retry in {retry_after:.1f}s")
+        self.name = name
+        self.retry_after = retry_after
+
+
+class BulkheadFullError(AgentMeshError):
+    """Every slot is busy and the queue is full (or the bulkhead is shut down)."""
+
+    code = "BULKHEAD_FULL"
+
+
+class BulkheadTimeoutError(AgentMeshError, TimeoutError):
+    """A call waited too long for a slot, or ran longer than ``timeout_ms``."""
+
+    code = "BULKHEAD_TIMEOUT"
+
+
+class CorruptEventError(AgentMeshError):
+    """A stored event cannot be decoded; names the global position (never skipped)."""
+
+    code = "CORRUPT_EVENT"
+
+    def __init__(self, position: int, reason: str) -> None:
+        super().__init__(f"event at position {position}: {reason}")
+        self.position = position
+
+
+class RemoteError(AgentMeshError):
+    """An agent answered a request with an error."""
+
+    code = "REMOTE_ERROR"
+
+
+class CommandFailed(AgentMeshError):
+    code = "COMMAND_FAILED"
+
+
+class AuctionFailed(AgentMeshError):
+    """No bid, or every awarded bidder failed or stayed silent."""
+
+    code = "AUCTION_FAILED"
+
+    def __init__(self, message: str, bids: Sequence[Any] = (), failed: Sequence[Any] = ()):
+        super().__init__(message)
+        self.bids = list(bids)
+        self.failed_awards = list(failed)
+
+
+class OrchestrationFailed(AgentMeshError):
+    """Subtasks failed beyond the policy; ``partial`` holds what did complete."""
+
+    code = "ORCHESTRATION_FAILED"
+
+    def __init__(self, message: str, partial: Any) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+class SwarmJobFailed(NonRetryableError):
+    """A job ended with failed tasks (not retried: the swarm already retried them)."""
+
+    code = "SWARM_JOB_FAILED"
+
+
+class TaskTimeout(AgentMeshError, TimeoutError):
+    """The handler ran longer than the task's ``timeout_seconds``."""
+
+    code = "TASK_TIMEOUT"
+
+
+class OrchestrationTimeout(OrchestrationFailed):
+    code = "ORCHESTRATION_TIMEOUT"

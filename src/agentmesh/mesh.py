@@ -29,9 +29,13 @@ from loguru import logger
 from agentmesh import subjects
 from agentmesh.config import Settings, get_settings
 from agentmesh.envelope import Envelope
-from agentmesh.errors import AgentMeshError, ValidationError
+from agentmesh.errors import (
+    MaxRetriesExceededError,
+    RemoteError,
+    ValidationError,
+)
 from agentmesh.observability import metrics
-from agentmesh.resilience import MaxRetriesExceededError, RetryPolicy
+from agentmesh.resilience import RetryPolicy
 from agentmesh.runtime.agent import TASK_DELIVERY_CAP, AgentHandler, AgentRuntime
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.registry import Registry
@@ -48,12 +52,6 @@ from agentmesh.transports import (
 PROVISION_RECHECK = 30.0
 """Seconds a mesh trusts a provisioned subject before asking its transport again (which
 re-declares the group when its own, broker-specific, ``provision_ttl`` ran out)."""
-
-
-class RemoteError(AgentMeshError):
-    """An agent answered a request with an error."""
-
-    code = "REMOTE_ERROR"
 
 
 class Mesh:

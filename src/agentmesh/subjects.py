@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from agentmesh.errors import ValidationError
+
 PREFIX = "am"
 SYSTEM_TENANT = "_system"
 """Reserved tenant for mesh-wide admin subjects (registry snapshots)."""
@@ -19,7 +21,7 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_\-*>]+$")
 
 def _check(value: str, what: str) -> str:
     if not _ID.match(value):
-        raise ValueError(
+        raise ValidationError(
             f"invalid {what} {value!r}: use 1-256 characters of letters, digits, '-' or '_'"
         )
     return value
@@ -74,7 +76,7 @@ def task_outcome(tenant: str, outcome: str, task_id: str) -> str:
     the subject answers "did task X complete?" without a second write.
     """
     if outcome not in TASK_OUTCOMES:
-        raise ValueError(f"unknown task outcome {outcome!r}; use one of {TASK_OUTCOMES}")
+        raise ValidationError(f"unknown task outcome {outcome!r}; use one of {TASK_OUTCOMES}")
     return f"{event(tenant, outcome)}.{_check(task_id, 'task id')}"
 
 

@@ -10,8 +10,8 @@ import pytest
 from agentmesh.domain import AgentHeartbeatReceivedEvent
 from agentmesh.domain.values import utcnow
 from agentmesh.envelope import Envelope
-from agentmesh.errors import ConcurrencyError, ValidationError
-from agentmesh.store import CorruptEventError, FullEventStore, NewEvent, OutboxMessage
+from agentmesh.errors import ConcurrencyError, CorruptEventError, ValidationError
+from agentmesh.store import FullEventStore, NewEvent, OutboxMessage
 from tests.contract import store_fixtures
 from tests.contract.store_fixtures import open_store
 

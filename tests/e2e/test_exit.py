@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from agentmesh.mesh import Mesh
-from tests.e2e.test_product import AGENTMESH, ROOT, wait_until
+from tests.e2e.test_product import AGENTMESH, ROOT
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,24 +14,11 @@ import httpx
 import pytest
 
 from agentmesh.runtime.embedded import free_port
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 AGENTMESH = str(Path(sys.executable).parent / "agentmesh")
-
-
-def wait_until(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (httpx.HTTPError, OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not happen in {timeout}s (last: {last!r})")
 
 
 def test_rest_cli_and_agent_processes_work_together(tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ import pytest
 from agentmesh import Mesh
 from agentmesh.config import Settings
 from agentmesh.runtime.embedded import free_port
-from tests.e2e.test_product import AGENTMESH, ROOT, wait_until
+from tests.e2e.test_product import AGENTMESH, ROOT
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from agentmesh import Envelope, Mesh, RemoteError, TaskContext, subjects
+from agentmesh import Envelope, Mesh, TaskContext, subjects
 from agentmesh.config import Settings
+from agentmesh.errors import RemoteError
 from agentmesh.runtime.execution import Decision
 from agentmesh.transports import Message
 from tests.helpers import Collector, eventually

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agentmesh import Mesh, RemoteError, TaskContext
+from agentmesh import Mesh, TaskContext
+from agentmesh.errors import RemoteError
 from tests.helpers import fast_settings
 
 pytestmark = pytest.mark.integration

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from agentmesh import Mesh, RemoteError, TaskContext, subjects
+from agentmesh import Mesh, TaskContext, subjects
 from agentmesh.config import Settings
 from agentmesh.envelope import Envelope
+from agentmesh.errors import RemoteError
 from agentmesh.runtime.ledger_redis import RedisLedger
 from agentmesh.runtime.ledger_sql import SqlLedger
 from agentmesh.transports import Message

@@ -9,9 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from agentmesh import Envelope, Mesh, RemoteError, TaskContext, subjects
+from agentmesh import Envelope, Mesh, TaskContext, subjects
 from agentmesh.config import Settings
-from agentmesh.errors import InvalidTransition, NoResponders, RequestTimeout, ValidationError
+from agentmesh.errors import (
+    InvalidTransition,
+    NoResponders,
+    RemoteError,
+    RequestTimeout,
+    ValidationError,
+)
 from agentmesh.observability import metrics
 from agentmesh.runtime.agent import parse_capabilities, validate_agent_id
 from tests.helpers import eventually
@@ -267,8 +273,8 @@ async def test_submit_retries_transient_broker_errors(mesh: Mesh) -> None:
 
 
 async def test_broker_breaker_opens_fails_fast_and_announces_itself(mesh: Mesh) -> None:
-    from agentmesh.errors import BrokerUnavailable
-    from agentmesh.resilience import CircuitBreakerOpenException, CircuitState
+    from agentmesh.errors import BrokerUnavailable, CircuitBreakerOpenException
+    from agentmesh.resilience import CircuitState
     from agentmesh.transports import Message
 
     @mesh.agent("guarded-1", capabilities=["guard"])

@@ -42,9 +42,10 @@ from agentmesh.api.routes import agents, audit, health, messages, safety, tasks,
 from agentmesh.api.ui import mount_ui
 from agentmesh.api.ws import WebSocketHub
 from agentmesh.config import Settings, get_settings
-from agentmesh.security.audit import AuditStore, audit_store_for
+from agentmesh.security.audit import AuditStore
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.security.tokens import TokenService, token_service_from_settings
+from agentmesh.store.audit_log import audit_store_for
 from agentmesh.store.audit_trail import AuditTrail
 from agentmesh.store.persistence import Persistence, open_persistence
 

@@ -24,7 +24,8 @@ from agentmesh.domain.agent_events import (
 from agentmesh.domain.events import DomainEvent, iso
 from agentmesh.domain.task_events import TaskEvent
 from agentmesh.domain.tenant_events import MessageRecordedEvent
-from agentmesh.store.base import CorruptEventError, EventReader
+from agentmesh.errors import CorruptEventError
+from agentmesh.store.base import EventReader
 from agentmesh.subjects import SYSTEM_TENANT
 
 TASK_STATUS_BY_TOPIC = {

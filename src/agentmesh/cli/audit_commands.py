@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
 
 def _local(work: Callable[[Any, Any], Awaitable[T]]) -> T:
     """Run ``work(persistence, audit_store)`` on the local store, always close."""
-    from agentmesh.security.audit import audit_store_for
+    from agentmesh.store.audit_log import audit_store_for
     from agentmesh.store.persistence import open_persistence
 
     url = settings().effective_database_url

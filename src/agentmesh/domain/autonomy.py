@@ -33,6 +33,7 @@ from typing import Any
 
 from agentmesh.domain.agent import AgentAggregate
 from agentmesh.domain.values import HealthThresholds
+from agentmesh.errors import ValidationError
 
 PRIORITY_WEIGHT = 0.40
 CAPABILITY_WEIGHT = 0.30
@@ -71,17 +72,17 @@ class TaskOffering:
     def __post_init__(self) -> None:
         object.__setattr__(self, "required_capabilities", tuple(self.required_capabilities))
         if not self.task_id:
-            raise ValueError("task_id must not be blank")
+            raise ValidationError("task_id must not be blank")
         if isinstance(self.priority, bool) or not 1 <= self.priority <= 5:
-            raise ValueError(f"priority must be 1..5, got {self.priority!r}")
+            raise ValidationError(f"priority must be 1..5, got {self.priority!r}")
         if self.estimated_duration_seconds < 0:
-            raise ValueError("estimated_duration_seconds must be >= 0")
+            raise ValidationError("estimated_duration_seconds must be >= 0")
         if not 0.0 <= self.estimated_resource_load <= 1.0:
-            raise ValueError("estimated_resource_load must be in [0, 1]")
+            raise ValidationError("estimated_resource_load must be in [0, 1]")
         if self.deadline is not None and self.deadline < 0:
-            raise ValueError("deadline must be >= 0 seconds from now")
+            raise ValidationError("deadline must be >= 0 seconds from now")
         if not 0.0 <= self.required_success_rate <= 1.0:
-            raise ValueError("required_success_rate must be in [0, 1]")
+            raise ValidationError("required_success_rate must be in [0, 1]")
 
     @classmethod
     def from_payload(cls, task_id: str, payload: Mapping[str, Any]) -> TaskOffering:
@@ -148,9 +149,9 @@ class AgentAutonomyService:
         health_thresholds: HealthThresholds | None = None,
     ) -> None:
         if not 0.0 <= accept_threshold <= 1.0:
-            raise ValueError("accept_threshold must be in [0, 1]")
+            raise ValidationError("accept_threshold must be in [0, 1]")
         if max_concurrent_tasks <= 0:
-            raise ValueError("max_concurrent_tasks must be > 0")
+            raise ValidationError("max_concurrent_tasks must be > 0")
         self.accept_threshold = accept_threshold
         self.max_concurrent_tasks = max_concurrent_tasks
         self.health_thresholds = health_thresholds

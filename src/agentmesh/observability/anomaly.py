@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from statistics import fmean, pstdev
 from typing import Any
 
+from agentmesh.errors import ValidationError
+
 
 @dataclass(frozen=True, slots=True)
 class AnomalyResult:
@@ -46,9 +48,9 @@ class AnomalyDetector:
 
     def __init__(self, window_size: int = 30, std_dev_threshold: float = 3.0) -> None:
         if window_size < 1:
-            raise ValueError("window_size must be >= 1")
+            raise ValidationError("window_size must be >= 1")
         if std_dev_threshold <= 0:
-            raise ValueError("std_dev_threshold must be > 0")
+            raise ValidationError("std_dev_threshold must be > 0")
         self.window_size = window_size
         self.std_dev_threshold = std_dev_threshold
         self._window: deque[float] = deque(maxlen=window_size)
@@ -107,5 +109,5 @@ class AnomalyDetector:
 def _finite(value: float) -> float:
     v = float(value)
     if not math.isfinite(v):
-        raise ValueError(f"not a finite number: {value!r}")
+        raise ValidationError(f"not a finite number: {value!r}")
     return v

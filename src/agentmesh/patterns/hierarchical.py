@@ -24,7 +24,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from agentmesh.envelope import Envelope
-from agentmesh.errors import AgentMeshError
+from agentmesh.errors import (
+    CommandFailed,
+)
 from agentmesh.patterns import names
 from agentmesh.patterns.assignments import Assignments
 from agentmesh.runtime.agent import AgentRuntime
@@ -36,10 +38,6 @@ if TYPE_CHECKING:
 
 NodeHandler = Callable[["NodeContext"], Awaitable[Any]]
 Listener = Callable[[Envelope], Awaitable[None]]
-
-
-class CommandFailed(AgentMeshError):
-    code = "COMMAND_FAILED"
 
 
 class NodeContext:

@@ -28,11 +28,16 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from agentmesh.agents.autonomous import AutonomyPolicy
 from agentmesh.domain.autonomy import AgentAutonomyService, TaskOffering
 from agentmesh.envelope import Envelope
-from agentmesh.errors import AgentMeshError, NoResponders, RequestTimeout, ValidationError
+from agentmesh.errors import (
+    AuctionFailed,
+    NoResponders,
+    RequestTimeout,
+    ValidationError,
+)
 from agentmesh.patterns import names
+from agentmesh.runtime.autonomy import AutonomyPolicy
 from agentmesh.runtime.context import TaskContext
 from agentmesh.transports import Message, Subscription
 
@@ -63,17 +68,6 @@ class AuctionResult:
     bids: list[Bid]
     failed_awards: list[tuple[str, str]] = field(default_factory=list)  # (bidder, why)
     elapsed: float = 0.0
-
-
-class AuctionFailed(AgentMeshError):
-    """No bid, or every awarded bidder failed or stayed silent."""
-
-    code = "AUCTION_FAILED"
-
-    def __init__(self, message: str, bids: Sequence[Bid] = (), failed: Sequence[Any] = ()):
-        super().__init__(message)
-        self.bids = list(bids)
-        self.failed_awards = list(failed)
 
 
 AwardRule = Callable[[Bid], float]

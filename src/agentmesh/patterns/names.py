@@ -16,6 +16,7 @@ same token rules as subjects.
 from __future__ import annotations
 
 from agentmesh import subjects
+from agentmesh.errors import ValidationError
 
 
 def _token(value: str, what: str) -> str:
@@ -23,7 +24,7 @@ def _token(value: str, what: str) -> str:
     try:
         subjects.agent(subjects.SYSTEM_TENANT, value)
     except ValueError:
-        raise ValueError(
+        raise ValidationError(
             f"invalid {what} {value!r}: use 1-256 letters, digits, '-' or '_'"
         ) from None
     return value

@@ -29,7 +29,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from agentmesh.errors import AgentMeshError, ValidationError
+from agentmesh.errors import (
+    OrchestrationFailed,
+    OrchestrationTimeout,
+    ValidationError,
+)
 from agentmesh.patterns.assignments import Assignment, Assignments, Outcome
 
 if TYPE_CHECKING:
@@ -92,20 +96,6 @@ class OrchestrationResult:
                 for r in self.results
             ],
         }
-
-
-class OrchestrationFailed(AgentMeshError):
-    """Subtasks failed beyond the policy; ``partial`` holds what did complete."""
-
-    code = "ORCHESTRATION_FAILED"
-
-    def __init__(self, message: str, partial: OrchestrationResult) -> None:
-        super().__init__(message)
-        self.partial = partial
-
-
-class OrchestrationTimeout(OrchestrationFailed):
-    code = "ORCHESTRATION_TIMEOUT"
 
 
 Aggregate = Callable[[list[Any]], Any]

@@ -38,11 +38,15 @@ import orjson
 from loguru import logger
 
 from agentmesh.envelope import Envelope
-from agentmesh.errors import ConcurrencyError, Conflict, ValidationError
+from agentmesh.errors import (
+    ConcurrencyError,
+    Conflict,
+    SwarmJobFailed,
+    ValidationError,
+)
 from agentmesh.kv import KeyValueStore, KvEntry, open_kv
 from agentmesh.patterns import names
 from agentmesh.patterns.assignments import Assignment, Assignments
-from agentmesh.resilience.retry import NonRetryableError
 from agentmesh.runtime.agent import AgentHandler, AgentRuntime
 from agentmesh.runtime.context import TaskContext
 from agentmesh.transports import Message, Subscription
@@ -56,12 +60,6 @@ TASK_STATUSES = ("pending", "in_progress", "completed", "failed", "cancelled")
 TERMINAL = ("completed", "failed", "cancelled")
 DEFAULT_PERFORMANCE = 0.8
 WORKER_RELIABILITY = 0.9
-
-
-class SwarmJobFailed(NonRetryableError):
-    """A job ended with failed tasks (not retried: the swarm already retried them)."""
-
-    code = "SWARM_JOB_FAILED"
 
 
 def parse_job(payload: Mapping[str, Any], default_capability: str | None) -> dict[str, Any]:

@@ -15,27 +15,25 @@
     outcome = await policy.execute(flaky)        # RetryResult(success, result, error, ...)
 """
 
+from agentmesh.errors import (
+    BulkheadFullError,
+    BulkheadTimeoutError,
+    CircuitBreakerOpenException,
+    MaxRetriesExceededError,
+    NonRetryableError,
+    RetryableError,
+)
 from agentmesh.resilience.breaker import (
     CircuitBreaker,
     CircuitBreakerConfig,
-    CircuitBreakerOpenException,
     CircuitBreakerRegistry,
     CircuitState,
     StateChangeListener,
 )
-from agentmesh.resilience.bulkhead import (
-    Bulkhead,
-    BulkheadConfig,
-    BulkheadFullError,
-    BulkheadStats,
-    BulkheadTimeoutError,
-)
+from agentmesh.resilience.bulkhead import Bulkhead, BulkheadConfig, BulkheadStats
 from agentmesh.resilience.retry import (
     DEFAULT_NON_RETRYABLE,
     DEFAULT_RETRYABLE,
-    MaxRetriesExceededError,
-    NonRetryableError,
-    RetryableError,
     RetryConfig,
     RetryPolicy,
     RetryResult,

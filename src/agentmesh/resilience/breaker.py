@@ -36,7 +36,10 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
-from agentmesh.errors import AgentMeshError
+from agentmesh.errors import (
+    CircuitBreakerOpenException,
+    ValidationError,
+)
 from agentmesh.observability import metrics
 from agentmesh.resilience._invoke import Clock, invoke
 
@@ -58,17 +61,6 @@ StateChangeListener = Callable[[str, CircuitState, CircuitState], object]
 """``listener(breaker_name, old_state, new_state)``; must not block (schedule async work)."""
 
 
-class CircuitBreakerOpenException(AgentMeshError):
-    """A call was refused because the circuit is OPEN. ``retry_after`` is in seconds."""
-
-    code = "CIRCUIT_OPEN"
-
-    def __init__(self, name: str, retry_after: float) -> None:
-        super().__init__(f"circuit breaker '{name}' is open; retry in {retry_after:.1f}s")
-        self.name = name
-        self.retry_after = retry_after
-
-
 @dataclass(frozen=True, slots=True)
 class CircuitBreakerConfig:
     """Breaker settings; the defaults are spec 3.9's."""
@@ -80,11 +72,11 @@ class CircuitBreakerConfig:
 
     def __post_init__(self) -> None:
         if self.failure_threshold < 1:
-            raise ValueError("failure_threshold must be >= 1")
+            raise ValidationError("failure_threshold must be >= 1")
         if self.recovery_timeout_seconds < 0:
-            raise ValueError("recovery_timeout_seconds must be >= 0")
+            raise ValidationError("recovery_timeout_seconds must be >= 0")
         if self.success_threshold_half_open < 1:
-            raise ValueError("success_threshold_half_open must be >= 1")
+            raise ValidationError("success_threshold_half_open must be >= 1")
 
 
 class CircuitBreaker:

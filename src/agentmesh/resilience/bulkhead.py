@@ -30,24 +30,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
-from agentmesh.errors import AgentMeshError
+from agentmesh.errors import BulkheadFullError, BulkheadTimeoutError, ValidationError
 from agentmesh.observability import metrics
 from agentmesh.resilience._invoke import Clock
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-class BulkheadFullError(AgentMeshError):
-    """Every slot is busy and the queue is full (or the bulkhead is shut down)."""
-
-    code = "BULKHEAD_FULL"
-
-
-class BulkheadTimeoutError(AgentMeshError, TimeoutError):
-    """A call waited too long for a slot, or ran longer than ``timeout_ms``."""
-
-    code = "BULKHEAD_TIMEOUT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +49,9 @@ class BulkheadConfig:
 
     def __post_init__(self) -> None:
         if self.max_concurrent < 1:
-            raise ValueError("max_concurrent must be >= 1")
+            raise ValidationError("max_concurrent must be >= 1")
         if self.max_queue < 0:
-            raise ValueError("max_queue must be >= 0")
+            raise ValidationError("max_queue must be >= 0")
 
 
 @dataclass(slots=True)

@@ -34,7 +34,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from agentmesh.errors import AgentMeshError
+from agentmesh.errors import (
+    MaxRetriesExceededError,
+    NonRetryableError,
+    RetryableError,
+    ValidationError,
+)
 from agentmesh.observability import metrics
 from agentmesh.resilience._invoke import Clock, invoke
 
@@ -42,30 +47,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 ExceptionTypes = tuple[type[BaseException], ...]
-
-
-class RetryableError(AgentMeshError):
-    """Raise (or subclass) to ask for a retry."""
-
-    code = "RETRYABLE"
-
-
-class NonRetryableError(AgentMeshError):
-    """Raise (or subclass) to stop retrying at once."""
-
-    code = "NON_RETRYABLE"
-
-
-class MaxRetriesExceededError(AgentMeshError):
-    """Every attempt failed; ``last_error`` is the final attempt's exception."""
-
-    code = "MAX_RETRIES_EXCEEDED"
-
-    def __init__(self, max_attempts: int, last_error: BaseException, total_duration_ms: float):
-        super().__init__(f"max attempts ({max_attempts}) exceeded: {last_error!r}")
-        self.max_attempts = max_attempts
-        self.last_error = last_error
-        self.total_duration_ms = total_duration_ms
 
 
 DEFAULT_RETRYABLE: ExceptionTypes = (ConnectionError, TimeoutError, OSError, RetryableError)
@@ -87,11 +68,11 @@ class RetryConfig:
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
-            raise ValueError("max_attempts must be >= 1")
+            raise ValidationError("max_attempts must be >= 1")
         if self.base_delay_ms < 0 or self.max_delay_ms < 0 or self.jitter_range_ms < 0:
-            raise ValueError("delays must be >= 0")
+            raise ValidationError("delays must be >= 0")
         if self.backoff_multiplier < 1:
-            raise ValueError("backoff_multiplier must be >= 1")
+            raise ValidationError("backoff_multiplier must be >= 1")
 
     def base_delay_for(self, attempt: int) -> float:
         """The delay in ms after failed attempt ``attempt`` (1-based), before jitter."""

@@ -30,13 +30,16 @@ from loguru import logger
 from agentmesh import subjects
 from agentmesh.aio import stop_task
 from agentmesh.envelope import Envelope
-from agentmesh.errors import InvalidTransition, ValidationError
+from agentmesh.errors import (
+    BulkheadFullError,
+    BulkheadTimeoutError,
+    InvalidTransition,
+    ValidationError,
+)
 from agentmesh.observability import metrics
 from agentmesh.resilience import (
     Bulkhead,
     BulkheadConfig,
-    BulkheadFullError,
-    BulkheadTimeoutError,
     CircuitBreaker,
     CircuitBreakerConfig,
     CircuitState,

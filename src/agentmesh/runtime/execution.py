@@ -33,8 +33,9 @@ from loguru import logger
 from agentmesh import subjects
 from agentmesh.aio import stop_task
 from agentmesh.envelope import Envelope
+from agentmesh.errors import BulkheadFullError, BulkheadTimeoutError, TaskTimeout
 from agentmesh.observability import metrics
-from agentmesh.resilience import BulkheadFullError, BulkheadTimeoutError, RetryConfig
+from agentmesh.resilience import RetryConfig
 from agentmesh.runtime.context import TaskContext
 from agentmesh.runtime.ledger import TaskLedger, unique_first_delivery
 from agentmesh.transports import Message
@@ -71,10 +72,6 @@ def rejection(agent: AgentRuntime, verdict: Verdict) -> dict[str, Any]:
         "severity": main.severity if main else "",
         "agent_id": agent.agent_id,
     }
-
-
-class TaskTimeout(TimeoutError):
-    """The handler ran longer than the task's ``timeout_seconds``."""
 
 
 def result_id(tenant: str, task_id: str, outcome: str) -> str:

@@ -30,6 +30,7 @@ from nats.js.api import KeyValueConfig
 from agentmesh import subjects
 from agentmesh.config import Settings, get_settings
 from agentmesh.envelope import Envelope
+from agentmesh.errors import ConcurrencyError
 from agentmesh.transports import Transport
 from agentmesh.transports.nats import NatsTransport
 
@@ -179,7 +180,7 @@ class NatsLedger:
                 return count
             except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.BadRequestError):
                 continue
-        raise RuntimeError(f"could not count a failure of task {task_id}: too much contention")
+        raise ConcurrencyError(f"could not count a failure of task {task_id}: too much contention")
 
     async def failures(self, tenant: str, task_id: str) -> int:
         entry = await self._get(self._key(tenant, task_id, "failures"))

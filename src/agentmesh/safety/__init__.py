@@ -9,13 +9,13 @@ alignment scores and platform-wide quarantine.
 * :mod:`~agentmesh.safety.guard` - what a process runs: checks, quarantine, hot reload.
 """
 
+from agentmesh.errors import PolicyError
 from agentmesh.safety.alignment import Alignment
 from agentmesh.safety.engine import Finding, SafetyChecker, Verdict
 from agentmesh.safety.loader import load_policy_file, parse_policy
 from agentmesh.safety.policy import (
     DEFAULT_POLICY,
     Policy,
-    PolicyError,
     policy_from_data,
     policy_to_data,
 )

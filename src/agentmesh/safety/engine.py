@@ -20,10 +20,10 @@ import fnmatch
 from collections.abc import Mapping
 from typing import Any
 
-from agentmesh.errors import ValidationError
+from agentmesh.errors import PolicyError, ValidationError
 from agentmesh.safety.patterns import Pattern, compile_any, compile_pattern, literal_words
 from agentmesh.safety.pii import PiiDetector
-from agentmesh.safety.policy import SEVERITY_RISK, Action, Policy, PolicyError
+from agentmesh.safety.policy import SEVERITY_RISK, Action, Policy
 from agentmesh.safety.text import from_bytes, skeleton, valid_text
 
 _STRENGTH = {"allow": 0, "flag": 1, "redact": 2, "deny": 3}

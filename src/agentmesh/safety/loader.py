@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]
 
+from agentmesh.errors import PolicyError
 from agentmesh.safety.engine import SafetyChecker
-from agentmesh.safety.policy import Policy, PolicyError, policy_from_data
+from agentmesh.safety.policy import Policy, policy_from_data
 
 
 def _yaml_lines(node: yaml.Node, path: str, lines: dict[str, int]) -> None:

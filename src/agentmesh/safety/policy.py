@@ -30,7 +30,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from agentmesh.errors import ValidationError
+from agentmesh.errors import PolicyError
 
 Action = Literal["allow", "deny", "redact", "flag"]
 ACTIONS: tuple[str, ...] = ("allow", "deny", "redact", "flag")
@@ -45,20 +45,6 @@ DEFAULT_BLOCKED = (
     r"(?i)\bdrop\s+table\b",
     r"(?i)\brm\s+-rf\s+/",
 )
-
-
-class PolicyError(ValidationError):
-    """A policy that cannot be used; the message names the field (and line when known)."""
-
-    code = "INVALID_SAFETY_POLICY"
-
-    def __init__(self, message: str, *, field: str = "", line: int | None = None) -> None:
-        where = " ".join(
-            part for part in (f"line {line}:" if line else "", f"{field}:" if field else "") if part
-        )
-        super().__init__(f"{where} {message}".strip())
-        self.field = field
-        self.line = line
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from agentmesh.errors import Forbidden, NotFound
+from agentmesh.errors import Forbidden, NotFound, TenantForbidden
 from agentmesh.security.rbac import (
     PLATFORM_OPERATIONS,
     PLATFORM_TENANT,
@@ -25,10 +25,6 @@ from agentmesh.security.rbac import (
 from agentmesh.security.tokens import Claims
 
 Scope = Literal["collection", "object"]
-
-
-class TenantForbidden(Forbidden):
-    code = "TENANT_FORBIDDEN"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Event store, transactional outbox and projections (see :mod:`agentmesh.store.base`)."""
 
+from agentmesh.errors import CorruptEventError
 from agentmesh.store.base import (
     AppendResult,
-    CorruptEventError,
     EventReader,
     EventStore,
     FullEventStore,

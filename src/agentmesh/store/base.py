@@ -31,19 +31,11 @@ from typing import Protocol, runtime_checkable
 from agentmesh.domain.codec import event_from_json, event_to_json
 from agentmesh.domain.events import DomainEvent, iso
 from agentmesh.envelope import Envelope
-from agentmesh.errors import AgentMeshError
+from agentmesh.errors import (
+    CorruptEventError,
+)
 
 DEFAULT_PAGE = 1000
-
-
-class CorruptEventError(AgentMeshError):
-    """A stored event cannot be decoded; names the global position (never skipped)."""
-
-    code = "CORRUPT_EVENT"
-
-    def __init__(self, position: int, reason: str) -> None:
-        super().__init__(f"event at position {position}: {reason}")
-        self.position = position
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -49,8 +49,9 @@ from agentmesh.domain import (
     TenantCreatedEvent,
     TenantEvent,
 )
+from agentmesh.errors import CorruptEventError
 from agentmesh.observability import metrics
-from agentmesh.store.base import CorruptEventError, EventReader, StoredEvent
+from agentmesh.store.base import EventReader, StoredEvent
 from agentmesh.store.db import Connection, Database
 from agentmesh.store.documents import (
     agent_doc,

@@ -18,9 +18,9 @@ import pytest
 from agentmesh import subjects
 from agentmesh.config import Settings
 from agentmesh.envelope import Envelope
-from agentmesh.errors import BrokerUnavailable
+from agentmesh.errors import BrokerUnavailable, CircuitBreakerOpenException
 from agentmesh.mesh import Mesh
-from agentmesh.resilience import CircuitBreakerOpenException, CircuitState
+from agentmesh.resilience import CircuitState
 from agentmesh.runtime.context import TaskContext
 from agentmesh.transports import create_transport
 from tests.contract.brokers import Server, free_port, pulsar_server, redis_server

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from agentmesh import subjects
 from agentmesh.envelope import Envelope
 from agentmesh.transports import create_transport
-from tests.helpers import unique_tenant
+from tests.helpers import eventually, unique_tenant
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
@@ -41,14 +40,6 @@ def handled(out: Path) -> list[int]:
     return [int(line) for line in out.read_text().splitlines() if line.strip()]
 
 
-async def wait_until(predicate: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 async def kill_and_restart(url: str, tmp_path: Path) -> None:
     tenant = unique_tenant()
     subject = subjects.task(tenant, "crash")
@@ -62,14 +53,14 @@ async def kill_and_restart(url: str, tmp_path: Path) -> None:
             await publisher.publish(
                 subject, Envelope.create("test.crash", {"n": n}, tenant_id=tenant), durable=True
             )
-        await wait_until(lambda: len(handled(out)) >= 40, 30)
+        await eventually(lambda: len(handled(out)) >= 40, 30)
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
         killed_at = len(set(handled(out)))
         assert killed_at < COUNT, "the consumer must be killed mid-stream"
         second = start_consumer(url, subject, out)
         try:
-            await wait_until(lambda: set(handled(out)) >= set(range(COUNT)), 60)
+            await eventually(lambda: set(handled(out)) >= set(range(COUNT)), 60)
         finally:
             second.kill()
             second.wait(10)

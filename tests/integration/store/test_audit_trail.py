@@ -30,10 +30,10 @@ from agentmesh.security.audit import (
     AuditAction,
     AuditEntry,
     AuditStatus,
-    SqlAuditStore,
     verify_integrity,
 )
 from agentmesh.security.crypto import EncryptionService
+from agentmesh.store.audit_log import SqlAuditStore
 from agentmesh.store.audit_trail import AuditTrail
 from agentmesh.store.migrate import alembic_config, migrate, sqlalchemy_url
 from agentmesh.store.persistence import open_persistence

@@ -8,14 +8,8 @@ from typing import Any
 import pytest
 
 from agentmesh import Mesh, TaskContext
-from agentmesh.errors import ValidationError
-from agentmesh.patterns.market import (
-    Auctioneer,
-    AuctionFailed,
-    Bid,
-    MarketParticipant,
-    rank,
-)
+from agentmesh.errors import AuctionFailed, ValidationError
+from agentmesh.patterns.market import Auctioneer, Bid, MarketParticipant, rank
 from tests.unit.patterns.conftest import MakeMesh
 
 

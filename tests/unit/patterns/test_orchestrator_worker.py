@@ -8,13 +8,8 @@ from typing import Any
 import pytest
 
 from agentmesh import TaskContext
-from agentmesh.errors import ValidationError
-from agentmesh.patterns.orchestrator_worker import (
-    OrchestrationFailed,
-    OrchestrationTimeout,
-    Orchestrator,
-    Subtask,
-)
+from agentmesh.errors import OrchestrationFailed, OrchestrationTimeout, ValidationError
+from agentmesh.patterns.orchestrator_worker import Orchestrator, Subtask
 from tests.unit.patterns.conftest import MakeMesh
 
 

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agentmesh.errors import CircuitBreakerOpenException
 from agentmesh.observability.metrics import REGISTRY
 from agentmesh.resilience import (
     CircuitBreaker,
     CircuitBreakerConfig,
-    CircuitBreakerOpenException,
     CircuitBreakerRegistry,
     CircuitState,
 )

@@ -9,13 +9,9 @@ from typing import Any
 
 import pytest
 
+from agentmesh.errors import BulkheadFullError, BulkheadTimeoutError
 from agentmesh.observability.metrics import REGISTRY
-from agentmesh.resilience import (
-    Bulkhead,
-    BulkheadConfig,
-    BulkheadFullError,
-    BulkheadTimeoutError,
-)
+from agentmesh.resilience import Bulkhead, BulkheadConfig
 
 
 @pytest.mark.parametrize(

@@ -11,15 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentmesh.errors import BrokerUnavailable, RequestTimeout, ValidationError
-from agentmesh.resilience import (
+from agentmesh.errors import (
+    BrokerUnavailable,
     MaxRetriesExceededError,
     NonRetryableError,
+    RequestTimeout,
     RetryableError,
-    RetryConfig,
-    RetryPolicy,
-    RetryResult,
+    ValidationError,
 )
+from agentmesh.resilience import RetryConfig, RetryPolicy, RetryResult
 from tests.unit.resilience.clock import FakeClock
 
 

@@ -22,15 +22,13 @@ from agentmesh.security.audit import (
     AuditFilter,
     AuditStatus,
     AuditStore,
-    MemoryAuditStore,
-    SqlAuditStore,
     actor_history,
-    audit_store_for,
     export_range,
     get_by_request_id,
     resource_history,
     verify_integrity,
 )
+from agentmesh.store.audit_log import MemoryAuditStore, SqlAuditStore, audit_store_for
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 

@@ -21,10 +21,10 @@ from agentmesh.security.audit import (
     AuditEntry,
     AuditFilter,
     AuditStatus,
-    MemoryAuditStore,
     verify_integrity,
 )
 from agentmesh.store import NewEvent
+from agentmesh.store.audit_log import MemoryAuditStore
 from agentmesh.store.audit_trail import SYSTEM_ACTOR, AuditTrail
 from agentmesh.store.persistence import Persistence, open_persistence
 

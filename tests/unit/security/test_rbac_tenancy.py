@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentmesh.errors import Forbidden, NotFound, ValidationError
+from agentmesh.errors import Forbidden, NotFound, TenantForbidden, ValidationError
 from agentmesh.security.rbac import (
     OPERATION_PERMISSIONS,
     PLATFORM_TENANT,
@@ -17,7 +17,7 @@ from agentmesh.security.rbac import (
     parse_roles,
     permissions_of,
 )
-from agentmesh.security.tenancy import Principal, TenantForbidden, check_operation, check_tenant
+from agentmesh.security.tenancy import Principal, check_operation, check_tenant
 
 WRITES = {op for op, p in OPERATION_PERMISSIONS.items() if not p.value.endswith(":read")}
 

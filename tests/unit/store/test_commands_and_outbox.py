@@ -27,8 +27,9 @@ from agentmesh.commands import (
 )
 from agentmesh.envelope import Envelope
 from agentmesh.errors import Conflict, InvalidTransition, NotFound, NotSupported, ValidationError
-from agentmesh.security.audit import AuditFilter, MemoryAuditStore
+from agentmesh.security.audit import AuditFilter
 from agentmesh.security.crypto import DecryptionError, EncryptionService
+from agentmesh.store.audit_log import MemoryAuditStore
 from agentmesh.store.audit_trail import AuditTrail
 from agentmesh.store.outbox import IdempotentHandler, OutboxRelay
 from agentmesh.store.persistence import Persistence, open_persistence

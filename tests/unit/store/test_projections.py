@@ -18,9 +18,11 @@ from agentmesh.domain import (
     TaskAggregate,
 )
 from agentmesh.domain.values import utcnow
+from agentmesh.errors import CorruptEventError
 from agentmesh.observability import metrics
-from agentmesh.security.audit import MemoryAuditStore, verify_integrity
-from agentmesh.store import CorruptEventError, NewEvent
+from agentmesh.security.audit import verify_integrity
+from agentmesh.store import NewEvent
+from agentmesh.store.audit_log import MemoryAuditStore
 from agentmesh.store.audit_trail import AuditTrail
 from agentmesh.store.db import Database
 from agentmesh.store.persistence import Persistence, open_persistence
