@@ -24,6 +24,7 @@ never see a raw driver exception::
     ├── CorruptEventError           a stored event cannot be decoded (names its position)
     ├── RemoteError                 an agent answered a request with an error
     ├── TaskTimeout                 a handler ran longer than its task's timeout
+    ├── SafetyRejected              a safety rule denied a request or its answer
     ├── RetryableError              raised by a handler: try again
     ├── NonRetryableError           raised by a handler: do not try again
     │   └── SwarmJobFailed          a swarm job ended with failed tasks
@@ -81,6 +82,12 @@ class PolicyError(ValidationError):
         super().__init__(f"{where} {message}".strip())
         self.field = field
         self.line = line
+
+
+class SafetyRejected(AgentMeshError):
+    """A safety rule denied a request (or the answer to it); the message names the rule."""
+
+    code = "SAFETY_REJECTED"
 
 
 class EnvelopeError(ValidationError):

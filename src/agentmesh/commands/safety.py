@@ -17,6 +17,7 @@ from agentmesh.commands.bus import CqrsBus
 from agentmesh.commands.handlers import CommandHandlers
 from agentmesh.commands.messages import CommandResult
 from agentmesh.domain import AgentStatus
+from agentmesh.domain.safety import quarantine, reject, release
 from agentmesh.domain.safety_events import SafetyPolicySetEvent
 from agentmesh.errors import ConcurrencyError, Conflict
 from agentmesh.safety.policy import DEFAULT_POLICY, Policy, policy_from_data, policy_to_data
@@ -93,7 +94,7 @@ class SafetyHandlers:
         _, result = await h._task_change(
             cmd.tenant_id,
             cmd.task_id,
-            lambda t: t.reject(cmd.rule, cmd.reason, agent_id=cmd.agent_id, stage=cmd.stage),
+            lambda t: reject(t, cmd.rule, cmd.reason, agent_id=cmd.agent_id, stage=cmd.stage),
         )
         await h._agent_follow(
             cmd.tenant_id,
@@ -107,7 +108,8 @@ class SafetyHandlers:
         return await self.h._agent_change(
             cmd.tenant_id,
             cmd.agent_id,
-            lambda a: a.quarantine(
+            lambda a: quarantine(
+                a,
                 cmd.reason,
                 rule=cmd.rule,
                 violations=cmd.violations,
@@ -117,7 +119,7 @@ class SafetyHandlers:
 
     async def release_agent(self, cmd: ReleaseAgent) -> CommandResult:
         return await self.h._agent_change(
-            cmd.tenant_id, cmd.agent_id, lambda a: a.release(cmd.released_by, cmd.reason)
+            cmd.tenant_id, cmd.agent_id, lambda a: release(a, cmd.released_by, cmd.reason)
         )
 
     async def set_policy(self, cmd: SetSafetyPolicy) -> CommandResult:

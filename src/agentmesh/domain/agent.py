@@ -43,6 +43,7 @@ from agentmesh.domain.agent_events import (
     AgentTerminatedEvent,
 )
 from agentmesh.domain.events import DomainEvent, iso
+from agentmesh.domain.safety import quarantined_metadata, released_metadata
 from agentmesh.domain.values import (
     AgentCapability,
     AgentHeartbeat,
@@ -287,22 +288,10 @@ class AgentAggregate:
                     self, version=v, tags=tuple(event.tags), metadata=dict(event.metadata)
                 )
             case AgentQuarantinedEvent():
-                md = dict(self.metadata)
-                md["quarantine"] = {
-                    "reason": event.reason,
-                    "rule": event.rule,
-                    "violations": event.violations,
-                    "at": iso(event.quarantined_at),
-                }
+                md = quarantined_metadata(self.metadata, event)
                 return _unchecked(self, version=v, metadata=md, current_task_id=None)
             case AgentReleasedEvent():
-                md = dict(self.metadata)
-                md.pop("quarantine", None)
-                md["last_release"] = {
-                    "by": event.released_by,
-                    "reason": event.reason,
-                    "at": iso(event.released_at),
-                }
+                md = released_metadata(self.metadata, event)
                 return _unchecked(self, version=v, metadata=md)
             case AgentHealthCheckFailedEvent() | AgentPausedEvent() | AgentResumedEvent():
                 return _unchecked(self, version=v)
@@ -394,50 +383,6 @@ class AgentAggregate:
             )
         ]
         return self._emit(events + self._status_change(AgentStatus.AVAILABLE, now))
-
-    def quarantine(
-        self,
-        reason: str,
-        *,
-        rule: str = "",
-        violations: int = 0,
-        alignment_score: float | None = None,
-        at: datetime | None = None,
-    ) -> Transition:
-        """Any live status -> QUARANTINED (a task it held is let go: it went back to the
-        queue); refused from TERMINATED and when already quarantined."""
-        if self.status is AgentStatus.TERMINATED:
-            raise self._refuse("quarantine", "TERMINATED is terminal")
-        if self.status is AgentStatus.QUARANTINED:
-            raise self._refuse("quarantine", "it is already QUARANTINED")
-        if not reason or not reason.strip():
-            raise ValidationError("a quarantine needs a reason")
-        now = _now(at)
-        events: list[AgentEvent] = [
-            AgentQuarantinedEvent(
-                **self._base(now),
-                reason=reason,
-                rule=rule,
-                violations=violations,
-                alignment_score=alignment_score,
-                quarantined_at=now,
-            )
-        ]
-        return self._emit(events + self._status_change(AgentStatus.QUARANTINED, now, reason))
-
-    def release(self, released_by: str, reason: str, *, at: datetime | None = None) -> Transition:
-        """QUARANTINED -> AVAILABLE, by an admin who says why."""
-        if self.status is not AgentStatus.QUARANTINED:
-            raise self._refuse("release", "only a QUARANTINED agent can be released")
-        if not released_by.strip() or not reason.strip():
-            raise ValidationError("a release needs who releases and why")
-        now = _now(at)
-        events: list[AgentEvent] = [
-            AgentReleasedEvent(
-                **self._base(now), released_by=released_by, reason=reason, released_at=now
-            )
-        ]
-        return self._emit(events + self._status_change(AgentStatus.AVAILABLE, now, reason))
 
     def pause(self, reason: str = "", *, at: datetime | None = None) -> Transition:
         """Anything except TERMINATED, BUSY and QUARANTINED -> PAUSED."""

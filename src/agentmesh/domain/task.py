@@ -437,33 +437,6 @@ class TaskAggregate:
             ]
         )
 
-    def reject(
-        self,
-        rule: str,
-        reason: str,
-        *,
-        agent_id: str | None = None,
-        stage: str = "offer",
-        at: datetime | None = None,
-    ) -> Transition:
-        """Any non-terminal status -> REJECTED (a safety rule denied the task)."""
-        self._require("reject", [s for s in TaskStatus if s not in TERMINAL])
-        if not rule or not reason:
-            raise ValidationError("a rejection names its rule and reason")
-        now = _now(at)
-        return self._emit(
-            [
-                TaskRejectedEvent(
-                    **self._base(now),
-                    agent_id=agent_id,
-                    rule=rule,
-                    reason=reason,
-                    stage=stage,
-                    rejected_at=now,
-                )
-            ]
-        )
-
     def cancel(self, reason: str = "", *, at: datetime | None = None) -> Transition:
         """Any non-terminal status -> CANCELLED."""
         self._require("cancel", [s for s in TaskStatus if s not in TERMINAL])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import re
 import socket
@@ -45,7 +46,7 @@ from agentmesh.resilience import (
     CircuitState,
 )
 from agentmesh.runtime.context import TaskContext
-from agentmesh.runtime.execution import DecidePolicy, DurableExecutor, rejection
+from agentmesh.runtime.execution import DecidePolicy, DurableExecutor
 from agentmesh.transports import Message, SubscribeOptions, Subscription
 
 if TYPE_CHECKING:
@@ -125,7 +126,6 @@ class AgentRuntime:
         self.max_concurrent = max_concurrent
         self.description = description
         self.agent_type = agent_type  # the safety policy's capability and tool lists use it
-        self.quarantine_reason: str | None = None
         self.options = SubscribeOptions(
             ack_wait=ack_wait or mesh.settings.agentmesh_ack_wait,
             max_deliver=max_deliver or mesh.settings.agentmesh_max_deliver,
@@ -219,14 +219,11 @@ class AgentRuntime:
         for sub in subs:
             await sub.unsubscribe()  # waits for in-flight handlers: graceful drain
 
-    def quarantine(self, reason: str) -> bool:
-        """Safety quarantine: stop taking work at once, hand running tasks back to the queue
-        (for other agents), keep answering control messages. Only :meth:`release` lifts it.
-        False when the agent is not running or already quarantined."""
+    def quarantine(self) -> bool:
+        """Safety quarantine until :meth:`release`: no work, running tasks back to the queue."""
         if self.status in ("CREATED", "TERMINATED", "QUARANTINED"):
             return False
         self._set_status("QUARANTINED")
-        self.quarantine_reason = reason
         self.executor.requeue_running()
         task = asyncio.get_running_loop().create_task(self._isolate())
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
@@ -241,7 +238,6 @@ class AgentRuntime:
         if self.status != "QUARANTINED":
             return False
         await self._subscribe_work()
-        self.quarantine_reason = None
         self._set_status("BUSY" if self.in_flight else "AVAILABLE")
         await self._beat()
         return True
@@ -331,7 +327,6 @@ class AgentRuntime:
             "declined": self.executor.declined,
             "breaker": str(self.breaker.state),
             "started_at": self.started_at,
-            **({"quarantine_reason": self.quarantine_reason} if self.quarantine_reason else {}),
             **(self.mesh.safety.heartbeat_fields(self) if self.mesh.safety is not None else {}),
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -383,20 +378,10 @@ class AgentRuntime:
     def _rpc_handler(self, capability: str | None) -> Callable[[Message], Awaitable[None]]:
         async def handle(msg: Message) -> None:
             ctx = TaskContext(self, msg, capability, "request" if msg.reply_subject else "direct")
-            guard = self.mesh.safety
-            if guard is not None and not (verdict := guard.check_offer(self, ctx)).allowed:
-                await msg.respond(msg.envelope.reply("task.error", rejection(self, verdict)))
-                return
+            guard = self.mesh.safety  # checks the request and the answer (SafetyRejected)
+            run = self.invoke if guard is None else functools.partial(guard.run_request, self)
             try:
-                result = await self.bulkhead.execute(self.invoke, ctx)
-                if guard is not None:
-                    checked = await guard.check_result(self, ctx, result)
-                    if not checked.allowed:
-                        await msg.respond(
-                            msg.envelope.reply("task.error", rejection(self, checked))
-                        )
-                        return
-                    result = checked.value
+                result = await self.bulkhead.execute(run, ctx)
             except (BulkheadFullError, BulkheadTimeoutError) as exc:
                 await msg.respond(
                     msg.envelope.reply(

@@ -29,7 +29,7 @@ from loguru import logger
 
 from agentmesh import subjects
 from agentmesh.envelope import Envelope
-from agentmesh.errors import AgentMeshError
+from agentmesh.errors import AgentMeshError, SafetyRejected
 from agentmesh.observability import metrics
 from agentmesh.safety.engine import Finding, SafetyChecker, Verdict
 from agentmesh.safety.loader import load_policy_file
@@ -58,6 +58,7 @@ class SafetyGuard:
         self.path = path
         self.checker = SafetyChecker(policy or (load_policy_file(path) if path else DEFAULT_POLICY))
         self.monitors: dict[tuple[str, str], AgentMonitor] = {}
+        self.reasons: dict[tuple[str, str], str] = {}  # why a local agent is quarantined
         self._subs: dict[str, Subscription] = {}
         self._hup = False
         self.reloads = 0
@@ -126,10 +127,16 @@ class SafetyGuard:
 
     def heartbeat_fields(self, runtime: AgentRuntime) -> dict[str, Any]:
         """What an agent's heartbeat tells about its safety (registry, UI)."""
-        mon = self.monitors.get((runtime.tenant_id, runtime.agent_id))
-        if mon is None:
-            return {"alignment_score": 1.0, "alignment": "aligned"}
-        return {"alignment_score": mon.alignment.score, "alignment": mon.alignment.status}
+        key = (runtime.tenant_id, runtime.agent_id)
+        mon = self.monitors.get(key)
+        fields: dict[str, Any] = (
+            {"alignment_score": 1.0, "alignment": "aligned"}
+            if mon is None
+            else {"alignment_score": mon.alignment.score, "alignment": mon.alignment.status}
+        )
+        if runtime.status == "QUARANTINED" and key in self.reasons:
+            fields["quarantine_reason"] = self.reasons[key]
+        return fields
 
     # -- checks -------------------------------------------------------------------------
     def check_offer(self, runtime: AgentRuntime, ctx: TaskContext) -> Verdict:
@@ -194,11 +201,22 @@ class SafetyGuard:
             await self.quarantine(runtime, why, rule=main.rule)
         return verdict
 
+    async def run_request(self, runtime: AgentRuntime, ctx: TaskContext) -> dict[str, Any]:
+        """Run a request (or direct message) under the policy: checked before the handler
+        and after it; a denial raises :class:`~agentmesh.errors.SafetyRejected`."""
+        verdict = self.check_offer(runtime, ctx)
+        if verdict.allowed:
+            verdict = await self.check_result(runtime, ctx, await runtime.invoke(ctx))
+            if verdict.allowed:
+                return dict(verdict.value)
+        raise SafetyRejected(f"rejected by safety rule {verdict.rule}: {verdict.reason}")
+
     # -- quarantine ---------------------------------------------------------------------
     async def quarantine(self, runtime: AgentRuntime, reason: str, *, rule: str = "") -> None:
         """Quarantine a local agent now and tell every process and the control plane."""
-        if not runtime.quarantine(reason):
+        if not runtime.quarantine():
             return
+        self.reasons[(runtime.tenant_id, runtime.agent_id)] = reason
         mon = self.monitor(runtime)
         payload = {
             "agent_id": runtime.agent_id,
@@ -234,10 +252,12 @@ class SafetyGuard:
         if runtime is None or runtime.tenant_id != env.tenant_id:
             return
         if env.type == "safety.quarantine":
-            if runtime.quarantine(str(p.get("reason", "quarantined"))):
+            if runtime.quarantine():
+                self.reasons[(runtime.tenant_id, runtime.agent_id)] = str(p.get("reason", ""))
                 logger.warning("agent {} quarantined by the mesh: {}", agent_id, p.get("reason"))
         elif env.type == "safety.release":
             self.monitor(runtime).reset()
+            self.reasons.pop((runtime.tenant_id, runtime.agent_id), None)
             metrics.alignment_score.labels(runtime.agent_id).set(1.0)
             if await runtime.release():
                 logger.info("agent {} released by {}: {}", agent_id, p.get("by"), p.get("reason"))

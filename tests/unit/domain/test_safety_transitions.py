@@ -14,6 +14,7 @@ from agentmesh.domain import (
     TaskRejectedEvent,
     TaskStatus,
 )
+from agentmesh.domain.safety import quarantine, reject, release
 from agentmesh.errors import InvalidTransition, ValidationError
 
 
@@ -25,12 +26,12 @@ def agent() -> AgentAggregate:
 def test_quarantine_and_release_replay_exactly() -> None:
     a, created = AgentAggregate.create("agent-1", "acme", "Agent", [AgentCapability("x", 3)])
     busy, e1 = a.assign_task("t-1")
-    q, e2 = busy.quarantine("5 violations", rule="pii.email", violations=5, alignment_score=0.9)
+    q, e2 = quarantine(busy, "5 violations", rule="pii.email", violations=5, alignment_score=0.9)
     assert q.status is AgentStatus.QUARANTINED
     assert q.current_task_id is None
     assert isinstance(e2[0], AgentQuarantinedEvent)
     assert q.metadata["quarantine"]["rule"] == "pii.email"
-    released, e3 = q.release("admin-1", "fixed the prompt")
+    released, e3 = release(q, "admin-1", "fixed the prompt")
     assert released.status is AgentStatus.AVAILABLE
     assert isinstance(e3[0], AgentReleasedEvent)
     assert e3[0].released_by == "admin-1"
@@ -40,27 +41,27 @@ def test_quarantine_and_release_replay_exactly() -> None:
 
 
 def test_only_an_admin_release_lifts_a_quarantine() -> None:
-    q, _ = agent().quarantine("misaligned")
+    q, _ = quarantine(agent(), "misaligned")
     for action in (q.activate, q.resume, q.pause, q.mark_unhealthy):
         with pytest.raises(InvalidTransition):
             action()
     with pytest.raises(InvalidTransition):
-        q.quarantine("again")
+        quarantine(q, "again")
     with pytest.raises(InvalidTransition):
-        agent().release("admin", "not quarantined")
+        release(agent(), "admin", "not quarantined")
     with pytest.raises(ValidationError):
-        q.release("admin", " ")
+        release(q, "admin", " ")
     with pytest.raises(ValidationError):
-        agent().quarantine("")
+        quarantine(agent(), "")
     terminated, _ = agent().terminate()
     with pytest.raises(InvalidTransition):
-        terminated.quarantine("too late")
+        quarantine(terminated, "too late")
 
 
 def test_a_rejected_task_is_terminal_and_not_retried() -> None:
     t, submitted = TaskAggregate.submit("t-1", "acme", "x", ["x"])
     offered, e1 = t.offer()
-    rejected, e2 = offered.reject("pii.email", "payload has an email", agent_id="agent-1")
+    rejected, e2 = reject(offered, "pii.email", "payload has an email", agent_id="agent-1")
     assert rejected.status is TaskStatus.REJECTED
     assert rejected.is_terminal
     assert isinstance(e2[0], TaskRejectedEvent)
@@ -70,4 +71,4 @@ def test_a_rejected_task_is_terminal_and_not_retried() -> None:
         with pytest.raises(InvalidTransition):
             action()
     with pytest.raises(ValidationError):
-        offered.reject("", "why")
+        reject(offered, "", "why")
