@@ -26,6 +26,7 @@ MODULES = [
     "bench.engine",
     "bench.patterns",
     "bench.api",
+    "bench.federated",
     "bench.safety",
 ]
 RESULTS = Path(__file__).parent / "results"

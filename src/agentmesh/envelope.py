@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from agentmesh import ids
 from agentmesh.errors import EnvelopeError
 
 __all__ = ["DEFAULT_TENANT", "Envelope", "EnvelopeError"]
@@ -34,7 +34,7 @@ __all__ = ["DEFAULT_TENANT", "Envelope", "EnvelopeError"]
 DEFAULT_TENANT = "default_tenant"
 KEYS = ("metadata", "routing", "payload", "context", "security", "tenant_id")
 _KEYSET = frozenset(KEYS)
-_TENANT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TENANT = ids.TENANT_ID
 _FAST = orjson.OPT_NAIVE_UTC | orjson.OPT_SERIALIZE_NUMPY
 _OPTS = _FAST | orjson.OPT_NON_STR_KEYS  # slower; only when a payload has non-str keys
 _tenants_ok: set[str] = set()  # tenant ids already validated (bounded below)

@@ -9,7 +9,8 @@ never see a raw driver exception::
     ├── ValidationError             bad input (ids, fields, payloads)
     │   ├── PolicyError             a safety policy that cannot be used (names line and field)
     │   ├── EnvelopeError           bytes that are not a valid envelope
-    │   └── PayloadTooLarge         an envelope bigger than the transport accepts
+    │   ├── PayloadTooLarge         an envelope bigger than the transport accepts
+    │   └── UpdateRejected          a federated update a round refuses (says why)
     ├── NotFound
     ├── Conflict
     │   └── ConcurrencyError        optimistic concurrency check failed

@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import re
 
+from agentmesh import ids
 from agentmesh.errors import ValidationError
 
 PREFIX = "am"
 SYSTEM_TENANT = "_system"
 """Reserved tenant for mesh-wide admin subjects (registry snapshots)."""
 
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-*>]+$")
 
 
 def _check(value: str, what: str) -> str:
-    if not _ID.match(value):
-        raise ValidationError(
-            f"invalid {what} {value!r}: use 1-256 characters of letters, digits, '-' or '_'"
-        )
-    return value
+    if what == "tenant":
+        return ids.check_tenant_id(value)
+    if what == "agent id":
+        return ids.check_agent_id(value)
+    if what == "capability":
+        return ids.check_capability(value)
+    return ids.check_segment(value, what)
 
 
 def task(tenant: str, capability: str) -> str:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from agentmesh import ids
 from agentmesh.api.options import API_VERSION
 
 AgentType = Literal["generic", "processor", "analyzer", "coordinator", "worker", "specialized"]
@@ -26,10 +27,10 @@ TaskStatusName = Literal[
 ]
 PriorityName = Literal["low", "medium", "high", "urgent"]
 
-TenantId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,64}$")]
-AgentId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,256}$")]
-ObjectId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,256}$")]
-CapabilityName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,100}$")]
+TenantId = Annotated[str, StringConstraints(pattern=ids.TENANT_ID.pattern)]
+AgentId = Annotated[str, StringConstraints(pattern=ids.AGENT_ID.pattern)]
+ObjectId = Annotated[str, StringConstraints(pattern=ids.SEGMENT.pattern)]
+CapabilityName = Annotated[str, StringConstraints(pattern=ids.CAPABILITY.pattern)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=50)]
 ShortText = Annotated[str, StringConstraints(max_length=500)]
 

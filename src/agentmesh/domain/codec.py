@@ -7,7 +7,12 @@ from typing import Any
 
 import orjson
 
-from agentmesh.domain import agent_events, task_events, tenant_events  # noqa: F401 (registry)
+from agentmesh.domain import (  # noqa: F401 (registry)
+    agent_events,
+    federated_events,
+    task_events,
+    tenant_events,
+)
 from agentmesh.domain.events import EVENT_TYPES, DomainEvent
 from agentmesh.errors import ValidationError
 

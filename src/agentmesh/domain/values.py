@@ -6,17 +6,17 @@ All are frozen dataclasses validated on construction; a bad value raises
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from agentmesh import ids
 from agentmesh.errors import ValidationError
 
-AGENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{3,256}$")
-CAPABILITY_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+AGENT_ID_PATTERN = ids.AGENT_ID
+CAPABILITY_PATTERN = ids.CAPABILITY
 MAX_HEARTBEAT_AGE_SECONDS = 3600.0
 
 

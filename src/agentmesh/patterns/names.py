@@ -15,19 +15,12 @@ same token rules as subjects.
 
 from __future__ import annotations
 
-from agentmesh import subjects
-from agentmesh.errors import ValidationError
+from agentmesh import ids, subjects
 
 
 def _token(value: str, what: str) -> str:
-    """``value`` when it is one subject token (validated by :mod:`agentmesh.subjects`)."""
-    try:
-        subjects.agent(subjects.SYSTEM_TENANT, value)
-    except ValueError:
-        raise ValidationError(
-            f"invalid {what} {value!r}: use 1-256 letters, digits, '-' or '_'"
-        ) from None
-    return value
+    """``value`` when it is one subject token (the name-segment rule of :mod:`agentmesh.ids`)."""
+    return ids.check_segment(value, what)
 
 
 def cfp(tenant: str, capability: str) -> str:

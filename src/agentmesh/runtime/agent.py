@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from agentmesh import subjects
+from agentmesh import ids, subjects
 from agentmesh.aio import stop_task
 from agentmesh.envelope import Envelope
 from agentmesh.errors import (
@@ -54,20 +54,15 @@ if TYPE_CHECKING:
 
 AgentHandler = Callable[[TaskContext], Awaitable[Any]]
 
-AGENT_ID = re.compile(r"^[A-Za-z0-9_-]{3,256}$")
-CAPABILITY = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+AGENT_ID = ids.AGENT_ID
+CAPABILITY = ids.CAPABILITY
 TASK_DELIVERY_CAP = 10_000
 """Broker-side delivery cap of task consumers; attempts are counted by the ledger instead,
 so declines and crashed agents never use up a task's attempts."""
 
 
 def validate_agent_id(agent_id: str) -> str:
-    if not isinstance(agent_id, str) or not AGENT_ID.match(agent_id):
-        raise ValidationError(
-            f"invalid agent id {agent_id!r}: use 3-256 letters, digits, '-' or '_'",
-            code="INVALID_AGENT_ID",
-        )
-    return agent_id
+    return ids.check_agent_id(agent_id)
 
 
 def parse_capabilities(value: Mapping[str, int] | Iterable[str] | str) -> dict[str, int]:

@@ -97,6 +97,8 @@ OPERATION_PERMISSIONS: dict[str, Permission] = {
     "get_message": P.MESSAGES_READ,
     # audit
     "list_audit": P.AUDIT_READ,
+    # federated learning
+    "list_federated_rounds": P.TASKS_READ,
     # safety (spec 3.12)
     "get_safety_policy": P.AGENTS_READ,
     "put_safety_policy": P.SAFETY_ADMIN,

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import jwt
 
+from agentmesh import ids
 from agentmesh.errors import ConfigError, Unauthorized, ValidationError
 
 Algorithm = Literal["HS256", "HS384", "HS512", "RS256"]
@@ -33,7 +34,7 @@ MIN_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 """RFC 7518 3.2: an HMAC key at least as long as the hash output."""
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNITS = {"s": 1, "": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_TENANT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TENANT = ids.TENANT_ID
 
 
 def parse_duration(text: str) -> timedelta:

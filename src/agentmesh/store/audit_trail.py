@@ -54,6 +54,7 @@ AUDIT_ACTIONS: dict[str, tuple[str, str]] = {
     "TenantLimitsChanged": ("config_changed", "success"),
     "TenantDeactivated": ("admin_action", "success"),
     "TenantReactivated": ("admin_action", "success"),
+    "FederatedUpdateRejected": ("message_failed", "failure"),
 }
 """Event type -> (audit action, audit status); other events (heartbeats ...) are not audited."""
 

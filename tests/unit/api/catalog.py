@@ -82,6 +82,7 @@ def request_for(op: str, s: Seed) -> tuple[str, str, Any]:
         "publish_message": ("POST", f"{t}/messages", envelope(s.tenant)),
         "get_message": ("GET", f"{t}/messages/{s.message_id}", None),
         "list_audit": ("GET", f"{t}/audit", None),
+        "list_federated_rounds": ("GET", f"{t}/federated/rounds", None),
         "get_safety_policy": ("GET", f"{t}/safety/policy", None),
         "put_safety_policy": ("PUT", f"{t}/safety/policy", {"version": 2, "name": "catalog"}),
         "agent_feedback": ("POST", f"{t}/agents/{s.agent_id}/feedback", {"rating": 0.9}),

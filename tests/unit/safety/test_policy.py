@@ -116,7 +116,7 @@ def test_a_backtracking_pattern_compiles_to_linear_time() -> None:
     checker = SafetyChecker(policy_from_data({"content_filter": {"blocked_patterns": ["(a+)+$"]}}))
     import time
 
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: a preempted test is not a slow checker
     verdict = checker.check_offer({"text": "a" * 100_000 + "!"})
-    assert time.perf_counter() - started < 0.05
+    assert time.thread_time() - started < 0.05
     assert verdict.allowed

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
+from agentmesh import ids
 from agentmesh.api.auth import require
 from agentmesh.api.context import ApiContext, get_context
 from agentmesh.api.errors import responses
@@ -21,7 +22,7 @@ from agentmesh.security.audit import AuditAction, AuditFilter, AuditStatus, iso_
 from agentmesh.security.tenancy import Principal
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/audit", tags=["audit"])
-TenantPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+TenantPath = Annotated[str, Path(pattern=ids.TENANT_ID.pattern)]
 Instant = Annotated[
     str | None,
     Query(

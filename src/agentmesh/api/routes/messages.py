@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
-from agentmesh import subjects
+from agentmesh import ids, subjects
 from agentmesh.api.auth import require
 from agentmesh.api.context import ApiContext, get_context
 from agentmesh.api.errors import error_response, responses
@@ -30,7 +30,7 @@ from agentmesh.store.base import NewEvent, OutboxMessage
 from agentmesh.store.queries import StoredMessage
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/messages", tags=["messages"])
-TenantPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+TenantPath = Annotated[str, Path(pattern=ids.TENANT_ID.pattern)]
 MessagePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _TYPE = re.compile(r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$")

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
 
+from agentmesh import ids
 from agentmesh.api.auth import require
 from agentmesh.api.context import ApiContext, get_context
 from agentmesh.api.errors import responses
@@ -19,8 +20,8 @@ from agentmesh.api.links import same_object
 from agentmesh.security.audit import AuditAction, AuditStatus
 from agentmesh.security.tenancy import Principal
 
-TenantPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-IdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,256}$")]
+TenantPath = Annotated[str, Path(pattern=ids.TENANT_ID.pattern)]
+IdPath = Annotated[str, Path(pattern=ids.SEGMENT.pattern)]
 M = TypeVar("M", bound=BaseModel)
 
 

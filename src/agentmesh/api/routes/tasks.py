@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Query, Request
 from loguru import logger
 
+from agentmesh import ids
 from agentmesh.api.auth import require
 from agentmesh.api.context import ApiContext, get_context
 from agentmesh.api.errors import responses
@@ -87,7 +88,7 @@ async def submit_task(
 async def list_tasks(
     tenant_id: TenantPath,
     status: TaskStatusName | None = None,
-    agent_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,256}$")] = None,
+    agent_id: Annotated[str | None, Query(pattern=ids.SEGMENT.pattern)] = None,
     limit: LimitQuery = 50,
     offset: OffsetQuery = 0,
     principal: Principal = Depends(require("list_tasks")),

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from agentmesh import ids
 from agentmesh.api.auth import require
 from agentmesh.api.context import ApiContext, get_context
 from agentmesh.api.errors import responses
@@ -22,7 +23,7 @@ from agentmesh.security.audit import AuditAction, AuditStatus
 from agentmesh.security.tenancy import Principal
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
-TenantPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+TenantPath = Annotated[str, Path(pattern=ids.TENANT_ID.pattern)]
 
 
 @router.post(

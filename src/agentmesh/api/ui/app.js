@@ -6,7 +6,7 @@
 const TOKEN_KEY = "agentmesh.token";
 const TENANT_KEY = "agentmesh.tenant";
 const PAGE_SIZE = 20;
-const VIEWS = ["overview", "agents", "tasks", "audit"];
+const VIEWS = ["overview", "agents", "tasks", "audit", "federated"];
 const LIVE_CHANNELS = ["agents", "tasks", "metrics"];
 
 const state = {
@@ -696,6 +696,78 @@ const audit = {
   },
 };
 
+// -- federated learning ------------------------------------------------------------------------------------------
+/** An SVG element (in the namespace of the chart's own <svg>, so no URL is written here). */
+function svg(tag, attrs = {}, text = null) {
+  const node = document.createElementNS($("federated-chart").namespaceURI, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+const federated = {
+  rounds: [],
+
+  setup() {
+    $("federated-refresh").addEventListener("click", () => this.enter());
+    $("federated-job").addEventListener("change", () => this.render());
+  },
+
+  async enter() {
+    try {
+      const data = await api(`${tenantPath()}/federated/rounds`);
+      this.rounds = data.rounds;
+    } catch (err) {
+      sayError(err, "Loading the federated rounds");
+      return;
+    }
+    const select = $("federated-job");
+    const jobs = [...new Set(this.rounds.map((r) => r.job))];
+    const keep = jobs.includes(select.value) ? select.value : jobs[jobs.length - 1];
+    select.replaceChildren(...jobs.map((j) => el("option", { value: j }, j)));
+    if (keep) select.value = keep;
+    this.render();
+  },
+
+  render() {
+    const job = $("federated-job").value;
+    const rows = this.rounds.filter((r) => r.job === job);
+    const num = (v, digits) => (typeof v === "number" ? v.toFixed(digits) : "-");
+    const body = $("federated-table").tBodies[0];
+    body.replaceChildren(...(rows.length ? rows.map((r) => el("tr", { class: "row", "data-round": r.round },
+      cell("Round", String(r.round)),
+      el("td", { "data-label": "Status" }, badge(r.status === "committed" ? "completed" : "failed")),
+      cell("Version", String(r.model_version)),
+      cell("Participants", String(r.participants.length)),
+      cell("Accuracy", num(r.accuracy, 4)),
+      cell("Loss", num(r.loss, 4)),
+      cell("Epsilon", num(r.epsilon, 3)),
+      cell("Rejected", String(r.rejected)),
+    )) : [el("tr", {}, el("td", { colspan: 8, class: "empty" }, "No federated rounds in this tenant."))]));
+    this.plot(rows.filter((r) => r.status === "committed" && typeof r.accuracy === "number"));
+  },
+
+  /** Accuracy (0-1) and loss (scaled to its maximum) against the round number. */
+  plot(rows) {
+    const chart = $("federated-chart");
+    const [w, h, left, bottom, top] = [640, 240, 36, 24, 10];
+    const maxRound = Math.max(1, ...rows.map((r) => r.round));
+    const maxLoss = Math.max(1e-9, ...rows.map((r) => r.loss ?? 0));
+    const x = (round) => left + (round / maxRound) * (w - left - 10);
+    const y = (v) => top + (1 - v) * (h - top - bottom);
+    const line = (value) => rows.map((r) => `${x(r.round).toFixed(1)},${y(value(r)).toFixed(1)}`).join(" ");
+    chart.replaceChildren(
+      svg("line", { class: "axis", x1: left, y1: y(0), x2: w - 10, y2: y(0) }),
+      svg("line", { class: "axis", x1: left, y1: y(0), x2: left, y2: y(1) }),
+      svg("text", { x: 4, y: y(1) + 4 }, "1.0"),
+      svg("text", { x: 4, y: y(0) }, "0"),
+      svg("text", { x: w - 60, y: h - 4 }, `round ${maxRound}`),
+      svg("polyline", { class: "acc", points: line((r) => r.accuracy) }),
+      svg("polyline", { class: "loss", points: line((r) => (r.loss ?? 0) / maxLoss) }),
+    );
+  },
+};
+
 // -- overview ----------------------------------------------------------------------------------------------------
 function figures(target, rows) {
   $(target).replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
@@ -978,7 +1050,7 @@ function pickTenant(tenant) {
 }
 
 // -- routing -----------------------------------------------------------------------------------------------------------
-const handlers = { overview, agents, tasks, audit };
+const handlers = { overview, agents, tasks, audit, federated };
 
 function route() {
   let name = "signin";
@@ -1033,6 +1105,7 @@ async function main() {
   agents.setup();
   tasks.setup();
   audit.setup();
+  federated.setup();
   const token = fromFragment ?? sessionStorage.getItem(TOKEN_KEY);
   if (!token || !signIn(token)) route();
 }
