@@ -100,6 +100,38 @@ def _verdict(findings: list[Finding], value: Any) -> Verdict:
     return Verdict(action, tuple(findings), value)
 
 
+_STR, _MAP, _SEQ, _NUM, _BYTES, _OTHER = "str", "map", "seq", "num", "bytes", "other"
+_KINDS: dict[type, str] = {
+    str: _STR,
+    dict: _MAP,
+    list: _SEQ,
+    tuple: _SEQ,
+    int: _NUM,
+    float: _NUM,
+    bool: _OTHER,
+    type(None): _OTHER,
+    bytes: _BYTES,
+}
+"""The kind of a value by its exact type (the fast path of the walk)."""
+
+
+def _kind_of(value: Any) -> str:
+    """The kind of a value of another type (subclasses, other mappings ...)."""
+    if isinstance(value, str):
+        return _STR
+    if isinstance(value, Mapping):
+        return _MAP
+    if isinstance(value, list | tuple):
+        return _SEQ
+    if isinstance(value, bool):
+        return _OTHER
+    if isinstance(value, int | float):
+        return _NUM
+    if isinstance(value, bytes | bytearray | memoryview):
+        return _BYTES
+    return _OTHER
+
+
 @dataclasses.dataclass(slots=True)
 class _Scan:
     texts: list[tuple[str, str]]  # (path, text) of every string (and number) value
@@ -196,34 +228,33 @@ class SafetyChecker:
             nodes += 1
             if nodes > lim.max_nodes:
                 return over("limits.nodes", f"more than {lim.max_nodes} values")
-            if isinstance(v, str):
+            kind = _KINDS.get(type(v)) or _kind_of(v)
+            if kind is _STR:
                 size += len(v) if v.isascii() else len(v) * 2
                 texts.append((path, v))
-            elif isinstance(v, Mapping):
+            elif kind is _MAP:
                 if depth >= lim.max_depth:
                     return over("limits.depth", f"nested deeper than {lim.max_depth} at {path}")
                 for k, x in v.items():
-                    key = k if isinstance(k, str) else str(k)
+                    key = k if type(k) is str else str(k)
                     size += len(key) + 4
                     sub = f"{path}.{key}"
                     if key in external:
                         keys.append(sub)
                     stack.append((x, depth + 1, sub))
-            elif isinstance(v, list | tuple):
+            elif kind is _SEQ:
                 if depth >= lim.max_depth:
                     return over("limits.depth", f"nested deeper than {lim.max_depth} at {path}")
                 size += 2 + len(v)
                 stack.extend((x, depth + 1, f"{path}[{i}]") for i, x in enumerate(v))
-            elif v is None or isinstance(v, bool):
-                size += 5
-            elif isinstance(v, int | float):
+            elif kind is _NUM:
                 size += 8
                 texts.append((path, repr(v)))
-            elif isinstance(v, bytes | bytearray | memoryview):
+            elif kind is _BYTES:
                 size += len(v)
                 if size <= lim.max_payload_bytes:
                     texts.append((path, from_bytes(v)))
-            else:
+            else:  # None, booleans and anything else
                 size += 8
             if size > lim.max_payload_bytes:
                 return over("limits.size", f"larger than {lim.max_payload_bytes} bytes")
