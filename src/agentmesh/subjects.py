@@ -153,6 +153,13 @@ def safety_events(tenant: str = "*") -> str:
     return f"{PREFIX}.{t}.evt.safety.>"
 
 
+def safety_policy_requests(tenant: str = "*") -> str:
+    """Where a process asks the control plane for its tenant's safety policy (request/reply):
+    ``am.<tenant>.sys.safety-policy`` (``*`` = every tenant, the control plane's side)."""
+    t = tenant if tenant == "*" else _check(tenant, "tenant")
+    return f"{PREFIX}.{t}.sys.safety-policy"
+
+
 def dead_letters(tenant: str = "*") -> str:
     return f"{PREFIX}.{tenant}.dlq.>"
 

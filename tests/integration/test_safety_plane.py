@@ -107,3 +107,29 @@ async def test_store_restart_release_and_feedback(plane: ControlPlane) -> None:
         assert alignment["score"] < 0.49
     finally:
         await second.stop()
+
+
+async def test_a_process_started_after_a_put_gets_the_tenant_policy(plane: ControlPlane) -> None:
+    from agentmesh.commands.safety import SetSafetyPolicy
+
+    cp = plane
+    tenant = "t" + uuid.uuid4().hex[:8]
+    policy = {"version": 4, "content_filter": {"blocked_patterns": ["zebra"]}}
+    await cp.bus.execute(SetSafetyPolicy(tenant, policy, "admin-1"))
+    late = worker(cp, tenant)
+    await late.start()
+    try:
+        guard = late.safety
+        assert guard is not None
+        await eventually(lambda: guard.policy.version == 4, timeout=5)
+        assert not guard.checker.check_offer({"animal": "zebra"}).allowed
+    finally:
+        await late.stop()
+    other = worker(cp, "t" + uuid.uuid4().hex[:8])  # no policy put for its tenant
+    await other.start()
+    try:
+        await asyncio.sleep(0.3)  # the answer ("none") leaves nothing to wait on
+        assert other.safety is not None
+        assert other.safety.policy.version == 1
+    finally:
+        await other.stop()

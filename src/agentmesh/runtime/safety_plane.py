@@ -16,7 +16,12 @@ from loguru import logger
 
 from agentmesh import subjects
 from agentmesh.commands import CqrsBus
-from agentmesh.commands.safety import GetQuarantine, QuarantineAgent, RecordAlignment
+from agentmesh.commands.safety import (
+    GetQuarantine,
+    GetSafetyPolicy,
+    QuarantineAgent,
+    RecordAlignment,
+)
 from agentmesh.errors import AgentMeshError, Conflict, InvalidTransition, NotFound
 from agentmesh.runtime.registry import AgentRecord, Registry
 from agentmesh.safety import broadcast
@@ -40,6 +45,12 @@ class SafetyPlane:
 
     async def start(self) -> None:
         self._subs.append(await self.transport.subscribe(subjects.safety_events(), self._on_event))
+        if self.transport.capabilities.request_reply:
+            self._subs.append(
+                await self.transport.subscribe(
+                    subjects.safety_policy_requests(), self._on_policy_request
+                )
+            )
         self.registry.on_change(self._on_status)
 
     async def stop(self) -> None:
@@ -92,6 +103,18 @@ class SafetyPlane:
             return
         if await self._execute(RecordAlignment(tenant, agent_id, alignment)):
             self._recorded[(tenant, agent_id)] = (float(score), status)
+
+    async def _on_policy_request(self, msg: Message) -> None:
+        """Answer a starting process with its tenant's policy (``policy`` None: no admin
+        put one, the process keeps its own)."""
+        tenant = msg.envelope.tenant_id
+        try:
+            doc = await self.bus.query(GetSafetyPolicy(tenant))
+        except AgentMeshError as exc:
+            logger.warning("safety plane: policy of {} unknown: {}", tenant, exc)
+            return
+        policy = doc["policy"] if doc.get("set_by") else None
+        await msg.respond(msg.envelope.reply("safety.policy", {"policy": policy}))
 
     async def _on_status(self, record: AgentRecord, old: str | None, new: str) -> None:
         t, a = record.tenant_id, record.agent_id

@@ -61,6 +61,7 @@ class SafetyGuard:
         self.reasons: dict[tuple[str, str], str] = {}  # why a local agent is quarantined
         self._subs: dict[str, Subscription] = {}
         self._hup = False
+        self._fetches: set[asyncio.Task[None]] = set()
         self.reloads = 0
 
     @classmethod
@@ -101,13 +102,33 @@ class SafetyGuard:
         if tenant in self._subs:
             return
         self._subs[tenant] = await self.mesh.transport.subscribe(channel(tenant), self._on_channel)
+        if self.mesh.transport.capabilities.request_reply:  # the policy an admin put, if any
+            fetch = asyncio.get_running_loop().create_task(self._fetch_policy(tenant))
+            self._fetches.add(fetch)
+            fetch.add_done_callback(self._fetches.discard)
         if not self._hup and self.path is not None:
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
                 # only the main thread's loop can own a signal (not in tests' threads)
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
                 self._hup = True
 
+    async def _fetch_policy(self, tenant: str) -> None:
+        """Ask the control plane for the tenant's policy (a process started after a PUT);
+        without a control plane the file's (or the built-in) policy stays."""
+        ask = Envelope.create("safety.policy.get", {}, tenant_id=tenant, source="agentmesh.safety")
+        try:
+            reply = await self.mesh.transport.request(
+                subjects.safety_policy_requests(tenant), ask, timeout=2.0
+            )
+        except (AgentMeshError, TimeoutError) as exc:
+            logger.debug("no safety policy from a control plane for {}: {}", tenant, exc)
+            return
+        if isinstance(reply.payload.get("policy"), dict):
+            await self._on_policy(reply.payload)
+
     async def stop(self) -> None:
+        for fetch in list(self._fetches):
+            fetch.cancel()
         subs, self._subs = list(self._subs.values()), {}
         for sub in subs:
             with contextlib.suppress(Exception):
