@@ -26,6 +26,8 @@ MODULES = [
     "bench.engine",
     "bench.patterns",
     "bench.api",
+    "bench.llm",
+    "bench.decentralized",
     "bench.federated",
     "bench.safety",
 ]

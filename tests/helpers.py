@@ -103,3 +103,13 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: fl
             pass
         time.sleep(interval)
     raise AssertionError(f"{what} did not happen in {timeout}s (last: {last!r})")
+
+
+async def registry_knows(mesh: Any, *agent_ids: str, timeout: float = 10.0) -> None:
+    """Wait until ``mesh``'s registry has heard a heartbeat of every one of ``agent_ids``."""
+    wanted = set(agent_ids)
+    await eventually(
+        lambda: wanted <= {r.agent_id for r in mesh.registry.agents()},
+        timeout,
+        what=f"the registry knows {sorted(wanted)}",
+    )

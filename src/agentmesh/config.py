@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     gcp_project_id: str | None = None
     google_application_credentials: str | None = None
     vertex_ai_model: str = "gemini-1.5-pro"
+    google_cloud_location: str = "us-central1"  # Vertex AI region
+    gemini_api_key: str | None = Field(default=None, repr=False)  # Gemini (Google AI) key
+    google_api_key: str | None = Field(default=None, repr=False)  # its alternative name
+    openai_api_key: str | None = Field(default=None, repr=False)  # OpenAI(-compatible) key
+    openai_base_url: str | None = None  # an OpenAI-compatible server (vLLM, Ollama ...)
     pubsub_emulator_host: str | None = None
     environment: Environment = "development"
     log_level: str = "INFO"
@@ -68,6 +73,11 @@ class Settings(BaseSettings):
     agentmesh_max_deliver: int = Field(default=5, ge=1)
     agentmesh_max_in_flight: int = Field(default=64, ge=1)
     agentmesh_connect_timeout: float = Field(default=4.0, gt=0)
+    agentmesh_llm_timeout: float = Field(default=60.0, gt=0, description="seconds per model call")
+    agentmesh_llm_prices: str | None = Field(
+        default=None,
+        description='USD per million tokens, JSON: {"model": [input, output]} (see llm/resilient.py)',
+    )
     agentmesh_safety_policy: Path | None = Field(
         default=None, description="safety policy file (YAML/JSON/TOML); unset: the built-in default"
     )

@@ -17,6 +17,7 @@ import contextlib
 
 from loguru import logger
 
+from agentmesh.agents.llm_audit import ToolCallAudit
 from agentmesh.commands import CqrsBus, build_bus
 from agentmesh.config import Settings
 from agentmesh.mesh import Mesh
@@ -51,6 +52,7 @@ class ControlPlane:
         self.crypto = EncryptionService(self.settings.encryption_key or "")
         self._bus: CqrsBus | None = None
         self.tracker: TaskTracker | None = None
+        self._tool_audit: ToolCallAudit | None = None
         self.safety: SafetyPlane | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -78,6 +80,8 @@ class ControlPlane:
             sweep_interval=self.sweep_interval,
         )
         await self.tracker.start()
+        self._tool_audit = ToolCallAudit(self.mesh.transport, self.audit)
+        await self._tool_audit.start()
         self.safety = SafetyPlane(self.mesh.transport, self._bus, self.mesh.registry)
         await self.safety.start()
         relay = OutboxRelay(p.store, self.mesh.transport)
@@ -106,6 +110,8 @@ class ControlPlane:
         self._tasks.clear()
         if self.tracker is not None:
             await self.tracker.stop()
+        if self._tool_audit is not None:
+            await self._tool_audit.stop()
         if self.safety is not None:
             await self.safety.stop()
         if self.audit is not None:

@@ -13,7 +13,8 @@ never see a raw driver exception::
     │   └── UpdateRejected          a federated update a round refuses (says why)
     ├── NotFound
     ├── Conflict
-    │   └── ConcurrencyError        optimistic concurrency check failed
+    │   ├── ConcurrencyError        optimistic concurrency check failed
+    │   └── ProposalRejected        the replicated state machine refused a proposal
     ├── Forbidden                   authenticated but not allowed (or wrong tenant)
     │   └── TenantForbidden         a resource of another tenant
     ├── Unauthorized                missing or invalid credentials
@@ -22,13 +23,15 @@ never see a raw driver exception::
     ├── NoResponders                request/reply to a subject nobody serves
     ├── NotSupported                a transport/store lacks a capability
     ├── BrokerUnavailable           the broker (or store) cannot be reached
+    │   └── ConsensusUnavailable    a Raft group has no leader or lost the entry (retry)
     ├── CorruptEventError           a stored event cannot be decoded (names its position)
     ├── RemoteError                 an agent answered a request with an error
     ├── TaskTimeout                 a handler ran longer than its task's timeout
     ├── SafetyRejected              a safety rule denied a request or its answer
     ├── RetryableError              raised by a handler: try again
     ├── NonRetryableError           raised by a handler: do not try again
-    │   └── SwarmJobFailed          a swarm job ended with failed tasks
+    │   ├── SwarmJobFailed          a swarm job ended with failed tasks
+    │   └── TaskFailedInPool        a decentralized pool committed the task as failed
     ├── MaxRetriesExceededError     every attempt of a retried call failed
     ├── CircuitBreakerOpenException a call refused while the circuit is open
     ├── BulkheadFullError           every slot and queue place of a bulkhead is taken
@@ -36,7 +39,17 @@ never see a raw driver exception::
     ├── OrchestrationFailed         subtasks failed beyond the orchestrator's policy
     │   └── OrchestrationTimeout    the orchestration ran out of time
     ├── CommandFailed               a hierarchical command failed below
-    └── AuctionFailed               no bid, or every awarded bidder failed
+    ├── AuctionFailed               no bid, or every awarded bidder failed
+    ├── LLMError                    a language-model call failed (agentmesh.llm)
+    │   ├── LLMRateLimited          429/503: retried after ``retry_after`` (or backoff)
+    │   ├── LLMUnavailable          5xx, network error or per-call timeout
+    │   ├── LLMResponseInvalid      a body or stream the API did not promise
+    │   ├── LLMRequestRejected      any other 4xx: the provider's message (also a
+    │   │                           NonRetryableError: never retried)
+    │   └── LLMOutputInvalid        structured output still invalid after the repair
+    │                               round (also a NonRetryableError)
+    └── LLMBudgetExceeded           a task's token budget, cost ceiling, tool rounds or
+                                    LLM call depth ran out (a NonRetryableError)
 
 (``DecryptionError`` in :mod:`agentmesh.security.crypto` is a ``ValidationError``.)
 """
@@ -249,3 +262,72 @@ class TaskTimeout(AgentMeshError, TimeoutError):
 
 class OrchestrationTimeout(OrchestrationFailed):
     code = "ORCHESTRATION_TIMEOUT"
+
+
+class LLMError(AgentMeshError):
+    """A call to a language model failed; the message names the provider (never a key)."""
+
+    code = "LLM_ERROR"
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class LLMRateLimited(LLMError):
+    code = "LLM_RATE_LIMITED"
+    retryable = True
+
+
+class LLMRequestRejected(LLMError, NonRetryableError):
+    """Never retried, by the provider wrapper nor by the task runtime."""
+
+    code = "LLM_REQUEST_REJECTED"
+
+
+class LLMUnavailable(LLMError):
+    code = "LLM_UNAVAILABLE"
+    retryable = True
+
+
+class LLMResponseInvalid(LLMError):
+    code = "LLM_RESPONSE_INVALID"
+    retryable = True
+
+
+class LLMOutputInvalid(LLMError, NonRetryableError):
+    code = "LLM_OUTPUT_INVALID"
+
+
+class LLMBudgetExceeded(NonRetryableError):
+    """Not retried: the same task would hit the same ceiling again."""
+
+    code = "LLM_BUDGET_EXCEEDED"
+
+
+class ConsensusUnavailable(BrokerUnavailable):
+    """A Raft group could not commit a proposal now (no leader, leader changed, queue
+    full); the outcome of the proposal is unknown or negative, so it may be retried."""
+
+    code = "CONSENSUS_UNAVAILABLE"
+
+
+class ProposalRejected(Conflict):
+    """The replicated state machine refused a committed proposal; the message is its reason."""
+
+    code = "PROPOSAL_REJECTED"
+
+
+class TaskFailedInPool(NonRetryableError):
+    """The pool committed a failed outcome for the task (its node already ran it)."""
+
+    code = "TASK_FAILED"

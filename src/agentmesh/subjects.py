@@ -29,6 +29,11 @@ def _check(value: str, what: str) -> str:
     return ids.check_segment(value, what)
 
 
+def stream_name(tenant: str, kind: str) -> str:
+    """The stream (JetStream) that stores the durable subjects ``am.<tenant>.<kind>.>``."""
+    return f"AM_{_check(tenant, 'tenant')}_{_check(kind, 'subject kind')}"
+
+
 def task(tenant: str, capability: str) -> str:
     """Durable work queue of a capability: ``am.<tenant>.task.<capability>``."""
     return f"{PREFIX}.{_check(tenant, 'tenant')}.task.{_check(capability, 'capability')}"
@@ -69,6 +74,15 @@ def event(tenant: str, event_type: str) -> str:
 
 
 TASK_OUTCOMES = ("task.completed", "task.failed", "task.cancelled", "task.rejected")
+
+
+def events_of(event_type: str, tenant: str = "*") -> str:
+    """One event type of a tenant, or of every tenant with ``*`` (admin paths)."""
+    if tenant == "*":
+        for p in event_type.split("."):
+            _check(p, "event type")
+        return f"{PREFIX}.*.evt.{event_type}"
+    return event(tenant, event_type)
 
 
 def task_outcome(tenant: str, outcome: str, task_id: str) -> str:
@@ -129,6 +143,12 @@ def market(tenant: str, *parts: str) -> str:
 def system(tenant: str, name: str) -> str:
     """Control subjects of a tenant: ``am.<tenant>.sys.<name>`` (ping, control ...)."""
     return f"{PREFIX}.{_check(tenant, 'tenant')}.sys.{_check(name, 'name')}"
+
+
+def decentralized(tenant: str, name: str) -> str:
+    """Requests to every decentralized agent of a tenant (``am.<tenant>.dc.<name>``, e.g.
+    ``status``) and the reply subjects of their scatter-gather (``reply-<uuid>``)."""
+    return f"{PREFIX}.{_check(tenant, 'tenant')}.dc.{_check(name, 'name')}"
 
 
 def registry_snapshot() -> str:

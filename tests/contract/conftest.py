@@ -58,13 +58,17 @@ FACTORIES: dict[str, Callable[[pytest.FixtureRequest], Any]] = {
 }
 
 
+CONNECT_TIMEOUT = 30.0
+
+
 @pytest.fixture(params=list(FACTORIES))
 async def make_transport(request: pytest.FixtureRequest) -> AsyncIterator[TransportFactory]:
     created: list[Transport] = []
     async with FACTORIES[request.param](request) as url:
 
         async def factory() -> Transport:
-            t = create_transport(url)
+            # generous: the emulators (moto, pulsar-lite) answer slowly on a loaded machine
+            t = create_transport(url, connect_timeout=CONNECT_TIMEOUT)
             await t.connect()
             created.append(t)
             return t

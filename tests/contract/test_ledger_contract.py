@@ -19,9 +19,10 @@ import pytest
 from agentmesh import subjects
 from agentmesh.envelope import Envelope
 from agentmesh.runtime.execution import result_id
-from agentmesh.runtime.ledger import TTL_SECONDS, MemoryLedger, NatsLedger, TaskLedger
+from agentmesh.runtime.ledger import TTL_SECONDS, TaskLedger, ledger_for
 from agentmesh.runtime.ledger_redis import RedisLedger
 from agentmesh.runtime.ledger_sql import SqlLedger
+from agentmesh.transports.memory import MemoryTransport
 from agentmesh.transports.nats import NatsTransport
 from tests.contract.store_fixtures import _db_url, create_pg_database, drop_pg_database
 
@@ -45,7 +46,8 @@ async def _record_only(ledger: TaskLedger, tenant: str, env: Envelope) -> None:
 async def _pair(kind: str, request: pytest.FixtureRequest, tmp: Path) -> AsyncIterator[Pair]:
     if kind == "memory":
         name = f"memory://{uuid.uuid4().hex}"
-        yield Pair(MemoryLedger.for_broker(name), MemoryLedger.for_broker(name), _record_only)
+        ma, mb = MemoryTransport(name), MemoryTransport(name)  # two "processes", one broker
+        yield Pair(ledger_for(ma), ledger_for(mb), _record_only)
     elif kind == "nats":
         url = request.getfixturevalue("nats_url")
         ta, tb = NatsTransport(url), NatsTransport(url)
@@ -59,7 +61,7 @@ async def _pair(kind: str, request: pytest.FixtureRequest, tmp: Path) -> AsyncIt
             await ta.publish(subject, env, durable=True)
 
         try:
-            yield Pair(NatsLedger(ta), NatsLedger(tb), record)
+            yield Pair(ledger_for(ta), ledger_for(tb), record)
         finally:
             await ta.close()
             await tb.close()

@@ -16,6 +16,7 @@ from agentmesh.envelope import Envelope
 from agentmesh.errors import NoResponders, NotSupported, PayloadTooLarge, RequestTimeout
 from agentmesh.transports import Message, SubscribeOptions, Transport
 from tests.contract.conftest import TransportFactory
+from tests.contract.raw import publish_raw
 from tests.helpers import Collector, eventually, unique_tenant
 
 FAST = SubscribeOptions(ack_wait=1.0, max_deliver=3, retry_base=0.05, retry_max=0.2)
@@ -32,16 +33,16 @@ async def settle() -> None:
 async def test_publish_delivers_the_exact_envelope(transport: Transport) -> None:
     t = unique_tenant()
     got = Collector()
-    await transport.subscribe(subjects.agent(t, "a1"), got)
+    await transport.subscribe(subjects.agent(t, "agent-1"), got)
     await settle()
     sent = env(t, 1, nested={"x": [1, 2]})
-    await transport.publish(subjects.agent(t, "a1"), sent)
+    await transport.publish(subjects.agent(t, "agent-1"), sent)
     [msg] = await got.wait_for(1)
     assert msg.envelope == sent
     assert sorted(msg.envelope.to_dict()) == sorted(
         ["metadata", "routing", "payload", "context", "security", "tenant_id"]
     )
-    assert msg.subject == subjects.agent(t, "a1")
+    assert msg.subject == subjects.agent(t, "agent-1")
 
 
 @pytest.mark.parametrize("durable", [False, True])
@@ -67,7 +68,7 @@ async def test_wildcard_subscriptions(transport: Transport) -> None:
     await settle()
     await transport.publish(subjects.event(t, "created"), env(t, 1))
     await transport.publish(subjects.event(t, "agent.created"), env(t, 2))
-    await transport.publish(subjects.agent(t, "x1"), env(t, 3))
+    await transport.publish(subjects.agent(t, "agent-x1"), env(t, 3))
     await gt.wait_for(3)
     await asyncio.sleep(0.2)
     assert [m.payload["n"] for m in star.messages] == [1]
@@ -242,8 +243,8 @@ async def test_malformed_message_goes_to_dead_letter(transport: Transport, durab
     await transport.subscribe(subject, got, durable="junk" if durable else None, options=FAST)
     dlq = await dead_letters(transport, subject)
     await settle()
-    await transport.publish_raw(subject, b"\xff not json {", durable=durable)  # type: ignore[attr-defined]
-    await transport.publish_raw(subject, orjson.dumps({"metadata": [], "x": 1}), durable=durable)  # type: ignore[attr-defined]
+    await publish_raw(transport, subject, b"\xff not json {", durable=durable)
+    await publish_raw(transport, subject, orjson.dumps({"metadata": [], "x": 1}), durable=durable)
     await dlq.wait_for(2)
     errors = [m.envelope.context["error_context"]["error"] for m in dlq.messages]
     assert any("not valid UTF-8 JSON" in e for e in errors)

@@ -9,8 +9,7 @@ import pytest
 
 from agentmesh.config import Settings
 from agentmesh.runtime.ledger import (
-    MemoryLedger,
-    NatsLedger,
+    KvLedger,
     ledger_for,
     shared_ledger_url,
     unique_first_delivery,
@@ -28,8 +27,15 @@ def test_brokers_with_their_own_store_keep_the_ledger(tmp_path: Path) -> None:
     s = _settings(tmp_path)
     nats = create_transport("nats://127.0.0.1:4222")
     memory = create_transport("memory://ledger-test")
-    assert isinstance(ledger_for(nats, s), NatsLedger)
-    assert ledger_for(memory, s) is MemoryLedger.for_broker("memory://ledger-test")
+    on_nats, on_memory = ledger_for(nats, s), ledger_for(memory, s)
+    assert isinstance(on_nats, KvLedger)
+    assert on_nats.events is nats  # the outcome events are the outcome record
+    assert isinstance(on_memory, KvLedger)
+    assert on_memory.events is None
+    other = create_transport("memory://ledger-test")
+    other_ledger = ledger_for(other, s)
+    assert isinstance(other_ledger, KvLedger)
+    assert other_ledger.kv is on_memory.kv  # one broker, one bucket
     assert unique_first_delivery(nats)
     assert unique_first_delivery(memory)
 

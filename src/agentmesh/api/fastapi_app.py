@@ -38,7 +38,17 @@ from agentmesh.api.middleware import (
 )
 from agentmesh.api.options import API_VERSION, DEFAULT_RATE_LIMIT, ApiOptions, SecurityLevel
 from agentmesh.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from agentmesh.api.routes import agents, audit, federated, health, messages, safety, tasks, tenants
+from agentmesh.api.routes import (
+    agents,
+    audit,
+    clusters,
+    federated,
+    health,
+    messages,
+    safety,
+    tasks,
+    tenants,
+)
 from agentmesh.api.ui import mount_ui
 from agentmesh.api.ws import WebSocketHub
 from agentmesh.config import Settings, get_settings
@@ -185,7 +195,7 @@ def create_app(
     )
     app.state.ctx = None
     install_error_handlers(app)
-    for module in (health, tenants, agents, tasks, messages, audit, federated, safety):
+    for module in (health, tenants, agents, tasks, messages, audit, federated, clusters, safety):
         app.include_router(module.router)
     mount_ui(app)
 

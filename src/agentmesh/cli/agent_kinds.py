@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import typer
@@ -36,8 +36,15 @@ def _prepare(agent_id: str, capabilities: list[str]) -> tuple[Any, dict[str, int
     return load_settings(), caps
 
 
-def _serve(settings: Any, tenant: str | None, build: Callable[[Any], Any], what: str) -> None:
-    """Run a mesh with the agent(s) ``build(mesh)`` adds until SIGINT/SIGTERM."""
+def _serve(
+    settings: Any,
+    tenant: str | None,
+    build: Callable[[Any], Any],
+    what: str,
+    cleanup: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Run a mesh with the agent(s) ``build(mesh)`` adds until SIGINT/SIGTERM
+    (then ``cleanup()``, on the same event loop)."""
     from agentmesh.errors import AgentMeshError
     from agentmesh.mesh import Mesh
     from agentmesh.runtime.shutdown import stop_on_signals
@@ -52,6 +59,8 @@ def _serve(settings: Any, tenant: str | None, build: Callable[[Any], Any], what:
             await stop.wait()
         finally:
             await mesh.stop()
+            if cleanup is not None:
+                await cleanup()
 
     try:
         asyncio.run(main())

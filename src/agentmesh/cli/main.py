@@ -210,6 +210,9 @@ def _render_status(report: dict[str, Any]) -> None:
         for q in queues:
             qt.add_row(str(q["tenant_id"]), str(q["queue"]), str(q["depth"]))
         console.print(qt)
+    from agentmesh.cli.decentralized_commands import render_groups
+
+    render_groups(console, report.get("decentralized") or [])
 
 
 def _register_optional(module: str, fn: str, target: typer.Typer) -> None:
@@ -226,6 +229,8 @@ _register_optional("agentmesh.cli.control_commands", "register", app)
 _register_optional("agentmesh.cli.audit_commands", "register", app)
 _register_optional("agentmesh.cli.control_commands", "register_agent_commands", agent_app)
 _register_optional("agentmesh.cli.agent_kinds", "register_agent_kinds", agent_app)
+_register_optional("agentmesh.cli.llm_commands", "register_llm_commands", agent_app)
+_register_optional("agentmesh.cli.decentralized_commands", "register", agent_app)
 _register_optional("agentmesh.cli.federated_commands", "register", app)
 _register_optional("agentmesh.cli.federated_commands", "register_agent_commands", agent_app)
 _register_optional("agentmesh.cli.safety_commands", "register", agent_app)

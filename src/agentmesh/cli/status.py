@@ -14,6 +14,7 @@ from agentmesh.runtime.embedded import read_runtime_record
 from agentmesh.runtime.queues import queue_depths
 from agentmesh.runtime.registry import Registry
 from agentmesh.transports import Transport, create_transport
+from agentmesh.transports.base import StreamInfo
 
 
 async def check_store(url: str) -> dict[str, Any]:
@@ -81,10 +82,9 @@ async def gather_status(settings: Settings, tenant: str) -> dict[str, Any]:
     try:
         rtt = await transport.ping()
         report["broker"].update(status="ok", rtt_ms=round(rtt * 1000, 2))
-        info = getattr(transport, "jetstream_info", None)
-        if info is not None:
+        if isinstance(transport, StreamInfo):
             try:
-                report["broker"]["jetstream"] = await info()
+                report["broker"]["jetstream"] = await transport.jetstream_info()
             except Exception as exc:
                 report["broker"]["jetstream"] = {"error": str(exc)}
         report["queues"] = [
@@ -92,9 +92,13 @@ async def gather_status(settings: Settings, tenant: str) -> dict[str, Any]:
             for (tenant_id, queue), depth in sorted((await queue_depths(transport)).items())
             if queue.startswith("task:")
         ]
-        source, agents = await live_agents(
-            transport, tenant, settings.agentmesh_heartbeat_interval + 0.5
+        from agentmesh.decentralized.views import collect_groups
+
+        (source, agents), groups = await asyncio.gather(
+            live_agents(transport, tenant, settings.agentmesh_heartbeat_interval + 0.5),
+            collect_groups(transport, tenant),
         )
+        report["decentralized"] = groups
         report["agents_source"] = source
         report["agents"] = agents
     finally:

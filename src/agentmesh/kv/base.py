@@ -19,9 +19,12 @@ NATS wildcards ``*`` (one token) and a final ``>`` (one or more tokens). Impleme
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+from agentmesh.errors import ConcurrencyError, Conflict
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,3 +77,32 @@ class KeyValueStore(Protocol):
         """Call ``handler`` for each change of a matching key, in revision order; with
         ``initial`` the current entries are delivered first."""
         ...
+
+
+async def modify(
+    kv: KeyValueStore,
+    key: str,
+    change: Callable[[bytes | None], Awaitable[bytes] | bytes],
+    *,
+    attempts: int = 50,
+) -> tuple[bytes, int]:
+    """Read-modify-write under compare-and-set, the one retry loop of the package.
+
+    ``change(current value or None)`` returns the new value (it may be a coroutine
+    function); when another writer got there first it runs again on the newer version.
+    Returns the value written and its revision; raises :class:`ConcurrencyError` after
+    ``attempts`` conflicting writes.
+    """
+    for _ in range(attempts):
+        entry = await kv.get(key)
+        new = change(None if entry is None else entry.value)
+        if inspect.isawaitable(new):
+            new = await new
+        assert isinstance(new, bytes)
+        try:
+            if entry is None:
+                return new, await kv.create(key, new)
+            return new, await kv.update(key, new, entry.revision)
+        except Conflict:  # a concurrent create or update (ConcurrencyError is a Conflict)
+            continue
+    raise ConcurrencyError(f"{key}: gave up after {attempts} conflicting writes")

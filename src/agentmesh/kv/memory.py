@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import ClassVar
 
 from agentmesh import subjects
 from agentmesh.errors import ConcurrencyError, Conflict, ValidationError
@@ -45,16 +44,10 @@ class _MemoryWatch:
 class MemoryKV:
     """A bucket in process memory with the same semantics as a JetStream KV bucket."""
 
-    _shared: ClassVar[dict[tuple[str, str], MemoryKV]] = {}
-
     def __init__(self) -> None:
         self._data: dict[str, KvEntry] = {}
         self._revision = 0
         self._watches: list[_MemoryWatch] = []
-
-    @classmethod
-    def for_broker(cls, broker: str, bucket: str) -> MemoryKV:
-        return cls._shared.setdefault((broker, bucket), cls())
 
     def _write(self, key: str, value: bytes | None) -> int:
         self._revision += 1

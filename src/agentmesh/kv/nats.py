@@ -55,9 +55,10 @@ class _NatsWatch:
 class NatsKV:
     """A JetStream KV bucket (created on first use, one value of history per key)."""
 
-    def __init__(self, transport: NatsTransport, bucket: str) -> None:
+    def __init__(self, transport: NatsTransport, bucket: str, *, ttl: float | None = None) -> None:
         self._transport = transport
         self.bucket = bucket
+        self.ttl = ttl
         self._kv: Any = None
         self._lock = asyncio.Lock()
 
@@ -71,7 +72,7 @@ class NatsKV:
                     except nats.js.errors.BucketNotFoundError:
                         try:
                             self._kv = await js.create_key_value(
-                                KeyValueConfig(bucket=self.bucket, history=1)
+                                KeyValueConfig(bucket=self.bucket, history=1, ttl=self.ttl)
                             )
                         except nats.js.errors.BadRequestError:
                             self._kv = await js.key_value(self.bucket)  # lost a creation race

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import re
 import socket
@@ -45,6 +44,7 @@ from agentmesh.resilience import (
     CircuitBreakerConfig,
     CircuitState,
 )
+from agentmesh.runtime.capability_specs import CapabilitySpec, parse_specs
 from agentmesh.runtime.context import TaskContext
 from agentmesh.runtime.execution import DecidePolicy, DurableExecutor
 from agentmesh.transports import Message, SubscribeOptions, Subscription
@@ -111,6 +111,7 @@ class AgentRuntime:
         max_deliver: int | None = None,
         description: str = "",
         decide: DecidePolicy | None = None,
+        capability_specs: Mapping[str, CapabilitySpec | Mapping[str, Any]] | None = None,
         agent_type: str = "general",
     ) -> None:
         self.mesh = mesh
@@ -120,6 +121,8 @@ class AgentRuntime:
         self.tenant_id = tenant_id or mesh.tenant
         self.max_concurrent = max_concurrent
         self.description = description
+        #: per capability: a description and the JSON Schema of its payload (heartbeats)
+        self.capability_specs = parse_specs(self.capabilities, capability_specs)
         self.agent_type = agent_type  # the safety policy's capability and tool lists use it
         self.options = SubscribeOptions(
             ack_wait=ack_wait or mesh.settings.agentmesh_ack_wait,
@@ -219,14 +222,11 @@ class AgentRuntime:
         if self.status in ("CREATED", "TERMINATED", "QUARANTINED"):
             return False
         self._set_status("QUARANTINED")
-        self.executor.requeue_running()
-        task = asyncio.get_running_loop().create_task(self._isolate())
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self.executor.requeue_running()  # beat now: every registry sees it before the next one
+        self._isolating = asyncio.gather(
+            self._beat(), self._unsubscribe_work(), return_exceptions=True
+        )
         return True
-
-    async def _isolate(self) -> None:
-        await self._beat()  # every registry sees QUARANTINED now, not at the next beat
-        await self._unsubscribe_work()
 
     async def release(self) -> bool:
         """Lift a quarantine (an admin's decision): take work again."""
@@ -310,7 +310,7 @@ class AgentRuntime:
 
     # -- heartbeats ---------------------------------------------------------------------
     def heartbeat_payload(self) -> dict[str, Any]:
-        return {
+        payload = {
             "agent_id": self.agent_id,
             "status": self.status,
             "capabilities": self.capabilities,
@@ -326,6 +326,11 @@ class AgentRuntime:
             "pid": os.getpid(),
             "host": socket.gethostname(),
         }
+        if self.capability_specs:
+            payload["capability_specs"] = {
+                cap: spec.to_dict() for cap, spec in self.capability_specs.items()
+            }
+        return payload
 
     async def _beat(self) -> None:
         env = Envelope.create(
@@ -374,7 +379,7 @@ class AgentRuntime:
         async def handle(msg: Message) -> None:
             ctx = TaskContext(self, msg, capability, "request" if msg.reply_subject else "direct")
             guard = self.mesh.safety  # checks the request and the answer (SafetyRejected)
-            run = self.invoke if guard is None else functools.partial(guard.run_request, self)
+            run = self.invoke if guard is None else guard.runner(self)
             try:
                 result = await self.bulkhead.execute(run, ctx)
             except (BulkheadFullError, BulkheadTimeoutError) as exc:

@@ -12,8 +12,8 @@ and task id:
   so the attempt limit holds across agents;
 * ``cancelled``: a cancel request, honoured by whichever agent holds or later gets the task.
 
-Implementations: :class:`MemoryLedger` (one per ``memory://`` broker), :class:`NatsLedger`
-(a JetStream key-value bucket), :class:`~agentmesh.runtime.ledger_redis.RedisLedger` and
+Implementations: :class:`KvLedger` (on the broker's key-value buckets: NATS, ``memory://``),
+:class:`~agentmesh.runtime.ledger_redis.RedisLedger` and
 :class:`~agentmesh.runtime.ledger_sql.SqlLedger` (SQLite or PostgreSQL) for the brokers that
 keep no key-value data. :func:`ledger_for` picks one per transport (see there).
 """
@@ -22,19 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any, ClassVar, Protocol
-
-import nats.js.errors
-from nats.js.api import KeyValueConfig
+from typing import Protocol
 
 from agentmesh import subjects
 from agentmesh.config import Settings, get_settings
 from agentmesh.envelope import Envelope
-from agentmesh.errors import ConcurrencyError
+from agentmesh.kv.base import KeyValueStore, modify
+from agentmesh.kv.memory import MemoryKV
 from agentmesh.transports import Transport
-from agentmesh.transports.nats import NatsTransport
+from agentmesh.transports.base import KeyValueHost, LastMessage
 
 TTL_SECONDS = 7 * 24 * 3600.0
+BUCKET = "AM_TASKS"
+"""The key-value bucket of the ledger on brokers that keep buckets."""
 
 
 class TaskLedger(Protocol):
@@ -61,141 +61,79 @@ class TaskLedger(Protocol):
         ...
 
 
-class MemoryLedger:
-    """In-process ledger, shared by every transport on the same ``memory://`` broker."""
+class KvLedger:
+    """Ledger in a key-value bucket (keys ``<tenant>.<task>.<fact>``), on the broker's own
+    key-value store (a JetStream bucket on NATS, the broker's memory on ``memory://``).
 
-    _shared: ClassVar[dict[str, MemoryLedger]] = {}
+    Failures are counted with the package's one compare-and-set loop
+    (:func:`agentmesh.kv.base.modify`), so concurrent agents never lose a count. Where the
+    transport keeps the last message of each subject (:class:`LastMessage`: NATS), the
+    durable outcome event on ``am.<t>.evt.task.<outcome>.<task_id>`` *is* the outcome
+    record and nothing more is written; elsewhere the outcome is also kept in the bucket.
+    """
 
-    def __init__(self) -> None:
-        self._done: dict[tuple[str, str], bytes] = {}
-        self._outcomes: dict[tuple[str, str], bytes] = {}
-        self._failures: dict[tuple[str, str], int] = {}
-        self._cancelled: set[tuple[str, str]] = set()
-
-    @classmethod
-    def for_broker(cls, name: str) -> MemoryLedger:
-        return cls._shared.setdefault(name, cls())
-
-    async def completed(self, tenant: str, task_id: str) -> Envelope | None:
-        raw = self._done.get((tenant, task_id))
-        return None if raw is None else Envelope.decode(raw)
-
-    async def record_outcome(self, tenant: str, task_id: str, outcome: Envelope) -> None:
-        raw = outcome.encode()
-        self._outcomes[(tenant, task_id)] = raw
-        if outcome.type == "task.completed":
-            self._done[(tenant, task_id)] = raw
-
-    async def outcome(self, tenant: str, task_id: str) -> Envelope | None:
-        raw = self._outcomes.get((tenant, task_id))
-        return None if raw is None else Envelope.decode(raw)
-
-    async def add_failure(self, tenant: str, task_id: str) -> int:
-        key = (tenant, task_id)
-        self._failures[key] = self._failures.get(key, 0) + 1
-        return self._failures[key]
-
-    async def failures(self, tenant: str, task_id: str) -> int:
-        return self._failures.get((tenant, task_id), 0)
-
-    async def cancel(self, tenant: str, task_id: str) -> None:
-        self._cancelled.add((tenant, task_id))
-
-    async def is_cancelled(self, tenant: str, task_id: str) -> bool:
-        return (tenant, task_id) in self._cancelled
-
-    async def close(self) -> None:
-        """Nothing to release."""
-
-
-class NatsLedger:
-    """Ledger in the JetStream key-value bucket ``AM_TASKS`` (keys ``<tenant>.<task>.<fact>``)."""
-
-    BUCKET = "AM_TASKS"
-
-    def __init__(self, transport: NatsTransport) -> None:
-        self._transport = transport  # connected later: the bucket is opened on first use
-        self._kv: Any = None
-        self._lock = asyncio.Lock()
-
-    async def _bucket(self) -> Any:
-        if self._kv is None:
-            async with self._lock:
-                if self._kv is None:
-                    js = self._transport.jetstream
-                    try:
-                        self._kv = await js.key_value(self.BUCKET)
-                    except nats.js.errors.BucketNotFoundError:
-                        self._kv = await js.create_key_value(
-                            KeyValueConfig(bucket=self.BUCKET, history=1, ttl=TTL_SECONDS)
-                        )
-        return self._kv
+    def __init__(self, kv: KeyValueStore, events: LastMessage | None = None) -> None:
+        self.kv = kv
+        self.events = events
 
     @staticmethod
     def _key(tenant: str, task_id: str, fact: str) -> str:
         return f"{tenant}.{task_id.replace('.', '_')}.{fact}"
 
-    async def _get(self, key: str) -> Any:
-        kv = await self._bucket()
-        try:
-            return await kv.get(key)
-        except nats.js.errors.KeyNotFoundError:
-            return None
+    async def _stored(self, tenant: str, task_id: str, fact: str) -> Envelope | None:
+        entry = await self.kv.get(self._key(tenant, task_id, fact))
+        return None if entry is None or not entry.value else Envelope.decode(entry.value)
 
-    async def _last(self, tenant: str, kind: str, task_id: str) -> Envelope | None:
-        subject = subjects.task_outcome(tenant, kind, task_id)
-        try:
-            msg = await self._transport.jetstream.get_last_msg(f"AM_{tenant}_evt", subject)
-        except nats.js.errors.NotFoundError:
-            return None
-        return Envelope.decode(msg.data) if msg.data else None
+    async def _event(self, tenant: str, kind: str, task_id: str) -> Envelope | None:
+        assert self.events is not None
+        raw = await self.events.last_message(subjects.task_outcome(tenant, kind, task_id))
+        return Envelope.decode(raw) if raw else None
 
     async def completed(self, tenant: str, task_id: str) -> Envelope | None:
-        return await self._last(tenant, "task.completed", task_id)
+        if self.events is not None:
+            return await self._event(tenant, "task.completed", task_id)
+        return await self._stored(tenant, task_id, "done")
 
     async def outcome(self, tenant: str, task_id: str) -> Envelope | None:
+        if self.events is None:
+            return await self._stored(tenant, task_id, "outcome")
         found = [
             e
             for e in await asyncio.gather(
-                *(self._last(tenant, kind, task_id) for kind in subjects.TASK_OUTCOMES)
+                *(self._event(tenant, kind, task_id) for kind in subjects.TASK_OUTCOMES)
             )
             if e
         ]
         return max(found, key=lambda e: str(e.metadata.get("timestamp", ""))) if found else None
 
     async def record_outcome(self, tenant: str, task_id: str, outcome: Envelope) -> None:
-        """Nothing to do: the durable outcome event is the record (see :meth:`outcome`)."""
+        if self.events is not None:
+            return  # the durable outcome event is the record (see outcome)
+        raw = outcome.encode()
+        await self.kv.put(self._key(tenant, task_id, "outcome"), raw)
+        if outcome.type == "task.completed":
+            await self.kv.put(self._key(tenant, task_id, "done"), raw)
 
     async def add_failure(self, tenant: str, task_id: str) -> int:
-        kv = await self._bucket()
-        key = self._key(tenant, task_id, "failures")
-        for _ in range(20):  # compare-and-set: concurrent agents never lose a count
-            entry = await self._get(key)
-            try:
-                if entry is None:
-                    await kv.create(key, b"1")
-                    return 1
-                count = int(entry.value or b"0") + 1
-                await kv.update(key, str(count).encode(), last=entry.revision)
-                return count
-            except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.BadRequestError):
-                continue
-        raise ConcurrencyError(f"could not count a failure of task {task_id}: too much contention")
+        value, _ = await modify(
+            self.kv,
+            self._key(tenant, task_id, "failures"),
+            lambda old: str(int(old or b"0") + 1).encode(),
+        )
+        return int(value)
 
     async def failures(self, tenant: str, task_id: str) -> int:
-        entry = await self._get(self._key(tenant, task_id, "failures"))
+        entry = await self.kv.get(self._key(tenant, task_id, "failures"))
         return 0 if entry is None else int(entry.value or b"0")
 
     async def cancel(self, tenant: str, task_id: str) -> None:
-        kv = await self._bucket()
-        await kv.put(self._key(tenant, task_id, "cancelled"), b"1")
+        await self.kv.put(self._key(tenant, task_id, "cancelled"), b"1")
 
     async def is_cancelled(self, tenant: str, task_id: str) -> bool:
-        return await self._get(self._key(tenant, task_id, "cancelled")) is not None
+        return await self.kv.get(self._key(tenant, task_id, "cancelled")) is not None
 
     async def close(self) -> None:
-        """The bucket lives on the transport's connection: forget it, keep the connection."""
-        self._kv = None
+        """The bucket lives on the transport's connection: nothing to release."""
 
 
 def unique_first_delivery(transport: Transport) -> bool:
@@ -226,15 +164,12 @@ def ledger_for(transport: Transport, settings: Settings | None = None) -> TaskLe
 
 
 def _new_ledger(transport: Transport, settings: Settings) -> TaskLedger:
-    from agentmesh.transports.memory import MemoryTransport
-
-    if isinstance(transport, NatsTransport):
-        return NatsLedger(transport)
-    if isinstance(transport, MemoryTransport):
-        return MemoryLedger.for_broker(transport.url)
+    if isinstance(transport, KeyValueHost):
+        events = transport if isinstance(transport, LastMessage) else None
+        return KvLedger(transport.key_value(BUCKET, ttl=TTL_SECONDS), events)
     url = shared_ledger_url(transport, settings)
     if url == "local":
-        return MemoryLedger.for_broker(f"local:{id(transport)}")
+        return KvLedger(MemoryKV())  # this transport's own, for its life (see ledger_for)
     if url.startswith(("redis://", "rediss://")):
         from agentmesh.runtime.ledger_redis import RedisLedger
 
@@ -248,7 +183,7 @@ def shared_ledger_url(transport: Transport, settings: Settings) -> str:
     """Where the ledger of a broker without key-value storage lives (see :func:`ledger_for`)."""
     if settings.task_ledger_url:
         return settings.task_ledger_url
-    own = str(getattr(transport, "url", ""))
+    own = transport.url
     if own.startswith(("redis://", "rediss://")):
         return own
     if settings.redis_url:

@@ -1,7 +1,8 @@
 """The task ledger in a SQL table (SQLite or PostgreSQL), for brokers without a key-value
 store of their own (RabbitMQ, Kafka, Pulsar, Pub/Sub, SNS/SQS).
 
-One row per ``(tenant_id, task_id)`` in ``am_task_ledger``, created on first use. Rows
+One row per ``(tenant_id, task_id)`` in ``am_task_ledger`` (a table of the store's
+migrations, applied on first use, so a ledger URL can be the store's own database). Rows
 older than the ledger's TTL are purged when it connects.
 """
 
@@ -12,20 +13,9 @@ import time
 
 from agentmesh.envelope import Envelope
 from agentmesh.store.db import Database
+from agentmesh.store.migrate import migrate
 
-TABLE = "am_task_ledger"
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    tenant_id TEXT NOT NULL,
-    task_id TEXT NOT NULL,
-    outcome TEXT,
-    done TEXT,
-    failures INTEGER NOT NULL DEFAULT 0,
-    cancelled INTEGER NOT NULL DEFAULT 0,
-    updated_at DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (tenant_id, task_id)
-)
-"""
+TABLE = "am_task_ledger"  # created by the store migrations (revision 0003)
 
 
 def open_database(url: str) -> Database:
@@ -63,20 +53,9 @@ class SqlLedger:
         return self._db
 
     async def _prepare(self, db: Database) -> None:
-        for attempt in range(3):
-            try:
-                async with db.write() as c:
-                    await c.execute(SCHEMA)
-                    await c.execute(
-                        f"DELETE FROM {TABLE} WHERE updated_at < ?", time.time() - self.ttl
-                    )
-                return
-            except Exception:
-                # PostgreSQL: two processes creating the table at once, one loses the race
-                # on the catalog; the table exists once the winner commits
-                if attempt == 2:
-                    raise
-                await asyncio.sleep(0.05 * (attempt + 1))
+        await migrate(self.url)  # idempotent and serialized across processes
+        async with db.write() as c:
+            await c.execute(f"DELETE FROM {TABLE} WHERE updated_at < ?", time.time() - self.ttl)
 
     async def _column(self, tenant: str, task_id: str, column: str) -> object:
         db = await self._conn()

@@ -8,15 +8,14 @@ from loguru import logger
 
 from agentmesh.observability import metrics
 from agentmesh.transports import Transport
+from agentmesh.transports.base import QueueDepths
 
 
 async def queue_depths(transport: Transport) -> dict[tuple[str, str], int]:
     """``{(tenant, "kind:consumer"): pending + unacked}``; empty if the transport can't tell."""
-    probe = getattr(transport, "queue_depths", None)
-    if probe is None:
+    if not isinstance(transport, QueueDepths):
         return {}
-    depths: dict[tuple[str, str], int] = await probe()
-    return depths
+    return await transport.queue_depths()
 
 
 async def monitor_queues(transport: Transport, interval: float = 5.0) -> None:

@@ -19,6 +19,7 @@ from loguru import logger
 from agentmesh import subjects
 from agentmesh.envelope import Envelope
 from agentmesh.observability import metrics
+from agentmesh.runtime.capability_specs import specs_from_heartbeat
 from agentmesh.transports import Message, Subscription, Transport
 
 UNHEALTHY = "UNHEALTHY"
@@ -46,6 +47,8 @@ class AgentRecord:
     started_at: str | None = None
     pid: int | None = None
     host: str | None = None
+    #: per capability: {"description", "input_schema"} as the agent declared them
+    capability_specs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,6 +153,7 @@ class Registry:
         record.started_at = p.get("started_at")
         record.pid = p.get("pid")
         record.host = p.get("host")
+        record.capability_specs = specs_from_heartbeat(p.get("capability_specs"))
         metrics.agent_load_percent.labels(agent_id).set(min(record.load * 100, 100))
         if old != record.status:
             await self._changed(record, old, record.status)

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -221,6 +223,10 @@ class SafetyGuard:
         if why is not None:
             await self.quarantine(runtime, why, rule=main.rule)
         return verdict
+
+    def runner(self, runtime: AgentRuntime) -> Callable[[TaskContext], Awaitable[dict[str, Any]]]:
+        """``runtime.invoke`` under the policy (see :meth:`run_request`)."""
+        return functools.partial(self.run_request, runtime)
 
     async def run_request(self, runtime: AgentRuntime, ctx: TaskContext) -> dict[str, Any]:
         """Run a request (or direct message) under the policy: checked before the handler

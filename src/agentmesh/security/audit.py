@@ -66,6 +66,7 @@ class AuditAction(StrEnum):
     AUDIT_LOG_EXPORTED = "audit_log_exported"
     COMPLIANCE_CHECK = "compliance_check"
     ADMIN_ACTION = "admin_action"
+    TOOL_CALLED = "tool_called"  # an LLM agent's tool call (agentmesh.agents.llm_audit)
 
 
 class AuditStatus(StrEnum):

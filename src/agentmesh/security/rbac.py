@@ -83,6 +83,7 @@ OPERATION_PERMISSIONS: dict[str, Permission] = {
     "create_agent": P.AGENTS_WRITE,
     "get_agent": P.AGENTS_READ,
     "list_live_agents": P.AGENTS_READ,
+    "list_clusters": P.AGENTS_READ,
     "pause_agent": P.AGENTS_CONTROL,
     "resume_agent": P.AGENTS_CONTROL,
     "terminate_agent": P.AGENTS_CONTROL,

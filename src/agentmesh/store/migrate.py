@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,27 @@ async def _upgrade_once(target: str) -> None:
         await engine.dispose()
 
 
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _process_lock() -> asyncio.Lock:
+    # Alembic keeps its migration context in module globals: two upgrades at once in one
+    # process (even on different databases) would share it
+    loop = asyncio.get_running_loop()
+    if loop not in _LOCKS:
+        _LOCKS[loop] = asyncio.Lock()
+    return _LOCKS[loop]
+
+
 async def migrate(url: str) -> None:
     """Upgrade the database at ``url`` to the newest schema revision."""
+    async with _process_lock():
+        await _migrate(url)
+
+
+async def _migrate(url: str) -> None:
     from agentmesh.store.sqlite import BUSY_TIMEOUT_MS, ensure_parent, is_busy, sqlite_path
 
     target = sqlalchemy_url(url)

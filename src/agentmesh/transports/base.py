@@ -38,9 +38,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from agentmesh.kv.base import KeyValueStore
     from agentmesh.transports.message import Message
 
 from agentmesh.envelope import Envelope
@@ -161,4 +162,42 @@ class Transport(Protocol):
 
     async def ping(self) -> float:
         """Round-trip time to the broker in seconds; raises BrokerUnavailable."""
+        ...
+
+
+# -- optional abilities: a transport has them or not, checked with ``isinstance`` ---------
+@runtime_checkable
+class QueueDepths(Protocol):
+    """A transport that can tell how many messages wait in its durable queues."""
+
+    async def queue_depths(self) -> dict[tuple[str, str], int]:
+        """``{(tenant, "kind:consumer"): pending + unacked}``."""
+        ...
+
+
+@runtime_checkable
+class StreamInfo(Protocol):
+    """A transport whose broker reports on its persistence layer (JetStream)."""
+
+    async def jetstream_info(self) -> dict[str, Any]:
+        """Account-level figures: memory, storage, streams, consumers."""
+        ...
+
+
+@runtime_checkable
+class KeyValueHost(Protocol):
+    """A transport whose broker keeps durable key-value buckets (NATS, ``memory://``)."""
+
+    def key_value(self, bucket: str, *, ttl: float | None = None) -> KeyValueStore:
+        """The bucket ``bucket`` on this transport's broker (created on first use; entries
+        expire after ``ttl`` seconds when the bucket is created with one)."""
+        ...
+
+
+@runtime_checkable
+class LastMessage(Protocol):
+    """A transport that keeps the newest durable message of every subject (JetStream)."""
+
+    async def last_message(self, subject: str) -> bytes | None:
+        """The newest durable message published on exactly ``subject``, or None."""
         ...

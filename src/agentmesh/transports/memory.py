@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from agentmesh import subjects
 from agentmesh.envelope import Envelope
@@ -25,9 +25,12 @@ from agentmesh.errors import (
     RequestTimeout,
     ValidationError,
 )
-from agentmesh.transports._dispatching import DispatchingTransport, LiveSubscription
 from agentmesh.transports.base import DEFAULT_MAX_PAYLOAD, SubscribeOptions, TransportCapabilities
+from agentmesh.transports.dispatching import DispatchingTransport, LiveSubscription
 from agentmesh.transports.message import Dispatcher
+
+if TYPE_CHECKING:
+    from agentmesh.kv.base import KeyValueStore
 
 RELEASE_GRACE = 0.5
 """Seconds a nak'd message is kept from the member that released it (others go first)."""
@@ -117,6 +120,7 @@ class _Broker:
         self.consumers: dict[str, _Consumer] = {}
         self.msg_ids: dict[str, float] = {}
         self.seq = itertools.count(1)
+        self.buckets: dict[str, KeyValueStore] = {}  # key-value buckets (see key_value)
 
     # -- durable ------------------------------------------------------------------------
     def store(self, subject: str, data: bytes, msg_id: str) -> None:
@@ -252,6 +256,16 @@ class MemoryTransport(DispatchingTransport["_MemorySubscription"]):
         _ = self.broker
         return 0.0
 
+    def key_value(self, bucket: str, *, ttl: float | None = None) -> KeyValueStore:
+        """A bucket of this in-memory broker, shared by every transport on it (no expiry:
+        the broker lives only as long as the process)."""
+        from agentmesh.kv.memory import MemoryKV  # kv builds on transports, not the reverse
+
+        broker = self._brokers.setdefault(self._name, _Broker())
+        if bucket not in broker.buckets:
+            broker.buckets[bucket] = MemoryKV()
+        return broker.buckets[bucket]
+
     async def queue_depths(self) -> dict[tuple[str, str], int]:
         """Pending + unacked messages of every durable consumer: ``{(tenant, "kind:consumer"): n}``."""
         depths: dict[tuple[str, str], int] = {}
@@ -277,12 +291,6 @@ class MemoryTransport(DispatchingTransport["_MemorySubscription"]):
         self._deliver(subject, data, None)
         if durable:
             self.broker.store(subject, data, envelope.id)
-
-    async def publish_raw(self, subject: str, data: bytes, *, durable: bool = False) -> None:
-        """Publish bytes as they are (tests use it for malformed input)."""
-        self._deliver(subject, data, None)
-        if durable:
-            self.broker.store(subject, data, uuid.uuid4().hex)
 
     def _deliver(self, subject: str, data: bytes, reply: str | None) -> int:
         delivered = 0

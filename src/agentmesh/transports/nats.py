@@ -16,8 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nats
 import nats.errors
@@ -43,9 +42,12 @@ from agentmesh.errors import (
     RequestTimeout,
     ValidationError,
 )
-from agentmesh.transports._base import durable_scope
-from agentmesh.transports._dispatching import DispatchingTransport, LiveSubscription
 from agentmesh.transports.base import SubscribeOptions, TransportCapabilities
+
+if TYPE_CHECKING:
+    from agentmesh.kv.base import KeyValueStore
+from agentmesh.transports.broker import durable_scope
+from agentmesh.transports.dispatching import DispatchingTransport, LiveSubscription
 from agentmesh.transports.message import CoreDelivery, Dispatcher, encode_within
 
 STREAM_MAX_AGE = 7 * 24 * 3600.0
@@ -56,7 +58,7 @@ QUEUE_MEMBERS = 16
 def stream_for(subject: str) -> tuple[str, str]:
     """(stream name, stream subject filter) that stores a durable subject."""
     tenant, kind = durable_scope(subject)
-    return f"AM_{tenant}_{kind}", f"{subjects.PREFIX}.{tenant}.{kind}.>"
+    return subjects.stream_name(tenant, kind), f"{subjects.PREFIX}.{tenant}.{kind}.>"
 
 
 class _JsRaw:
@@ -177,6 +179,20 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
             raise BrokerUnavailable(f"NATS at {self.url} does not answer: {exc}") from None
         return time.perf_counter() - start
 
+    def key_value(self, bucket: str, *, ttl: float | None = None) -> KeyValueStore:
+        """A JetStream key-value bucket (see :class:`~agentmesh.kv.nats.NatsKV`)."""
+        from agentmesh.kv.nats import NatsKV  # kv.nats builds on this transport
+
+        return NatsKV(self, bucket, ttl=ttl)
+
+    async def last_message(self, subject: str) -> bytes | None:
+        """The newest message on ``subject`` in its stream (``None`` if there is none)."""
+        try:
+            msg = await self.jetstream.get_last_msg(stream_for(subject)[0], subject)
+        except nats.js.errors.NotFoundError:
+            return None
+        return msg.data or None
+
     async def jetstream_info(self) -> dict[str, Any]:
         """Account info of JetStream (streams, consumers, storage), for status pages."""
         info = await self._js.account_info()
@@ -233,13 +249,6 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
         self._check_size(data)
         if durable:
             await self._js_publish(subject, data, envelope.id)
-        else:
-            await self.nc.publish(subject, data)
-
-    async def publish_raw(self, subject: str, data: bytes, *, durable: bool = False) -> None:
-        """Publish bytes as they are (tests use it for malformed input)."""
-        if durable:
-            await self._js_publish(subject, data, uuid.uuid4().hex)
         else:
             await self.nc.publish(subject, data)
 

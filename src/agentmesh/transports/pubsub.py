@@ -55,8 +55,8 @@ from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcT
 
 from agentmesh import subjects
 from agentmesh.envelope import Envelope
-from agentmesh.transports._base import BrokerSubscription, BrokerTransport, pattern_tenant
 from agentmesh.transports.base import SubscribeOptions
+from agentmesh.transports.broker import BrokerSubscription, BrokerTransport, pattern_tenant
 from agentmesh.transports.message import CoreDelivery as _CoreRaw
 from agentmesh.transports.message import DeadlineDelivery
 

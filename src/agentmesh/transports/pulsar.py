@@ -46,13 +46,13 @@ from loguru import logger
 
 from agentmesh import subjects
 from agentmesh.envelope import Envelope
-from agentmesh.transports._base import (
+from agentmesh.transports.base import SubscribeOptions, TransportCapabilities
+from agentmesh.transports.broker import (
     BrokerSubscription,
     BrokerTransport,
     durable_scope,
     scope_topics,
 )
-from agentmesh.transports.base import SubscribeOptions, TransportCapabilities
 from agentmesh.transports.message import CoreDelivery as _CoreRaw
 from agentmesh.transports.message import DeadlineDelivery
 

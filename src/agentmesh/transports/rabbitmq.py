@@ -42,8 +42,8 @@ from aio_pika.abc import (
 from loguru import logger
 
 from agentmesh.envelope import Envelope
-from agentmesh.transports._base import BrokerSubscription, BrokerTransport, background
 from agentmesh.transports.base import SubscribeOptions
+from agentmesh.transports.broker import BrokerSubscription, BrokerTransport, background
 from agentmesh.transports.message import CoreDelivery, DeadlineDelivery
 
 EXCHANGE = "agentmesh"

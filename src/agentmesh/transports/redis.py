@@ -33,16 +33,16 @@ from loguru import logger
 from agentmesh import subjects
 from agentmesh.aio import stop_task
 from agentmesh.envelope import Envelope
-from agentmesh.transports._base import (
-    BrokerSubscription,
-    BrokerTransport,
-    background,
-    durable_scope,
-)
 from agentmesh.transports.base import (
     DEFAULT_MAX_PAYLOAD,
     SubscribeOptions,
     TransportCapabilities,
+)
+from agentmesh.transports.broker import (
+    BrokerSubscription,
+    BrokerTransport,
+    background,
+    durable_scope,
 )
 from agentmesh.transports.message import CoreDelivery as _CoreRaw
 

@@ -32,179 +32,32 @@ in the URL sets the access key. ``sns://`` is the same transport.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import json
 import math
 import os
-import re
 import time
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from loguru import logger
 
 from agentmesh import subjects
 from agentmesh.aio import stop_task
 from agentmesh.envelope import Envelope
 from agentmesh.errors import PayloadTooLarge
-from agentmesh.transports._base import (
+from agentmesh.transports import sqs_wire as wire
+from agentmesh.transports.base import SubscribeOptions, TransportCapabilities
+from agentmesh.transports.broker import (
     BrokerSubscription,
     BrokerTransport,
-    background,
-    pattern_tenant,
 )
-from agentmesh.transports.base import SubscribeOptions, TransportCapabilities
 from agentmesh.transports.message import CoreDelivery as _CoreRaw
 
-SNS_MAX_MESSAGE = 256 * 1024
-MAX_PAYLOAD = SNS_MAX_MESSAGE - 2048  # room for the message attributes
-LONG_POLL = 1  # seconds; short, so FIFO group locks seen by a poll are never stale for long
-CORE_RETENTION = 60  # seconds a core queue keeps messages nobody reads (the SQS minimum)
-_BUSY_POLL = 0.02
 _RECEIVE_LOCKS: dict[tuple[int, str], asyncio.Lock] = {}
-_UNSAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_NETWORK_ERRORS = (BotoCoreError, aiohttp.ClientError, OSError, TimeoutError)
-
-
-def _digest(text: str, size: int = 8) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=size).hexdigest()
-
-
-def _safe(name: str, limit: int) -> str:
-    clean = re.sub(r"[^A-Za-z0-9_-]", "_", name)
-    if clean != name or len(clean) > limit:
-        clean = f"{clean[: max(limit - 17, 1)]}-{_digest(name)}"
-    return clean
-
-
-def topic_name(tenant: str) -> str:
-    """The FIFO SNS topic of a tenant."""
-    return f"am-{_safe(tenant, 240)}.fifo"
-
-
-def group_id(subject: str) -> str:
-    """``MessageGroupId`` of a subject (the subject itself when it fits)."""
-    return subject if len(subject) <= 128 else f"{subject[:100]}~{_digest(subject)}"
-
-
-def dedupe_id(subject: str, msg_id: str) -> str:
-    """``MessageDeduplicationId``: the envelope id, scoped to the subject."""
-    return f"{re.sub(r'[^A-Za-z0-9_-]', '_', msg_id)[:100]}-{_digest(subject)}"
-
-
-def filter_policy(pattern: str) -> dict[str, Any] | None:
-    """SNS filter policy on the ``s`` attribute for a NATS-style pattern (None = everything)."""
-    if "*" not in pattern and ">" not in pattern:
-        return {"s": [pattern]}
-    literal: list[str] = []
-    for token in pattern.split("."):
-        if token in ("*", ">"):
-            break
-        literal.append(token)
-    prefix = ".".join(literal) + "."
-    return {"s": [{"prefix": prefix}]} if len(literal) > 2 else None
-
-
-def tenant_of_pattern(pattern: str) -> str:
-    why = "topics are per tenant, so the tenant must be concrete"
-    return pattern_tenant(pattern, "SNS/SQS transport", why)
-
-
-def encode_body(data: bytes) -> tuple[str, bool]:
-    """The SNS message text for ``data`` and whether it had to be base64-encoded."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return base64.b64encode(data).decode(), True
-    if _UNSAFE.search(text) or not text:
-        return base64.b64encode(data).decode(), True
-    return text, False
-
-
-def _attr(msg: dict[str, Any], name: str) -> str | None:
-    value = (msg.get("MessageAttributes") or {}).get(name)
-    return None if value is None else str(value.get("StringValue"))
-
-
-def decode_body(msg: dict[str, Any]) -> bytes:
-    body = str(msg.get("Body", ""))
-    if _attr(msg, "enc") == "b64":
-        return base64.b64decode(body)
-    return body.encode("utf-8")
-
-
-class _QueueRaw:
-    """A durable SQS delivery: hidden for ``ack_wait`` until deleted or made visible again."""
-
-    __slots__ = (
-        "_done",
-        "_handle",
-        "_later",
-        "_q",
-        "_t",
-        "_wait",
-        "attempt",
-        "data",
-        "reply",
-        "subject",
-    )
-
-    def __init__(
-        self, t: SqsTransport, queue_url: str, msg: dict[str, Any], ack_wait: float
-    ) -> None:
-        self._t = t
-        self._q = queue_url
-        self._handle = str(msg["ReceiptHandle"])
-        self._wait = ack_wait
-        self._done = False
-        self._later: asyncio.TimerHandle | None = None
-        self.subject = _attr(msg, "s") or ""
-        self.data = decode_body(msg)
-        self.reply: str | None = None
-        count = (msg.get("Attributes") or {}).get("ApproximateReceiveCount", "1")
-        self.attempt = max(int(count), 1)
-
-    async def _visibility(self, seconds: int) -> None:
-        with contextlib.suppress(ClientError, *_NETWORK_ERRORS):
-            await self._t.sqs.change_message_visibility(
-                QueueUrl=self._q, ReceiptHandle=self._handle, VisibilityTimeout=seconds
-            )
-
-    async def ack(self) -> None:
-        if self._done:
-            return
-        self._done = True
-        if self._later is not None:
-            self._later.cancel()
-        try:
-            await self._t.sqs.delete_message(QueueUrl=self._q, ReceiptHandle=self._handle)
-        except (ClientError, *_NETWORK_ERRORS) as exc:  # it comes back after ack_wait
-            logger.warning("SQS delete on {} failed: {}", self._q, exc)
-
-    async def term(self) -> None:
-        await self.ack()
-
-    async def nak(self, delay: float | None = None) -> None:
-        if self._done:
-            return
-        self._done = True
-        wait = max(delay or 0.0, 0.0)
-        # visibility is whole seconds: hide for the rounded-up delay, then reveal on time
-        await self._visibility(math.ceil(wait))
-        if wait != math.ceil(wait):
-            self._later = asyncio.get_running_loop().call_later(
-                wait, lambda: background(self._visibility(0))
-            )
-
-    async def in_progress(self) -> None:
-        if not self._done:
-            await self._visibility(max(math.ceil(self._wait), 1))
 
 
 class SqsTransport(BrokerTransport):
@@ -226,7 +79,7 @@ class SqsTransport(BrokerTransport):
         # FIFO message groups are per subject: one subject's messages go to one member at a
         # time (that keeps them in order), so work is shared per subject, as on Kafka
         kwargs.setdefault(
-            "capabilities", TransportCapabilities(max_payload=MAX_PAYLOAD, queue_groups=False)
+            "capabilities", TransportCapabilities(max_payload=wire.MAX_PAYLOAD, queue_groups=False)
         )
         super().__init__(url, **kwargs)
         self._stack: contextlib.AsyncExitStack | None = None
@@ -253,7 +106,7 @@ class SqsTransport(BrokerTransport):
             "region_name": self.region,
             "config": AioConfig(
                 connect_timeout=self.connect_timeout,
-                read_timeout=max(self.connect_timeout, LONG_POLL + 10),
+                read_timeout=max(self.connect_timeout, wire.LONG_POLL + 10),
                 retries={"total_max_attempts": 1, "mode": "standard"},
                 max_pool_connections=256,
             ),
@@ -277,7 +130,7 @@ class SqsTransport(BrokerTransport):
                 session.create_client("sns", **self._client_args())
             )
             await self._sqs.list_queues(MaxResults=1)
-        except (ClientError, *_NETWORK_ERRORS) as exc:
+        except (ClientError, *wire.NETWORK_ERRORS) as exc:
             await stack.aclose()
             raise self.unavailable(exc) from None
         except BaseException:  # cancelled by the connect timeout: release the clients too
@@ -301,7 +154,7 @@ class SqsTransport(BrokerTransport):
         start = time.perf_counter()
         try:
             await asyncio.wait_for(self.sqs.list_queues(MaxResults=1), self.connect_timeout)
-        except (ClientError, *_NETWORK_ERRORS) as exc:
+        except (ClientError, *wire.NETWORK_ERRORS) as exc:
             raise self.unavailable(exc) from None
         return time.perf_counter() - start
 
@@ -311,7 +164,7 @@ class SqsTransport(BrokerTransport):
         arn = self._topics.get(tenant)
         if arn is None:
             resp = await self.sns.create_topic(
-                Name=topic_name(tenant),
+                Name=wire.topic_name(tenant),
                 Attributes={"FifoTopic": "true", "ContentBasedDeduplication": "false"},
             )
             arn = self._topics[tenant] = str(resp["TopicArn"])
@@ -342,8 +195,8 @@ class SqsTransport(BrokerTransport):
         self, subject: str, data: bytes, *, durable: bool, msg_id: str, reply: str | None = None
     ) -> int | None:
         tenant = subjects.tenant_of(subject) or subjects.SYSTEM_TENANT
-        body, b64 = encode_body(data)
-        if len(body.encode()) > SNS_MAX_MESSAGE - 1024:
+        body, b64 = wire.encode_body(data)
+        if len(body.encode()) > wire.SNS_MAX_MESSAGE - 1024:
             raise PayloadTooLarge(
                 f"message of {len(body)} bytes (base64) exceeds the SNS/SQS limit ({self.url})"
             )
@@ -359,12 +212,12 @@ class SqsTransport(BrokerTransport):
                     TopicArn=arn,
                     Message=body,
                     MessageAttributes=attrs,
-                    MessageGroupId=group_id(subject),
-                    MessageDeduplicationId=dedupe_id(subject, msg_id),
+                    MessageGroupId=wire.group_id(subject),
+                    MessageDeduplicationId=wire.dedupe_id(subject, msg_id),
                 ),
                 self.connect_timeout,
             )
-        except _NETWORK_ERRORS as exc:
+        except wire.NETWORK_ERRORS as exc:
             raise self.unavailable(exc) from None
         return None
 
@@ -375,7 +228,7 @@ class SqsTransport(BrokerTransport):
             url = self._urls[queue] = str(
                 (await self.sqs.get_queue_url(QueueName=queue))["QueueUrl"]
             )
-        body, b64 = encode_body(envelope.encode())
+        body, b64 = wire.encode_body(envelope.encode())
         attrs = {"t": {"DataType": "String", "StringValue": token}}
         if b64:
             attrs["enc"] = {"DataType": "String", "StringValue": "b64"}
@@ -383,7 +236,7 @@ class SqsTransport(BrokerTransport):
 
     async def _open_inbox(self) -> str:
         name = f"am-i-{self.instance}"
-        url = await self.queue(name, {"MessageRetentionPeriod": str(CORE_RETENTION)})
+        url = await self.queue(name, {"MessageRetentionPeriod": str(wire.CORE_RETENTION)})
         self._inbox_url = url
 
         async def read() -> None:
@@ -392,10 +245,10 @@ class SqsTransport(BrokerTransport):
                     resp = await self.sqs.receive_message(
                         QueueUrl=url,
                         MaxNumberOfMessages=10,
-                        WaitTimeSeconds=LONG_POLL,
+                        WaitTimeSeconds=wire.LONG_POLL,
                         MessageAttributeNames=["All"],
                     )
-                except (ClientError, *_NETWORK_ERRORS) as exc:
+                except (ClientError, *wire.NETWORK_ERRORS) as exc:
                     logger.warning("SQS inbox read failed: {}", exc)
                     await asyncio.sleep(0.5)
                     continue
@@ -403,14 +256,14 @@ class SqsTransport(BrokerTransport):
                 if msgs:
                     await self._delete(url, msgs)
                 for msg in msgs:
-                    self.deliver_reply(_attr(msg, "t") or "", decode_body(msg))
+                    self.deliver_reply(wire.attribute(msg, "t") or "", wire.decode_body(msg))
 
         self._inbox_task = asyncio.create_task(read())
         return name
 
     async def _delete(self, url: str, msgs: list[dict[str, Any]]) -> None:
         entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)]
-        with contextlib.suppress(ClientError, *_NETWORK_ERRORS):
+        with contextlib.suppress(ClientError, *wire.NETWORK_ERRORS):
             await self.sqs.delete_message_batch(QueueUrl=url, Entries=entries)
 
     # -- subscriptions --------------------------------------------------------------------
@@ -434,7 +287,7 @@ class SqsTransport(BrokerTransport):
         if existing is not None:  # another member of the group subscribed this queue already
             return existing
         attrs = {"RawMessageDelivery": "true"}
-        flt = filter_policy(pattern)
+        flt = wire.filter_policy(pattern)
         if flt is not None:
             attrs["FilterPolicy"] = json.dumps(flt)
         resp = await self.sns.subscribe(
@@ -462,10 +315,10 @@ class SqsTransport(BrokerTransport):
                 return None
 
     async def _start_core(self, sub: BrokerSubscription, queue: str | None) -> None:
-        tenant = tenant_of_pattern(sub.subject)
-        attrs = {"MessageRetentionPeriod": str(CORE_RETENTION)}
+        tenant = wire.tenant_of_pattern(sub.subject)
+        attrs = {"MessageRetentionPeriod": str(wire.CORE_RETENTION)}
         if queue:
-            name = f"am-q-{_safe(queue, 30)}-{_digest(queue + ' ' + sub.subject)}.fifo"
+            name = f"am-q-{wire.safe_name(queue, 30)}-{wire.digest(queue + ' ' + sub.subject)}.fifo"
         else:
             self._counter += 1
             name = f"am-c-{self.instance}-{self._counter}.fifo"
@@ -482,8 +335,8 @@ class SqsTransport(BrokerTransport):
 
     async def _group_queue(self, subject: str, durable: str, options: SubscribeOptions) -> str:
         """URL of durable group ``durable``'s queue on ``subject``, created and subscribed."""
-        tenant = tenant_of_pattern(subject)
-        base = f"am-d-{_safe(durable, 30)}-{_digest(subject)}"
+        tenant = wire.tenant_of_pattern(subject)
+        base = f"am-d-{wire.safe_name(durable, 30)}-{wire.digest(subject)}"
         dlq_url = await self.queue(f"{base}-dlq.fifo", {"MessageRetentionPeriod": "1209600"})
         redrive = {
             "deadLetterTargetArn": await self.queue_arn(dlq_url),
@@ -502,7 +355,7 @@ class SqsTransport(BrokerTransport):
     async def _declare_durable(self, subject: str, durable: str, options: SubscribeOptions) -> None:
         try:
             await self._group_queue(subject, durable, options)
-        except _NETWORK_ERRORS as exc:
+        except wire.NETWORK_ERRORS as exc:
             raise self.unavailable(exc) from None
 
     async def _start_durable(
@@ -522,7 +375,7 @@ class SqsTransport(BrokerTransport):
             return await self.sqs.receive_message(
                 QueueUrl=url,
                 MaxNumberOfMessages=min(free, 10),
-                WaitTimeSeconds=0 if busy else LONG_POLL,
+                WaitTimeSeconds=0 if busy else wire.LONG_POLL,
                 VisibilityTimeout=visibility,
                 MessageAttributeNames=["All"],
                 MessageSystemAttributeNames=["ApproximateReceiveCount"],
@@ -551,7 +404,7 @@ class SqsTransport(BrokerTransport):
                         return  # unsubscribed while polling
                     receive.cancel()
                     raise
-                except (ClientError, *_NETWORK_ERRORS) as exc:
+                except (ClientError, *wire.NETWORK_ERRORS) as exc:
                     if d.closed:
                         return
                     logger.warning("SQS receive on {} failed: {}; retrying", url, exc)
@@ -560,7 +413,7 @@ class SqsTransport(BrokerTransport):
                 msgs = resp.get("Messages") or []
                 if not msgs:
                     if busy:
-                        await asyncio.sleep(_BUSY_POLL)
+                        await asyncio.sleep(wire.BUSY_POLL)
                     continue
                 if durable is None:
                     await self._delete(url, msgs)
@@ -582,9 +435,11 @@ class SqsTransport(BrokerTransport):
         msg: dict[str, Any],
         durable: SubscribeOptions | None,
     ) -> None:
-        subject = _attr(msg, "s") or ""
+        subject = wire.attribute(msg, "s") or ""
         if durable is None:
             if subjects.matches(sub.subject, subject):
-                await sub.dispatcher.submit(_CoreRaw(subject, decode_body(msg), _attr(msg, "r")))
+                await sub.dispatcher.submit(
+                    _CoreRaw(subject, wire.decode_body(msg), wire.attribute(msg, "r"))
+                )
             return
-        await sub.deliver(_QueueRaw(self, url, msg, durable.ack_wait), durable.max_deliver)
+        await sub.deliver(wire.QueueRaw(self, url, msg, durable.ack_wait), durable.max_deliver)

@@ -7,6 +7,7 @@ from typing import Any
 
 from agentmesh import Envelope
 from agentmesh.patterns.hierarchical import HierarchyNode, NodeContext, node
+from tests.helpers import eventually, registry_knows
 from tests.unit.patterns.conftest import MakeMesh
 
 
@@ -55,14 +56,16 @@ async def test_three_level_review_tree(make_mesh: MakeMesh) -> None:
     client = make_mesh()
     await mesh.start()
     await client.start()
-    await asyncio.sleep(0.3)  # the registry has seen every node
+    await registry_knows(
+        mesh, "chief-1", "editor-0", "editor-1", "reviewer-0", "reviewer-1", "reviewer-2"
+    )
     task_id = await client.submit("publish", {"sections": ["intro|body", "typo here|end"]})
     out = await client.wait_result(task_id, timeout=15)
     assert out["publish"] is False
     assert [s["approved"] for s in out["sections"]] == [True, False]
     reviewers = {r["by"] for s in out["sections"] for r in s["reviews"]}
     assert len(reviewers) >= 2
-    await asyncio.sleep(0.2)
+    await eventually(lambda: len(reports) >= 4, what="every progress report")
     assert sorted(e.payload["paragraph"] for e in reports) == ["body", "end", "intro", "typo here"]
     assert all(e.type == "hierarchy.progress" for e in reports)
     assert len(peer_news) >= 1  # editors heard each other on their level
@@ -87,7 +90,7 @@ async def test_supervisor_reassigns_the_work_of_a_silent_subordinate(make_mesh: 
     await doomed_mesh.start()
     await boss_mesh.start()
     await client.start()
-    await asyncio.sleep(0.3)
+    await registry_knows(boss_mesh, "reviewer-doomed")
     task_id = await client.submit("lead", {"section": "only paragraph"})
     await asyncio.wait_for(got_work.wait(), 5)
     hb = doomed_mesh.agents["reviewer-doomed"]._hb_task

@@ -10,6 +10,7 @@ import pytest
 from agentmesh import Mesh, TaskContext
 from agentmesh.errors import AuctionFailed, ValidationError
 from agentmesh.patterns.market import Auctioneer, Bid, MarketParticipant, rank
+from tests.helpers import eventually
 from tests.unit.patterns.conftest import MakeMesh
 
 
@@ -58,8 +59,7 @@ async def test_best_bid_wins_and_settlement_moves_reputation(make_mesh: MakeMesh
     assert out.result == {"frames": 24, "by": "cheap-1"}
     assert sorted(b.bidder for b in out.bids) == ["cheap-1", "dear-1"]
     assert out.price == before[0]
-    await asyncio.sleep(0.1)
-    assert cheap.delivered == 1
+    await eventually(lambda: cheap.delivered == 1, what="the winner delivered")
     assert cheap.earned == out.price
     assert cheap.reputation > 0.5
     assert cheap.quote("render")[0] < before[0]  # a good record lowers its price
@@ -83,9 +83,7 @@ async def test_silent_winner_is_replaced_by_the_next_bid(make_mesh: MakeMesh) ->
     assert out.winner == "backup-1"
     assert out.failed_awards[0][0] == "silent-1"
     assert "silent" in out.failed_awards[0][1]
-    await asyncio.sleep(0.1)
-    assert silent.defaulted == 1
-    assert backup.delivered == 1
+    await eventually(lambda: silent.defaulted == 1 and backup.delivered == 1)
 
 
 async def test_failing_winner_then_no_one_left(make_mesh: MakeMesh) -> None:

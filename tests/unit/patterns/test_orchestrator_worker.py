@@ -10,6 +10,7 @@ import pytest
 from agentmesh import TaskContext
 from agentmesh.errors import OrchestrationFailed, OrchestrationTimeout, ValidationError
 from agentmesh.patterns.orchestrator_worker import Orchestrator, Subtask
+from tests.helpers import registry_knows
 from tests.unit.patterns.conftest import MakeMesh
 
 
@@ -45,7 +46,7 @@ async def test_failed_subtask_is_retried_on_another_worker(make_mesh: MakeMesh) 
     boss = make_mesh()
     await workers.start()
     await boss.start()
-    await asyncio.sleep(0.3)  # both workers known to the registry
+    await registry_knows(boss, "flaky-1", "solid-1")
     out = await Orchestrator(boss, retries=2, deadline=10).run(
         [Subtask("square", {"n": n}) for n in range(6)]
     )
@@ -116,7 +117,7 @@ async def test_silent_worker_mid_task_is_reassigned(make_mesh: MakeMesh) -> None
     await doomed.start()
     boss = make_mesh()
     await boss.start()
-    await asyncio.sleep(0.3)
+    await registry_knows(boss, "doomed-1")
     run = asyncio.create_task(
         Orchestrator(boss, routed=True, deadline=15).fan_out("square", [{"n": 7}])
     )

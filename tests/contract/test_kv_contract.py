@@ -10,6 +10,7 @@ import pytest
 
 from agentmesh.errors import ConcurrencyError, Conflict, ValidationError
 from agentmesh.kv import KeyValueStore, KvEntry, open_kv
+from agentmesh.kv.base import modify
 from agentmesh.transports import Transport, create_transport
 from tests.helpers import eventually
 
@@ -85,6 +86,19 @@ async def test_concurrent_compare_and_set_loses_no_increment(make_kv: MakeKv) ->
 
     await asyncio.gather(*(increment(kv, 10) for kv in stores))
     final = await stores[1].get("counter.n")
+    assert final is not None
+    assert final.value == b"30"
+
+
+async def test_modify_is_one_compare_and_set_loop_that_loses_nothing(make_kv: MakeKv) -> None:
+    stores = [await make_kv() for _ in range(3)]  # "counter.m" starts absent: create races too
+
+    async def bump(kv: KeyValueStore) -> None:
+        for _ in range(10):
+            await modify(kv, "counter.m", lambda old: str(int(old or b"0") + 1).encode())
+
+    await asyncio.gather(*(bump(kv) for kv in stores))
+    final = await stores[2].get("counter.m")
     assert final is not None
     assert final.value == b"30"
 

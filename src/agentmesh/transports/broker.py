@@ -5,7 +5,7 @@ Each broker module subclasses :class:`BrokerTransport` and implements four primi
 ``_start_core`` and ``_start_durable`` (wire a :class:`BrokerSubscription` to the broker),
 plus ``_open_inbox`` for request/reply and ``_declare_durable`` for ``provision`` (the
 broker side of a durable group, declared by the same code ``_start_durable`` uses). Validation, payload limits, the dispatcher (through
-:class:`~agentmesh.transports._dispatching.DispatchingTransport`), request/reply
+:class:`~agentmesh.transports.dispatching.DispatchingTransport`), request/reply
 correlation and orderly shutdown live here once, with small helpers the brokers share.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable
 
 from agentmesh import subjects
@@ -26,13 +27,13 @@ from agentmesh.errors import (
     RequestTimeout,
     ValidationError,
 )
-from agentmesh.transports._dispatching import DispatchingTransport, LiveSubscription
 from agentmesh.transports.base import (
     DEFAULT_MAX_PAYLOAD,
     RawDelivery,
     SubscribeOptions,
     TransportCapabilities,
 )
+from agentmesh.transports.dispatching import DispatchingTransport, LiveSubscription
 from agentmesh.transports.message import Dispatcher, encode_within
 
 Cleanup = Callable[[], Awaitable[None]]
@@ -150,29 +151,31 @@ class BrokerTransport(DispatchingTransport[BrokerSubscription]):
         self._connected = False
 
     # -- subclass primitives --------------------------------------------------------------
-    async def _connect(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def _connect(self) -> None: ...
 
-    async def _disconnect(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def _disconnect(self) -> None: ...
 
+    @abstractmethod
     async def _send(
         self, subject: str, data: bytes, *, durable: bool, msg_id: str, reply: str | None = None
     ) -> int | None:
         """Publish once; return how many subscribers got it when the broker says (else None)."""
-        raise NotImplementedError
+        ...
 
-    async def _start_core(self, sub: BrokerSubscription, queue: str | None) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def _start_core(self, sub: BrokerSubscription, queue: str | None) -> None: ...
 
+    @abstractmethod
     async def _start_durable(
         self, sub: BrokerSubscription, durable: str, options: SubscribeOptions
-    ) -> None:
-        raise NotImplementedError
+    ) -> None: ...
 
+    @abstractmethod
     async def _open_inbox(self) -> str:
         """Start receiving replies; return the reply-address prefix (``<prefix>.<token>``)."""
-        raise NotImplementedError
+        ...
 
     # -- connection -----------------------------------------------------------------------
     async def connect(self) -> None:
@@ -220,12 +223,6 @@ class BrokerTransport(DispatchingTransport[BrokerSubscription]):
         data = envelope.encode()
         self.check(subject, data)
         await self._send(subject, data, durable=durable, msg_id=envelope.id)
-
-    async def publish_raw(self, subject: str, data: bytes, *, durable: bool = False) -> None:
-        """Publish bytes as they are (tests use it for malformed input)."""
-        self.require_connected()
-        self.check(subject, data)
-        await self._send(subject, data, durable=durable, msg_id=uuid.uuid4().hex)
 
     async def _dead_letter(self, subject: str, envelope: Envelope) -> None:
         data = encode_within(envelope, self.capabilities.max_payload)

@@ -4,7 +4,7 @@ the broker.
 :class:`DispatchingTransport` checks a subscribe call, builds the subscription's
 :class:`~agentmesh.transports.message.Dispatcher` (dead-letter path, replies, the consumer
 group's dedupe window) and keeps the live subscriptions so that ``close`` can stop them.
-Memory, NATS and the broker transports of :mod:`agentmesh.transports._base` subclass it and
+Memory, NATS and the broker transports of :mod:`agentmesh.transports.broker` subclass it and
 wire the broker side in ``_open``; ``_declare_durable`` creates a durable group's broker
 side, for ``provision`` and for the durable ``_open`` alike.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from abc import ABC, abstractmethod
 from typing import Any, Generic, TypeVar
 
 from agentmesh import subjects
@@ -25,7 +26,7 @@ T = TypeVar("T", bound="DispatchingTransport[Any]")
 S = TypeVar("S", bound="LiveSubscription[Any]")
 
 
-class LiveSubscription(Generic[T]):
+class LiveSubscription(ABC, Generic[T]):
     """A subscription of a transport of type ``T``: its subject and its dispatcher."""
 
     def __init__(self, transport: T, subject: str, dispatcher: Dispatcher) -> None:
@@ -39,12 +40,13 @@ class LiveSubscription(Generic[T]):
         if self in live:
             live.remove(self)
 
+    @abstractmethod
     async def unsubscribe(self) -> None:
         """Stop delivery; waits for this subscription's in-flight handlers."""
-        raise NotImplementedError
+        ...
 
 
-class DispatchingTransport(Generic[S]):
+class DispatchingTransport(ABC, Generic[S]):
     """Base of every transport: ``subscribe`` is shared, ``_open`` wires it to the broker."""
 
     broker_name = "broker"
@@ -73,27 +75,29 @@ class DispatchingTransport(Generic[S]):
             f"{self.broker_name} transport for {self.url} is not connected; call connect()"
         )
 
-    async def _dead_letter(self, subject: str, envelope: Envelope) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def _dead_letter(self, subject: str, envelope: Envelope) -> None: ...
 
-    async def _respond(self, reply: str, envelope: Envelope) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    async def _respond(self, reply: str, envelope: Envelope) -> None: ...
 
     def _check_subscribe(self, subject: str, queue: str | None, durable: str | None) -> None:
         """Refuse a subscribe call before anything is built (overrides add their rules)."""
         if not subjects.is_valid(subject):
             raise ValidationError(f"invalid subject pattern {subject!r}")
 
+    @abstractmethod
     async def _declare_durable(self, subject: str, durable: str, options: SubscribeOptions) -> None:
         """Create the broker side of durable group ``durable`` on ``subject`` (idempotent):
         afterwards durable publishes are kept for it. The durable ``_open`` declares through
         the same code."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     async def _open(self, dispatcher: Dispatcher, queue: str | None, durable: str | None) -> S:
         """Wire a subscription of ``dispatcher.subject`` to the broker; on failure nothing may
         stay subscribed."""
-        raise NotImplementedError
+        ...
 
     async def subscribe(
         self,

@@ -1,0 +1,49 @@
+"""Timings (spec 3.13 defaults) and the --cluster-nodes / --address parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentmesh.decentralized.config import Timings, parse_address, parse_cluster
+from agentmesh.errors import ValidationError
+
+
+def test_spec_defaults() -> None:
+    t = Timings()
+    assert (t.election_timeout, t.heartbeat, t.gossip_interval, t.fanout) == (5.0, 5.0 / 3, 1.0, 3)
+    low, high = t.election_window
+    assert 5.0 < low < 5.001
+    assert high == 7.5
+    assert low > 3 * t.heartbeat  # what pysyncobj requires
+
+
+def test_cluster_nodes_may_list_the_own_address_and_are_normalized() -> None:
+    assert parse_cluster(["127.0.0.1:7003,127.0.0.1:7001", "localhost:7002"], "127.0.0.1:7001") == (
+        "127.0.0.1:7001",
+        ["127.0.0.1:7003", "localhost:7002"],
+    )
+    assert parse_address(" ::1:80 ") == "::1:80"
+
+
+@pytest.mark.parametrize(
+    ("nodes", "own", "message"),
+    [
+        (["127.0.0.1:1,nonsense"], "127.0.0.1:1", "'nonsense' is not host:port"),
+        (["127.0.0.1:1,127.0.0.1:99999"], "127.0.0.1:1", "port must be 1-65535"),
+        (["127.0.0.1:2 127.0.0.1:2"], "127.0.0.1:1", "127.0.0.1:2 is listed twice"),
+        (["127.0.0.1:2"], None, "own address missing"),
+        (["bad_host!:5"], "127.0.0.1:1", "is not a host name"),
+    ],
+)
+def test_bad_cluster_nodes(nodes: list[str], own: str | None, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        parse_cluster(nodes, own)
+
+
+def test_bad_timings() -> None:
+    with pytest.raises(ValidationError, match="election timeout"):
+        Timings(election_timeout=0)
+    with pytest.raises(ValidationError, match="fan-out"):
+        Timings(fanout=0)
+    with pytest.raises(ValidationError, match="suspicion timeout"):
+        Timings(gossip_interval=1.0, suspicion_timeout=0.5)
