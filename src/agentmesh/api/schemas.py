@@ -18,7 +18,7 @@ from agentmesh import ids
 from agentmesh.api.options import API_VERSION
 
 AgentType = Literal["generic", "processor", "analyzer", "coordinator", "worker", "specialized"]
-AgentStatusName = Literal["AVAILABLE", "BUSY", "PAUSED", "UNHEALTHY", "TERMINATED"]
+AgentStatusName = Literal["AVAILABLE", "BUSY", "PAUSED", "UNHEALTHY", "TERMINATED", "QUARANTINED"]
 TaskStatusName = Literal[
     "submitted",
     "offered",
@@ -30,6 +30,7 @@ TaskStatusName = Literal[
     "dead_lettered",
     "cancelled",
     "timed_out",
+    "rejected",
 ]
 PriorityName = Literal["low", "medium", "high", "urgent"]
 
@@ -283,6 +284,7 @@ class TaskSubmitRequest(Strict):
     max_retries: int = Field(default=3, ge=0, le=5)
     strategy: RoutingStrategyName | None = None
     to_agent: AgentIdField | None = None
+    require_vetting: bool = False  # the safety agent vets it before any worker may take it
 
     @model_validator(mode="after")
     def _one_route(self) -> TaskSubmitRequest:

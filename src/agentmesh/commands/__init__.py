@@ -44,6 +44,7 @@ from agentmesh.commands.messages import (
     TimeOutTask,
 )
 from agentmesh.commands.queries import QueryHandlers
+from agentmesh.commands.safety import register_safety
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.store.base import EventStore
 from agentmesh.store.queries import ReadModels
@@ -81,6 +82,7 @@ def build_bus(
         (RetryTask, h.retry_task),
     ):
         bus.register_command(command_type, handler)
+    register_safety(bus, h)
     if read_models is not None:
         q = QueryHandlers(read_models)
         for query_type, qh in (
