@@ -30,6 +30,7 @@ MODULES = [
     "bench.decentralized",
     "bench.federated",
     "bench.tracing",
+    "bench.safety",
 ]
 RESULTS = Path(__file__).parent / "results"
 

@@ -20,10 +20,14 @@ from loguru import logger
 from agentmesh.agents.llm_audit import ToolCallAudit
 from agentmesh.commands import CqrsBus, build_bus
 from agentmesh.config import Settings
+from agentmesh.envelope import Envelope
+from agentmesh.errors import AgentMeshError
 from agentmesh.mesh import Mesh
 from agentmesh.runtime.ledger import ledger_for
+from agentmesh.runtime.recorder import TaskRecorder
+from agentmesh.runtime.safety_plane import SafetyPlane
 from agentmesh.runtime.tracker import TaskTracker
-from agentmesh.security.audit import AuditStore
+from agentmesh.security.audit import AuditAction, AuditEntry, AuditStatus, AuditStore
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.store.audit_log import audit_store_for
 from agentmesh.store.audit_trail import AuditTrail
@@ -51,7 +55,9 @@ class ControlPlane:
         self.crypto = EncryptionService(self.settings.encryption_key or "")
         self._bus: CqrsBus | None = None
         self.tracker: TaskTracker | None = None
+        self.recorder: TaskRecorder | None = None
         self._tool_audit: ToolCallAudit | None = None
+        self.safety: SafetyPlane | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -65,7 +71,7 @@ class ControlPlane:
         """Open (and migrate) the store, then run relay, projector (feeding the audit
         trail of :attr:`audit`) and tracker."""
         url = self.settings.effective_database_url
-        p = self.persistence = await open_persistence(url)
+        p = self.persistence = await open_persistence(url, crypto=self.crypto)
         self.audit = audit_store_for(url, db=p.db)
         await self.audit.connect()
         p.projector.attach(AuditTrail(self.audit))
@@ -78,14 +84,41 @@ class ControlPlane:
             sweep_interval=self.sweep_interval,
         )
         await self.tracker.start()
+        self.recorder = TaskRecorder(
+            self.mesh.transport,
+            self._bus,
+            default_attempts=self.settings.agentmesh_max_deliver,
+            on_rejected=self._audit_rejected,
+        )
+        await self.recorder.start()
         self._tool_audit = ToolCallAudit(self.mesh.transport, self.audit)
         await self._tool_audit.start()
+        self.safety = SafetyPlane(self.mesh.transport, self._bus, self.mesh.registry)
+        await self.safety.start()
         relay = OutboxRelay(p.store, self.mesh.transport)
         self._stop.clear()
         self._tasks = [
             asyncio.create_task(relay.run(self._stop)),
             asyncio.create_task(self._project()),
         ]
+
+    async def _audit_rejected(self, env: Envelope, subject: str, reason: str) -> None:
+        """An offer the recorder could not record: dead-lettered, and audited here."""
+        if self.audit is None:
+            return
+        entry = AuditEntry.new(
+            AuditAction.TASK_FAILED,
+            AuditStatus.FAILURE,
+            tenant_id=env.tenant_id,
+            actor=str(env.metadata.get("source") or "bus"),
+            resource_type="task",
+            resource_id=env.id,
+            details={"operation": "record_offer", "subject": subject, "reason": reason},
+        )
+        try:
+            await self.audit.append(entry)
+        except AgentMeshError as exc:
+            logger.warning("audit of rejected offer {} failed: {}", env.id, exc)
 
     async def _project(self) -> None:
         assert self.persistence is not None
@@ -104,10 +137,14 @@ class ControlPlane:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 10)
         self._tasks.clear()
+        if self.recorder is not None:
+            await self.recorder.stop()
         if self.tracker is not None:
             await self.tracker.stop()
         if self._tool_audit is not None:
             await self._tool_audit.stop()
+        if self.safety is not None:
+            await self.safety.stop()
         if self.audit is not None:
             await self.audit.close()
             self.audit = None

@@ -28,6 +28,7 @@ from loguru import logger
 
 from agentmesh import subjects
 from agentmesh.config import Settings, get_settings
+from agentmesh.domain.task_values import check_task_limits, parse_priority
 from agentmesh.envelope import Envelope
 from agentmesh.errors import (
     MaxRetriesExceededError,
@@ -40,6 +41,7 @@ from agentmesh.runtime.agent import TASK_DELIVERY_CAP, AgentHandler, AgentRuntim
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.registry import Registry
 from agentmesh.runtime.routing import LiveRouter
+from agentmesh.safety.guard import SafetyGuard
 from agentmesh.transports import (
     Message,
     SubscribeOptions,
@@ -82,6 +84,8 @@ class Mesh:
         self.router = LiveRouter(self)
         #: durable per-task facts shared by every agent on this broker (see runtime.ledger)
         self.ledger = ledger_for(self.transport, self.settings)
+        #: the safety policy in force in this process (None when AGENTMESH_SAFETY is off)
+        self.safety: SafetyGuard | None = SafetyGuard.from_settings(self)
         self._broker_retry = RetryPolicy.for_message_broker(name="mesh.publish")
         self._started = False
         self._subs: list[Subscription] = []
@@ -157,6 +161,8 @@ class Mesh:
             except Exception:
                 logger.exception("agent {} did not stop cleanly", runtime.agent_id)
         await self.registry.stop()
+        if self.safety is not None:
+            await self.safety.stop()
         for sub in self._subs:
             await sub.unsubscribe()
         self._subs.clear()
@@ -211,17 +217,12 @@ class Mesh:
         )
         if task_id:
             env.metadata["id"] = task_id
+        check_task_limits(priority, timeout_seconds, max_attempts)  # the domain's rules
         if priority is not None:
-            if not 1 <= priority <= 5:
-                raise ValidationError(f"priority must be 1-5, got {priority}")
-            env.metadata["priority"] = priority
+            env.metadata["priority"] = parse_priority(priority)
         if timeout_seconds is not None:
-            if not 1 <= timeout_seconds <= 3600:
-                raise ValidationError(f"timeout_seconds must be 1-3600, got {timeout_seconds}")
             env.metadata["timeout_seconds"] = timeout_seconds
         if max_attempts is not None:
-            if not 1 <= max_attempts <= 6:
-                raise ValidationError(f"max_attempts must be 1-6 (retries 0-5), got {max_attempts}")
             env.metadata["max_attempts"] = max_attempts
         subject = subjects.task(self.tenant, capability)
         mode = "pull"
@@ -410,5 +411,7 @@ class Mesh:
             raise RemoteError(str(env.payload.get("error")), code="TASK_FAILED")
         if env.type == "task.cancelled":
             raise RemoteError(f"task {task_id} was cancelled", code="TASK_CANCELLED")
+        if env.type == "task.rejected":
+            raise RemoteError(str(env.payload.get("error")), code="TASK_REJECTED")
         result = env.payload.get("result")
         return result if isinstance(result, dict) else {"result": result}

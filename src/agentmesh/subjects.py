@@ -73,7 +73,7 @@ def event(tenant: str, event_type: str) -> str:
     return f"{PREFIX}.{_check(tenant, 'tenant')}.evt.{event_type}"
 
 
-TASK_OUTCOMES = ("task.completed", "task.failed", "task.cancelled")
+TASK_OUTCOMES = ("task.completed", "task.failed", "task.cancelled", "task.rejected")
 
 
 def events_of(event_type: str, tenant: str = "*") -> str:
@@ -101,6 +101,42 @@ def task_outcomes(tenant: str, task_id: str) -> str:
     return f"{PREFIX}.{_check(tenant, 'tenant')}.evt.task.*.{_check(task_id, 'task id')}"
 
 
+TASK_PROGRESS = ("started", "retrying")
+
+
+def task_progress(tenant: str, kind: str, task_id: str) -> str:
+    """Where an agent's runtime says it started a task or will retry it after a failed
+    attempt: ``am.<tenant>.run.<kind>.<task_id>`` (core, not stored: the control plane
+    records it; outcomes stay on :func:`task_outcome`)."""
+    if kind not in TASK_PROGRESS:
+        raise ValueError(f"unknown task progress {kind!r}; use one of {TASK_PROGRESS}")
+    return f"{PREFIX}.{_check(tenant, 'tenant')}.run.{kind}.{_check(task_id, 'task id')}"
+
+
+def task_progress_all(tenant: str = "*") -> str:
+    """Every task progress event of a tenant (``*`` = every tenant, admin only)."""
+    t = tenant if tenant == "*" else _check(tenant, "tenant")
+    return f"{PREFIX}.{t}.run.*.*"
+
+
+def task_offers(tenant: str = "*") -> str:
+    """Every capability queue of a tenant: ``am.<tenant>.task.*`` (admin: ``*``)."""
+    t = tenant if tenant == "*" else _check(tenant, "tenant")
+    return f"{PREFIX}.{t}.task.*"
+
+
+def inbox_offers(tenant: str = "*") -> str:
+    """Every agent inbox of a tenant: ``am.<tenant>.inbox.*`` (admin: ``*``)."""
+    t = tenant if tenant == "*" else _check(tenant, "tenant")
+    return f"{PREFIX}.{t}.inbox.*"
+
+
+def task_outcomes_all(tenant: str = "*") -> str:
+    """Every task outcome event: ``am.<tenant>.evt.task.*.*`` (admin: ``*``)."""
+    t = tenant if tenant == "*" else _check(tenant, "tenant")
+    return f"{PREFIX}.{t}.evt.task.*.*"
+
+
 def event_pattern(tenant: str, event_type: str) -> str:
     """The subscription pattern of an event type (task outcomes carry the task id last)."""
     return (
@@ -108,6 +144,16 @@ def event_pattern(tenant: str, event_type: str) -> str:
         if event_type in TASK_OUTCOMES
         else event(tenant, event_type)
     )
+
+
+VETTING_CAPABILITY = "safety-vetting"
+"""The queue of tasks submitted with ``require_vetting``: the safety agent takes them
+there and forwards each approved one to its capability's queue (or rejects it)."""
+
+
+def vetting(tenant: str) -> str:
+    """Where tasks wait for the safety agent: ``am.<tenant>.task.safety-vetting``."""
+    return task(tenant, VETTING_CAPABILITY)
 
 
 def heartbeat(tenant: str, agent_id: str) -> str:
@@ -154,6 +200,20 @@ def dead_letter(subject: str) -> str:
             return subject
         return ".".join([PREFIX, parts[1], "dlq", *parts[2:]])
     return f"{PREFIX}.{SYSTEM_TENANT}.dlq.{subject}"
+
+
+def safety_events(tenant: str = "*") -> str:
+    """Every safety event of a tenant (``*`` = every tenant, admin only):
+    ``am.<tenant>.evt.safety.>`` (violation, quarantined, alignment)."""
+    t = tenant if tenant == "*" else _check(tenant, "tenant")
+    return f"{PREFIX}.{t}.evt.safety.>"
+
+
+def safety_policy_requests(tenant: str = "*") -> str:
+    """Where a process asks the control plane for its tenant's safety policy (request/reply):
+    ``am.<tenant>.sys.safety-policy`` (``*`` = every tenant, the control plane's side)."""
+    t = tenant if tenant == "*" else _check(tenant, "tenant")
+    return f"{PREFIX}.{t}.sys.safety-policy"
 
 
 def dead_letters(tenant: str = "*") -> str:

@@ -69,7 +69,7 @@ async def test_store_submitted_tasks_complete_fail_retry_and_time_out(plane: Con
         ok = (
             await cp.bus.execute(SubmitTask(tenant, "summarize", {"text": "hello world"}))
         ).aggregate_id
-        await eventually(lambda: cp.tracker is not None and cp.tracker.applied >= 1, timeout=15)
+        await eventually(lambda: cp.recorder is not None and cp.recorder.applied >= 1, timeout=15)
 
         async def status_of(task_id: str) -> str:
             try:

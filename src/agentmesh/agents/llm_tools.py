@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from agentmesh import subjects
+from agentmesh.domain.values import AgentStatus
 from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError
 from agentmesh.llm.base import ToolCall, ToolSpec
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from agentmesh.runtime.context import TaskContext
 
 TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")  # what Gemini and OpenAI accept
-LIVE = ("AVAILABLE", "BUSY")
+LIVE = (AgentStatus.AVAILABLE, AgentStatus.BUSY)
 MAX_RESULT_CHARS = 16_000
 DEPTH = "llm_call_depth"
 """Payload key of LLM-agent tools: how deep a chain of LLM agents calling each other is.

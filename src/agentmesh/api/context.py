@@ -12,8 +12,11 @@ from loguru import logger
 
 from agentmesh.api.middleware import RequestStats
 from agentmesh.api.options import ApiOptions, SecurityLevel
+from agentmesh.api.ws import WebSocketHub
 from agentmesh.commands import CqrsBus
+from agentmesh.config import Settings
 from agentmesh.errors import AgentMeshError, BrokerUnavailable
+from agentmesh.mesh import Mesh
 from agentmesh.security.audit import AuditAction, AuditEntry, AuditStatus, AuditStore
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.security.tenancy import Principal
@@ -25,7 +28,7 @@ from agentmesh.store.persistence import Persistence
 class ApiContext:
     """Everything a route needs: settings, tokens, the CQRS bus, read models, audit, hub."""
 
-    settings: Any
+    settings: Settings
     options: ApiOptions
     level: SecurityLevel
     tokens: TokenService
@@ -33,9 +36,9 @@ class ApiContext:
     bus: CqrsBus
     crypto: EncryptionService
     audit: AuditStore
-    hub: Any
+    hub: WebSocketHub
     stats: RequestStats
-    mesh: Any | None = None
+    mesh: Mesh | None = None
     started_at: float = field(default_factory=time.time)
 
     async def caught_up(self) -> None:

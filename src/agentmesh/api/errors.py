@@ -7,6 +7,7 @@ Domain errors (:mod:`agentmesh.errors`) map to their HTTP status; FastAPI's own 
 
 from __future__ import annotations
 
+import math
 import re
 import typing
 from typing import Any
@@ -33,6 +34,7 @@ class ErrorBody(BaseModel):
 
 STATUS_BY_ERROR: tuple[tuple[type[e.AgentMeshError], int], ...] = (
     (e.PayloadTooLarge, 413),
+    (e.QuotaExceeded, 429),
     (e.ValidationError, 422),
     (e.InvalidTransition, 409),
     (e.Conflict, 409),
@@ -113,7 +115,12 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, e.AgentMeshError)
     status = status_of(exc)
     message = "internal error" if status == 500 else exc.message
-    return error_response(status, message, exc.code)
+    headers = (
+        {"Retry-After": str(math.ceil(exc.retry_after))}
+        if isinstance(exc, e.QuotaExceeded)
+        else None
+    )
+    return error_response(status, message, exc.code, headers=headers)
 
 
 def allowed_methods(request: Request) -> list[str]:

@@ -45,12 +45,16 @@ from agentmesh.api.routes import (
     federated,
     health,
     messages,
+    safety,
     tasks,
     tenants,
 )
 from agentmesh.api.ui import mount_ui
 from agentmesh.api.ws import WebSocketHub
+from agentmesh.application import Application
 from agentmesh.config import Settings, get_settings
+from agentmesh.controlplane import ControlPlane
+from agentmesh.mesh import Mesh
 from agentmesh.observability.tracing import TracingMiddleware, configure_tracing
 from agentmesh.security.audit import AuditStore
 from agentmesh.security.crypto import EncryptionService
@@ -80,7 +84,7 @@ async def _guarded(
 
 def create_app(
     settings: Settings | None = None,
-    mesh: Any | None = None,
+    mesh: Mesh | None = None,
     *,
     persistence: Persistence | None = None,
     audit_store: AuditStore | None = None,
@@ -88,7 +92,9 @@ def create_app(
     tokens: TokenService | None = None,
     crypto: EncryptionService | None = None,
     limiter: RateLimiter | None = None,
-    plane: Any | None = None,
+    plane: ControlPlane | None = None,
+    application: Application | None = None,
+    compose: bool = False,
 ) -> FastAPI:
     """Build the control plane. Every dependency may be injected (tests, ``agentmesh up``).
 
@@ -100,8 +106,13 @@ def create_app(
 
     With a started :class:`~agentmesh.controlplane.ControlPlane` (``plane=``),
     the app shares its persistence, bus and encryption and runs no outbox relay of its
-    own (the plane runs it).
+    own (the plane runs it). ``application=`` (an :class:`~agentmesh.application.Application`,
+    started) gives both at once; ``compose=True`` builds one from ``settings`` when the
+    lifespan starts and stops it at the end (the module-level ``app``: the broker of
+    ``NATS_URL``, outbox relay, task recorder and tracker included).
     """
+    if application is not None:
+        mesh, plane = application.mesh, application.plane
     settings = settings or get_settings()
     opts = options or ApiOptions()
     level = SecurityLevel.for_environment(settings.environment)
@@ -118,13 +129,30 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_tracing("agentmesh-api")  # no-op without an OTLP endpoint, or when already on
         resolved = settings.with_secrets()
+        owned: Application | None = None
+        if compose and mesh is None and plane is None:
+            owned = Application.from_settings(resolved)
+            await owned.start()
+        try:
+            async with _serve(app, resolved, owned) as served:
+                yield served
+        finally:
+            if owned is not None:
+                await owned.stop()
+
+    @contextlib.asynccontextmanager
+    async def _serve(
+        app: FastAPI, resolved: Settings, owned: Application | None
+    ) -> AsyncIterator[None]:
+        mesh_ = owned.mesh if owned is not None else mesh
+        plane_ = owned.plane if owned is not None else plane
         token_svc = tokens or token_service_from_settings(resolved)
-        plane_crypto = getattr(plane, "crypto", None)
+        plane_crypto = plane_.crypto if plane_ is not None else None
         crypto_svc = crypto or plane_crypto or EncryptionService(str(resolved.encryption_key))
         url = resolved.effective_database_url
-        shared = persistence or getattr(plane, "persistence", None)
-        p = shared or await open_persistence(url)
-        plane_audit = getattr(plane, "audit", None)
+        shared = persistence or (plane_.persistence if plane_ is not None else None)
+        p = shared or await open_persistence(url, crypto=crypto_svc)
+        plane_audit = plane_.audit if plane_ is not None else None
         audit_db = audit_store or plane_audit or audit_store_for(url, db=p.db)
         await audit_db.connect()
         trail: AuditTrail | None = None
@@ -133,21 +161,26 @@ def create_app(
             p.projector.attach(trail)
         from agentmesh.commands import build_bus
 
+        context: list[ApiContext] = []
+
+        async def audit_ws(*args: Any, **kw: Any) -> None:
+            await context[0].record(*args, **kw)
+
+        hub = WebSocketHub(token_svc, opts.ws, origins, audit=audit_ws)
         ctx = ApiContext(
             settings=resolved,
             options=opts,
             level=level,
             tokens=token_svc,
             persistence=p,
-            bus=getattr(plane, "bus", None) or build_bus(p.store, p.read_models, crypto_svc),
+            bus=plane_.bus if plane_ is not None else build_bus(p.store, p.read_models, crypto_svc),
             crypto=crypto_svc,
             audit=audit_db,
-            hub=None,
+            hub=hub,
             stats=stats,
-            mesh=mesh,
+            mesh=mesh_,
         )
-        hub = WebSocketHub(token_svc, opts.ws, origins, audit=ctx.record)
-        ctx.hub = hub
+        context.append(ctx)
         app.state.ctx = ctx
         stop = asyncio.Event()
         feed = StoreFeed(p.store, hub, opts.feed_interval)
@@ -157,14 +190,13 @@ def create_app(
             ("ws feed", feed.run),
             ("ws metrics", MetricsPusher(hub, _metrics_provider(ctx), opts.metrics_interval).run),
         ]
-        relay_here = opts.run_relay and plane is None
-        if mesh is not None and relay_here and getattr(mesh, "transport", None) is not None:
+        relay_here = opts.run_relay and plane_ is None
+        if mesh_ is not None and relay_here:
             from agentmesh.store.outbox import OutboxRelay
 
-            loops.append(("outbox relay", OutboxRelay(p.store, mesh.transport).run))
-        registry = getattr(mesh, "registry", None) if mesh is not None else None
-        if registry is not None and hasattr(registry, "on_change"):
-            registry.on_change(registry_listener(hub))
+            loops.append(("outbox relay", OutboxRelay(p.store, mesh_.transport).run))
+        if mesh_ is not None:
+            mesh_.registry.on_change(registry_listener(hub))
         background = [asyncio.create_task(_guarded(n, fn, stop)) for n, fn in loops]
         try:
             yield
@@ -196,7 +228,7 @@ def create_app(
     )
     app.state.ctx = None
     install_error_handlers(app)
-    for module in (health, tenants, agents, tasks, messages, audit, federated, clusters):
+    for module in (health, tenants, agents, tasks, messages, audit, federated, clusters, safety):
         app.include_router(module.router)
     mount_ui(app)
 
@@ -285,5 +317,6 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
-app = create_app()
-"""The ASGI application of ``agentmesh.api.fastapi_app:app`` (settings from the env)."""
+app = create_app(compose=True)
+"""The ASGI application of ``agentmesh.api.fastapi_app:app``: settings from the
+environment, and the whole control plane (broker, relay, recorder) composed at start."""

@@ -24,6 +24,7 @@ from agentmesh.domain.agent_events import (
 from agentmesh.domain.events import DomainEvent, iso
 from agentmesh.domain.task_events import TaskEvent
 from agentmesh.domain.tenant_events import MessageRecordedEvent
+from agentmesh.domain.values import AgentStatus
 from agentmesh.errors import CorruptEventError
 from agentmesh.store.base import EventReader
 from agentmesh.subjects import SYSTEM_TENANT
@@ -46,7 +47,7 @@ def event_to_ws(event: DomainEvent) -> tuple[str, WsType, dict[str, Any]] | None
     """``(channel, type, data)`` for a domain event, or None when it is not pushed."""
     when = iso(event.occurred_at)
     if isinstance(event, AgentCreatedEvent):
-        status = "AVAILABLE"
+        status: str = AgentStatus.AVAILABLE
     elif isinstance(event, AgentStatusChangedEvent):
         status = event.to_status
     else:

@@ -5,13 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from agentmesh import ids
 from agentmesh.api.options import API_VERSION
 
 AgentType = Literal["generic", "processor", "analyzer", "coordinator", "worker", "specialized"]
-AgentStatusName = Literal["AVAILABLE", "BUSY", "PAUSED", "UNHEALTHY", "TERMINATED"]
+AgentStatusName = Literal["AVAILABLE", "BUSY", "PAUSED", "UNHEALTHY", "TERMINATED", "QUARANTINED"]
 TaskStatusName = Literal[
     "submitted",
     "offered",
@@ -23,6 +30,7 @@ TaskStatusName = Literal[
     "dead_lettered",
     "cancelled",
     "timed_out",
+    "rejected",
 ]
 PriorityName = Literal["low", "medium", "high", "urgent"]
 
@@ -224,6 +232,7 @@ class AgentInfo(BaseModel):
     updated_at: str | None = None
     last_heartbeat: str | None = None
     current_task_id: str | None = None
+    active_tasks: list[str] = []
     tasks_assigned: int = 0
     tasks_completed: int = 0
     tasks_failed: int = 0
@@ -259,6 +268,12 @@ class LiveAgentsResponse(BaseResponse):
 
 
 # -- tasks -----------------------------------------------------------------------------
+RoutingStrategyName = Literal[
+    "round_robin", "least_connections", "capability_based", "load_balanced", "priority_queue"
+]
+AgentIdField = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,256}$")]
+
+
 class TaskSubmitRequest(Strict):
     task_id: ObjectId | None = None
     capability: CapabilityName
@@ -267,6 +282,23 @@ class TaskSubmitRequest(Strict):
     priority: Annotated[int, Field(ge=1, le=5)] | PriorityName = "medium"
     timeout_seconds: int = Field(default=300, ge=1, le=3600)
     max_retries: int = Field(default=3, ge=0, le=5)
+    strategy: RoutingStrategyName | None = None
+    to_agent: AgentIdField | None = None
+    require_vetting: bool = False  # the safety agent vets it before any worker may take it
+
+    @model_validator(mode="after")
+    def _one_route(self) -> TaskSubmitRequest:
+        if self.strategy is not None and self.to_agent is not None:
+            raise ValueError("give either strategy or to_agent, not both")
+        return self
+
+
+class TaskStepOut(BaseModel):
+    status: str
+    at: str
+    agent_id: str | None = None
+    attempt: int = 1
+    detail: str | None = None
 
 
 class TaskInfo(BaseModel):
@@ -287,6 +319,11 @@ class TaskInfo(BaseModel):
     submitted_at: str
     updated_at: str | None = None
     completed_at: str | None = None
+    assigned_at: str | None = None
+    started_at: str | None = None
+    queued_seconds: float | None = None
+    run_seconds: float | None = None
+    timeline: list[TaskStepOut] = []
 
 
 class TaskResponse(BaseResponse, TaskInfo):

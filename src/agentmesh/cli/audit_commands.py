@@ -31,13 +31,15 @@ def register(app: typer.Typer) -> None:
 
 def _local(work: Callable[[Any, Any], Awaitable[T]]) -> T:
     """Run ``work(persistence, audit_store)`` on the local store, always close."""
+    from agentmesh.security.crypto import encryption_from_settings
     from agentmesh.store.audit_log import audit_store_for
     from agentmesh.store.persistence import open_persistence
 
-    url = settings().effective_database_url
+    config = settings()
+    url = config.effective_database_url
 
     async def main() -> T:
-        p = await open_persistence(url)
+        p = await open_persistence(url, crypto=encryption_from_settings(config))
         audit = audit_store_for(url, db=p.db)
         try:
             await audit.connect()

@@ -154,6 +154,15 @@ def _priority(value: str) -> int | str:
     return int(value) if value.isdigit() else value.lower()
 
 
+STRATEGIES = (
+    "round_robin",
+    "least_connections",
+    "capability_based",
+    "load_balanced",
+    "priority_queue",
+)
+
+
 @task_app.command("submit")
 @with_target
 def task_submit(
@@ -166,8 +175,18 @@ def task_submit(
     priority: Annotated[str, typer.Option(help="1-5 or low/medium/high/urgent.")] = "medium",
     timeout: Annotated[int, typer.Option(min=1, max=3600, help="Seconds.")] = 300,
     max_retries: Annotated[int, typer.Option(min=0, max=5)] = 3,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help="Route to one live agent: round_robin, least_connections, "
+            "capability_based, load_balanced or priority_queue (needs --api-url)."
+        ),
+    ] = None,
+    to_agent: Annotated[str | None, typer.Option(help="Offer it to this agent only.")] = None,
 ) -> None:
     """Submit a task for the agents with ``--capability``."""
+    if strategy is not None and strategy not in STRATEGIES:
+        fail(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
     try:
         body = jsonlib.loads(payload)
     except ValueError:
@@ -182,6 +201,8 @@ def task_submit(
         "priority": _priority(priority),
         "timeout_seconds": timeout,
         "max_retries": max_retries,
+        "strategy": strategy,
+        "to_agent": to_agent,
     }
     target.show(
         lambda backend, tenant: backend.submit_task(tenant, request),

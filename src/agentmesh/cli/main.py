@@ -231,11 +231,13 @@ _register_optional("agentmesh.cli.control_commands", "register", app)
 _register_optional("agentmesh.cli.audit_commands", "register", app)
 _register_optional("agentmesh.cli.control_commands", "register_agent_commands", agent_app)
 _register_optional("agentmesh.cli.agent_kinds", "register_agent_kinds", agent_app)
+_register_optional("agentmesh.cli.kafka_agent", "register", agent_app)
 _register_optional("agentmesh.cli.llm_commands", "register_llm_commands", agent_app)
 _register_optional("agentmesh.cli.decentralized_commands", "register", agent_app)
 _register_optional("agentmesh.cli.federated_commands", "register", app)
 _register_optional("agentmesh.cli.federated_commands", "register_agent_commands", agent_app)
 _register_optional("agentmesh.cli.agent_metrics", "register", agent_app)
+_register_optional("agentmesh.cli.safety_commands", "register", agent_app)
 
 
 def _run_app() -> int:

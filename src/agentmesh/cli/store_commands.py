@@ -37,6 +37,7 @@ def _run(work: Callable[[Any], Awaitable[T]]) -> T:
     """Open the store of the settings, run ``work(persistence)``, always close."""
     from pydantic import ValidationError as SettingsError
 
+    from agentmesh.security.crypto import encryption_from_settings
     from agentmesh.store.persistence import open_persistence
 
     try:
@@ -46,7 +47,9 @@ def _run(work: Callable[[Any], Awaitable[T]]) -> T:
         fail(f"invalid setting {'.'.join(str(p) for p in first['loc']).upper()}: {first['msg']}")
 
     async def main() -> T:
-        p = await open_persistence(settings.effective_database_url)
+        p = await open_persistence(
+            settings.effective_database_url, crypto=encryption_from_settings(settings)
+        )
         try:
             return await work(p)
         finally:

@@ -71,7 +71,7 @@ def _run(api_url: str | None, token: str | None, work: Callable[[Backend], Await
 
         config = settings()
         crypto = encryption_from_settings(config)
-        p = await open_persistence(config.effective_database_url)
+        p = await open_persistence(config.effective_database_url, crypto=crypto)
         try:
             return await work(LocalBackend(p, build_bus(p.store, p.read_models, crypto)))
         finally:

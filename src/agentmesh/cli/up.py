@@ -22,11 +22,11 @@ from rich.table import Table
 from rich.text import Text
 
 from agentmesh.agents.demo import DEMO_TENANT, DemoWorkload
+from agentmesh.application import Application
 from agentmesh.commands import CreateTenant, SubmitTask
 from agentmesh.config import Settings
 from agentmesh.controlplane import ControlPlane
 from agentmesh.errors import AgentMeshError, Conflict
-from agentmesh.mesh import Mesh
 from agentmesh.observability import metrics
 from agentmesh.runtime.embedded import (
     EmbeddedNats,
@@ -105,9 +105,7 @@ def ui_link(settings: Settings, api_url: str, tenant: str) -> str:
     return f"{url}#token={token}"
 
 
-def _api_server(
-    settings: Settings, mesh: Mesh, plane: ControlPlane, host: str, port: int
-) -> Any | None:
+def _api_server(settings: Settings, application: Application, host: str, port: int) -> Any | None:
     """A uvicorn server for the control plane, or None when the API package is unavailable."""
     try:
         import uvicorn
@@ -121,7 +119,7 @@ def _api_server(
         def capture_signals(self) -> Any:  # `up` owns SIGINT/SIGTERM and stops everything
             return contextlib.nullcontext()
 
-    app = create_app(settings=settings, mesh=mesh, plane=plane)
+    app = create_app(settings=settings, application=application)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     return Server(config)
 
@@ -139,28 +137,23 @@ async def run_up(
         url = embedded.start()  # main thread: the child's parent-death signal is tied to it
         logger.info("embedded NATS (JetStream) at {} (store {})", url, embedded.store_dir)
     stop = stop_on_signals(asyncio.get_running_loop())
-    mesh: Mesh | None = None
-    plane: ControlPlane | None = None
+    application: Application | None = None
     server = None
     server_task: asyncio.Task[None] | None = None
     workload: DemoWorkload | None = None
     try:
-        mesh = Mesh(
-            url, tenant=DEMO_TENANT if demo else settings.agentmesh_tenant, settings=settings
+        application = Application.from_settings(
+            settings, transport_url=url, tenant=DEMO_TENANT if demo else None
         )
-        mesh.registry = Registry(
-            mesh.transport, tenant="*", health_check_timeout=settings.agentmesh_health_check_timeout
-        )
+        mesh, plane = application.mesh, application.plane
         if demo:
             workload = DemoWorkload(mesh)
-        await mesh.start()
-        plane = ControlPlane(settings, mesh)
-        await plane.start()
+        await application.start()
         if workload is not None:
             workload.submit = await _demo_submitter(plane)
         api_url = None
         if api:
-            server = _api_server(settings, mesh, plane, host, port)
+            server = _api_server(settings, application, host, port)
             if server is not None:
                 server_task = asyncio.create_task(server.serve())
                 api_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
@@ -215,10 +208,8 @@ async def run_up(
             if server_task is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(server_task, 10)
-        if plane is not None:
-            await plane.stop()
-        if mesh is not None:
-            await mesh.stop()
+        if application is not None:
+            await application.stop()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
         clear_runtime_record(data_dir)

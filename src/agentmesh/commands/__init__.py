@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from agentmesh.commands.bus import CqrsBus
+from agentmesh.commands.facts import FactHandlers
 from agentmesh.commands.handlers import CommandHandlers
 from agentmesh.commands.messages import (
     ActivateAgent,
@@ -31,15 +32,19 @@ from agentmesh.commands.messages import (
     MarkAgentUnhealthy,
     PauseAgent,
     RecordHeartbeat,
+    RecordTask,
     RegisterAgent,
     ResumeAgent,
     RetryTask,
+    RunTask,
     StartTask,
     SubmitTask,
+    SyncAgentCapabilities,
     TerminateAgent,
     TimeOutTask,
 )
 from agentmesh.commands.queries import QueryHandlers
+from agentmesh.commands.safety import register_safety
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.store.base import EventStore
 from agentmesh.store.queries import ReadModels
@@ -53,6 +58,7 @@ def build_bus(
     """A bus with every command handler (and every query handler when read models exist)."""
     bus = CqrsBus()
     h = CommandHandlers(store, read_models, crypto)
+    f = FactHandlers(h)
     for command_type, handler in (
         (CreateTenant, h.create_tenant),
         (RegisterAgent, h.register_agent),
@@ -63,7 +69,10 @@ def build_bus(
         (RecordHeartbeat, h.record_heartbeat),
         (MarkAgentUnhealthy, h.mark_unhealthy),
         (MarkAgentHealthy, h.mark_healthy),
+        (SyncAgentCapabilities, f.sync_capabilities),
         (SubmitTask, h.submit_task),
+        (RecordTask, f.record_task),
+        (RunTask, f.run_task),
         (AssignTask, h.assign_task),
         (StartTask, h.start_task),
         (CompleteTask, h.complete_task),
@@ -73,6 +82,7 @@ def build_bus(
         (RetryTask, h.retry_task),
     ):
         bus.register_command(command_type, handler)
+    register_safety(bus, h)
     if read_models is not None:
         q = QueryHandlers(read_models)
         for query_type, qh in (
@@ -111,11 +121,14 @@ __all__ = [
     "PauseAgent",
     "QueryHandlers",
     "RecordHeartbeat",
+    "RecordTask",
     "RegisterAgent",
     "ResumeAgent",
     "RetryTask",
+    "RunTask",
     "StartTask",
     "SubmitTask",
+    "SyncAgentCapabilities",
     "TerminateAgent",
     "TimeOutTask",
     "build_bus",

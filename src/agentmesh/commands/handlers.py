@@ -29,56 +29,22 @@ from agentmesh.domain import (
     tenant_name_key,
 )
 from agentmesh.domain.task_events import TaskOfferedEvent
-from agentmesh.envelope import Envelope
-from agentmesh.errors import ConcurrencyError, Conflict, NotFound
-from agentmesh.observability import metrics, tracing
+from agentmesh.domain.values import AgentId
+from agentmesh.errors import ConcurrencyError, Conflict, NotFound, ValidationError
+from agentmesh.observability import metrics
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.store.base import EventStore, NewEvent, OutboxMessage
 from agentmesh.store.queries import ReadModels
 
 from . import messages as m
+from .envelopes import event_envelope, offer_envelope
+from .facts import agent_done, run_first
+from .follow import AgentFollower
+from .quota import QuotaWindow
+from .streams import TENANT_STREAM, agent_stream, task_stream
 
 T = TypeVar("T")
 RETRIES = 5
-_OFFER_NS = uuid.UUID("6f1c1d8e-3f4e-4c55-9a51-0c2b5f1a7e01")
-
-
-def agent_stream(agent_id: str) -> str:
-    return f"agent-{agent_id}"
-
-
-def task_stream(task_id: str) -> str:
-    return f"task-{task_id}"
-
-
-TENANT_STREAM = "tenant"
-
-
-def event_envelope(event: DomainEvent) -> OutboxMessage:
-    """The integration envelope of a domain event (its id is the event id)."""
-    env = Envelope.create(
-        event.topic, event.to_dict(), tenant_id=event.tenant_id, source="agentmesh.store"
-    )
-    env.metadata["id"] = event.event_id
-    return OutboxMessage(subjects.event(event.tenant_id, event.topic), env)
-
-
-def offer_envelope(task: TaskAggregate, offered: TaskOfferedEvent, source: str) -> OutboxMessage:
-    """The ``task.offered`` envelope agents with the capability receive."""
-    env = Envelope.create(
-        "task.offered",
-        {**task.payload, "task_id": task.task_id},
-        tenant_id=task.tenant_id,
-        source=source,
-        routing={"required_capabilities": list(task.required_capabilities)},
-        priority=task.priority,
-        timeout_seconds=task.timeout_seconds,
-        attempt=task.attempt,
-        task_type=task.task_type,
-    )
-    env.metadata["id"] = str(uuid.uuid5(_OFFER_NS, offered.event_id))
-    tracing.inject(env)  # the relay continues the submitter's trace (REST span)
-    return OutboxMessage(subjects.task(task.tenant_id, offered.capability), env)
 
 
 class CommandHandlers:
@@ -93,6 +59,9 @@ class CommandHandlers:
         self.store = store
         self.read_models = read_models
         self.crypto = crypto
+        self.follower = AgentFollower(self._load_agent, self._append_agent)
+        self.quota = QuotaWindow(read_models) if read_models is not None else None
+        self.tenants: set[str] = set()  # tenants known to exist (tenants are never deleted)
 
     # -- plumbing ----------------------------------------------------------------------
     async def _append(
@@ -244,6 +213,7 @@ class CommandHandlers:
         async def attempt() -> m.CommandResult:
             agent, version = await self._agent(tenant_id, agent_id)
             _, events = decide(agent)
+            self.follower.forget(tenant_id, agent_id)
             return await self._append(tenant_id, agent_stream(agent_id), version, events)
 
         return await self._retry(attempt)
@@ -295,17 +265,18 @@ class CommandHandlers:
         if not agent_id:
             return
 
-        async def attempt() -> None:
-            found = await self._load_agent(tenant_id, agent_id)
-            if found is None:
-                return
-            agent, version = found
+        def guarded(agent: AgentAggregate) -> tuple[AgentAggregate, Sequence[DomainEvent]]:
             if needs_current and agent.current_task_id != task_id:
-                return
-            _, events = decide(agent)
-            await self._append(tenant_id, agent_stream(agent_id), version, events)
+                return agent, []
+            return decide(agent)
 
-        await self._retry(attempt)
+        await self.follower.follow(tenant_id, agent_id, guarded)
+
+    async def _append_agent(
+        self, tenant_id: str, agent_id: str, version: int, events: Sequence[DomainEvent]
+    ) -> int:
+        result = await self._append(tenant_id, agent_stream(agent_id), version, events)
+        return result.version
 
     # -- tasks -------------------------------------------------------------------------
     async def submit_task(self, cmd: m.SubmitTask) -> m.CommandResult:
@@ -321,7 +292,17 @@ class CommandHandlers:
             max_retries=cmd.max_retries,
         )
         task, offered = task.offer(cmd.capability)
-        offer = offer_envelope(task, offered[0], cmd.source)  # type: ignore[arg-type]
+        if self.quota is not None:  # after validation, before any write
+            await self.quota.take_for(cmd.tenant_id)
+        if cmd.strategy is not None:  # needs the live registry: entry points resolve it
+            raise ValidationError(m.STRATEGY_NEEDS_PLANE, code="STRATEGY_NEEDS_PLANE")
+        if cmd.to_agent is not None:
+            AgentId(cmd.to_agent)
+        offer = offer_envelope(task, offered[0], cmd.source, cmd.to_agent)  # type: ignore[arg-type]
+        if cmd.require_vetting:
+            from agentmesh.commands.safety import vetting_offer
+
+            offer = vetting_offer(offer)
         recorded = self._recorded(task, offer)
         try:
             return await self._append(
@@ -340,14 +321,19 @@ class CommandHandlers:
         task_id: str,
         decide: Callable[[TaskAggregate], tuple[TaskAggregate, list[Any]]],
         source: str = "agentmesh",
+        *,
+        reoffer: bool = True,
     ) -> tuple[TaskAggregate, m.CommandResult]:
+        """Load, decide, append; a new offer is published through the outbox unless
+        ``reoffer`` is False (the runtime redelivers the task itself)."""
+
         async def attempt() -> tuple[TaskAggregate, m.CommandResult]:
             task, version = await self._load_task(tenant_id, task_id)
             new, events = decide(task)
             extra: list[OutboxMessage] = []
             recorded: list[DomainEvent] = []
             for e in events:
-                if isinstance(e, TaskOfferedEvent):
+                if reoffer and isinstance(e, TaskOfferedEvent):
                     offer = offer_envelope(new, e, source)
                     extra.append(offer)
                     recorded += self._recorded(new, offer)
@@ -381,18 +367,22 @@ class CommandHandlers:
         return result
 
     async def complete_task(self, cmd: m.CompleteTask) -> m.CommandResult:
-        task, result = await self._task_change(
-            cmd.tenant_id,
-            cmd.task_id,
-            lambda t: t.complete(
+        ran: list[bool] = []
+
+        def decide(t: TaskAggregate) -> tuple[TaskAggregate, list[Any]]:
+            t, e1 = run_first(t, cmd, ran)
+            new, e2 = t.complete(
                 cmd.result, agent_id=cmd.agent_id, execution_time_ms=cmd.execution_time_ms
-            ),
-        )
+            )
+            return new, [*e1, *e2]
+
+        task, result = await self._task_change(cmd.tenant_id, cmd.task_id, decide)
         await self._agent_follow(
             cmd.tenant_id,
             task.agent_id,
             cmd.task_id,
-            lambda a: a.complete_task(cmd.result, execution_time_ms=cmd.execution_time_ms),
+            agent_done(cmd, ran, None),
+            needs_current=False,
         )
         return result
 
@@ -405,18 +395,22 @@ class CommandHandlers:
         return t2, list(e2)
 
     async def fail_task(self, cmd: m.FailTask) -> m.CommandResult:
+        ran: list[bool] = []
+
         def decide(t: TaskAggregate) -> tuple[TaskAggregate, list[Any]]:
+            t, e0 = run_first(t, cmd, ran)
             failed, e1 = t.fail(cmd.error, error_code=cmd.error_code, agent_id=cmd.agent_id)
             new, e2 = self._after_failure(failed, cmd.retryable)
-            return new, [*e1, *e2]
+            return new, [*e0, *e1, *e2]
 
         before = await self.load_task(cmd.tenant_id, cmd.task_id)
-        _, result = await self._task_change(cmd.tenant_id, cmd.task_id, decide)
+        _, result = await self._task_change(cmd.tenant_id, cmd.task_id, decide, reoffer=cmd.reoffer)
         await self._agent_follow(
             cmd.tenant_id,
             cmd.agent_id or before.agent_id,
             cmd.task_id,
-            lambda a: a.fail_task(cmd.error, error_code=cmd.error_code),
+            agent_done(cmd, ran, cmd.error),
+            needs_current=False,
         )
         return result
 

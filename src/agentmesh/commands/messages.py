@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from agentmesh.domain import HealthMetrics
+from agentmesh.envelope import Envelope
 from agentmesh.store.queries import AgentListQuery
 
 
@@ -81,6 +82,16 @@ class RecordHeartbeat:
 
 
 @dataclass(frozen=True)
+class SyncAgentCapabilities:
+    """What a live agent announces (its heartbeat): capabilities it did not have are
+    added, higher levels upgrade; nothing is removed."""
+
+    tenant_id: str
+    agent_id: str
+    capabilities: Mapping[str, int]
+
+
+@dataclass(frozen=True)
 class MarkAgentUnhealthy:
     tenant_id: str
     agent_id: str
@@ -95,6 +106,12 @@ class MarkAgentHealthy:
 
 
 # -- tasks -----------------------------------------------------------------------------
+STRATEGY_NEEDS_PLANE = (
+    "a routing strategy needs the live registry of a running control plane "
+    "(REST, or the CLI with --api-url)"
+)
+
+
 @dataclass(frozen=True)
 class SubmitTask:
     tenant_id: str
@@ -106,6 +123,43 @@ class SubmitTask:
     timeout_seconds: int = 300
     max_retries: int = 3
     source: str = "api"
+    to_agent: str | None = None
+    """Offer it to this agent's durable inbox instead of the capability queue."""
+    strategy: str | None = None
+    """A routing strategy needs the live registry: the entry point resolves it into
+    ``to_agent`` (a handler without a registry refuses it)."""
+    require_vetting: bool = False  # offered to the safety agent first (see commands.safety)
+
+
+@dataclass(frozen=True)
+class RecordTask:
+    """A task offered on the bus by a submitter without the store (``Mesh.submit`` in a
+    notebook, a pattern, an agent process): recorded as submitted and offered, with the
+    offer envelope it travelled in; nothing is published again."""
+
+    tenant_id: str
+    task_id: str
+    capability: str
+    envelope: Envelope
+    subject: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    task_type: str | None = None
+    priority: int | str = 3
+    timeout_seconds: int = 300
+    max_retries: int = 3
+    submitted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """The runtime of ``agent_id`` started the task (attempt ``attempt``): assigned and
+    running, on the task and on the agent."""
+
+    tenant_id: str
+    task_id: str
+    agent_id: str
+    attempt: int | None = None
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -124,11 +178,16 @@ class StartTask:
 
 @dataclass(frozen=True)
 class CompleteTask:
+    """A finished task. With ``started_at`` (the runtime's report) a task whose start was
+    not recorded yet gets its assigned/running steps first."""
+
     tenant_id: str
     task_id: str
     result: Mapping[str, Any] = field(default_factory=dict)
     agent_id: str | None = None
     execution_time_ms: float = 0
+    started_at: datetime | None = None
+    attempt: int | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +200,10 @@ class FailTask:
     error_code: str = "UNKNOWN"
     agent_id: str | None = None
     retryable: bool = True
+    started_at: datetime | None = None
+    attempt: int | None = None
+    reoffer: bool = True
+    """False when the runtime redelivers the task itself (nothing is published again)."""
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from agentmesh.decentralized.membership import ALIVE, LEFT
 from agentmesh.decentralized.pool import TaskPool
 from agentmesh.decentralized.raft import RaftNode
 from agentmesh.decentralized.state import ClusterState
+from agentmesh.domain.values import AgentStatus
 from agentmesh.envelope import Envelope
 from agentmesh.errors import (
     AgentMeshError,
@@ -142,7 +143,7 @@ class DecentralizedAgent(AgentRuntime):
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
-        if self.status not in ("CREATED", "TERMINATED"):
+        if self.status not in ("CREATED", AgentStatus.TERMINATED):
             return
         await self.raft.start()
         await self.gossip.start()
@@ -162,7 +163,7 @@ class DecentralizedAgent(AgentRuntime):
         )
 
     async def stop(self) -> None:
-        if self.status in ("CREATED", "TERMINATED"):
+        if self.status in ("CREATED", AgentStatus.TERMINATED):
             return
         await self.pool.stop()  # first: the agent's drain must not wait for pool results
         await super().stop()

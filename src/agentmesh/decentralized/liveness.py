@@ -18,6 +18,7 @@ from loguru import logger
 from agentmesh import subjects
 from agentmesh.decentralized.gossip import Gossip
 from agentmesh.decentralized.membership import ALIVE, DEAD
+from agentmesh.domain.values import AgentStatus
 from agentmesh.envelope import Envelope
 from agentmesh.transports import Message, Subscription, Transport
 
@@ -70,7 +71,7 @@ class RegistryFeed:
     async def _report(self, agent_id: str, address: str) -> None:
         beat = {
             **self._beats[agent_id],
-            "status": "UNHEALTHY",
+            "status": AgentStatus.UNHEALTHY,
             "reported_by": self.agent_id,
             "reason": f"gossip: {address} is dead",
         }

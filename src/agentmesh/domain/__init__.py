@@ -18,6 +18,8 @@ from agentmesh.domain.agent_events import (
     AgentHeartbeatReceivedEvent,
     AgentMetadataUpdatedEvent,
     AgentPausedEvent,
+    AgentQuarantinedEvent,
+    AgentReleasedEvent,
     AgentResumedEvent,
     AgentStatusChangedEvent,
     AgentTaskAssignedEvent,
@@ -27,7 +29,8 @@ from agentmesh.domain.agent_events import (
 )
 from agentmesh.domain.codec import event_from_dict, event_from_json, event_to_json
 from agentmesh.domain.events import EVENT_TYPES, DomainEvent
-from agentmesh.domain.task import TaskAggregate, TaskStatus, parse_priority
+from agentmesh.domain.safety_events import SafetyPolicySetEvent
+from agentmesh.domain.task import TaskAggregate, TaskStatus
 from agentmesh.domain.task_events import (
     TaskAssignedEvent,
     TaskCancelledEvent,
@@ -36,11 +39,13 @@ from agentmesh.domain.task_events import (
     TaskEvent,
     TaskFailedEvent,
     TaskOfferedEvent,
+    TaskRejectedEvent,
     TaskRetryingEvent,
     TaskStartedEvent,
     TaskSubmittedEvent,
     TaskTimedOutEvent,
 )
+from agentmesh.domain.task_values import TaskStep, parse_priority
 from agentmesh.domain.tenant import TenantAggregate, tenant_name_key
 from agentmesh.domain.tenant_events import (
     MessageRecordedEvent,
@@ -81,6 +86,8 @@ __all__ = [
     "AgentId",
     "AgentMetadataUpdatedEvent",
     "AgentPausedEvent",
+    "AgentQuarantinedEvent",
+    "AgentReleasedEvent",
     "AgentResumedEvent",
     "AgentStatus",
     "AgentStatusChangedEvent",
@@ -95,6 +102,7 @@ __all__ = [
     "MessageRecordedEvent",
     "ProficiencyLevel",
     "ResourceRequirement",
+    "SafetyPolicySetEvent",
     "TaskAggregate",
     "TaskAssignedEvent",
     "TaskCancelledEvent",
@@ -103,9 +111,11 @@ __all__ = [
     "TaskEvent",
     "TaskFailedEvent",
     "TaskOfferedEvent",
+    "TaskRejectedEvent",
     "TaskRetryingEvent",
     "TaskStartedEvent",
     "TaskStatus",
+    "TaskStep",
     "TaskSubmittedEvent",
     "TaskTimedOutEvent",
     "TenantAggregate",

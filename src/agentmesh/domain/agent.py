@@ -33,6 +33,8 @@ from agentmesh.domain.agent_events import (
     AgentHeartbeatReceivedEvent,
     AgentMetadataUpdatedEvent,
     AgentPausedEvent,
+    AgentQuarantinedEvent,
+    AgentReleasedEvent,
     AgentResumedEvent,
     AgentStatusChangedEvent,
     AgentTaskAssignedEvent,
@@ -41,6 +43,7 @@ from agentmesh.domain.agent_events import (
     AgentTerminatedEvent,
 )
 from agentmesh.domain.events import DomainEvent, iso
+from agentmesh.domain.safety import quarantined_metadata, released_metadata
 from agentmesh.domain.values import (
     AgentCapability,
     AgentHeartbeat,
@@ -77,6 +80,9 @@ class AgentAggregate:
     agent_type: str = "generic"
     status: AgentStatus = AgentStatus.AVAILABLE
     current_task_id: str | None = None
+    active_tasks: tuple[str, ...] = ()
+    """Tasks the agent runs now (a runtime agent runs up to ``max_concurrent`` at once);
+    ``current_task_id`` is the latest of them."""
     tasks_assigned: int = 0
     tasks_completed: int = 0
     tasks_failed: int = 0
@@ -231,27 +237,33 @@ class AgentAggregate:
                 )
                 return _unchecked(self, version=v, capabilities=caps)
             case AgentTaskAssignedEvent():
+                active = (*(t for t in self.active_tasks if t != event.task_id), event.task_id)
                 return _unchecked(
                     self,
                     version=v,
                     current_task_id=event.task_id,
+                    active_tasks=active,
                     tasks_assigned=self.tasks_assigned + 1,
                 )
             case AgentTaskCompletedEvent():
+                active = tuple(t for t in self.active_tasks if t != event.task_id)
                 return _unchecked(
                     self,
                     version=v,
-                    current_task_id=None,
+                    current_task_id=active[-1] if active else None,
+                    active_tasks=active,
                     tasks_completed=self.tasks_completed + 1,
                 )
             case AgentTaskFailedEvent():
                 md = dict(self.metadata)
                 md["last_error"] = event.error_message
                 md["last_error_at"] = iso(event.failed_at)
+                active = tuple(t for t in self.active_tasks if t != event.task_id)
                 return _unchecked(
                     self,
                     version=v,
-                    current_task_id=None,
+                    current_task_id=active[-1] if active else None,
+                    active_tasks=active,
                     tasks_failed=self.tasks_failed + 1,
                     metadata=md,
                 )
@@ -284,6 +296,12 @@ class AgentAggregate:
                 return _unchecked(
                     self, version=v, tags=tuple(event.tags), metadata=dict(event.metadata)
                 )
+            case AgentQuarantinedEvent():
+                md = quarantined_metadata(self.metadata, event)
+                return _unchecked(self, version=v, metadata=md, current_task_id=None)
+            case AgentReleasedEvent():
+                md = released_metadata(self.metadata, event)
+                return _unchecked(self, version=v, metadata=md)
             case AgentHealthCheckFailedEvent() | AgentPausedEvent() | AgentResumedEvent():
                 return _unchecked(self, version=v)
             case AgentCreatedEvent():
@@ -375,8 +393,62 @@ class AgentAggregate:
         ]
         return self._emit(events + self._status_change(AgentStatus.AVAILABLE, now))
 
+    # -- facts reported by the runtime ----------------------------------------------------
+    def task_started(self, task_id: str, *, at: datetime | None = None) -> Transition:
+        """The agent's runtime took ``task_id`` (a fact, not a decision: never refused,
+        so several tasks may run at once); AVAILABLE -> BUSY. Idempotent per task."""
+        if not task_id or not task_id.strip():
+            raise ValidationError("task_id must not be blank")
+        if task_id in self.active_tasks:
+            return self, []
+        now = _now(at)
+        events: list[AgentEvent] = [
+            AgentTaskAssignedEvent(**self._base(now), task_id=task_id, assigned_at=now)
+        ]
+        if self.status is AgentStatus.AVAILABLE:
+            events += self._status_change(AgentStatus.BUSY, now)
+        return self._emit(events)
+
+    def task_finished(
+        self,
+        task_id: str,
+        *,
+        error: str | None = None,
+        error_code: str = "UNKNOWN",
+        result: Mapping[str, Any] | None = None,
+        execution_time_ms: float = 0,
+        at: datetime | None = None,
+    ) -> Transition:
+        """The runtime finished ``task_id`` (completed, or failed with ``error``): counted
+        whether or not its start was seen; BUSY -> AVAILABLE when nothing else runs."""
+        now = _now(at)
+        done: AgentEvent
+        if error is None:
+            done = AgentTaskCompletedEvent(
+                **self._base(now),
+                task_id=task_id,
+                completed_at=now,
+                result=dict(result or {}),
+                execution_time_ms=execution_time_ms,
+            )
+        else:
+            done = AgentTaskFailedEvent(
+                **self._base(now),
+                task_id=task_id,
+                failed_at=now,
+                error_message=error,
+                error_code=error_code,
+            )
+        events: list[AgentEvent] = [done]
+        rest = [t for t in self.active_tasks if t != task_id]
+        if self.status is AgentStatus.BUSY and not rest:
+            events += self._status_change(AgentStatus.AVAILABLE, now)
+        return self._emit(events)
+
     def pause(self, reason: str = "", *, at: datetime | None = None) -> Transition:
-        """Anything except TERMINATED and BUSY -> PAUSED."""
+        """Anything except TERMINATED, BUSY and QUARANTINED -> PAUSED."""
+        if self.status is AgentStatus.QUARANTINED:
+            raise self._refuse("pause", "a QUARANTINED agent is released by an admin only")
         if self.status in (AgentStatus.TERMINATED, AgentStatus.BUSY):
             raise self._refuse("pause", "only an idle, live agent can be paused")
         now = _now(at)
@@ -397,6 +469,8 @@ class AgentAggregate:
         """-> AVAILABLE with ``activated_at``; refused from TERMINATED (terminal) and BUSY."""
         if self.status is AgentStatus.TERMINATED:
             raise self._refuse("activate", "TERMINATED is terminal")
+        if self.status is AgentStatus.QUARANTINED:
+            raise self._refuse("activate", "a QUARANTINED agent is released by an admin only")
         if self.status is AgentStatus.BUSY:
             raise self._refuse("activate", f"it is running task {self.current_task_id}")
         now = _now(at)
@@ -424,9 +498,12 @@ class AgentAggregate:
     def mark_unhealthy(
         self, reason: str = "Heartbeat timeout", *, at: datetime | None = None
     ) -> Transition:
-        """-> UNHEALTHY with metadata.unhealthy_reason/at; refused from TERMINATED."""
+        """-> UNHEALTHY with metadata.unhealthy_reason/at; refused from TERMINATED and
+        QUARANTINED (a quarantine outlives the process: only an admin lifts it)."""
         if self.status is AgentStatus.TERMINATED:
             raise self._refuse("mark unhealthy", "TERMINATED is terminal")
+        if self.status is AgentStatus.QUARANTINED:
+            raise self._refuse("mark unhealthy", "it is QUARANTINED")
         now = _now(at)
         events: list[AgentEvent] = [
             AgentHealthCheckFailedEvent(

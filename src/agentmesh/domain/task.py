@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from agentmesh.domain.events import DomainEvent
@@ -32,57 +31,26 @@ from agentmesh.domain.task_events import (
     TaskEvent,
     TaskFailedEvent,
     TaskOfferedEvent,
+    TaskRejectedEvent,
     TaskRetryingEvent,
     TaskStartedEvent,
     TaskSubmittedEvent,
     TaskTimedOutEvent,
 )
+from agentmesh.domain.task_values import (  # re-exported: the task's vocabulary
+    ACTIVE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT_SECONDS,
+    TERMINAL,
+    TaskStatus,
+    TaskStep,
+    check_task_limits,
+    parse_priority,
+)
 from agentmesh.domain.values import CAPABILITY_PATTERN, AgentId, as_utc, utcnow
 from agentmesh.errors import InvalidTransition, ValidationError
 
-PRIORITY_NAMES = {"low": 1, "medium": 3, "high": 4, "urgent": 5}
-DEFAULT_TIMEOUT_SECONDS = 300
-DEFAULT_MAX_RETRIES = 3
-
-
-class TaskStatus(StrEnum):
-    SUBMITTED = "submitted"
-    OFFERED = "offered"
-    ASSIGNED = "assigned"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    RETRYING = "retrying"
-    DEAD_LETTERED = "dead_lettered"
-    CANCELLED = "cancelled"
-    TIMED_OUT = "timed_out"
-
-
-TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.DEAD_LETTERED})
-ACTIVE = frozenset(
-    {
-        TaskStatus.SUBMITTED,
-        TaskStatus.OFFERED,
-        TaskStatus.ASSIGNED,
-        TaskStatus.RUNNING,
-        TaskStatus.RETRYING,
-    }
-)
-
 Transition = tuple["TaskAggregate", list[TaskEvent]]
-
-
-def parse_priority(value: int | str) -> int:
-    """1..5 from an int or a name (low, medium, high, urgent)."""
-    if isinstance(value, str):
-        if value.lower() in PRIORITY_NAMES:
-            return PRIORITY_NAMES[value.lower()]
-        raise ValidationError(
-            f"priority must be 1-5 or one of {', '.join(PRIORITY_NAMES)}, got {value!r}"
-        )
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
-        raise ValidationError(f"priority must be an integer 1-5, got {value!r}")
-    return value
 
 
 def _now(at: datetime | None) -> datetime:
@@ -110,6 +78,9 @@ class TaskAggregate:
     submitted_at: datetime = dataclasses.field(default_factory=utcnow)
     updated_at: datetime = dataclasses.field(default_factory=utcnow)
     completed_at: datetime | None = None
+    assigned_at: datetime | None = None
+    started_at: datetime | None = None
+    timeline: tuple[TaskStep, ...] = ()
     version: int = 0
 
     def __post_init__(self) -> None:
@@ -128,11 +99,7 @@ class TaskAggregate:
         for cap in self.required_capabilities:
             if not CAPABILITY_PATTERN.match(cap):
                 raise ValidationError(f"invalid capability name {cap!r}")
-        parse_priority(self.priority)
-        if not 1 <= self.timeout_seconds <= 3600:
-            raise ValidationError(f"timeout_seconds must be 1-3600, got {self.timeout_seconds}")
-        if not 0 <= self.max_retries <= 5:
-            raise ValidationError(f"max_retries must be 0-5, got {self.max_retries}")
+        check_task_limits(self.priority, self.timeout_seconds, self.max_retries + 1)
         if not 0 <= self.retries_used <= self.max_retries:
             raise ValidationError(
                 f"retries_used {self.retries_used} outside 0..max_retries {self.max_retries}"
@@ -202,6 +169,7 @@ class TaskAggregate:
             max_retries=e.max_retries,
             submitted_at=e.submitted_at,
             updated_at=e.submitted_at,
+            timeline=(TaskStep("submitted", e.submitted_at),),
             version=1,
         )
 
@@ -228,13 +196,23 @@ class TaskAggregate:
     def apply(self, event: TaskEvent) -> TaskAggregate:
         """The state after ``event`` (events are facts; no validation)."""
         c: dict[str, Any] = {"version": self.version + 1, "updated_at": event.occurred_at}
+        detail: str | None = None
         match event:
             case TaskOfferedEvent():
                 c.update(status=TaskStatus.OFFERED, agent_id=None)
             case TaskAssignedEvent():
-                c.update(status=TaskStatus.ASSIGNED, agent_id=event.agent_id)
+                c.update(
+                    status=TaskStatus.ASSIGNED,
+                    agent_id=event.agent_id,
+                    assigned_at=event.assigned_at,
+                    started_at=None,
+                )
+                if event.attempt is not None and event.attempt > self.attempt:
+                    c["attempt"] = event.attempt
             case TaskStartedEvent():
-                c.update(status=TaskStatus.RUNNING, agent_id=event.agent_id)
+                c.update(
+                    status=TaskStatus.RUNNING, agent_id=event.agent_id, started_at=event.started_at
+                )
             case TaskCompletedEvent():
                 c.update(
                     status=TaskStatus.COMPLETED,
@@ -249,6 +227,7 @@ class TaskAggregate:
                     agent_id=event.agent_id or self.agent_id,
                     error=event.error,
                 )
+                detail = event.error
             case TaskTimedOutEvent():
                 c.update(
                     status=TaskStatus.TIMED_OUT,
@@ -263,12 +242,29 @@ class TaskAggregate:
                 )
             case TaskDeadLetteredEvent():
                 c.update(status=TaskStatus.DEAD_LETTERED, error=self.error or event.reason)
+                detail = event.reason
             case TaskCancelledEvent():
                 c.update(status=TaskStatus.CANCELLED)
+                detail = event.reason or None
+            case TaskRejectedEvent():
+                c.update(
+                    status=TaskStatus.REJECTED,
+                    agent_id=event.agent_id or self.agent_id,
+                    error=f"rejected by safety rule {event.rule}: {event.reason}",
+                )
             case TaskSubmittedEvent():
                 raise ValidationError(f"task {self.task_id} already exists")
             case _:
                 raise ValidationError(f"unknown task event {event.event_type}")
+        status: TaskStatus = c["status"]
+        step = TaskStep(
+            status.value,
+            event.occurred_at,
+            c.get("agent_id", self.agent_id),
+            c.get("attempt", self.attempt),
+            detail,
+        )
+        c["timeline"] = (*self.timeline, step)
         return dataclasses.replace(self, **c)
 
     def _emit(self, events: list[TaskEvent]) -> Transition:
@@ -323,6 +319,22 @@ class TaskAggregate:
         now = _now(at)
         agent = self.agent_id or ""
         return self._emit([TaskStartedEvent(**self._base(now), agent_id=agent, started_at=now)])
+
+    def run_by(
+        self, agent_id: str, *, attempt: int | None = None, at: datetime | None = None
+    ) -> Transition:
+        """The runtime reports ``agent_id`` started the task (attempt ``attempt``):
+        SUBMITTED/OFFERED/RETRYING -> ASSIGNED -> RUNNING, or ASSIGNED -> RUNNING."""
+        AgentId(agent_id)
+        if self.status is TaskStatus.ASSIGNED and self.agent_id == agent_id:
+            return self.start(agent_id, at=at)
+        self._require("run", (TaskStatus.SUBMITTED, TaskStatus.OFFERED, TaskStatus.RETRYING))
+        now = _now(at)
+        assigned = TaskAssignedEvent(
+            **self._base(now), agent_id=agent_id, assigned_at=now, attempt=attempt
+        )
+        started = TaskStartedEvent(**self._base(now), agent_id=agent_id, started_at=now)
+        return self._emit([assigned, started])
 
     def complete(
         self,
@@ -432,3 +444,6 @@ class TaskAggregate:
         self._require("cancel", [s for s in TaskStatus if s not in TERMINAL])
         now = _now(at)
         return self._emit([TaskCancelledEvent(**self._base(now), reason=reason, cancelled_at=now)])
+
+
+__all__ = ["ACTIVE", "TERMINAL", "TaskAggregate", "TaskStatus", "TaskStep", "parse_priority"]

@@ -40,6 +40,7 @@ class TaskAssignedEvent(TaskEvent):
     topic = "task.assigned"
     agent_id: str
     assigned_at: datetime
+    attempt: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -88,6 +89,18 @@ class TaskDeadLetteredEvent(TaskEvent):
     topic = "task.dead_lettered"
     reason: str
     dead_lettered_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TaskRejectedEvent(TaskEvent):
+    """A safety rule denied the task (spec 3.12); terminal, never retried."""
+
+    topic = "task.rejected"
+    agent_id: str | None = None
+    rule: str
+    reason: str
+    stage: str = "offer"  # offer (before the handler), result, or vetting
+    rejected_at: datetime
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from agentmesh import subjects
+from agentmesh.domain.values import AgentStatus
 from agentmesh.envelope import Envelope
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.registry import AgentRecord
@@ -38,7 +39,7 @@ from agentmesh.transports import Message, Subscription
 if TYPE_CHECKING:
     from agentmesh.mesh import Mesh
 
-LIVE = ("AVAILABLE", "BUSY")
+LIVE = (AgentStatus.AVAILABLE, AgentStatus.BUSY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,7 +334,7 @@ class Assignments:
     async def _on_agent_change(self, record: AgentRecord, old: str | None, new: str) -> None:
         if new in LIVE or record.tenant_id != self.tenant:
             return
-        if new == "PAUSED":
+        if new == AgentStatus.PAUSED:
             return  # a paused agent still finishes what it holds
         held = [
             a
@@ -365,7 +366,7 @@ class Assignments:
                             break
                     if a.routed and a.agent_id and not a.future.done():
                         rec = self.mesh.registry.get(self.tenant, a.agent_id)
-                        if rec is not None and rec.status not in (*LIVE, "PAUSED"):
+                        if rec is not None and rec.status not in (*LIVE, AgentStatus.PAUSED):
                             await self.reassign(a, f"agent {a.agent_id} is {rec.status}")
             except Exception:
                 logger.exception("assignment reconcile failed")

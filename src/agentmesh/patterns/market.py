@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from agentmesh.domain.autonomy import AgentAutonomyService, TaskOffering
+from agentmesh.domain.values import AgentStatus
 from agentmesh.envelope import Envelope
 from agentmesh.errors import (
     AuctionFailed,
@@ -274,7 +275,10 @@ class MarketParticipant:
     async def _on_cfp(self, msg: Message) -> None:
         r, p = self.runtime, msg.envelope.payload
         capability = str(p.get("capability"))
-        if r.status not in ("AVAILABLE", "BUSY") or capability not in r.capabilities:
+        if (
+            r.status not in (AgentStatus.AVAILABLE, AgentStatus.BUSY)
+            or capability not in r.capabilities
+        ):
             return
         raw_task = p.get("task")
         task: dict[str, Any] = raw_task if isinstance(raw_task, dict) else {}

@@ -26,10 +26,14 @@ def aggregate_of(runtime: AgentRuntime) -> AgentAggregate:
     score through ``active_tasks``), one with every slot taken as BUSY; a paused or stopped
     one as what it is.
     """
-    if runtime.status in ("PAUSED", "TERMINATED", "CREATED"):
-        status = "TERMINATED" if runtime.status == "CREATED" else runtime.status
+    if runtime.status in (AgentStatus.PAUSED, AgentStatus.TERMINATED, "CREATED"):
+        status = AgentStatus.TERMINATED if runtime.status == "CREATED" else runtime.status
     else:
-        status = "BUSY" if runtime.in_flight >= runtime.max_concurrent else "AVAILABLE"
+        status = (
+            AgentStatus.BUSY
+            if runtime.in_flight >= runtime.max_concurrent
+            else AgentStatus.AVAILABLE
+        )
     agent, _ = AgentAggregate.create(
         runtime.agent_id,
         runtime.tenant_id,
@@ -41,7 +45,7 @@ def aggregate_of(runtime: AgentRuntime) -> AgentAggregate:
         status=AgentStatus(status),
         tasks_completed=runtime.tasks_completed,
         tasks_failed=runtime.tasks_failed,
-        terminated_at=datetime.now(UTC) if status == "TERMINATED" else None,
+        terminated_at=datetime.now(UTC) if status == AgentStatus.TERMINATED else None,
     )
 
 

@@ -32,7 +32,7 @@ from loguru import logger
 
 from agentmesh import subjects
 from agentmesh.aio import stop_task
-from agentmesh.envelope import Envelope
+from agentmesh.envelope import Envelope, now_iso
 from agentmesh.errors import BulkheadFullError, BulkheadTimeoutError, TaskTimeout
 from agentmesh.observability import metrics, tracing
 from agentmesh.resilience import RetryConfig
@@ -43,8 +43,11 @@ from agentmesh.transports.message import error_context
 
 if TYPE_CHECKING:
     from agentmesh.runtime.agent import AgentRuntime
+    from agentmesh.safety.engine import Verdict
 
 DEFAULT_TIMEOUT = 300.0
+STARTED_DELAY = 0.2
+"""Seconds a task runs before its start is announced to the control plane."""
 RESULT_NAMESPACE = uuid.UUID("6f1c3a1e-5b7e-4c55-9a0e-2d6b1f3c9e11")
 
 
@@ -58,6 +61,19 @@ class Decision:
 
 
 DecidePolicy = Callable[[TaskContext], Awaitable[Decision | bool] | Decision | bool]
+
+
+def rejection(agent: AgentRuntime, verdict: Verdict) -> dict[str, Any]:
+    """What a safety rejection says (the payload of ``task.rejected`` and of an error)."""
+    main = verdict.main
+    return {
+        "error": f"rejected by safety rule {verdict.rule}: {verdict.reason}",
+        "code": "SAFETY_REJECTED",
+        "rule": verdict.rule,
+        "reason": verdict.reason,
+        "severity": main.severity if main else "",
+        "agent_id": agent.agent_id,
+    }
 
 
 def result_id(tenant: str, task_id: str, outcome: str) -> str:
@@ -102,9 +118,11 @@ class DurableExecutor:
         self.running: dict[str, tuple[asyncio.Task[Any], Message]] = {}
         self._cancelled: OrderedDict[str, None] = OrderedDict()
         self._cancelling: set[str] = set()
+        self._requeue: set[str] = set()  # interrupted by a quarantine: back to the queue
         self._progress_task: asyncio.Task[None] | None = None
         self._stopping = False
         self.declined = 0
+        self._announcing: set[asyncio.Task[None]] = set()
         # where a first delivery may repeat a task (a crashed Kafka consumer's records come
         # back as first deliveries; a publish retried after a lost ack is stored twice),
         # the ledger is asked on every delivery
@@ -144,6 +162,14 @@ class DurableExecutor:
         entry[0].cancel()
         return True
 
+    def requeue_running(self) -> None:
+        """Interrupt every running task and give it back to the queue (quarantine)."""
+        current = asyncio.current_task()
+        for task_id, (task, _) in list(self.running.items()):
+            if task is not current:
+                self._requeue.add(task_id)
+                task.cancel()
+
     # -- the handler --------------------------------------------------------------------
     def handler_for(self, capability: str | None) -> Callable[[Message], Awaitable[None]]:
         async def handle(msg: Message) -> None:
@@ -158,6 +184,10 @@ class DurableExecutor:
         tenant = env.tenant_id
         ctx = TaskContext(agent, msg, capability, "task")
         task_id = ctx.task_id
+        guard = agent.mesh.safety
+        if agent.status == "QUARANTINED":
+            await msg.nak(self.decline_delay / 10)  # not here: another agent takes it
+            return
         redelivered = msg.attempt > 1 or self._ask_always
         if redelivered:
             done = await self.ledger.completed(tenant, task_id)
@@ -169,6 +199,14 @@ class DurableExecutor:
         ):
             await self._cancelled_outcome(ctx, msg, "cancelled before start")
             return
+        if guard is not None:
+            verdict = guard.check_offer(agent, ctx)
+            if not verdict.allowed:
+                await self._rejected(ctx, msg, verdict, "offer")
+                return
+            if guard.over_rate(agent):
+                await msg.nak(self.decline_delay)
+                return
         if self.decide is not None:
             with tracing.span("autonomy.decide"):
                 decision = self.decide(ctx)
@@ -188,6 +226,12 @@ class DurableExecutor:
         # the failure budget belongs to this offer: a manual retry re-offers with a new id
         failures = await self.ledger.failures(tenant, env.id) if redelivered else 0
         ctx.attempt = failures + 1
+        started_at = now_iso()
+        # a task still running after STARTED_DELAY is announced as started; a quicker one
+        # is not (its outcome carries started_at), which keeps the hot path one publish
+        announce = asyncio.get_running_loop().call_later(
+            STARTED_DELAY, self._announce_start, ctx, started_at, msg.attempt
+        )
         current = asyncio.current_task()
         assert current is not None
         self.running[task_id] = (current, msg)
@@ -201,6 +245,10 @@ class DurableExecutor:
                     raise
                 raise TaskTimeout(f"task {task_id} exceeded its timeout of {timeout:g}s") from None
         except asyncio.CancelledError:
+            if task_id in self._requeue and current.uncancel() == 0:
+                self._requeue.discard(task_id)
+                await msg.nak(0)
+                return
             if task_id in self._cancelling and current.uncancel() == 0:
                 self._cancelling.discard(task_id)
                 await self._cancelled_outcome(ctx, msg, "cancelled while running")
@@ -210,10 +258,17 @@ class DurableExecutor:
             await msg.nak(self.decline_delay)  # busy: give the task to someone else
             return
         except Exception as exc:
-            await self._failed(ctx, msg, exc, max_attempts)
+            await self._failed(ctx, msg, exc, max_attempts, started_at)
             return
         finally:
+            announce.cancel()
             self.running.pop(task_id, None)
+        if guard is not None:
+            checked = await guard.check_result(agent, ctx, result)
+            if not checked.allowed:
+                await self._withheld(ctx, msg, checked, max_attempts)
+                return
+            result = checked.value
         agent.tasks_completed += 1
         done = env.reply(
             "task.completed",
@@ -224,6 +279,7 @@ class DurableExecutor:
                 "result": result,
                 "attempt": ctx.attempt,
                 "delivery": msg.attempt,
+                "started_at": started_at,
             },
         )
         done.metadata["id"] = result_id(tenant, task_id, "completed")
@@ -233,6 +289,32 @@ class DurableExecutor:
         if isinstance(reply_to, str) and subjects.is_valid(reply_to):
             await agent.mesh.transport.publish(reply_to, done)
 
+    def _announce_start(self, ctx: TaskContext, started_at: str, delivery: int) -> None:
+        extra = {"delivery": delivery, "started_at": started_at}
+        task = asyncio.get_running_loop().create_task(self._progress(ctx, "started", extra))
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
+
+    async def _progress(self, ctx: TaskContext, kind: str, extra: dict[str, Any]) -> None:
+        """Tell the control plane a task started or will be retried (core publish, best
+        effort: the outcome carries ``started_at`` too)."""
+        env = ctx.envelope.reply(
+            f"task.{kind}",
+            {
+                "task_id": ctx.task_id,
+                "capability": ctx.capability,
+                "agent_id": self.agent.agent_id,
+                "attempt": ctx.attempt,
+                **extra,
+            },
+        )
+        try:
+            await self.agent.mesh.transport.publish(
+                subjects.task_progress(ctx.tenant_id, kind, ctx.task_id), env
+            )
+        except Exception as exc:  # the task runs on; the outcome fills the start in
+            logger.debug("task {} progress {} not published: {}", ctx.task_id, kind, exc)
+
     async def _publish_outcome(self, tenant: str, kind: str, env: Envelope) -> None:
         task_id = str(env.payload["task_id"])
         with tracing.span("task.outcome", kind=tracing.SpanKind.PRODUCER):
@@ -241,6 +323,40 @@ class DurableExecutor:
             await self.agent.publish_guarded(
                 subjects.task_outcome(tenant, kind, task_id), env, durable=True
             )
+
+    async def _rejected(self, ctx: TaskContext, msg: Message, verdict: Verdict, stage: str) -> None:
+        """A safety rule denied the task: ``task.rejected`` (never retried), then drop it."""
+        logger.warning(
+            "task {} rejected on {} ({}): {}",
+            ctx.task_id,
+            self.agent.agent_id,
+            verdict.rule,
+            verdict.reason,
+        )
+        env = ctx.envelope.reply(
+            "task.rejected",
+            {
+                "task_id": ctx.task_id,
+                "capability": ctx.capability,
+                "stage": stage,
+                **rejection(self.agent, verdict),
+            },
+        )
+        env.metadata["id"] = result_id(ctx.tenant_id, ctx.task_id, "rejected")
+        await self._publish_outcome(ctx.tenant_id, "task.rejected", env)
+        await msg.term()
+
+    async def _withheld(
+        self, ctx: TaskContext, msg: Message, verdict: Verdict, max_attempts: int
+    ) -> None:
+        """A result a safety rule denies is never published: the task goes back to the queue
+        for another agent (the violation counts against this one), and is rejected once
+        its attempts are used up."""
+        failures = await self.ledger.add_failure(ctx.tenant_id, ctx.envelope.id)
+        if failures < max_attempts:
+            await msg.nak(0)
+            return
+        await self._rejected(ctx, msg, verdict, "result")
 
     async def _cancelled_outcome(self, ctx: TaskContext, msg: Message, reason: str) -> None:
         env = ctx.envelope.reply(
@@ -257,7 +373,7 @@ class DurableExecutor:
         await msg.term()
 
     async def _failed(
-        self, ctx: TaskContext, msg: Message, exc: Exception, max_attempts: int
+        self, ctx: TaskContext, msg: Message, exc: Exception, max_attempts: int, started_at: str
     ) -> None:
         agent = self.agent
         tenant, task_id = ctx.tenant_id, ctx.task_id
@@ -278,6 +394,9 @@ class DurableExecutor:
                 delay,
                 error,
             )
+            await self._progress(
+                ctx, "retrying", {"error": error, "retry_in": delay, "started_at": started_at}
+            )
             await msg.nak(delay)
             return
         agent.tasks_failed += 1
@@ -296,7 +415,9 @@ class DurableExecutor:
                 "agent_id": agent.agent_id,
                 "error": error,
                 "attempts": failures,
+                "attempt": ctx.attempt,
                 "retryable": retryable,
+                "started_at": started_at,
             },
         )
         failed.metadata["id"] = result_id(tenant, task_id, f"failed-{failures}")

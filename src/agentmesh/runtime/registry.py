@@ -27,6 +27,7 @@ TERMINATED = "TERMINATED"
 STATUSES = ("AVAILABLE", "BUSY", "PAUSED", UNHEALTHY, TERMINATED)
 
 ChangeListener = Callable[["AgentRecord", str | None, str], Awaitable[None] | None]
+BeatListener = Callable[["AgentRecord"], Awaitable[None]]
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Registry:
         self.sweep_interval = sweep_interval or max(min(health_check_timeout / 4, 1.0), 0.05)
         self._agents: dict[tuple[str, str], AgentRecord] = {}
         self._listeners: list[ChangeListener] = []
+        self._beat_listeners: list[BeatListener] = []
         self._subs: list[Subscription] = []
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -101,6 +103,10 @@ class Registry:
     def on_change(self, listener: ChangeListener) -> None:
         """Call ``listener(record, old_status, new_status)`` on every status change."""
         self._listeners.append(listener)
+
+    def on_beat(self, listener: BeatListener) -> None:
+        """Call ``listener(record)`` after every heartbeat (after any status change)."""
+        self._beat_listeners.append(listener)
 
     # -- queries ------------------------------------------------------------------------
     def get(self, tenant: str, agent_id: str) -> AgentRecord | None:
@@ -157,6 +163,11 @@ class Registry:
         metrics.agent_load_percent.labels(agent_id).set(min(record.load * 100, 100))
         if old != record.status:
             await self._changed(record, old, record.status)
+        for listener in self._beat_listeners:
+            try:
+                await listener(record)
+            except Exception:
+                logger.exception("registry heartbeat listener failed")
 
     async def _on_snapshot_request(self, msg: Message) -> None:
         reply = msg.envelope.reply(

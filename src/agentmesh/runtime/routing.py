@@ -28,7 +28,7 @@ class LiveRouter:
         self.selector = StrategySelector()
         self.last_reason = ""
 
-    def candidates(self) -> list[AgentCandidate]:
+    def candidates(self, tenant: str | None = None) -> list[AgentCandidate]:
         return [
             AgentCandidate(
                 agent_id=r.agent_id,
@@ -40,24 +40,34 @@ class LiveRouter:
                 success_rate=success_rate_of(r.tasks_completed, r.tasks_failed),
                 tenant_id=r.tenant_id,
             )
-            for r in self.mesh.registry.agents(self.mesh.tenant)
+            for r in self.mesh.registry.agents(tenant or self.mesh.tenant)
         ]
 
-    def choose(self, strategy: str, capability: str, priority: int, task_id: str) -> str | None:
-        """The agent id the strategy picks, or None (the reason is kept in ``last_reason``)."""
+    def choose(
+        self,
+        strategy: str,
+        capability: str,
+        priority: int,
+        task_id: str,
+        *,
+        tenant: str | None = None,
+    ) -> str | None:
+        """The agent id the strategy picks, or None (the reason is kept in ``last_reason``);
+        ``tenant``: another tenant's agents (the control plane routes for every tenant)."""
+        tenant = tenant or self.mesh.tenant
         request = RouteRequest((capability,), priority=priority, task_id=task_id)
-        candidates = self.candidates()
+        candidates = self.candidates(tenant)
         try:
             decision = self.selector.select(strategy, candidates, request)
         except ValueError as exc:
             raise ValidationError(str(exc), code="UNKNOWN_STRATEGY") from None
         if decision is None:
             self.last_reason = explain_no_route(candidates, (capability,))
-            metrics.routing_errors.labels(self.mesh.tenant, "no_route").inc()
+            metrics.routing_errors.labels(tenant, "no_route").inc()
             logger.info("task {} waits in the {} queue: {}", task_id, capability, self.last_reason)
             return None
         # count it at once so a burst spreads even before the next heartbeat arrives
-        record = self.mesh.registry.get(self.mesh.tenant, decision.agent_id)
+        record = self.mesh.registry.get(tenant, decision.agent_id)
         if record is not None:
             record.in_flight += 1
         return decision.agent_id

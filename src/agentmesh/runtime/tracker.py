@@ -3,10 +3,11 @@
 Agents only talk to the broker. The control plane (``agentmesh up``) runs this tracker,
 which turns what happens on the broker into commands on the store:
 
-* outcome events (``am.<t>.evt.task.{completed,failed,cancelled}.<id>``) become
-  ``CompleteTask`` / ``FailTask`` / ``CancelTask``;
 * registry status changes become agent commands (register on first sight, unhealthy,
-  healthy again, paused, resumed);
+  healthy again, paused, resumed), and heartbeats are recorded (at most every
+  ``beat_interval`` seconds per agent);
+* live task offers, progress and outcomes are the
+  :class:`~agentmesh.runtime.recorder.TaskRecorder`'s;
 * a periodic sweep reconciles tasks whose outcome event was missed (the ledger is asked),
   and times out tasks that wait longer than their ``timeout_seconds`` while no live agent
   can take them (``pending_reason`` says why a task waits).
@@ -21,28 +22,27 @@ from typing import Any
 
 from loguru import logger
 
-from agentmesh import subjects
 from agentmesh.commands import (
     ActivateAgent,
-    CancelTask,
-    CompleteTask,
     CqrsBus,
-    FailTask,
     GetAgent,
     ListTasks,
     ListTenants,
+    MarkAgentHealthy,
     MarkAgentUnhealthy,
     PauseAgent,
+    RecordHeartbeat,
     RegisterAgent,
     ResumeAgent,
+    SyncAgentCapabilities,
     TimeOutTask,
 )
 from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError, Conflict, InvalidTransition, NotFound
-from agentmesh.observability import tracing
 from agentmesh.runtime.ledger import TaskLedger
+from agentmesh.runtime.recorder import outcome_command
 from agentmesh.runtime.registry import AgentRecord, Registry
-from agentmesh.transports import Message, Subscription, Transport
+from agentmesh.transports import Subscription, Transport
 
 WAITING = ("submitted", "offered", "retrying")
 ACTIVE = (*WAITING, "assigned", "running")
@@ -60,6 +60,13 @@ def pending_reason(registry: Registry, tenant: str, capability: str) -> str | No
     return None
 
 
+def _last_offered(task: dict[str, Any]) -> datetime:
+    """When the task was last offered: an outcome older than that belongs to an earlier
+    offer (a manual retry re-offers a dead-lettered task)."""
+    offered = [s["at"] for s in task.get("timeline") or () if s.get("status") == "offered"]
+    return datetime.fromisoformat(offered[-1] if offered else task["submitted_at"])
+
+
 class TaskTracker:
     """Mirrors broker-side task outcomes and agent status into the store (see module doc)."""
 
@@ -71,6 +78,7 @@ class TaskTracker:
         ledger: TaskLedger,
         *,
         sweep_interval: float = 5.0,
+        beat_interval: float = 10.0,
     ) -> None:
         self.transport = transport
         self.bus = bus
@@ -81,16 +89,18 @@ class TaskTracker:
         self._sweeper: asyncio.Task[None] | None = None
         self.applied = 0
         self._in_store: set[tuple[str, str]] = set()  # agents this tracker got into the store
+        self.beat_interval = beat_interval
+        self._stopped = False
+        self._beats: dict[tuple[str, str], float] = {}  # last heartbeat recorded per agent
 
     async def start(self) -> None:
-        self._subs.append(
-            await self.transport.subscribe(f"{subjects.PREFIX}.*.evt.task.*.*", self._on_outcome)
-        )
         self.registry.on_change(self._on_agent_change)
+        self.registry.on_beat(self._on_beat)
         await self._register_unknown()  # agents heard before the plane started
         self._sweeper = asyncio.create_task(self._sweep_loop())
 
     async def stop(self) -> None:
+        self._stopped = True
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -100,35 +110,17 @@ class TaskTracker:
         self._subs.clear()
 
     # -- outcomes -----------------------------------------------------------------------
-    async def _on_outcome(self, msg: Message) -> None:
-        with tracing.span("tracker.apply", parent=msg.envelope, kind=tracing.SpanKind.CONSUMER):
-            await self.apply_outcome(msg.envelope)
-
     async def apply_outcome(self, env: Envelope) -> bool:
-        """Apply one outcome event to the store; False when it does not apply (any more)."""
-        p = env.payload
-        tenant, task_id = env.tenant_id, str(p.get("task_id", ""))
-        agent_id = p.get("agent_id") if isinstance(p.get("agent_id"), str) else None
-        command: Any
-        if env.type == "task.completed":
-            result = p.get("result")
-            command = CompleteTask(
-                tenant,
-                task_id,
-                result if isinstance(result, dict) else {"result": result},
-                agent_id=agent_id,
-            )
-        elif env.type == "task.failed":
-            command = FailTask(
-                tenant, task_id, str(p.get("error", "failed")), agent_id=agent_id, retryable=False
-            )  # the runtime already used the attempts
-        elif env.type == "task.cancelled":
-            command = CancelTask(tenant, task_id, str(p.get("reason", "")))
-        else:
-            return False
-        return await self._execute(command)
+        """Apply one outcome event to the store; False when it does not apply (any more).
+
+        Live outcomes are applied by the :class:`~agentmesh.runtime.recorder.TaskRecorder`;
+        the sweep applies the ones it missed."""
+        command = outcome_command(env)
+        return False if command is None else await self._execute(command)
 
     async def _execute(self, command: Any) -> bool:
+        if self._stopped:  # the registry outlives the tracker: its store may be closed
+            return False
         try:
             await self.bus.execute(command)
         except (NotFound, InvalidTransition, Conflict) as exc:
@@ -153,6 +145,7 @@ class TaskTracker:
                 self._in_store.add((t, a))
             if not registered:
                 await self._execute(ActivateAgent(t, a))
+                await self._sync_capabilities(record)
             if new == "PAUSED":
                 await self._execute(PauseAgent(t, a, "paused at start"))
             return
@@ -163,8 +156,32 @@ class TaskTracker:
             await self._execute(PauseAgent(t, a, "paused by the agent"))
         elif old == "PAUSED" and new in ("AVAILABLE", "BUSY"):
             await self._execute(ResumeAgent(t, a))
-        elif old in ("UNHEALTHY", "TERMINATED") and new in ("AVAILABLE", "BUSY"):
+        elif old == "UNHEALTHY" and new in ("AVAILABLE", "BUSY"):
+            await self._execute(MarkAgentHealthy(t, a))
+            self._beats.pop((t, a), None)
+        elif old == "TERMINATED" and new in ("AVAILABLE", "BUSY"):
             await self._execute(ActivateAgent(t, a))
+            await self._sync_capabilities(record)
+
+    async def _sync_capabilities(self, record: AgentRecord) -> None:
+        """A restarted agent may announce new capabilities or higher levels."""
+        if record.capabilities:
+            await self._execute(
+                SyncAgentCapabilities(record.tenant_id, record.agent_id, record.capabilities)
+            )
+
+    async def _on_beat(self, record: AgentRecord) -> None:
+        """Record a heartbeat in the store at most every ``beat_interval`` seconds per agent
+        (the live registry has every one)."""
+        key = (record.tenant_id, record.agent_id)
+        if key not in self._in_store:
+            return
+        last = self._beats.get(key)
+        if last is not None and record.last_seen - last < self.beat_interval:
+            return
+        self._beats[key] = record.last_seen
+        at = datetime.fromtimestamp(record.last_seen, UTC)
+        await self._execute(RecordHeartbeat(key[0], key[1], at=at))
 
     async def _known_to_store(self, tenant: str, agent_id: str) -> bool:
         try:
@@ -204,7 +221,11 @@ class TaskTracker:
     async def _reconcile(self, tenant: str, task: dict[str, Any], now: datetime) -> None:
         task_id = task["task_id"]
         outcome = await self.ledger.outcome(tenant, task_id)
-        if outcome is not None and await self.apply_outcome(outcome):
+        if (
+            outcome is not None
+            and outcome.timestamp >= _last_offered(task)
+            and await self.apply_outcome(outcome)
+        ):
             return
         if task["status"] not in WAITING:
             return

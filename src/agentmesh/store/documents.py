@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from agentmesh.domain import (
@@ -16,9 +17,11 @@ from agentmesh.domain import (
     ResourceRequirement,
     TaskAggregate,
     TaskStatus,
+    TaskStep,
     TenantAggregate,
 )
 from agentmesh.domain.events import iso, parse_datetime
+from agentmesh.domain.task_values import ACTIVE
 
 
 def _dt(value: Any) -> Any:
@@ -51,6 +54,7 @@ def agent_doc(agent: AgentAggregate, updated_at: str) -> dict[str, Any]:
         "last_heartbeat": _dt(agent.last_heartbeat),
         "health_check_timeout_seconds": agent.health_check_timeout_seconds,
         "current_task_id": agent.current_task_id,
+        "active_tasks": list(agent.active_tasks),
         "tasks_assigned": agent.tasks_assigned,
         "tasks_completed": agent.tasks_completed,
         "tasks_failed": agent.tasks_failed,
@@ -72,6 +76,7 @@ def agent_from_doc(doc: dict[str, Any]) -> AgentAggregate:
         agent_type=doc["agent_type"],
         status=AgentStatus(doc["status"]),
         current_task_id=doc.get("current_task_id"),
+        active_tasks=tuple(doc.get("active_tasks") or ()),
         tasks_assigned=doc.get("tasks_assigned", 0),
         tasks_completed=doc.get("tasks_completed", 0),
         tasks_failed=doc.get("tasks_failed", 0),
@@ -107,8 +112,36 @@ def task_doc(task: TaskAggregate) -> dict[str, Any]:
         "submitted_at": iso(task.submitted_at),
         "updated_at": iso(task.updated_at),
         "completed_at": _dt(task.completed_at),
+        "assigned_at": _dt(task.assigned_at),
+        "started_at": _dt(task.started_at),
+        "queued_seconds": _seconds(task.submitted_at, task.started_at),
+        "run_seconds": _seconds(task.started_at, _finished_at(task)),
+        "timeline": [
+            {
+                "status": s.status,
+                "at": iso(s.at),
+                "agent_id": s.agent_id,
+                "attempt": s.attempt,
+                **({"detail": s.detail} if s.detail else {}),
+            }
+            for s in task.timeline
+        ],
         "version": task.version,
     }
+
+
+def _finished_at(task: TaskAggregate) -> datetime | None:
+    """When the task last left RUNNING (completed, failed, timed out, cancelled)."""
+    if task.started_at is None or task.status in ACTIVE:
+        return None
+    return next(
+        (s.at for s in reversed(task.timeline) if s.status not in ("retrying", "offered")),
+        None,
+    )
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return None if start is None or end is None else round((end - start).total_seconds(), 6)
 
 
 def task_from_doc(doc: dict[str, Any]) -> TaskAggregate:
@@ -130,6 +163,18 @@ def task_from_doc(doc: dict[str, Any]) -> TaskAggregate:
         submitted_at=parse_datetime(doc["submitted_at"], "submitted_at"),
         updated_at=parse_datetime(doc["updated_at"], "updated_at"),
         completed_at=_parse(doc.get("completed_at"), "completed_at"),
+        assigned_at=_parse(doc.get("assigned_at"), "assigned_at"),
+        started_at=_parse(doc.get("started_at"), "started_at"),
+        timeline=tuple(
+            TaskStep(
+                s["status"],
+                parse_datetime(s["at"], "timeline.at"),
+                s.get("agent_id"),
+                s.get("attempt", 1),
+                s.get("detail"),
+            )
+            for s in doc.get("timeline") or ()
+        ),
         version=doc.get("version", 0),
     )
 

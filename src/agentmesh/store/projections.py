@@ -61,6 +61,7 @@ from agentmesh.store.documents import (
     tenant_doc,
     tenant_from_doc,
 )
+from agentmesh.store.sealing import DOC_FIELDS, Sealer
 
 Key = tuple[Any, ...]
 
@@ -187,6 +188,9 @@ class AgentsProjection:
 
 
 class TasksProjection:
+    """Tasks by tenant; with a :class:`~agentmesh.store.sealing.Sealer` the payload and
+    result in each document are sealed at rest."""
+
     name = "tasks"
     table = Table(
         "tasks",
@@ -204,6 +208,9 @@ class TasksProjection:
             "doc",
         ),
     )
+
+    def __init__(self, sealer: Sealer | None = None) -> None:
+        self.sealer = sealer
 
     def key(self, stored: StoredEvent, event: DomainEvent) -> Key | None:
         if isinstance(event, TaskEvent):
@@ -232,11 +239,14 @@ class TasksProjection:
             task.priority,
             doc["submitted_at"],
             doc["updated_at"],
-            _json(doc),
+            _json(doc if self.sealer is None else self.sealer.seal_fields(doc, DOC_FIELDS)),
         )
 
     def load(self, doc: str) -> Any:
-        return task_from_doc(orjson.loads(doc))
+        data = orjson.loads(doc)
+        if self.sealer is not None:
+            data = self.sealer.open_fields(data, DOC_FIELDS)
+        return task_from_doc(data)
 
 
 class TenantsProjection:
@@ -340,10 +350,10 @@ class MessagesProjection:
         raise NotImplementedError
 
 
-def default_projections() -> list[Projection]:
+def default_projections(sealer: Sealer | None = None) -> list[Projection]:
     return [
         AgentsProjection(),
-        TasksProjection(),
+        TasksProjection(sealer),
         TenantsProjection(),
         MessagesProjection(),
     ]
@@ -381,10 +391,13 @@ class Projector:
         projections: Sequence[Projection] | None = None,
         *,
         batch_size: int = 1000,
+        sealer: Sealer | None = None,
     ) -> None:
         self.events = events
         self.db = db
-        self.projections = list(projections) if projections is not None else default_projections()
+        self.projections = (
+            list(projections) if projections is not None else default_projections(sealer)
+        )
         self.batch_size = batch_size
         self.sinks: list[EventSink] = []
         self._failed: set[str] = set()

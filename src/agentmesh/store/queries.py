@@ -8,6 +8,7 @@ spec 3.5 (``total, limit, offset, has_more, next_offset``).
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
@@ -15,6 +16,7 @@ import orjson
 from agentmesh.domain import AGENT_TYPES, AgentStatus, TaskStatus
 from agentmesh.errors import ValidationError
 from agentmesh.store.db import Database
+from agentmesh.store.sealing import DOC_FIELDS, Sealer
 
 SortBy = Literal["name", "created_at", "status"]
 SortOrder = Literal["asc", "desc"]
@@ -109,8 +111,15 @@ def _like(value: str) -> str:
 class ReadModels:
     """Query functions over the read-model tables of one database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, sealer: Sealer | None = None) -> None:
         self.db = db
+        self.sealer = sealer
+
+    def _opened(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Task documents with their sealed payload and result opened."""
+        if self.sealer is None:
+            return docs
+        return [self.sealer.open_fields(d, DOC_FIELDS) for d in docs]
 
     async def _docs(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         async with self.db.read() as c:
@@ -185,18 +194,33 @@ class ReadModels:
             args.append(agent_id)
         cond = " AND ".join(where)
         total = await self._count(f"SELECT COUNT(*) FROM tasks WHERE {cond}", *args)
-        items = await self._docs(
-            f"SELECT doc FROM tasks WHERE {cond} "
-            "ORDER BY submitted_at DESC, task_id DESC LIMIT ? OFFSET ?",
-            *args,
-            limit,
-            offset,
+        items = self._opened(
+            await self._docs(
+                f"SELECT doc FROM tasks WHERE {cond} "
+                "ORDER BY submitted_at DESC, task_id DESC LIMIT ? OFFSET ?",
+                *args,
+                limit,
+                offset,
+            )
         )
         return Page(items, total, limit, offset)
 
+    async def submitted_since(self, tenant_id: str, since: float) -> list[str]:
+        """When the tenant's tasks submitted after ``since`` (epoch seconds) were submitted."""
+        start = datetime.fromtimestamp(since, UTC).isoformat()
+        async with self.db.read() as c:
+            rows = await c.fetch(
+                "SELECT submitted_at FROM tasks WHERE tenant_id = ? AND submitted_at >= ?",
+                tenant_id,
+                start,
+            )
+        return [str(r[0]) for r in rows]
+
     async def get_task(self, tenant_id: str, task_id: str) -> dict[str, Any] | None:
-        docs = await self._docs(
-            "SELECT doc FROM tasks WHERE tenant_id = ? AND task_id = ?", tenant_id, task_id
+        docs = self._opened(
+            await self._docs(
+                "SELECT doc FROM tasks WHERE tenant_id = ? AND task_id = ?", tenant_id, task_id
+            )
         )
         return docs[0] if docs else None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -23,6 +24,7 @@ from agentmesh.api.schemas import (
     TaskSubmitRequest,
 )
 from agentmesh.commands import CancelTask, GetTask, ListTasks, RetryTask, SubmitTask
+from agentmesh.domain import parse_priority
 from agentmesh.security.audit import AuditAction
 from agentmesh.security.tenancy import Principal
 from agentmesh.store.queries import Page
@@ -54,18 +56,28 @@ async def submit_task(
     principal: Principal = Depends(require("submit_task")),
     ctx: ApiContext = Depends(get_context),
 ) -> TaskResponse:
-    """Submit a task for agents with ``capability`` (offered through the outbox)."""
+    """Submit a task for agents with ``capability`` (offered through the outbox); with
+    ``to_agent`` to that agent's inbox, with ``strategy`` to the agent it picks among the
+    tenant's live agents (the capability queue when none can take it)."""
+    task_id = body.task_id or str(uuid.uuid4())
+    to_agent = body.to_agent
+    if body.strategy is not None and ctx.mesh is not None:  # no registry: no live agent,
+        to_agent = ctx.mesh.router.choose(  # so the task waits in the capability queue
+            body.strategy, body.capability, parse_priority(body.priority), task_id, tenant=tenant_id
+        )
     result = await ctx.bus.execute(
         SubmitTask(
             tenant_id=tenant_id,
             capability=body.capability,
             payload=body.payload,
             task_type=body.task_type,
-            task_id=body.task_id,
+            task_id=task_id,
             priority=body.priority,
             timeout_seconds=body.timeout_seconds,
             max_retries=body.max_retries,
             source=f"api:{principal.subject}",
+            to_agent=to_agent,
+            require_vetting=body.require_vetting,
         )
     )
     return await TASK.created(
@@ -110,9 +122,9 @@ async def _reason(body: Annotated[TaskCancelRequest | None, Body()] = None) -> s
 
 async def _cancel_where_it_runs(ctx: ApiContext, ref: Ref) -> None:
     """After a cancel: interrupt the task where it runs (best effort)."""
-    if ctx.mesh is not None and getattr(ctx.mesh, "tenant", None) == ref.tenant_id:
+    if ctx.mesh is not None:
         try:
-            await ctx.mesh.cancel(ref.object_id)
+            await ctx.mesh.cancel(ref.object_id, tenant=ref.tenant_id)
         except Exception as exc:
             logger.warning("cancel of task {} on the mesh failed: {}", ref.object_id, exc)
 

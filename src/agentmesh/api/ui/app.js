@@ -54,7 +54,7 @@ function clickable(tr, open) {
 const GOOD = new Set(["AVAILABLE", "completed", "success", "ok", "healthy"]);
 const BUSY = new Set(["BUSY", "assigned", "running", "offered", "submitted", "retrying"]);
 const WARN = new Set(["PAUSED", "UNHEALTHY", "timed_out", "denied", "degraded", "cancelled", "absent"]);
-const BAD = new Set(["TERMINATED", "failed", "dead_lettered", "failure", "down", "unhealthy", "timeout"]);
+const BAD = new Set(["TERMINATED", "QUARANTINED", "failed", "dead_lettered", "rejected", "failure", "down", "unhealthy", "timeout", "misaligned"]);
 
 function badge(status) {
   const s = String(status ?? "");
@@ -80,6 +80,28 @@ function fmtDuration(seconds) {
   if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
   const h = Math.floor(s / 3600);
   return h < 48 ? `${h} h ${Math.floor((s % 3600) / 60)} min` : `${Math.floor(h / 24)} d ${h % 24} h`;
+}
+
+/** Seconds as "12 ms" below one second, else as fmtDuration does. */
+function fmtSeconds(seconds) {
+  if (typeof seconds !== "number") return "-";
+  return seconds < 1 ? `${Math.round(seconds * 1000)} ms` : fmtDuration(seconds);
+}
+
+/** A task's lifecycle: one line per step (status, time, agent, attempt, detail). */
+function timeline(steps) {
+  if (!Array.isArray(steps) || steps.length === 0) return "-";
+  return el("ol", { class: "timeline" }, ...steps.map((s) => el("li", { "data-status": s.status },
+    badge(s.status), ` ${fmtTime(s.at)}`,
+    s.agent_id ? ` on ${s.agent_id}` : "", ` (attempt ${s.attempt})`,
+    s.detail ? ` - ${s.detail}` : "")));
+}
+
+/** How long ago an ISO time was, e.g. "4 s ago". */
+function age(iso) {
+  if (!iso) return "-";
+  const seconds = (Date.now() - Date.parse(iso)) / 1000;
+  return Number.isFinite(seconds) ? `${fmtDuration(Math.max(0, seconds))} ago` : "-";
 }
 
 const fmtNumber = (n) => (typeof n === "number" ? n.toLocaleString() : String(n ?? "-"));
@@ -149,6 +171,12 @@ function query(params) {
 }
 
 const tenantPath = () => `/v1/tenants/${enc(state.tenant)}`;
+
+/** "0.93 aligned" from an agent's metadata.alignment (spec 3.12), or "-". */
+function alignmentText(alignment) {
+  if (!alignment || typeof alignment.score !== "number") return "-";
+  return `${alignment.score.toFixed(2)} ${alignment.status || ""}`.trim();
+}
 
 // -- token and permissions -----------------------------------------------------------------------
 /** The claims the UI shows; the server verifies the signature on every call. */
@@ -400,6 +428,7 @@ const agents = {
     if (can("pause_agent") && (a.status === "AVAILABLE" || a.status === "UNHEALTHY")) act("pause", "Pause");
     if (can("resume_agent") && a.status === "PAUSED") act("resume", "Resume");
     if (can("terminate_agent") && a.status !== "TERMINATED" && a.status !== "BUSY") act("terminate", "Terminate", "danger");
+    if (can("release_agent") && a.status === "QUARANTINED") act("release", "Release", "danger");
     return out;
   },
 
@@ -430,18 +459,51 @@ const agents = {
       ["Capabilities", (a.capabilities || []).map((c) => `${c.name} (${c.level})`).join(", ")],
       ["Tags", (a.tags || []).join(", ") || "-"],
       ["Current task", a.current_task_id],
+      ["Running now", (a.active_tasks || []).join(", ") || "-"],
       ["Tasks", `${fmtNumber(a.tasks_assigned)} assigned, ${fmtNumber(a.tasks_completed)} done, ${fmtNumber(a.tasks_failed)} failed`],
       ["Created", fmtTime(a.created_at)],
-      ["Last heartbeat", fmtTime(a.last_heartbeat)],
+      ["Last heartbeat", a.last_heartbeat ? `${fmtTime(a.last_heartbeat)} (${age(a.last_heartbeat)})` : "-"],
+      ["Alignment", alignmentText((a.metadata || {}).alignment)],
+      ["Quarantine", ((a.metadata || {}).quarantine || {}).reason || "-"],
+      ["Recent tasks", el("ul", { id: "agent-recent-tasks", class: "recent" }, el("li", {}, "loading ..."))],
     ], a, this.actions(a));
+    this.recent(a.agent_id);
+  },
+
+  /** The agent's latest tasks, under its detail. */
+  async recent(agentId) {
+    try {
+      const data = await api(`${tenantPath()}/tasks${query({ agent_id: agentId, limit: 5 })}`);
+      const list = $("agent-recent-tasks");
+      if (!list || !detail.showing("agent", agentId)) return;
+      list.replaceChildren(...(data.tasks.length ? data.tasks.map((t) => el("li", {}, badge(t.status), ` ${t.task_id} (${t.task_type}) ${fmtTime(t.updated_at)}`)) : [el("li", {}, "none yet")]));
+    } catch (err) {
+      sayError(err, "Loading the agent's tasks");
+    }
+  },
+
+  /** Keep an open agent detail live: read the agent again. */
+  async refresh(agentId) {
+    try {
+      const doc = await api(`${tenantPath()}/agents/${enc(agentId)}`);
+      if (detail.showing("agent", agentId)) this.show(doc);
+    } catch (err) {
+      sayError(err, `Reading agent ${agentId}`);
+    }
   },
 
   async act(a, op) {
     if (op === "terminate" && !window.confirm(`Terminate agent ${a.agent_id}? It cannot be resumed.`)) return;
+    let body = op === "resume" ? undefined : {};
+    if (op === "release") {
+      const reason = window.prompt(`Why is agent ${a.agent_id} released from quarantine? (recorded)`);
+      if (!reason || !reason.trim()) return;
+      body = { reason: reason.trim() };
+    }
     try {
       const doc = await api(`${tenantPath()}/agents/${enc(a.agent_id)}/${op}`, {
         method: "POST",
-        body: op === "resume" ? undefined : {},
+        body,
       });
       this.list.update(doc.agent_id, doc);
       say(`Agent ${doc.agent_id} is ${doc.status}.`, "ok");
@@ -458,6 +520,7 @@ const agents = {
       clearTimeout(this.liveTimer);
       this.liveTimer = setTimeout(() => this.loadLive(), 500);
     }
+    if (detail.showing("agent", id)) this.refresh(id);
     // the table shows the store; the registry's own heartbeat news only feeds the live list
     if (data.metadata && data.metadata.source === "heartbeat") return;
     const matches = !this.status || data.status === this.status;
@@ -547,8 +610,30 @@ const tasks = {
       ["Attempt", `${t.attempt} (retries used ${t.retries_used} of ${t.max_retries})`],
       ["Timeout", `${t.timeout_seconds} s`],
       ["Submitted", fmtTime(t.submitted_at)],
+      ["Started", t.started_at ? fmtTime(t.started_at) : "-"],
+      ["Queued", fmtSeconds(t.queued_seconds)],
+      ["Ran", fmtSeconds(t.run_seconds)],
       ["Completed", t.completed_at ? fmtTime(t.completed_at) : "-"],
+      ["Payload", el("pre", { class: "json" }, JSON.stringify(t.payload ?? {}, null, 2))],
+      t.error ? ["Error", t.error] : ["Result", el("pre", { class: "json" }, t.result == null ? "-" : JSON.stringify(t.result, null, 2))],
+      ["Timeline", timeline(t.timeline)],
     ], t, this.actions(t));
+  },
+
+  /** Keep an open task detail live: read the task again (until the read model shows the
+   *  pushed status: the push can come before the projection). */
+  async refresh(taskId, status, tries = 10) {
+    try {
+      const doc = await api(`${tenantPath()}/tasks/${enc(taskId)}`);
+      if (doc.status !== status && tries > 1) {
+        setTimeout(() => this.refresh(taskId, status, tries - 1), 200);
+        return;
+      }
+      if (this.list.rows.has(taskId)) this.list.update(taskId, doc);
+      if (detail.showing("task", taskId)) this.show(doc);
+    } catch (err) {
+      sayError(err, `Reading task ${taskId}`);
+    }
   },
 
   async act(t, op) {
@@ -608,6 +693,7 @@ const tasks = {
   onLive(data) {
     const id = data.task_id;
     if (typeof id !== "string" || typeof data.status !== "string") return;
+    if (detail.showing("task", id)) this.refresh(id, data.status);
     const matches = !this.status || data.status === this.status;
     if (this.list.rows.has(id)) {
       if (!matches) {

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from agentmesh.domain.values import AgentStatus
 from agentmesh.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ DEFAULT_BALANCER_WEIGHTS: Mapping[str, float] = MappingProxyType(
 )
 
 BALANCER_AVAILABILITY: Mapping[str, float] = MappingProxyType(
-    {"AVAILABLE": 1.0, "BUSY": 0.3, "PAUSED": 0.1}
+    {AgentStatus.AVAILABLE: 1.0, AgentStatus.BUSY: 0.3, AgentStatus.PAUSED: 0.1}
 )
 """Availability factor of the load balancer (other statuses score 0)."""
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from loguru import logger
 
+from agentmesh.domain.values import AgentStatus
 from agentmesh.envelope import Envelope
 from agentmesh.errors import (
     ConcurrencyError,
@@ -266,7 +267,11 @@ class SwarmOrchestrator(AgentRuntime):
         choice = None
         for agent_id, m in self._members.items():
             rec = reg.get(self.tenant_id, agent_id)
-            if agent_id in excluded or rec is None or rec.status not in ("AVAILABLE", "BUSY"):
+            if (
+                agent_id in excluded
+                or rec is None
+                or rec.status not in (AgentStatus.AVAILABLE, AgentStatus.BUSY)
+            ):
                 continue
             if a.capability not in m.get("capabilities", []):
                 continue
