@@ -25,6 +25,7 @@ from fastapi.openapi.utils import get_openapi
 from loguru import logger
 from starlette.middleware.gzip import GZipMiddleware
 
+from agentmesh.api.anomalies import anomaly_loop
 from agentmesh.api.context import ApiContext
 from agentmesh.api.errors import DESCRIPTIONS, install_error_handlers, reject_unknown_query
 from agentmesh.api.feed import MetricsPusher, StoreFeed, registry_listener
@@ -189,6 +190,7 @@ def create_app(
             ("projector", lambda s: p.projector.run(s, opts.projector_interval)),
             ("ws feed", feed.run),
             ("ws metrics", MetricsPusher(hub, _metrics_provider(ctx), opts.metrics_interval).run),
+            ("anomalies", anomaly_loop(feed, ctx, mesh_.registry if mesh_ is not None else None)),
         ]
         relay_here = opts.run_relay and plane_ is None
         if mesh_ is not None and relay_here:

@@ -97,6 +97,7 @@ class StoreFeed:
         self.hub = hub
         self.interval = interval
         self.position = 0
+        self.observers: list[Callable[[str, DomainEvent], None]] = []  # see api/anomalies.py
 
     async def start_at_head(self) -> None:
         self.position = await self.events.head()
@@ -113,6 +114,8 @@ class StoreFeed:
             except CorruptEventError as exc:
                 logger.warning("ws feed skips {}", exc)
                 continue
+            for observe in self.observers:
+                observe(stored.tenant_id, event)
             mapped = event_to_ws(event)
             if mapped is not None:
                 channel, type, data = mapped

@@ -181,6 +181,12 @@ circuit_breaker_state = Gauge(
     ["name"],
     registry=REGISTRY,
 )
+anomalies = Counter(
+    "agentmesh_anomalies_total",
+    "Anomalies raised on the live streams (task_latency, failure_rate, queue_depth, heartbeat_gap)",
+    ["tenant_id", "stream"],
+    registry=REGISTRY,
+)
 tasks_declined = Counter(
     "agentmesh_tasks_declined_total",
     "Offers an agent declined (autonomy or capacity)",

@@ -67,6 +67,7 @@ class AuditAction(StrEnum):
     COMPLIANCE_CHECK = "compliance_check"
     ADMIN_ACTION = "admin_action"
     TOOL_CALLED = "tool_called"  # an LLM agent's tool call (agentmesh.agents.llm_audit)
+    ANOMALY_DETECTED = "anomaly_detected"  # a live stream broke its window (observability)
 
 
 class AuditStatus(StrEnum):
