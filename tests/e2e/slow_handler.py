@@ -14,3 +14,8 @@ async def handle(task: TaskContext) -> dict[str, Any]:
     """Answer like the echo agent, ``DELAY`` seconds late."""
     await asyncio.sleep(DELAY)
     return {"echo": task.payload, "slow": True}
+
+
+async def doomed(task: TaskContext) -> dict[str, Any]:
+    """Fail for good (ValueError is not retried)."""
+    raise ValueError(f"cannot handle {task.task_id}")
