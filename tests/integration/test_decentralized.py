@@ -296,7 +296,22 @@ async def test_thousand_tasks_while_a_node_is_sigkilled_each_result_committed_on
                 return True
         return False
 
-    await until(busy_victim, 60, interval=0.02)
+    async def frozen_holding_claims() -> bool:
+        # freeze a busy node, then ask a survivor whether the frozen node still holds
+        # unfinished claims: a node seen running may finish its last task before a kill
+        await until(busy_victim, 60, interval=0.02)
+        cluster.freeze(victim["i"])
+        other = next(i for i in everyone if i != victim["i"])
+        view = await cluster.status(other, timeout=5, tasks=True)
+        held = view is not None and any(
+            t["status"] == "claimed" and t.get("claimant") == cluster.addresses[victim["i"]]
+            for t in view["tasks"].values()
+        )
+        if not held:
+            cluster.thaw(victim["i"])
+        return held
+
+    await until(frozen_holding_claims, 90, interval=0.05)
     cluster.kill(victim["i"])
     survivors = [i for i in everyone if i != victim["i"]]
 
