@@ -206,7 +206,9 @@ async def run_up(
         if server is not None:
             server.should_exit = True
             if server_task is not None:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(
+                    Exception
+                ):  # stopping: the server's own error was logged by uvicorn
                     await asyncio.wait_for(server_task, 10)
         if application is not None:
             await application.stop()

@@ -267,7 +267,9 @@ class AgentRuntime:
             await stop_task(self._hb_task)
             self._hb_task = None
         self._set_status("TERMINATED")
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(
+            Exception
+        ):  # the last heartbeat is a courtesy; the registry times out anyway
             await self._beat()
         subs, self._control_subs = self._control_subs, []
         for sub in subs:
@@ -346,7 +348,7 @@ class AgentRuntime:
         while self._beating:
             try:
                 await self._beat()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a heartbeat failure must not end the heartbeat loop
                 logger.warning("heartbeat of {} failed: {}", self.agent_id, exc)
             await asyncio.sleep(interval)
 

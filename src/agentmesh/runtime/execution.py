@@ -146,7 +146,9 @@ class DurableExecutor:
         while not self._stopping:
             await asyncio.sleep(interval)
             for _, msg in list(self.running.values()):
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(
+                    Exception
+                ):  # a keep-alive that fails is retried next interval
                     await msg.in_progress()
 
     # -- cancel -------------------------------------------------------------------------
@@ -254,7 +256,7 @@ class DurableExecutor:
         except (BulkheadFullError, BulkheadTimeoutError):
             await msg.nak(self.decline_delay)  # busy: give the task to someone else
             return
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a user handler's error is the task's failure (classified by the retry rules)
             await self._failed(ctx, msg, exc, max_attempts, started_at)
             return
         finally:
@@ -309,7 +311,7 @@ class DurableExecutor:
             await self.agent.mesh.transport.publish(
                 subjects.task_progress(ctx.tenant_id, kind, ctx.task_id), env
             )
-        except Exception as exc:  # the task runs on; the outcome fills the start in
+        except Exception as exc:  # noqa: BLE001 - the task runs on; the outcome fills the start in
             logger.debug("task {} progress {} not published: {}", ctx.task_id, kind, exc)
 
     async def _publish_outcome(self, tenant: str, kind: str, env: Envelope) -> None:

@@ -166,7 +166,7 @@ class Registry:
         for listener in self._beat_listeners:
             try:
                 await listener(record)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a listener must not stop the heartbeat intake
                 logger.exception("registry heartbeat listener failed")
 
     async def _on_snapshot_request(self, msg: Message) -> None:
@@ -180,7 +180,7 @@ class Registry:
             await asyncio.sleep(self.sweep_interval)
             try:
                 await self.sweep()
-            except Exception:
+            except Exception:  # noqa: BLE001 - the sweep loop survives a failed pass
                 logger.exception("registry sweep failed")
 
     async def sweep(self, now: float | None = None) -> None:
@@ -209,7 +209,7 @@ class Registry:
                 result = listener(record, old, new)
                 if asyncio.iscoroutine(result):
                     await result
-            except Exception:
+            except Exception:  # noqa: BLE001 - a listener must not stop the registry
                 logger.exception("registry listener failed")
 
     def _update_gauges(self, tenant: str) -> None:

@@ -203,7 +203,7 @@ class TaskTracker:
             await asyncio.sleep(self.sweep_interval)
             try:
                 await self.sweep()
-            except Exception:
+            except Exception:  # noqa: BLE001 - the sweep loop survives a failed pass
                 logger.exception("task tracker sweep failed")
 
     async def sweep(self, now: datetime | None = None) -> None:

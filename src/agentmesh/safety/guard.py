@@ -133,10 +133,10 @@ class SafetyGuard:
             fetch.cancel()
         subs, self._subs = list(self._subs.values()), {}
         for sub in subs:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # stopping: the broker may already be gone
                 await sub.unsubscribe()
         if self._hup:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # stopping: the loop may already be closed
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             self._hup = False
 
