@@ -32,6 +32,7 @@ from loguru import logger
 
 from agentmesh import subjects
 from agentmesh.aio import stop_task
+from agentmesh.domain.values import AgentStatus
 from agentmesh.envelope import Envelope, now_iso
 from agentmesh.errors import BulkheadFullError, BulkheadTimeoutError, TaskTimeout
 from agentmesh.observability import metrics
@@ -186,7 +187,7 @@ class DurableExecutor:
         ctx = TaskContext(agent, msg, capability, "task")
         task_id = ctx.task_id
         guard = agent.mesh.safety
-        if agent.status == "QUARANTINED":
+        if agent.status == AgentStatus.QUARANTINED:
             await msg.nak(self.decline_delay / 10)  # not here: another agent takes it
             return
         redelivered = msg.attempt > 1 or self._ask_always
