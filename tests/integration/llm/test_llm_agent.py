@@ -216,6 +216,7 @@ async def test_llm_agents_use_each_other_as_tools(world: World) -> None:
     assert world.server.requests[0].tools["write"]["description"] == "Writes one sentence"
 
 
+@pytest.mark.llm_agent_alone  # its own redaction (the safety policy would redact first)
 async def test_keys_never_reach_the_model_or_the_result(world: World) -> None:
     world.tool("leaky", lambda p: {"config": f"OPENAI_API_KEY={KEY}"})
     world.llm(tools=["leaky"])
