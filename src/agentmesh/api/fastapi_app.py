@@ -26,6 +26,7 @@ from loguru import logger
 from starlette.middleware.gzip import GZipMiddleware
 
 from agentmesh.api.anomalies import anomaly_loop
+from agentmesh.api.anomalies import router as anomalies_router
 from agentmesh.api.context import ApiContext
 from agentmesh.api.errors import DESCRIPTIONS, install_error_handlers, reject_unknown_query
 from agentmesh.api.feed import MetricsPusher, StoreFeed, registry_listener
@@ -232,6 +233,7 @@ def create_app(
     install_error_handlers(app)
     for module in (health, tenants, agents, tasks, messages, audit, federated, clusters, safety):
         app.include_router(module.router)
+    app.include_router(anomalies_router)  # /v1/tenants/{tenant_id}/metrics/history
     mount_ui(app)
 
     @app.websocket("/ws")

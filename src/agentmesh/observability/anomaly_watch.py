@@ -22,7 +22,7 @@ to the ``on_anomaly`` callbacks (the control plane pushes it to ``/ws`` and audi
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +42,7 @@ from agentmesh.observability import metrics
 from agentmesh.observability.anomaly import AnomalyDetector, AnomalyResult
 
 STREAMS = ("task_latency", "failure_rate", "queue_depth", "heartbeat_gap")
+HISTORY = 900  # one point per tick (a second): the last 15 minutes
 _TRACKED_TASKS = 20_000  # per watch: submitted times and waiting tasks kept (FIFO)
 _FINISHED = (TaskCancelledEvent, TaskTimedOutEvent, TaskDeadLetteredEvent)
 
@@ -86,6 +87,9 @@ class _Tenant:
     waiting: OrderedDict[str, None] = field(default_factory=OrderedDict)
     completed: int = 0
     failed: int = 0
+    latencies: list[float] = field(default_factory=list)  # of this tick
+    raised: list[str] = field(default_factory=list)  # streams raised this tick
+    history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY))
 
 
 AnomalyCallback = Callable[[Anomaly], Awaitable[None] | None]
@@ -134,6 +138,7 @@ class AnomalyWatch:
                 if started is not None
                 else float(event.execution_time_ms)
             )
+            t.latencies.append(latency)
             self._observe(tenant_id, "task_latency", latency, {"task_id": task_id} | _agent(event))
         elif isinstance(event, TaskFailedEvent):
             t.waiting.pop(task_id, None)
@@ -146,14 +151,33 @@ class AnomalyWatch:
     def tick(self) -> None:
         """Sample the per-tick streams (failure rate, queue depth, heartbeat gaps)."""
         gaps = self.heartbeat_gaps() if self.heartbeat_gaps is not None else {}
+        for tenant_id, gap in gaps.items():
+            self._observe(tenant_id, "heartbeat_gap", gap, {})
+        now = time.time()
         for tenant_id, t in list(self.tenants.items()):
             finished = t.completed + t.failed
             if finished:
                 self._observe(tenant_id, "failure_rate", 100.0 * t.failed / finished, {})
-            t.completed = t.failed = 0
             self._observe(tenant_id, "queue_depth", float(len(t.waiting)), {})
-        for tenant_id, gap in gaps.items():
-            self._observe(tenant_id, "heartbeat_gap", gap, {})
+            lat = sorted(t.latencies)
+            t.history.append(
+                {
+                    "t": round(now, 3),
+                    "completed": t.completed,
+                    "failed": t.failed,
+                    "p50_ms": _rank(lat, 0.50),
+                    "p99_ms": _rank(lat, 0.99),
+                    "queue_depth": len(t.waiting),
+                    "anomalies": t.raised,
+                }
+            )
+            t.completed = t.failed = 0
+            t.latencies, t.raised = [], []
+
+    def history(self, tenant_id: str) -> list[dict[str, Any]]:
+        """The tenant's points of the last 15 minutes (one per tick), oldest first."""
+        t = self.tenants.get(tenant_id)
+        return list(t.history) if t is not None else []
 
     async def flush(self) -> int:
         """Hand the anomalies raised since the last flush to the callbacks."""
@@ -201,6 +225,7 @@ class AnomalyWatch:
             ctx,
         )
         metrics.anomalies.labels(tenant_id, stream).inc()
+        self._tenant(tenant_id).raised.append(stream)
         self.raised += 1
         self.pending.append(anomaly)
 
@@ -209,6 +234,13 @@ def _remember(d: OrderedDict[str, Any], key: str, value: Any) -> None:
     d[key] = value
     while len(d) > _TRACKED_TASKS:
         d.popitem(last=False)
+
+
+def _rank(ordered: list[float], q: float) -> float | None:
+    """The nearest-rank ``q`` quantile of sorted values (None when empty)."""
+    if not ordered:
+        return None
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
 
 def _agent(event: TaskCompletedEvent) -> dict[str, Any]:

@@ -1,3 +1,4 @@
+import { drawHistory } from "./charts.js";
 // AgentMesh operator UI: one ES module, no framework, nothing loaded from another origin.
 // Every value that comes from the API or the token is rendered as text (el() / textContent),
 // never parsed as HTML. The token lives in sessionStorage and travels only in the
@@ -849,9 +850,22 @@ const overview = {
 
   enter() {
     this.refresh();
+    clearInterval(this.chartTimer);
+    this.chartTimer = setInterval(() => {
+      if (!$("view-overview").hidden) this.charts();
+    }, 5000);
+  },
+
+  async charts() {
+    try {
+      drawHistory(await api(`${tenantPath()}/metrics/history`), $);
+    } catch (err) {
+      $("charts-note").textContent = `Charts unavailable: ${err.message || err}`;
+    }
   },
 
   async refresh() {
+    this.charts();
     $("tenant-figures-name").textContent = state.tenant;
     const [ready, metrics, agentPage, taskPage] = await Promise.allSettled([
       api("/health/ready", { auth: false, okStatuses: [503] }),
