@@ -60,7 +60,7 @@ class HistoryResponse(BaseModel):
 )
 async def metrics_history(
     tenant_id: Annotated[str, Path(pattern=ids.TENANT_ID.pattern)],
-    principal: Principal = Depends(require("list_tasks")),
+    principal: Principal = Depends(require("get_metrics_history")),
     ctx: ApiContext = Depends(get_context),
 ) -> HistoryResponse:
     """Throughput, latency p50/p99, queue depth, failures and anomalies, per second."""

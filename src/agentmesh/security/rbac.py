@@ -93,6 +93,7 @@ OPERATION_PERMISSIONS: dict[str, Permission] = {
     "get_task": P.TASKS_READ,
     "cancel_task": P.TASKS_CONTROL,
     "retry_task": P.TASKS_CONTROL,
+    "get_metrics_history": P.TASKS_READ,  # the overview charts (api/anomalies.py)
     # messages
     "publish_message": P.MESSAGES_WRITE,
     "get_message": P.MESSAGES_READ,

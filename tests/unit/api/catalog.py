@@ -71,6 +71,7 @@ def request_for(op: str, s: Seed) -> tuple[str, str, Any]:
         "create_agent": ("POST", f"{t}/agents", agent_body("n-" + uuid.uuid4().hex[:8])),
         "get_agent": ("GET", f"{t}/agents/{s.agent_id}", None),
         "list_live_agents": ("GET", f"{t}/agents/live", None),
+        "get_metrics_history": ("GET", f"{t}/metrics/history", None),
         "list_clusters": ("GET", f"{t}/clusters?wait=0.05", None),
         "pause_agent": ("POST", f"{t}/agents/{s.agent_id}/pause", None),
         "resume_agent": ("POST", f"{t}/agents/{s.agent_id}/resume", None),
