@@ -1,4 +1,4 @@
-"""The agent aggregate: an immutable state machine (spec 3.3).
+"""The agent aggregate: an immutable state machine.
 
 Every transition validates, emits domain events and returns ``(new_aggregate, events)``;
 the new state is computed by applying those events (:meth:`AgentAggregate.apply`), so
