@@ -81,7 +81,9 @@ class Settings(BaseSettings):
     agentmesh_safety_policy: Path | None = Field(
         default=None, description="safety policy file (YAML/JSON/TOML); unset: the built-in default"
     )
-    agentmesh_safety: bool = Field(default=True, description="check tasks and results (spec 3.12)")
+    agentmesh_safety: bool = Field(
+        default=True, description="check tasks and results against the safety policy"
+    )
     task_ledger_url: str | None = Field(
         default=None,
         description="where brokers without key-value storage keep the task ledger: "

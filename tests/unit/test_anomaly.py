@@ -1,4 +1,4 @@
-"""Rolling z-score detector of spec 3.11, table-driven."""
+"""Rolling z-score detector (window 30, threshold 3.0), table-driven."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""AutonomousAgent: an agent that decides for itself which tasks to take (spec 3.4).
+"""AutonomousAgent: an agent that decides for itself which tasks to take.
 
 Every durable task offered to it is scored by :class:`AgentAutonomyService` against the
 agent's live state (capabilities and levels, success history, tasks in hand); a declined

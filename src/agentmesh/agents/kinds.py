@@ -4,7 +4,7 @@
 SimpleAgent            :func:`simple_agent`: serves its capabilities with a handler (echo)
 TaskExecutorAgent      :func:`task_executor`: runs the built-in operations of assigned tasks
 OrchestratorAgent      :func:`orchestrator_agent` (fan-out plans) and :func:`assign_task`
-AutonomousAgent        :func:`agentmesh.agents.autonomous.autonomous_agent` (spec 3.4)
+AutonomousAgent        :func:`agentmesh.agents.autonomous.autonomous_agent`
 SwarmOrchestrator      :class:`agentmesh.patterns.swarm.SwarmOrchestrator`
 SwarmWorkerAgent       :class:`agentmesh.patterns.swarm.SwarmWorker`
 =====================  ======================================================================

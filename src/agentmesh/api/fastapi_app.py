@@ -281,7 +281,8 @@ def _metrics_provider(ctx: ApiContext) -> Callable[[str], Awaitable[dict[str, An
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI document: spec 3.5 extensions and every error status documented."""
+    """The OpenAPI document with ``x-api-version``, ``x-contact`` and ``x-license`` (MIT) and
+    every error status documented."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(

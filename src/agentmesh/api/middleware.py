@@ -1,4 +1,4 @@
-"""Pure-ASGI middleware of the control plane (spec 3.8), outermost first:
+"""Pure-ASGI middleware of the control plane, outermost first:
 
 * :class:`RequestContextMiddleware`: ``X-Request-ID`` and the security headers on every
   response (CSP per level except on the docs pages, HSTS only on https), and a flat
@@ -237,7 +237,7 @@ class VersionMiddleware:
 def client_key(scope: Scope) -> str:
     """The rate-limit key: API key (md5), client IP and the tenant of the path.
 
-    ``X-User-ID`` (spec 3.8) is deliberately not used: a client could rotate it to
+    ``X-User-ID`` is deliberately not used: a client could rotate it to
     escape its limit.
     """
     headers = Headers(scope=scope)

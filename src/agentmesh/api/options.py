@@ -1,4 +1,5 @@
-"""Tunables of the control plane and the per-``ENVIRONMENT`` security levels (spec 3.8)."""
+"""Tunables of the control plane and the per-``ENVIRONMENT`` security levels
+(development, testing, staging, production)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ class SecurityLevel:
 
 @dataclass(frozen=True)
 class WsLimits:
-    """WebSocket limits and timers (spec 3.6 defaults)."""
+    """WebSocket limits and timers: 5 connections per user, 1000 in all, ping every 30 s,
+    close after 10 s without a pong or 300 s without a message."""
 
     per_user: int = 5
     per_tenant: int = 100
@@ -80,7 +82,7 @@ class ApiOptions:
 
 
 DEFAULT_RATE_LIMIT = 1000
-"""Requests per window per client key (the spec's ``aggressive`` preset)."""
+"""Requests per window per client key (the ``aggressive`` preset: 1000 per 60 s)."""
 
 API_VERSION = "1.0.0"
 SUPPORTED_VERSIONS = ("1.0", "1.1")

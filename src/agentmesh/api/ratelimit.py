@@ -1,4 +1,4 @@
-"""Sliding-window rate limiting (spec 3.8): in-process, or Redis ZSETs when configured.
+"""Sliding-window rate limiting: in-process, or Redis ZSETs when configured.
 
 A client key may make ``limit`` requests in any ``window`` seconds. The Redis variant
 keeps ``rate_limit:{key}`` sorted sets (TTL window + 60 s), updated atomically by one

@@ -1,4 +1,4 @@
-"""Request and response models of the REST API (spec 3.5). Request bodies forbid extras."""
+"""Request and response models of the REST API. Request bodies forbid extras."""
 
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ class CapabilityIn(Strict):
 
 
 class AgentCreateRequest(Strict):
-    """AgentCreateRequest of spec 3.5 (``tenant_id`` optional; if given it must match)."""
+    """A new agent (``tenant_id`` optional; if given it must match the path)."""
 
     tenant_id: TenantId | None = None
     agent_id: AgentId
@@ -342,7 +342,8 @@ class TaskCancelRequest(Strict):
 
 # -- messages --------------------------------------------------------------------------
 class EnvelopeIn(Strict):
-    """An envelope (spec 3.1): exactly the six keys. ``tenant_id`` may be left out (the
+    """An envelope: exactly the six keys (metadata, routing, payload, context, security,
+    tenant_id). ``tenant_id`` may be left out (the
     path's is used); ``metadata.id`` and ``metadata.type`` default to a new id and
     ``message``."""
 

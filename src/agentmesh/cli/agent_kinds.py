@@ -1,4 +1,4 @@
-"""``agentmesh agent start-*``: the seed's agent kinds as processes (spec 3.7)."""
+"""``agentmesh agent start-*``: the seed's agent kinds as processes."""
 
 from __future__ import annotations
 

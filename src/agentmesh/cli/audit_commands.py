@@ -1,4 +1,4 @@
-"""``agentmesh audit list`` and ``agentmesh audit verify``: the audit trail (spec 3.8).
+"""``agentmesh audit list`` and ``agentmesh audit verify``: the audit trail.
 
 ``list`` reads the local store (``DATABASE_URL``), first bringing the trail up to date
 with the event store, or, with ``--api-url`` and ``--token`` (or ``AGENTMESH_API_URL`` /

@@ -65,7 +65,7 @@ def start_federated_agent(
     dp_clip: Annotated[float, Opt(min=0, help="DP: clip updates to this L2 norm (0: off).")] = 0.0,
     dp_noise: Annotated[float, Opt(min=0, help="DP: noise multiplier (sigma / clip).")] = 1.0,
 ) -> None:
-    """Start a federated learning coordinator or participant (spec 3.13)."""
+    """Start a federated learning coordinator or participant."""
     from agentmesh.errors import ValidationError
     from agentmesh.federated.data import DataSpec, held_out, shard_of
     from agentmesh.federated.model import TrainConfig, evaluate

@@ -1,4 +1,4 @@
-"""``agentmesh agent start-safety-agent`` and ``agentmesh agent release`` (spec 3.12)."""
+"""``agentmesh agent start-safety-agent`` and ``agentmesh agent release``."""
 
 from __future__ import annotations
 

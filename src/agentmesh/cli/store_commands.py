@@ -1,4 +1,4 @@
-"""``agentmesh tenant``, ``agentmesh message`` and ``agentmesh projections`` (spec 3.7).
+"""``agentmesh tenant``, ``agentmesh message`` and ``agentmesh projections``.
 
 The store is ``DATABASE_URL`` (SQLite in the data directory by default); commands bring
 the read models up to date before reading them. Errors print one red line on stderr and

@@ -1,4 +1,4 @@
-"""Safety commands (spec 3.12): reject a task, quarantine and release an agent, record
+"""Safety commands: reject a task, quarantine and release an agent, record
 its alignment, and route a task through the safety agent's vetting queue.
 
 Registered on the bus by :func:`agentmesh.commands.build_bus`; the handlers reuse the

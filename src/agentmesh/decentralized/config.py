@@ -1,8 +1,8 @@
 """Timings and addresses of a decentralized group (pure: no I/O).
 
-Spec 3.13 fixes the defaults: Raft election timeout 5 s with a heartbeat every
+The defaults: Raft election timeout 5 s with a heartbeat every
 election_timeout/3, gossip every 1 s to up to 3 peers. Every figure is configurable so that
-tests run fast, but the defaults are the spec's.
+tests run fast.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Timings:
 
     @property
     def heartbeat(self) -> float:
-        """Raft heartbeat period: election_timeout / 3 (spec 3.13)."""
+        """Raft heartbeat period: election_timeout / 3."""
         return self.election_timeout / 3
 
     @property

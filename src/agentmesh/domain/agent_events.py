@@ -1,6 +1,6 @@
 """The 14 domain events of the agent aggregate (plus one for tag/metadata edits).
 
-The 13 events of spec 3.3 plus ``AgentHeartbeatReceivedEvent`` make the README's
+The 13 events of the seed's aggregate plus ``AgentHeartbeatReceivedEvent`` make the README's
 "14 domain events" true (:data:`AGENT_LIFECYCLE_EVENTS`). ``AgentMetadataUpdatedEvent``
 records edits of tags and metadata so that replaying a stream rebuilds the aggregate
 exactly; it is an annotation event, not a lifecycle one.
@@ -152,7 +152,7 @@ class AgentMetadataUpdatedEvent(AgentEvent):
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class AgentQuarantinedEvent(AgentEvent):
-    """A safety quarantine (spec 3.12): too many violations or a misaligned score."""
+    """A safety quarantine: too many violations or an alignment score below 0.49."""
 
     topic = "agent.quarantined"
     reason: str

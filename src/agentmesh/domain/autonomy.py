@@ -1,4 +1,4 @@
-"""Should this agent take this task? The autonomy rules of spec 3.4. Pure domain logic.
+"""Should this agent take this task? The autonomy rules. Pure domain logic.
 
 ::
 
@@ -20,7 +20,7 @@ and the task is accepted when score >= ``accept_threshold``; the confidence is t
 
 Workload is ``mean(status load, min(1, tasks / max_concurrent_tasks))``, averaged again with
 ``0.5 cpu% + 0.5 mem%`` (as fractions) when metrics exist, capped at 1. ``tasks`` is the
-aggregate's ``tasks_assigned`` as the spec has it; a runtime that knows how many tasks the
+aggregate's ``tasks_assigned`` (the seed's rule); a runtime that knows how many tasks the
 agent holds right now passes ``active_tasks`` instead.
 """
 
@@ -47,13 +47,13 @@ AUTONOMOUS_HEALTH_THRESHOLDS = HealthThresholds(
     max_cpu_percent=90.0,
     max_memory_percent=90.0,
 )
-"""Health-check thresholds of an AutonomousAgent (spec 3.4)."""
+"""Health-check thresholds of an AutonomousAgent (looser than the aggregate's defaults)."""
 
 _DIGITS = 10
-"""Scores are rounded to 1e-10 so that the spec's exact figures (0.6, 1.0) compare exactly."""
+"""Scores are rounded to 1e-10 so that exact figures such as 0.6 and 1.0 compare exactly."""
 
 MORE_TASKS_WORKLOAD_LIMIT = 0.8
-"""An AutonomousAgent asks for more work while its workload is below this (spec 3.4)."""
+"""An AutonomousAgent asks for more work while its workload is below this."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Safety transitions (spec 3.12): quarantine and release an agent, reject a task.
+"""Safety transitions: quarantine and release an agent, reject a task.
 
 Functions over the aggregates (same rules as their methods: validate, emit events,
 return ``(new_state, events)``): a QUARANTINED agent takes no work until an admin

@@ -93,7 +93,7 @@ class TaskDeadLetteredEvent(TaskEvent):
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class TaskRejectedEvent(TaskEvent):
-    """A safety rule denied the task (spec 3.12); terminal, never retried."""
+    """A safety rule denied the task; terminal, never retried."""
 
     topic = "task.rejected"
     agent_id: str | None = None

@@ -1,4 +1,4 @@
-"""Value objects of the agent domain (spec 3.3): ids, capabilities, resources, health.
+"""Value objects of the agent domain: ids, capabilities, resources, health.
 
 All are frozen dataclasses validated on construction; a bad value raises
 :class:`~agentmesh.errors.ValidationError` (a ``ValueError``) with a clear message.
@@ -137,7 +137,8 @@ class ResourceRequirement:
             raise ValidationError(f"gpu_count must be >= 0, got {self.gpu_count}")
 
     def hourly_cost(self, rates: CostRates | None = None) -> float:
-        """Estimated cost per hour under ``rates`` (default rates of spec 3.3)."""
+        """Estimated cost per hour under ``rates`` (default :class:`CostRates`: 0.1 per core, 0.05
+        per GB of memory, 0.01 per GB of disk, 1.0 per GPU)."""
         r = rates or CostRates()
         return (
             self.cpu_cores * r.cpu_per_core
@@ -168,7 +169,8 @@ class ResourceRequirement:
 
 @dataclass(frozen=True, slots=True)
 class HealthThresholds:
-    """Thresholds of :meth:`HealthMetrics.is_healthy` (defaults of spec 3.3)."""
+    """Thresholds of :meth:`HealthMetrics.is_healthy` (defaults: success >= 0.8, error
+    <= 0.1, response time <= 5000 ms, CPU and memory <= 90 %)."""
 
     min_success_rate: float = 0.8
     max_error_rate: float = 0.1

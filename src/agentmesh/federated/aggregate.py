@@ -1,7 +1,7 @@
 """Federated averaging (pure): checks on one update and the weighted mean of many.
 
 ``average`` gives every update the same weight; ``weighted`` (FedAvg) weighs each by
-the number of samples it was trained on (spec 3.13)::
+the number of samples it was trained on::
 
     delta = fedavg([u1, u2, u3], weights_for("weighted", [120, 80, 200]))
 """

@@ -1,4 +1,4 @@
-"""The federated message types (spec 3.13) and the settings of a federated job.
+"""The federated message types and the settings of a federated job.
 
 =================================  ===================================================
 ``federated_model_registration``   participant -> coordinator: id, X25519 public key,
@@ -36,7 +36,8 @@ MESSAGE_TYPES = (REGISTRATION, TRAINING_REQUEST, MODEL_SYNC, METRICS_REQUEST)
 class FederationConfig:
     """A job: ``rounds`` model versions to commit, aggregated ``average`` or ``weighted``
     once ``update_threshold`` updates arrived (or every participant of the round
-    answered), or at ``round_timeout`` with at least ``min_updates`` (spec 3.13).
+    answered), or at ``round_timeout`` with at least ``min_updates`` (defaults: weighted, 5
+    and 2).
 
     A round starts once ``min_participants`` are registered, or after ``round_timeout``
     of waiting with at least ``min_updates`` (so a lost participant never stalls a job);

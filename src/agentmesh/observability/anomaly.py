@@ -1,4 +1,4 @@
-"""Rolling z-score anomaly detection (spec 3.11).
+"""Rolling z-score anomaly detection.
 
 ::
 

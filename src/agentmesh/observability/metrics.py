@@ -1,8 +1,8 @@
-"""Prometheus metrics of spec 3.10, in one registry the runtime, store and API update.
+"""Prometheus metrics (``agentmesh_*``), in one registry the runtime, store and API update.
 
 Import the module-level metric objects and update them; expose with :func:`exposition`
 (``GET /metrics``) or :func:`serve` (``PROMETHEUS_PORT``). ``agent_id`` labels are
-unbounded in cardinality: they are kept on per-agent series only, as the spec names them.
+unbounded in cardinality: they are kept on per-agent series only, never on tenant-wide ones.
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ tasks_declined = Counter(
 )
 alignment_score = Gauge(
     "agentmesh_alignment_score",
-    "Alignment score of an agent (spec 3.12: aligned >= 0.7, misaligned < 0.49)",
+    "Alignment score of an agent (aligned >= 0.7, misaligned < 0.49)",
     ["agent_id"],
     registry=REGISTRY,
 )

@@ -2,10 +2,11 @@
 
 1. The :class:`Auctioneer` publishes a call for proposals on ``am.<t>.mkt.cfp.<capability>``.
 2. Every :class:`MarketParticipant` with that capability that wants the task (autonomy
-   score, spec 3.4) answers on ``am.<t>.mkt.bid.<auction>`` with a price and an estimated
-   time. Prices are dynamic: ``base_price * (1 + load) * (1.5 - reputation)``, where load is
-   the share of its slots in use and reputation its success history (settlements it won
-   and delivered, Laplace-smoothed). Estimated time grows with load the same way.
+   score >= its accept threshold, 0.6 by default) answers on ``am.<t>.mkt.bid.<auction>``
+   with a price and an estimated time. Prices are dynamic:
+   ``base_price * (1 + load) * (1.5 - reputation)``, where load is the share of its slots
+   in use and reputation its success history (settlements it won and delivered,
+   Laplace-smoothed). Estimated time grows with load the same way.
 3. After the bid window the auctioneer ranks the bids by its award rule (``lowest_price``,
    ``fastest``, ``best_value`` = price x time / reputation, or any callable) and awards the
    best by request on ``am.<t>.mkt.award.<bidder>``; the winner runs the task and the

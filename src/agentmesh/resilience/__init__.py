@@ -1,4 +1,4 @@
-"""Resilience primitives of spec 3.9: circuit breaker, bulkhead, retry with backoff.
+"""Resilience primitives: circuit breaker, bulkhead, retry with backoff.
 
 ::
 

@@ -1,4 +1,4 @@
-"""Circuit breaker (spec 3.9): stop calling a downstream that keeps failing.
+"""Circuit breaker: stop calling a downstream that keeps failing.
 
 States are ``closed`` (calls pass), ``open`` (calls fail fast with
 :class:`CircuitBreakerOpenException`) and ``half_open`` (trial calls pass)::
@@ -50,7 +50,7 @@ _RATE_WINDOW = 100
 
 
 class CircuitState(StrEnum):
-    """The three breaker states; values are the spec's lower-case names."""
+    """The three breaker states; values are lower-case names."""
 
     CLOSED = "closed"
     OPEN = "open"
@@ -63,7 +63,8 @@ StateChangeListener = Callable[[str, CircuitState, CircuitState], object]
 
 @dataclass(frozen=True, slots=True)
 class CircuitBreakerConfig:
-    """Breaker settings; the defaults are spec 3.9's."""
+    """Breaker settings: open after 5 consecutive failures, try again after 60 s, close after
+    2 successes in half-open."""
 
     failure_threshold: int = 5
     recovery_timeout_seconds: float = 60.0
@@ -117,7 +118,8 @@ class CircuitBreaker:
         return self._success_count
 
     def get_metrics(self) -> dict[str, Any]:
-        """The spec's metrics dict. ``last_failure_time`` is a reading of the breaker clock."""
+        """name, state, failure_count, success_count, last_failure_time, failure_threshold and
+        recovery_timeout_seconds. ``last_failure_time`` is a reading of the breaker clock."""
         return {
             "name": self.name,
             "state": self._state.value,

@@ -1,4 +1,4 @@
-"""Bulkhead (spec 3.9): cap how much work one component may run and queue at once.
+"""Bulkhead: cap how much work one component may run and queue at once.
 
 ::
 
@@ -40,7 +40,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class BulkheadConfig:
-    """Bulkhead settings; the defaults are spec 3.9's. ``None`` timeouts mean no limit."""
+    """Bulkhead settings (defaults: 10 running, 50 queued, 30 s to run, 5 s to wait for a
+    slot). ``None`` timeouts mean no limit."""
 
     max_concurrent: int = 10
     max_queue: int = 50
@@ -129,7 +130,7 @@ class Bulkhead:
 
     # -- queries ------------------------------------------------------------------------
     def get_stats(self) -> dict[str, Any]:
-        """The spec's stats: submitted/completed/failed/timed_out/rejected, current
+        """Stats: submitted/completed/failed/timed_out/rejected, current
         executing and queued, and avg/min/max execution ms."""
         return self._stats.to_dict()
 

@@ -1,4 +1,4 @@
-"""Retry with exponential backoff and jitter (spec 3.9).
+"""Retry with exponential backoff and jitter.
 
 ::
 
@@ -55,7 +55,8 @@ DEFAULT_NON_RETRYABLE: ExceptionTypes = (ValueError, KeyError, TypeError, NonRet
 
 @dataclass(frozen=True, slots=True)
 class RetryConfig:
-    """Retry settings; the defaults are the README table (spec 3.9)."""
+    """Retry settings (defaults: 3 attempts, delay 100 ms doubling per attempt up to 30 s,
+    jitter +-100 ms)."""
 
     max_attempts: int = 3
     base_delay_ms: float = 100

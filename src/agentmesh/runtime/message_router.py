@@ -1,4 +1,4 @@
-"""The seed's rule-based message router (spec 3.2), with its order fixed.
+"""The seed's rule-based message router, with its order fixed.
 
 For each envelope, in this order:
 

@@ -1,4 +1,4 @@
-"""Safety and alignment (spec 3.12): policies as data, a rule engine on the task path,
+"""Safety and alignment: policies as data, a rule engine on the task path,
 alignment scores and platform-wide quarantine.
 
 * :mod:`~agentmesh.safety.policy` - the policy model, its defaults and validation;

@@ -1,4 +1,4 @@
-"""The AlignmentEvaluator of spec 3.12: a score per agent from five equally weighted targets.
+"""The AlignmentEvaluator: a score per agent from five equally weighted targets.
 
 ``aligned`` at >= 0.7, ``partially_aligned`` at >= 0.49, otherwise ``misaligned`` (which
 quarantines the agent). Each target is an exponential moving average of observations in

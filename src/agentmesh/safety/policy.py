@@ -1,4 +1,4 @@
-"""Safety policies as data (spec 3.12): the model, its defaults and its validation.
+"""Safety policies as data: the model, its defaults and its validation.
 
 A policy is plain data (YAML, JSON or TOML; see :mod:`agentmesh.safety.loader`)::
 
@@ -35,7 +35,7 @@ from agentmesh.errors import PolicyError
 Action = Literal["allow", "deny", "redact", "flag"]
 ACTIONS: tuple[str, ...] = ("allow", "deny", "redact", "flag")
 SEVERITY_RISK: dict[str, float] = {"low": 0.2, "medium": 0.5, "high": 0.8, "critical": 1.0}
-"""Spec 3.12: severity -> risk."""
+"""Severity -> risk of a finding."""
 SAFETY_LEVELS: tuple[str, ...] = ("restricted", "standard", "experimental", "unrestricted")
 PII_DETECTORS: tuple[str, ...] = ("email", "phone", "card", "iban", "api_key")
 SELF_MODIFICATION_KEYWORDS = ("modify", "change", "override", "bypass")

@@ -1,6 +1,6 @@
 """The audit trail: entries, the hash chain, the store port and integrity checks.
 
-Every entry carries one of the spec's actions (:class:`AuditAction`) and statuses
+Every entry carries one of the audit actions (:class:`AuditAction`) and statuses
 (:class:`AuditStatus`), the tenant, the actor, the resource, the request id and a hash
 chained to the previous entry, so :func:`verify_integrity` detects an edited or deleted
 row. One trail holds two kinds of entries on one chain:
@@ -37,8 +37,9 @@ GENESIS = "0" * 64
 
 
 class AuditAction(StrEnum):
-    """The audit actions of spec 3.8 (plus ``task_submitted`` and ``task_retried``,
-    which the domain's task events add)."""
+    """The audit actions: agents, tasks, messages, auth and secrets, policy and config,
+    admin and compliance (plus ``task_submitted`` and ``task_retried``, which the
+    domain's task events add)."""
 
     AGENT_CREATED = "agent_created"
     AGENT_UPDATED = "agent_updated"
@@ -226,7 +227,7 @@ class IntegrityReport:
 
 @runtime_checkable
 class AuditStore(Protocol):
-    """Append-only audit storage (spec 3.8 store port).
+    """Append-only audit storage (the audit store port).
 
     Appends of every writer (API, audit trail, other processes) form ONE chain in
     append order. An entry whose ``event_position`` is already stored is skipped.

@@ -1,4 +1,4 @@
-"""Fernet encryption with key rotation (MultiFernet), spec 3.8.
+"""Fernet encryption with key rotation (MultiFernet).
 
 ``ENCRYPTION_KEY`` holds one or more comma-separated keys (44 characters of URL-safe
 base64 each); the first is the primary and encrypts, all of them decrypt, so a key can

@@ -1,6 +1,6 @@
 """Roles, permissions and the ONE permission table every route and channel uses.
 
-Roles are the spec's (3.8): ``admin``, ``orchestrator``, ``agent``, ``task_executor``,
+Roles: ``admin``, ``orchestrator``, ``agent``, ``task_executor``,
 ``observer``. A role grants permissions (:data:`ROLE_PERMISSIONS`); an operation of the
 control plane requires exactly one permission (:data:`OPERATION_PERMISSIONS`, keyed by
 the OpenAPI ``operationId`` / WebSocket channel). Nothing else decides access.
@@ -101,7 +101,7 @@ OPERATION_PERMISSIONS: dict[str, Permission] = {
     "list_audit": P.AUDIT_READ,
     # federated learning
     "list_federated_rounds": P.TASKS_READ,
-    # safety (spec 3.12)
+    # safety
     "get_safety_policy": P.AGENTS_READ,
     "put_safety_policy": P.SAFETY_ADMIN,
     "release_agent": P.SAFETY_ADMIN,
@@ -148,7 +148,7 @@ def permissions_of(roles: Iterable[str | Role]) -> frozenset[Permission]:
 
 
 def has_role(roles: Iterable[str | Role], required: Iterable[str | Role]) -> bool:
-    """Any-of (spec 3.8): true when ``required`` is empty or shares a role with ``roles``."""
+    """Any-of: true when ``required`` is empty or shares a role with ``roles``."""
     need = {Role(r) for r in required}
     return not need or bool(need & {Role(r) for r in roles})
 

@@ -1,4 +1,4 @@
-"""JWT access tokens (PyJWT), spec 3.8.
+"""JWT access tokens (PyJWT).
 
 Algorithms: HS256 (default), HS384, HS512 with ``JWT_SECRET_KEY``, and RS256 with a PEM
 key pair read from files. Verification pins the configured algorithm (``alg: none`` and

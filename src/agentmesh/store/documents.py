@@ -1,6 +1,6 @@
 """JSON documents of aggregates as the read models keep them (and the API returns them).
 
-``agent_doc`` follows the AgentInfoResponse fields of spec 3.5 (plus counters);
+``agent_doc`` has the fields of the API's AgentInfoResponse (plus counters);
 ``*_from_doc`` rebuild the aggregate so projections can reuse the domain's ``apply``.
 """
 

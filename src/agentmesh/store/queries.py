@@ -1,8 +1,8 @@
 """Queries on the read models (what the REST API, CLI and UI call).
 
 Every query takes a tenant id, except the tenant list (an admin path). Results are the
-JSON documents of :mod:`agentmesh.store.documents`; pages carry the pagination block of
-spec 3.5 (``total, limit, offset, has_more, next_offset``).
+JSON documents of :mod:`agentmesh.store.documents`; pages carry the pagination block
+``total, limit, offset, has_more, next_offset``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ SortOrder = Literal["asc", "desc"]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AgentListQuery:
-    """Filters, pagination and sort of ``GET /v1/tenants/{t}/agents`` (spec 3.5)."""
+    """Filters, pagination and sort of ``GET /v1/tenants/{t}/agents`` ."""
 
     status: AgentStatus | None = None
     agent_type: str | None = None
@@ -132,7 +132,7 @@ class ReadModels:
 
     # -- agents ------------------------------------------------------------------------
     async def list_agents(self, tenant_id: str, query: AgentListQuery | None = None) -> Page:
-        """Agents of a tenant, filtered, sorted and paginated (spec 3.5 AgentListQuery)."""
+        """Agents of a tenant, filtered, sorted and paginated."""
         q = query or AgentListQuery()
         where = ["tenant_id = ?"]
         args: list[Any] = [tenant_id]

@@ -83,7 +83,8 @@ class Sealer:
         )
 
     def seal_envelope(self, env: Envelope) -> Envelope:
-        """A copy whose payload is ``{"ciphertext": <Fernet token>}`` (spec 3.1)."""
+        """A copy whose payload is ``{"ciphertext": <Fernet token>}`` and
+        ``security.encrypted`` true."""
         sealed = Envelope.decode(env.encode())
         sealed.payload = {"ciphertext": self.crypto.encrypt(orjson.dumps(env.payload))}
         sealed.security = {**sealed.security, "encrypted": True, "at_rest": True}

@@ -1,7 +1,7 @@
 """Multi-target routing and broker-to-broker bridges.
 
 ``routing.targets`` of an envelope is a list of ``"<platform>:<subject>"`` strings (split on
-the first colon, spec 3.1). :class:`TargetRouter` publishes the envelope to each target on
+the first colon). :class:`TargetRouter` publishes the envelope to each target on
 the transport registered under that platform name::
 
     router = TargetRouter({"nats": nats_transport, "kafka": kafka_transport})

@@ -1,4 +1,4 @@
-"""WebSocket /ws against a real server: auth, isolation, limits, keep-alive (spec 3.6)."""
+"""WebSocket /ws against a real server: auth, isolation, limits, keep-alive."""
 
 from __future__ import annotations
 

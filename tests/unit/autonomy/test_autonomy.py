@@ -1,4 +1,5 @@
-"""AgentAutonomyService of spec 3.4, table-driven with the spec's numbers."""
+"""AgentAutonomyService, table-driven with the seed's numbers (weights 0.40, 0.30, 0.20, 0.10;
+accept at >= 0.6)."""
 
 from __future__ import annotations
 

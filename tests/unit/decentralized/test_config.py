@@ -1,4 +1,4 @@
-"""Timings (spec 3.13 defaults) and the --cluster-nodes / --address parsing."""
+"""Timings (defaults: election 5 s, heartbeat a third of it, gossip 1 s to 3 peers) and the --cluster-nodes / --address parsing."""
 
 from __future__ import annotations
 

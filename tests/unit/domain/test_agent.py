@@ -1,4 +1,4 @@
-"""Agent aggregate: state machine, invariants, queries and events of spec 3.3."""
+"""Agent aggregate: state machine, invariants, queries and events."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""QUARANTINED agents and REJECTED tasks in the domain (spec 3.12)."""
+"""QUARANTINED agents and REJECTED tasks in the domain."""
 
 from __future__ import annotations
 

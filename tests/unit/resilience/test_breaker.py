@@ -1,4 +1,4 @@
-"""Circuit breaker behaviour of spec 3.9, driven by a fake clock."""
+"""Circuit breaker behaviour, driven by a fake clock."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bulkhead limits, timeouts, stats and presets of spec 3.9."""
+"""Bulkhead limits, timeouts, stats and presets."""
 
 from __future__ import annotations
 

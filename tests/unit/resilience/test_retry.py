@@ -1,4 +1,4 @@
-"""RetryPolicy of spec 3.9: backoff table, classification, exhaustion, timeouts, presets."""
+"""RetryPolicy: backoff table, classification, exhaustion, timeouts, presets."""
 
 from __future__ import annotations
 

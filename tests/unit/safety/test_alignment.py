@@ -1,4 +1,4 @@
-"""The AlignmentEvaluator (spec 3.12) and the per-agent violation window."""
+"""The AlignmentEvaluator and the per-agent violation window."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TokenService: creation, verification and the JWT attack battery (spec 3.8)."""
+"""TokenService: creation, verification and the JWT attack battery."""
 
 from __future__ import annotations
 

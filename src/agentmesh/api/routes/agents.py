@@ -71,7 +71,8 @@ async def list_agents(
     principal: Principal = Depends(require("list_agents")),
     ctx: ApiContext = Depends(get_context),
 ) -> AgentListResponse:
-    """Agents of the tenant, filtered, sorted and paginated (spec 3.5 AgentListQuery)."""
+    """Agents of the tenant, filtered, sorted and paginated (limit 1-1000, default 50;
+    offset 0-10000; sort by name, created_at or status, default created_at desc)."""
     query = AgentListQuery(
         status=AgentStatus(status) if status else None,
         agent_type=agent_type,

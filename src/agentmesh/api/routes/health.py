@@ -77,7 +77,7 @@ async def ready(ctx: ApiContext = Depends(get_context)) -> JSONResponse:
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus exposition"}},
 )
 async def prometheus() -> Response:
-    """Every AgentMesh metric (spec 3.10) in the Prometheus text format."""
+    """Every ``agentmesh_*`` metric in the Prometheus text format."""
     body, content_type = exposition()
     return Response(body, media_type=content_type)
 

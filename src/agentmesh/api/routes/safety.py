@@ -1,4 +1,4 @@
-"""Safety (spec 3.12): the tenant's policy (GET, admin-only PUT), human feedback on an
+"""Safety: the tenant's policy (GET, admin-only PUT), human feedback on an
 agent's alignment, and an admin's release of a quarantined agent."""
 
 from __future__ import annotations

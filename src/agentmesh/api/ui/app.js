@@ -173,7 +173,7 @@ function query(params) {
 
 const tenantPath = () => `/v1/tenants/${enc(state.tenant)}`;
 
-/** "0.93 aligned" from an agent's metadata.alignment (spec 3.12), or "-". */
+/** "0.93 aligned" from an agent's metadata.alignment (aligned >= 0.7, partially_aligned >= 0.49), or "-". */
 function alignmentText(alignment) {
   if (!alignment || typeof alignment.score !== "number") return "-";
   return `${alignment.score.toFixed(2)} ${alignment.status || ""}`.trim();

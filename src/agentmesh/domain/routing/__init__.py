@@ -1,4 +1,4 @@
-"""Choosing an agent for a task (spec 3.2): five strategies, the multi-factor router and the
+"""Choosing an agent for a task: five strategies, the multi-factor router and the
 load-balancer service. Pure: no I/O, no asyncio, no logging.
 
 Inputs are :class:`AgentCandidate` snapshots (built by the runtime from the live registry,
@@ -25,9 +25,10 @@ Strategies (:class:`StrategySelector`), each over the agents that can serve the 
     ``reserve_fraction`` of agents while the rest have capacity, keeping headroom for
     urgent work, and take the least-utilised of the rest.
 
-:class:`AdvancedMessageRouter` is the spec's weighted scoring (capability 0.40, inverse
-load 0.30, performance 0.20, context 0.10). :class:`AgentLoadBalancerService` is the
-domain service of spec 3.2 over agent aggregates.
+:class:`AdvancedMessageRouter` is the seed's weighted scoring (capability 0.40, inverse
+load 0.30, performance 0.20, context 0.10). :class:`AgentLoadBalancerService` scores agent
+aggregates (capability match 0.40, availability 0.25, load 0.15, performance 0.15,
+response time 0.05).
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ class AgentScoreResult:
 
 
 class AgentLoadBalancerService:
-    """Scores agent aggregates for a task (spec 3.2).
+    """Scores agent aggregates for a task.
 
     total = 0.40 capability_match + 0.25 availability + 0.15 (1 - get_load())
             + 0.15 get_success_rate() + 0.05 (1 - response_time_ms / 10000)

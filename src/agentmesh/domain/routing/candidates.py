@@ -21,7 +21,7 @@ ROUTABLE_STATUSES = frozenset({AgentStatus.AVAILABLE.value, AgentStatus.BUSY.val
 
 
 class RoutingStrategy(StrEnum):
-    """The five strategy names of spec 3.2."""
+    """The five routing strategy names."""
 
     ROUND_ROBIN = "round_robin"
     LEAST_CONNECTIONS = "least_connections"
@@ -143,7 +143,7 @@ def explain_no_route(candidates: Sequence[AgentCandidate], required: Sequence[st
 
 
 def success_rate_of(completed: int, failed: int) -> float:
-    """completed / (completed + failed), or 1.0 with no history (spec 3.3)."""
+    """completed / (completed + failed), or 1.0 with no history."""
     total = completed + failed
     return completed / total if total else 1.0
 

@@ -1,6 +1,6 @@
 """Swarm: a leader drives DAG jobs over worker agents; any coordinator takes over.
 
-Roles (spec 3.13): ``leader`` (the coordinator holding the lease), ``coordinator`` (a
+Roles: ``leader`` (the coordinator holding the lease), ``coordinator`` (a
 standby :class:`SwarmOrchestrator`), ``worker`` and ``specialist`` (:class:`SwarmWorker`;
 specialists are preferred for their capabilities) and ``observer`` (:class:`SwarmObserver`,
 reads the collective metrics).
