@@ -1,4 +1,4 @@
-"""AnomalyWatch: live per-tenant streams judged by the spec 3.11 detector, raised on edges."""
+"""AnomalyWatch: live per-tenant streams judged by the rolling z-score detector, raised on edges."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Live anomaly streams per tenant, judged by the spec 3.11 detector.
+"""Live anomaly streams per tenant, judged by the rolling z-score detector.
 
 :class:`AnomalyWatch` keeps four streams per tenant, each with its own
 :class:`~agentmesh.observability.anomaly.AnomalyDetector` (window 30, 3 sigma):
