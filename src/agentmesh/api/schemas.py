@@ -16,6 +16,7 @@ from pydantic import (
 
 from agentmesh import ids
 from agentmesh.api.options import API_VERSION
+from agentmesh.domain.task_values import DEFAULT_MAX_ATTEMPTS
 
 AgentType = Literal["generic", "processor", "analyzer", "coordinator", "worker", "specialized"]
 AgentStatusName = Literal["AVAILABLE", "BUSY", "PAUSED", "UNHEALTHY", "TERMINATED"]
@@ -280,7 +281,8 @@ class TaskSubmitRequest(Strict):
     payload: dict[str, Any] = Field(default_factory=dict)
     priority: Annotated[int, Field(ge=1, le=5)] | PriorityName = "medium"
     timeout_seconds: int = Field(default=300, ge=1, le=3600)
-    max_retries: int = Field(default=3, ge=0, le=5)
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    """Runs at most this often (1-6; checked by the domain, 422 otherwise)."""
     strategy: RoutingStrategyName | None = None
     to_agent: AgentIdField | None = None
 
@@ -307,7 +309,7 @@ class TaskInfo(BaseModel):
     payload: dict[str, Any] = {}
     priority: int
     timeout_seconds: int
-    max_retries: int
+    max_attempts: int
     status: TaskStatusName
     agent_id: str | None = None
     attempt: int = 1

@@ -15,6 +15,7 @@ import typer
 
 from agentmesh.cli.output import fail, print_json
 from agentmesh.cli.target import JsonOpt, Target, settings, status_line, with_target
+from agentmesh.domain.task_values import DEFAULT_MAX_ATTEMPTS
 from agentmesh.errors import AgentMeshError
 
 token_app = typer.Typer(help="Mint API tokens (JWT).", no_args_is_help=True)
@@ -174,7 +175,9 @@ def task_submit(
     task_type: Annotated[str | None, typer.Option(help="Task type (default: capability).")] = None,
     priority: Annotated[str, typer.Option(help="1-5 or low/medium/high/urgent.")] = "medium",
     timeout: Annotated[int, typer.Option(min=1, max=3600, help="Seconds.")] = 300,
-    max_retries: Annotated[int, typer.Option(min=0, max=5)] = 3,
+    max_attempts: Annotated[
+        int, typer.Option(help="Runs at most this often (1-6, retries = attempts - 1).")
+    ] = DEFAULT_MAX_ATTEMPTS,
     strategy: Annotated[
         str | None,
         typer.Option(
@@ -200,7 +203,7 @@ def task_submit(
         "task_type": task_type,
         "priority": _priority(priority),
         "timeout_seconds": timeout,
-        "max_retries": max_retries,
+        "max_attempts": max_attempts,
         "strategy": strategy,
         "to_agent": to_agent,
     }

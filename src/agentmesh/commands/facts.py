@@ -79,7 +79,7 @@ class FactHandlers:
             payload=cmd.payload,
             priority=cmd.priority,
             timeout_seconds=cmd.timeout_seconds,
-            max_retries=cmd.max_retries,
+            max_attempts=cmd.max_attempts,
             at=at,
         )
         task, offered = task.offer(cmd.capability, at=at)

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from agentmesh.domain import HealthMetrics
+from agentmesh.domain.task_values import DEFAULT_MAX_ATTEMPTS
 from agentmesh.envelope import Envelope
 from agentmesh.store.queries import AgentListQuery
 
@@ -121,7 +122,7 @@ class SubmitTask:
     task_id: str | None = None  # default: a new uuid4
     priority: int | str = 3
     timeout_seconds: int = 300
-    max_retries: int = 3
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     source: str = "api"
     to_agent: str | None = None
     """Offer it to this agent's durable inbox instead of the capability queue."""
@@ -145,7 +146,7 @@ class RecordTask:
     task_type: str | None = None
     priority: int | str = 3
     timeout_seconds: int = 300
-    max_retries: int = 3
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     submitted_at: datetime | None = None
 
 

@@ -44,6 +44,7 @@ from agentmesh.commands import (
     RunTask,
 )
 from agentmesh.domain.events import parse_datetime
+from agentmesh.domain.task_values import MAX_ATTEMPTS
 from agentmesh.envelope import Envelope
 from agentmesh.errors import (
     AgentMeshError,
@@ -245,7 +246,7 @@ class TaskRecorder:
             task_type=md.get("task_type") if isinstance(md.get("task_type"), str) else None,
             priority=md.get("priority", 3),
             timeout_seconds=math.ceil(timeout) if isinstance(timeout, int | float) else timeout,
-            max_retries=min(max(attempts - 1, 0), 5),
+            max_attempts=min(max(attempts, 1), MAX_ATTEMPTS),
             submitted_at=None if from_event else env.timestamp,
         )
 

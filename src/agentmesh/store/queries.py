@@ -16,6 +16,7 @@ import orjson
 from agentmesh.domain import AGENT_TYPES, AgentStatus, TaskStatus
 from agentmesh.errors import ValidationError
 from agentmesh.store.db import Database
+from agentmesh.store.documents import current_task_doc
 from agentmesh.store.sealing import DOC_FIELDS, Sealer
 
 SortBy = Literal["name", "created_at", "status"]
@@ -117,6 +118,7 @@ class ReadModels:
 
     def _opened(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Task documents with their sealed payload and result opened."""
+        docs = [current_task_doc(d) for d in docs]
         if self.sealer is None:
             return docs
         return [self.sealer.open_fields(d, DOC_FIELDS) for d in docs]

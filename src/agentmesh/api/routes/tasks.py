@@ -74,7 +74,7 @@ async def submit_task(
             task_id=task_id,
             priority=body.priority,
             timeout_seconds=body.timeout_seconds,
-            max_retries=body.max_retries,
+            max_attempts=body.max_attempts,
             source=f"api:{principal.subject}",
             to_agent=to_agent,
         )
