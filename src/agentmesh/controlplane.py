@@ -24,6 +24,7 @@ from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError
 from agentmesh.mesh import Mesh
 from agentmesh.runtime.ledger import ledger_for
+from agentmesh.runtime.quota_responder import QuotaResponder
 from agentmesh.runtime.recorder import TaskRecorder
 from agentmesh.runtime.tracker import TaskTracker
 from agentmesh.security.audit import AuditAction, AuditEntry, AuditStatus, AuditStore
@@ -55,6 +56,7 @@ class ControlPlane:
         self._bus: CqrsBus | None = None
         self.tracker: TaskTracker | None = None
         self.recorder: TaskRecorder | None = None
+        self.quota: QuotaResponder | None = None
         self._tool_audit: ToolCallAudit | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -89,6 +91,8 @@ class ControlPlane:
             on_rejected=self._audit_rejected,
         )
         await self.recorder.start()
+        self.quota = QuotaResponder(self.mesh.transport, self._bus)
+        await self.quota.start()
         self._tool_audit = ToolCallAudit(self.mesh.transport, self.audit)
         await self._tool_audit.start()
         relay = OutboxRelay(p.store, self.mesh.transport)
@@ -133,6 +137,8 @@ class ControlPlane:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 10)
         self._tasks.clear()
+        if self.quota is not None:
+            await self.quota.stop()
         if self.recorder is not None:
             await self.recorder.stop()
         if self.tracker is not None:

@@ -39,6 +39,7 @@ from agentmesh.observability import metrics
 from agentmesh.resilience import RetryPolicy
 from agentmesh.runtime.agent import TASK_DELIVERY_CAP, AgentHandler, AgentRuntime
 from agentmesh.runtime.ledger import ledger_for
+from agentmesh.runtime.quota import QuotaLease
 from agentmesh.runtime.registry import Registry
 from agentmesh.runtime.routing import LiveRouter
 from agentmesh.transports import (
@@ -83,6 +84,8 @@ class Mesh:
         self.router = LiveRouter(self)
         #: durable per-task facts shared by every agent on this broker (see runtime.ledger)
         self.ledger = ledger_for(self.transport, self.settings)
+        self.quota = QuotaLease(self.transport, self.tenant)
+        """The tenant's ``max_messages_per_hour``, asked of the control plane over the bus."""
         self._broker_retry = RetryPolicy.for_message_broker(name="mesh.publish")
         self._started = False
         self._subs: list[Subscription] = []
@@ -199,6 +202,11 @@ class Mesh:
         task goes to that agent's durable inbox (routed mode); when no live agent can take
         it, it waits in the capability queue. The result arrives as a ``task.completed``
         event (see :meth:`on_event` and :meth:`wait_result`).
+
+        Every submit counts against the tenant's ``max_messages_per_hour``: the control
+        plane grants it over the bus (:mod:`agentmesh.runtime.quota`), and a used-up hour
+        raises :class:`~agentmesh.errors.QuotaExceeded` (with ``retry_after``) before
+        anything is published. With no control plane reachable the submit proceeds.
         """
         env = Envelope.create(
             "task.offered",
@@ -229,6 +237,7 @@ class Mesh:
             if chosen is not None:
                 subject, mode = subjects.inbox(self.tenant, chosen), strategy
                 env.routing["destination"] = chosen
+        await self.quota.take()  # QuotaExceeded before anything is published
         started = time.perf_counter()
         if subject not in self._provisioned:
             dest = env.routing.get("destination")

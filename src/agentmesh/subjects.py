@@ -171,6 +171,13 @@ def system(tenant: str, name: str) -> str:
     return f"{PREFIX}.{_check(tenant, 'tenant')}.sys.{_check(name, 'name')}"
 
 
+def quota(tenant: str = "*") -> str:
+    """Quota requests of submitters that have only the broker (``Mesh.submit``), answered
+    by the control plane: ``am.<tenant>.sys.quota`` (the plane listens on ``*``)."""
+    t = tenant if tenant == "*" else _check(tenant, "tenant")
+    return f"{PREFIX}.{t}.sys.quota"
+
+
 def decentralized(tenant: str, name: str) -> str:
     """Requests to every decentralized agent of a tenant (``am.<tenant>.dc.<name>``, e.g.
     ``status``) and the reply subjects of their scatter-gather (``reply-<uuid>``)."""

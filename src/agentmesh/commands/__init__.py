@@ -25,12 +25,14 @@ from agentmesh.commands.messages import (
     GetMessage,
     GetTask,
     GetTenant,
+    GrantQuota,
     ListAgents,
     ListTasks,
     ListTenants,
     MarkAgentHealthy,
     MarkAgentUnhealthy,
     PauseAgent,
+    QuotaGrant,
     RecordHeartbeat,
     RecordTask,
     RegisterAgent,
@@ -81,6 +83,8 @@ def build_bus(
         (RetryTask, h.retry_task),
     ):
         bus.register_command(command_type, handler)
+    if h.quota is not None:
+        bus.register_command(GrantQuota, h.quota.grant)
     if read_models is not None:
         q = QueryHandlers(read_models)
         for query_type, qh in (
@@ -111,6 +115,7 @@ __all__ = [
     "GetMessage",
     "GetTask",
     "GetTenant",
+    "GrantQuota",
     "ListAgents",
     "ListTasks",
     "ListTenants",
@@ -118,6 +123,7 @@ __all__ = [
     "MarkAgentUnhealthy",
     "PauseAgent",
     "QueryHandlers",
+    "QuotaGrant",
     "RecordHeartbeat",
     "RecordTask",
     "RegisterAgent",

@@ -132,6 +132,25 @@ class SubmitTask:
 
 
 @dataclass(frozen=True)
+class GrantQuota:
+    """Take up to ``want`` messages of the tenant's ``max_messages_per_hour`` for a
+    submitter that has only the broker; answered with a :class:`QuotaGrant`."""
+
+    tenant_id: str
+    want: int = 1
+
+
+@dataclass(frozen=True)
+class QuotaGrant:
+    """``granted`` messages taken (0: the hour is used up, retry in ``retry_after``
+    seconds); ``limit`` is None for a tenant the store does not know."""
+
+    granted: int
+    limit: int | None = None
+    retry_after: float = 0.0
+
+
+@dataclass(frozen=True)
 class RecordTask:
     """A task offered on the bus by a submitter without the store (``Mesh.submit`` in a
     notebook, a pattern, an agent process): recorded as submitted and offered, with the
