@@ -29,6 +29,7 @@ MODULES = [
     "bench.llm",
     "bench.decentralized",
     "bench.federated",
+    "bench.safety",
 ]
 RESULTS = Path(__file__).parent / "results"
 

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
         default=None,
         description='USD per million tokens, JSON: {"model": [input, output]} (see llm/resilient.py)',
     )
+    agentmesh_safety_policy: Path | None = Field(
+        default=None, description="safety policy file (YAML/JSON/TOML); unset: the built-in default"
+    )
+    agentmesh_safety: bool = Field(default=True, description="check tasks and results (spec 3.12)")
     task_ledger_url: str | None = Field(
         default=None,
         description="where brokers without key-value storage keep the task ledger: "

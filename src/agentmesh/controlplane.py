@@ -26,6 +26,7 @@ from agentmesh.mesh import Mesh
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.quota_responder import QuotaResponder
 from agentmesh.runtime.recorder import TaskRecorder
+from agentmesh.runtime.safety_plane import SafetyPlane
 from agentmesh.runtime.tracker import TaskTracker
 from agentmesh.security.audit import AuditAction, AuditEntry, AuditStatus, AuditStore
 from agentmesh.security.crypto import EncryptionService
@@ -58,6 +59,7 @@ class ControlPlane:
         self.recorder: TaskRecorder | None = None
         self.quota: QuotaResponder | None = None
         self._tool_audit: ToolCallAudit | None = None
+        self.safety: SafetyPlane | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -95,6 +97,8 @@ class ControlPlane:
         await self.quota.start()
         self._tool_audit = ToolCallAudit(self.mesh.transport, self.audit)
         await self._tool_audit.start()
+        self.safety = SafetyPlane(self.mesh.transport, self._bus, self.mesh.registry)
+        await self.safety.start()
         relay = OutboxRelay(p.store, self.mesh.transport)
         self._stop.clear()
         self._tasks = [
@@ -145,6 +149,8 @@ class ControlPlane:
             await self.tracker.stop()
         if self._tool_audit is not None:
             await self._tool_audit.stop()
+        if self.safety is not None:
+            await self.safety.stop()
         if self.audit is not None:
             await self.audit.close()
             self.audit = None

@@ -7,6 +7,7 @@ never see a raw driver exception::
     AgentMeshError
     ├── ConfigError                 settings are missing or inconsistent
     ├── ValidationError             bad input (ids, fields, payloads)
+    │   ├── PolicyError             a safety policy that cannot be used (names line and field)
     │   ├── EnvelopeError           bytes that are not a valid envelope
     │   ├── PayloadTooLarge         an envelope bigger than the transport accepts
     │   └── UpdateRejected          a federated update a round refuses (says why)
@@ -27,6 +28,7 @@ never see a raw driver exception::
     ├── CorruptEventError           a stored event cannot be decoded (names its position)
     ├── RemoteError                 an agent answered a request with an error
     ├── TaskTimeout                 a handler ran longer than its task's timeout
+    ├── SafetyRejected              a safety rule denied a request or its answer
     ├── RetryableError              raised by a handler: try again
     ├── NonRetryableError           raised by a handler: do not try again
     │   ├── SwarmJobFailed          a swarm job ended with failed tasks
@@ -80,6 +82,27 @@ class ConfigError(AgentMeshError):
 
 class ValidationError(AgentMeshError, ValueError):
     code = "VALIDATION_ERROR"
+
+
+class PolicyError(ValidationError):
+    """A safety policy that cannot be used; the message names the field (and its line
+    when the policy came from a file), e.g. ``line 5: limits.max_depth: must be ...``."""
+
+    code = "INVALID_SAFETY_POLICY"
+
+    def __init__(self, message: str, *, field: str = "", line: int | None = None) -> None:
+        where = " ".join(
+            part for part in (f"line {line}:" if line else "", f"{field}:" if field else "") if part
+        )
+        super().__init__(f"{where} {message}".strip())
+        self.field = field
+        self.line = line
+
+
+class SafetyRejected(AgentMeshError):
+    """A safety rule denied a request (or the answer to it); the message names the rule."""
+
+    code = "SAFETY_REJECTED"
 
 
 class EnvelopeError(ValidationError):

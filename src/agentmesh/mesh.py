@@ -42,6 +42,7 @@ from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.quota import QuotaLease
 from agentmesh.runtime.registry import Registry
 from agentmesh.runtime.routing import LiveRouter
+from agentmesh.safety.guard import SafetyGuard
 from agentmesh.transports import (
     Message,
     SubscribeOptions,
@@ -86,6 +87,8 @@ class Mesh:
         self.ledger = ledger_for(self.transport, self.settings)
         self.quota = QuotaLease(self.transport, self.tenant)
         """The tenant's ``max_messages_per_hour``, asked of the control plane over the bus."""
+        #: the safety policy in force in this process (None when AGENTMESH_SAFETY is off)
+        self.safety: SafetyGuard | None = SafetyGuard.from_settings(self)
         self._broker_retry = RetryPolicy.for_message_broker(name="mesh.publish")
         self._started = False
         self._subs: list[Subscription] = []
@@ -161,6 +164,8 @@ class Mesh:
             except Exception:
                 logger.exception("agent {} did not stop cleanly", runtime.agent_id)
         await self.registry.stop()
+        if self.safety is not None:
+            await self.safety.stop()
         for sub in self._subs:
             await sub.unsubscribe()
         self._subs.clear()
@@ -413,5 +418,7 @@ class Mesh:
             raise RemoteError(str(env.payload.get("error")), code="TASK_FAILED")
         if env.type == "task.cancelled":
             raise RemoteError(f"task {task_id} was cancelled", code="TASK_CANCELLED")
+        if env.type == "task.rejected":
+            raise RemoteError(str(env.payload.get("error")), code="TASK_REJECTED")
         result = env.payload.get("result")
         return result if isinstance(result, dict) else {"result": result}

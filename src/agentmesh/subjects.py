@@ -73,7 +73,7 @@ def event(tenant: str, event_type: str) -> str:
     return f"{PREFIX}.{_check(tenant, 'tenant')}.evt.{event_type}"
 
 
-TASK_OUTCOMES = ("task.completed", "task.failed", "task.cancelled")
+TASK_OUTCOMES = ("task.completed", "task.failed", "task.cancelled", "task.rejected")
 
 
 def events_of(event_type: str, tenant: str = "*") -> str:
@@ -146,6 +146,16 @@ def event_pattern(tenant: str, event_type: str) -> str:
     )
 
 
+VETTING_CAPABILITY = "safety-vetting"
+"""The queue of tasks submitted with ``require_vetting``: the safety agent takes them
+there and forwards each approved one to its capability's queue (or rejects it)."""
+
+
+def vetting(tenant: str) -> str:
+    """Where tasks wait for the safety agent: ``am.<tenant>.task.safety-vetting``."""
+    return task(tenant, VETTING_CAPABILITY)
+
+
 def heartbeat(tenant: str, agent_id: str) -> str:
     return f"{PREFIX}.{_check(tenant, 'tenant')}.hb.{_check(agent_id, 'agent id')}"
 
@@ -197,6 +207,20 @@ def dead_letter(subject: str) -> str:
             return subject
         return ".".join([PREFIX, parts[1], "dlq", *parts[2:]])
     return f"{PREFIX}.{SYSTEM_TENANT}.dlq.{subject}"
+
+
+def safety_events(tenant: str = "*") -> str:
+    """Every safety event of a tenant (``*`` = every tenant, admin only):
+    ``am.<tenant>.evt.safety.>`` (violation, quarantined, alignment)."""
+    t = tenant if tenant == "*" else _check(tenant, "tenant")
+    return f"{PREFIX}.{t}.evt.safety.>"
+
+
+def safety_policy_requests(tenant: str = "*") -> str:
+    """Where a process asks the control plane for its tenant's safety policy (request/reply):
+    ``am.<tenant>.sys.safety-policy`` (``*`` = every tenant, the control plane's side)."""
+    t = tenant if tenant == "*" else _check(tenant, "tenant")
+    return f"{PREFIX}.{t}.sys.safety-policy"
 
 
 def dead_letters(tenant: str = "*") -> str:

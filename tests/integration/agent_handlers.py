@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 from agentmesh import TaskContext
@@ -42,3 +43,24 @@ async def leak_connection(task: TaskContext) -> dict[str, Any]:
 
     _leaked.append(await aiosqlite.connect(os.path.join(os.environ["LEAK_DIR"], "leak.db")))
     return {"leaked": len(_leaked)}
+
+
+async def safety_work(task: TaskContext) -> dict[str, Any]:
+    """Work for the safety acceptance test. Each call is logged (``<time> <agent> <task>``)
+    to ``$SAFETY_LOG``; while the file ``$LEAK_FLAG`` exists the result leaks an e-mail
+    address (PII) on even calls and forbidden content on odd ones."""
+    agent = task.agent.agent_id
+    fd = os.open(os.environ["SAFETY_LOG"], os.O_APPEND | os.O_CREAT | os.O_WRONLY)
+    os.write(fd, f"{time.time():.6f} {agent} {task.task_id}\n".encode())
+    os.close(fd)
+    await asyncio.sleep(0.005)
+    flag = os.environ.get("LEAK_FLAG")
+    if flag and os.path.exists(flag):  # noqa: ASYNC240 (a stat, on a local file)
+        _calls.append(1)
+        if len(_calls) % 2:
+            return {"by": agent, "text": f"reach me at jane.{len(_calls)}@example.com"}
+        return {"by": agent, "text": "FORBIDDEN-CONTENT inside"}
+    return {"by": agent, "n": task.payload.get("n")}
+
+
+_calls: list[int] = []

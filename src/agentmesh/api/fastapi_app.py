@@ -45,6 +45,7 @@ from agentmesh.api.routes import (
     federated,
     health,
     messages,
+    safety,
     tasks,
     tenants,
 )
@@ -225,7 +226,7 @@ def create_app(
     )
     app.state.ctx = None
     install_error_handlers(app)
-    for module in (health, tenants, agents, tasks, messages, audit, federated, clusters):
+    for module in (health, tenants, agents, tasks, messages, audit, federated, clusters, safety):
         app.include_router(module.router)
     mount_ui(app)
 

@@ -19,7 +19,7 @@ from agentmesh.api.options import API_VERSION
 from agentmesh.domain.task_values import DEFAULT_MAX_ATTEMPTS
 
 AgentType = Literal["generic", "processor", "analyzer", "coordinator", "worker", "specialized"]
-AgentStatusName = Literal["AVAILABLE", "BUSY", "PAUSED", "UNHEALTHY", "TERMINATED"]
+AgentStatusName = Literal["AVAILABLE", "BUSY", "PAUSED", "UNHEALTHY", "TERMINATED", "QUARANTINED"]
 TaskStatusName = Literal[
     "submitted",
     "offered",
@@ -31,6 +31,7 @@ TaskStatusName = Literal[
     "dead_lettered",
     "cancelled",
     "timed_out",
+    "rejected",
 ]
 PriorityName = Literal["low", "medium", "high", "urgent"]
 
@@ -285,6 +286,7 @@ class TaskSubmitRequest(Strict):
     """Runs at most this often (1-6; checked by the domain, 422 otherwise)."""
     strategy: RoutingStrategyName | None = None
     to_agent: AgentIdField | None = None
+    require_vetting: bool = False  # the safety agent vets it before any worker may take it
 
     @model_validator(mode="after")
     def _one_route(self) -> TaskSubmitRequest:

@@ -3,6 +3,7 @@ of a running control plane. Both answer with the API's JSON documents."""
 
 from __future__ import annotations
 
+import getpass
 from typing import Any, Literal, Protocol
 
 from agentmesh.errors import AgentMeshError
@@ -86,6 +87,7 @@ class LocalBackend:
             RetryTask,
             TerminateAgent,
         )
+        from agentmesh.commands.safety import ReleaseAgent
 
         await self.get(kind, tenant, object_id)
         command: object = {
@@ -94,6 +96,7 @@ class LocalBackend:
             "terminate": TerminateAgent(tenant, object_id, reason),
             "cancel": CancelTask(tenant, object_id, reason),
             "retry": RetryTask(tenant, object_id),
+            "release": ReleaseAgent(tenant, object_id, f"cli:{getpass.getuser()}", reason),
         }[action]
         await self.bus.execute(command)
         return await self.get(kind, tenant, object_id)

@@ -234,6 +234,7 @@ _register_optional("agentmesh.cli.llm_commands", "register_llm_commands", agent_
 _register_optional("agentmesh.cli.decentralized_commands", "register", agent_app)
 _register_optional("agentmesh.cli.federated_commands", "register", app)
 _register_optional("agentmesh.cli.federated_commands", "register_agent_commands", agent_app)
+_register_optional("agentmesh.cli.safety_commands", "register", agent_app)
 
 
 def _run_app() -> int:

@@ -46,6 +46,7 @@ from agentmesh.commands.messages import (
     TimeOutTask,
 )
 from agentmesh.commands.queries import QueryHandlers
+from agentmesh.commands.safety import register_safety
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.store.base import EventStore
 from agentmesh.store.queries import ReadModels
@@ -85,6 +86,7 @@ def build_bus(
         bus.register_command(command_type, handler)
     if h.quota is not None:
         bus.register_command(GrantQuota, h.quota.grant)
+    register_safety(bus, h)
     if read_models is not None:
         q = QueryHandlers(read_models)
         for query_type, qh in (

@@ -299,6 +299,10 @@ class CommandHandlers:
         if cmd.to_agent is not None:
             AgentId(cmd.to_agent)
         offer = offer_envelope(task, offered[0], cmd.source, cmd.to_agent)  # type: ignore[arg-type]
+        if cmd.require_vetting:
+            from agentmesh.commands.safety import vetting_offer
+
+            offer = vetting_offer(offer)
         recorded = self._recorded(task, offer)
         try:
             return await self._append(

@@ -129,6 +129,7 @@ class SubmitTask:
     strategy: str | None = None
     """A routing strategy needs the live registry: the entry point resolves it into
     ``to_agent`` (a handler without a registry refuses it)."""
+    require_vetting: bool = False  # offered to the safety agent first (see commands.safety)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from agentmesh.domain.agent_events import (
     AgentHeartbeatReceivedEvent,
     AgentMetadataUpdatedEvent,
     AgentPausedEvent,
+    AgentQuarantinedEvent,
+    AgentReleasedEvent,
     AgentResumedEvent,
     AgentStatusChangedEvent,
     AgentTaskAssignedEvent,
@@ -27,6 +29,7 @@ from agentmesh.domain.agent_events import (
 )
 from agentmesh.domain.codec import event_from_dict, event_from_json, event_to_json
 from agentmesh.domain.events import EVENT_TYPES, DomainEvent
+from agentmesh.domain.safety_events import SafetyPolicySetEvent
 from agentmesh.domain.task import TaskAggregate, TaskStatus
 from agentmesh.domain.task_events import (
     TaskAssignedEvent,
@@ -36,6 +39,7 @@ from agentmesh.domain.task_events import (
     TaskEvent,
     TaskFailedEvent,
     TaskOfferedEvent,
+    TaskRejectedEvent,
     TaskRetryingEvent,
     TaskStartedEvent,
     TaskSubmittedEvent,
@@ -82,6 +86,8 @@ __all__ = [
     "AgentId",
     "AgentMetadataUpdatedEvent",
     "AgentPausedEvent",
+    "AgentQuarantinedEvent",
+    "AgentReleasedEvent",
     "AgentResumedEvent",
     "AgentStatus",
     "AgentStatusChangedEvent",
@@ -96,6 +102,7 @@ __all__ = [
     "MessageRecordedEvent",
     "ProficiencyLevel",
     "ResourceRequirement",
+    "SafetyPolicySetEvent",
     "TaskAggregate",
     "TaskAssignedEvent",
     "TaskCancelledEvent",
@@ -104,6 +111,7 @@ __all__ = [
     "TaskEvent",
     "TaskFailedEvent",
     "TaskOfferedEvent",
+    "TaskRejectedEvent",
     "TaskRetryingEvent",
     "TaskStartedEvent",
     "TaskStatus",

@@ -33,6 +33,8 @@ from agentmesh.domain.agent_events import (
     AgentHeartbeatReceivedEvent,
     AgentMetadataUpdatedEvent,
     AgentPausedEvent,
+    AgentQuarantinedEvent,
+    AgentReleasedEvent,
     AgentResumedEvent,
     AgentStatusChangedEvent,
     AgentTaskAssignedEvent,
@@ -41,6 +43,7 @@ from agentmesh.domain.agent_events import (
     AgentTerminatedEvent,
 )
 from agentmesh.domain.events import DomainEvent, iso
+from agentmesh.domain.safety import quarantined_metadata, released_metadata
 from agentmesh.domain.values import (
     AgentCapability,
     AgentHeartbeat,
@@ -293,6 +296,12 @@ class AgentAggregate:
                 return _unchecked(
                     self, version=v, tags=tuple(event.tags), metadata=dict(event.metadata)
                 )
+            case AgentQuarantinedEvent():
+                md = quarantined_metadata(self.metadata, event)
+                return _unchecked(self, version=v, metadata=md, current_task_id=None)
+            case AgentReleasedEvent():
+                md = released_metadata(self.metadata, event)
+                return _unchecked(self, version=v, metadata=md)
             case AgentHealthCheckFailedEvent() | AgentPausedEvent() | AgentResumedEvent():
                 return _unchecked(self, version=v)
             case AgentCreatedEvent():
@@ -437,7 +446,9 @@ class AgentAggregate:
         return self._emit(events)
 
     def pause(self, reason: str = "", *, at: datetime | None = None) -> Transition:
-        """Anything except TERMINATED and BUSY -> PAUSED."""
+        """Anything except TERMINATED, BUSY and QUARANTINED -> PAUSED."""
+        if self.status is AgentStatus.QUARANTINED:
+            raise self._refuse("pause", "a QUARANTINED agent is released by an admin only")
         if self.status in (AgentStatus.TERMINATED, AgentStatus.BUSY):
             raise self._refuse("pause", "only an idle, live agent can be paused")
         now = _now(at)
@@ -458,6 +469,8 @@ class AgentAggregate:
         """-> AVAILABLE with ``activated_at``; refused from TERMINATED (terminal) and BUSY."""
         if self.status is AgentStatus.TERMINATED:
             raise self._refuse("activate", "TERMINATED is terminal")
+        if self.status is AgentStatus.QUARANTINED:
+            raise self._refuse("activate", "a QUARANTINED agent is released by an admin only")
         if self.status is AgentStatus.BUSY:
             raise self._refuse("activate", f"it is running task {self.current_task_id}")
         now = _now(at)
@@ -485,9 +498,12 @@ class AgentAggregate:
     def mark_unhealthy(
         self, reason: str = "Heartbeat timeout", *, at: datetime | None = None
     ) -> Transition:
-        """-> UNHEALTHY with metadata.unhealthy_reason/at; refused from TERMINATED."""
+        """-> UNHEALTHY with metadata.unhealthy_reason/at; refused from TERMINATED and
+        QUARANTINED (a quarantine outlives the process: only an admin lifts it)."""
         if self.status is AgentStatus.TERMINATED:
             raise self._refuse("mark unhealthy", "TERMINATED is terminal")
+        if self.status is AgentStatus.QUARANTINED:
+            raise self._refuse("mark unhealthy", "it is QUARANTINED")
         now = _now(at)
         events: list[AgentEvent] = [
             AgentHealthCheckFailedEvent(

@@ -150,6 +150,28 @@ class AgentMetadataUpdatedEvent(AgentEvent):
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class AgentQuarantinedEvent(AgentEvent):
+    """A safety quarantine (spec 3.12): too many violations or a misaligned score."""
+
+    topic = "agent.quarantined"
+    reason: str
+    rule: str = ""
+    violations: int = 0
+    alignment_score: float | None = None
+    quarantined_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class AgentReleasedEvent(AgentEvent):
+    """An admin lifted a quarantine; who and why are part of the record."""
+
+    topic = "agent.released"
+    released_by: str
+    reason: str
+    released_at: datetime
+
+
 AGENT_LIFECYCLE_EVENTS: tuple[type[AgentEvent], ...] = (
     AgentCreatedEvent,
     AgentActivatedEvent,

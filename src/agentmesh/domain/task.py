@@ -31,6 +31,7 @@ from agentmesh.domain.task_events import (
     TaskEvent,
     TaskFailedEvent,
     TaskOfferedEvent,
+    TaskRejectedEvent,
     TaskRetryingEvent,
     TaskStartedEvent,
     TaskSubmittedEvent,
@@ -246,6 +247,12 @@ class TaskAggregate:
             case TaskCancelledEvent():
                 c.update(status=TaskStatus.CANCELLED)
                 detail = event.reason or None
+            case TaskRejectedEvent():
+                c.update(
+                    status=TaskStatus.REJECTED,
+                    agent_id=event.agent_id or self.agent_id,
+                    error=f"rejected by safety rule {event.rule}: {event.reason}",
+                )
             case TaskSubmittedEvent():
                 raise ValidationError(f"task {self.task_id} already exists")
             case _:

@@ -103,6 +103,18 @@ class TaskDeadLetteredEvent(TaskEvent):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TaskRejectedEvent(TaskEvent):
+    """A safety rule denied the task (spec 3.12); terminal, never retried."""
+
+    topic = "task.rejected"
+    agent_id: str | None = None
+    rule: str
+    reason: str
+    stage: str = "offer"  # offer (before the handler), result, or vetting
+    rejected_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class TaskCancelledEvent(TaskEvent):
     topic = "task.cancelled"
     reason: str = ""

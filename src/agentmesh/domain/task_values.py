@@ -25,9 +25,12 @@ class TaskStatus(StrEnum):
     DEAD_LETTERED = "dead_lettered"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
+    REJECTED = "rejected"  # a safety rule denied it: terminal, not retried
 
 
-TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.DEAD_LETTERED})
+TERMINAL = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.DEAD_LETTERED, TaskStatus.REJECTED}
+)
 ACTIVE = frozenset(
     {
         TaskStatus.SUBMITTED,

@@ -40,6 +40,7 @@ class AgentStatus(StrEnum):
     PAUSED = "PAUSED"
     UNHEALTHY = "UNHEALTHY"
     TERMINATED = "TERMINATED"
+    QUARANTINED = "QUARANTINED"  # safety: takes no work until an admin releases it
 
 
 class ProficiencyLevel(IntEnum):

@@ -187,3 +187,15 @@ tasks_declined = Counter(
     ["tenant_id", "agent_id", "reason"],
     registry=REGISTRY,
 )
+alignment_score = Gauge(
+    "agentmesh_alignment_score",
+    "Alignment score of an agent (spec 3.12: aligned >= 0.7, misaligned < 0.49)",
+    ["agent_id"],
+    registry=REGISTRY,
+)
+safety_violations = Counter(
+    "agentmesh_safety_violations_total",
+    "Safety rule findings that denied or redacted a task or a result",
+    ["rule", "severity"],
+    registry=REGISTRY,
+)

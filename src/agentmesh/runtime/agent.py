@@ -112,6 +112,7 @@ class AgentRuntime:
         description: str = "",
         decide: DecidePolicy | None = None,
         capability_specs: Mapping[str, CapabilitySpec | Mapping[str, Any]] | None = None,
+        agent_type: str = "general",
     ) -> None:
         self.mesh = mesh
         self.agent_id = validate_agent_id(agent_id)
@@ -122,6 +123,7 @@ class AgentRuntime:
         self.description = description
         #: per capability: a description and the JSON Schema of its payload (heartbeats)
         self.capability_specs = parse_specs(self.capabilities, capability_specs)
+        self.agent_type = agent_type  # the safety policy's capability and tool lists use it
         self.options = SubscribeOptions(
             ack_wait=ack_wait or mesh.settings.agentmesh_ack_wait,
             max_deliver=max_deliver or mesh.settings.agentmesh_max_deliver,
@@ -164,6 +166,8 @@ class AgentRuntime:
         if self.status not in ("CREATED", "TERMINATED"):
             return
         t = self.mesh.transport
+        if self.mesh.safety is not None:
+            await self.mesh.safety.watch(self.tenant_id)
         self._control_subs = [
             await t.subscribe(subjects.agent(self.tenant_id, self.agent_id), self._on_direct),
             await t.subscribe(subjects.system(self.tenant_id, "cancel"), self._on_cancel),
@@ -213,11 +217,31 @@ class AgentRuntime:
         for sub in subs:
             await sub.unsubscribe()  # waits for in-flight handlers: graceful drain
 
+    def quarantine(self) -> bool:
+        """Safety quarantine until :meth:`release`: no work, running tasks back to the queue."""
+        if self.status in ("CREATED", "TERMINATED", "QUARANTINED"):
+            return False
+        self._set_status("QUARANTINED")
+        self.executor.requeue_running()  # beat now: every registry sees it before the next one
+        self._isolating = asyncio.gather(
+            self._beat(), self._unsubscribe_work(), return_exceptions=True
+        )
+        return True
+
+    async def release(self) -> bool:
+        """Lift a quarantine (an admin's decision): take work again."""
+        if self.status != "QUARANTINED":
+            return False
+        await self._subscribe_work()
+        self._set_status("BUSY" if self.in_flight else "AVAILABLE")
+        await self._beat()
+        return True
+
     async def pause(self) -> None:
         """Stop taking work (in-flight tasks finish); direct messages still arrive."""
         if self.status == "PAUSED":
             return
-        if self.status in ("CREATED", "TERMINATED"):
+        if self.status in ("CREATED", "TERMINATED", "QUARANTINED"):
             raise InvalidTransition(f"agent {self.agent_id} is {self.status}; cannot pause")
         await self._unsubscribe_work()
         self._set_status("PAUSED")
@@ -298,6 +322,7 @@ class AgentRuntime:
             "declined": self.executor.declined,
             "breaker": str(self.breaker.state),
             "started_at": self.started_at,
+            **(self.mesh.safety.heartbeat_fields(self) if self.mesh.safety is not None else {}),
             "pid": os.getpid(),
             "host": socket.gethostname(),
         }
@@ -353,8 +378,10 @@ class AgentRuntime:
     def _rpc_handler(self, capability: str | None) -> Callable[[Message], Awaitable[None]]:
         async def handle(msg: Message) -> None:
             ctx = TaskContext(self, msg, capability, "request" if msg.reply_subject else "direct")
+            guard = self.mesh.safety  # checks the request and the answer (SafetyRejected)
+            run = self.invoke if guard is None else guard.runner(self)
             try:
-                result = await self.bulkhead.execute(self.invoke, ctx)
+                result = await self.bulkhead.execute(run, ctx)
             except (BulkheadFullError, BulkheadTimeoutError) as exc:
                 await msg.respond(
                     msg.envelope.reply(

@@ -43,6 +43,7 @@ from agentmesh.transports.message import error_context
 
 if TYPE_CHECKING:
     from agentmesh.runtime.agent import AgentRuntime
+    from agentmesh.safety.engine import Verdict
 
 DEFAULT_TIMEOUT = 300.0
 STARTED_DELAY = 0.2
@@ -60,6 +61,19 @@ class Decision:
 
 
 DecidePolicy = Callable[[TaskContext], Awaitable[Decision | bool] | Decision | bool]
+
+
+def rejection(agent: AgentRuntime, verdict: Verdict) -> dict[str, Any]:
+    """What a safety rejection says (the payload of ``task.rejected`` and of an error)."""
+    main = verdict.main
+    return {
+        "error": f"rejected by safety rule {verdict.rule}: {verdict.reason}",
+        "code": "SAFETY_REJECTED",
+        "rule": verdict.rule,
+        "reason": verdict.reason,
+        "severity": main.severity if main else "",
+        "agent_id": agent.agent_id,
+    }
 
 
 def result_id(tenant: str, task_id: str, outcome: str) -> str:
@@ -104,6 +118,7 @@ class DurableExecutor:
         self.running: dict[str, tuple[asyncio.Task[Any], Message]] = {}
         self._cancelled: OrderedDict[str, None] = OrderedDict()
         self._cancelling: set[str] = set()
+        self._requeue: set[str] = set()  # interrupted by a quarantine: back to the queue
         self._progress_task: asyncio.Task[None] | None = None
         self._stopping = False
         self.declined = 0
@@ -147,6 +162,14 @@ class DurableExecutor:
         entry[0].cancel()
         return True
 
+    def requeue_running(self) -> None:
+        """Interrupt every running task and give it back to the queue (quarantine)."""
+        current = asyncio.current_task()
+        for task_id, (task, _) in list(self.running.items()):
+            if task is not current:
+                self._requeue.add(task_id)
+                task.cancel()
+
     # -- the handler --------------------------------------------------------------------
     def handler_for(self, capability: str | None) -> Callable[[Message], Awaitable[None]]:
         async def handle(msg: Message) -> None:
@@ -160,6 +183,10 @@ class DurableExecutor:
         tenant = env.tenant_id
         ctx = TaskContext(agent, msg, capability, "task")
         task_id = ctx.task_id
+        guard = agent.mesh.safety
+        if agent.status == "QUARANTINED":
+            await msg.nak(self.decline_delay / 10)  # not here: another agent takes it
+            return
         redelivered = msg.attempt > 1 or self._ask_always
         if redelivered:
             done = await self.ledger.completed(tenant, task_id)
@@ -171,6 +198,14 @@ class DurableExecutor:
         ):
             await self._cancelled_outcome(ctx, msg, "cancelled before start")
             return
+        if guard is not None:
+            verdict = guard.check_offer(agent, ctx)
+            if not verdict.allowed:
+                await self._rejected(ctx, msg, verdict, "offer")
+                return
+            if guard.over_rate(agent):
+                await msg.nak(self.decline_delay)
+                return
         if self.decide is not None:
             decision = self.decide(ctx)
             if asyncio.iscoroutine(decision):
@@ -207,6 +242,10 @@ class DurableExecutor:
                     raise
                 raise TaskTimeout(f"task {task_id} exceeded its timeout of {timeout:g}s") from None
         except asyncio.CancelledError:
+            if task_id in self._requeue and current.uncancel() == 0:
+                self._requeue.discard(task_id)
+                await msg.nak(0)
+                return
             if task_id in self._cancelling and current.uncancel() == 0:
                 self._cancelling.discard(task_id)
                 await self._cancelled_outcome(ctx, msg, "cancelled while running")
@@ -221,6 +260,12 @@ class DurableExecutor:
         finally:
             announce.cancel()
             self.running.pop(task_id, None)
+        if guard is not None:
+            checked = await guard.check_result(agent, ctx, result)
+            if not checked.allowed:
+                await self._withheld(ctx, msg, checked, max_attempts)
+                return
+            result = checked.value
         agent.tasks_completed += 1
         done = env.reply(
             "task.completed",
@@ -273,6 +318,40 @@ class DurableExecutor:
         await self.agent.publish_guarded(
             subjects.task_outcome(tenant, kind, task_id), env, durable=True
         )
+
+    async def _rejected(self, ctx: TaskContext, msg: Message, verdict: Verdict, stage: str) -> None:
+        """A safety rule denied the task: ``task.rejected`` (never retried), then drop it."""
+        logger.warning(
+            "task {} rejected on {} ({}): {}",
+            ctx.task_id,
+            self.agent.agent_id,
+            verdict.rule,
+            verdict.reason,
+        )
+        env = ctx.envelope.reply(
+            "task.rejected",
+            {
+                "task_id": ctx.task_id,
+                "capability": ctx.capability,
+                "stage": stage,
+                **rejection(self.agent, verdict),
+            },
+        )
+        env.metadata["id"] = result_id(ctx.tenant_id, ctx.task_id, "rejected")
+        await self._publish_outcome(ctx.tenant_id, "task.rejected", env)
+        await msg.term()
+
+    async def _withheld(
+        self, ctx: TaskContext, msg: Message, verdict: Verdict, max_attempts: int
+    ) -> None:
+        """A result a safety rule denies is never published: the task goes back to the queue
+        for another agent (the violation counts against this one), and is rejected once
+        its attempts are used up."""
+        failures = await self.ledger.add_failure(ctx.tenant_id, ctx.envelope.id)
+        if failures < max_attempts:
+            await msg.nak(0)
+            return
+        await self._rejected(ctx, msg, verdict, "result")
 
     async def _cancelled_outcome(self, ctx: TaskContext, msg: Message, reason: str) -> None:
         env = ctx.envelope.reply(

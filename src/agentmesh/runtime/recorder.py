@@ -43,6 +43,7 @@ from agentmesh.commands import (
     RecordTask,
     RunTask,
 )
+from agentmesh.commands.safety import RejectTask
 from agentmesh.domain.events import parse_datetime
 from agentmesh.domain.task_values import MAX_ATTEMPTS
 from agentmesh.envelope import Envelope
@@ -344,4 +345,13 @@ def outcome_command(env: Envelope) -> Any:
         )
     if env.type == "task.cancelled":
         return CancelTask(tenant, task_id, str(p.get("reason", "")))
+    if env.type == "task.rejected":  # a safety rule denied it (terminal, not retried)
+        return RejectTask(
+            tenant,
+            task_id,
+            str(p.get("rule") or "safety"),
+            str(p.get("reason") or "rejected"),
+            agent_id=agent_id,
+            stage=str(p.get("stage", "offer")),
+        )
     return None

@@ -41,6 +41,7 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:read"
     SYSTEM_READ = "system:read"
     METRICS_READ = "metrics:read"
+    SAFETY_ADMIN = "safety:admin"  # put policies, release quarantined agents (admins only)
 
 
 P = Permission
@@ -99,6 +100,11 @@ OPERATION_PERMISSIONS: dict[str, Permission] = {
     "list_audit": P.AUDIT_READ,
     # federated learning
     "list_federated_rounds": P.TASKS_READ,
+    # safety (spec 3.12)
+    "get_safety_policy": P.AGENTS_READ,
+    "put_safety_policy": P.SAFETY_ADMIN,
+    "release_agent": P.SAFETY_ADMIN,
+    "agent_feedback": P.AGENTS_CONTROL,
     # WebSocket channels
     "ws:agents": P.AGENTS_READ,
     "ws:tasks": P.TASKS_READ,

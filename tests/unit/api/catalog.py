@@ -84,6 +84,10 @@ def request_for(op: str, s: Seed) -> tuple[str, str, Any]:
         "get_message": ("GET", f"{t}/messages/{s.message_id}", None),
         "list_audit": ("GET", f"{t}/audit", None),
         "list_federated_rounds": ("GET", f"{t}/federated/rounds", None),
+        "get_safety_policy": ("GET", f"{t}/safety/policy", None),
+        "put_safety_policy": ("PUT", f"{t}/safety/policy", {"version": 2, "name": "catalog"}),
+        "agent_feedback": ("POST", f"{t}/agents/{s.agent_id}/feedback", {"rating": 0.9}),
+        "release_agent": ("POST", f"{t}/agents/{s.agent_id}/release", {"reason": "catalog"}),
     }
     return table[op]
 
@@ -98,5 +102,7 @@ OBJECT_OPERATIONS = frozenset(
         "cancel_task",
         "retry_task",
         "get_message",
+        "agent_feedback",
+        "release_agent",
     }
 )

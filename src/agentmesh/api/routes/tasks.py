@@ -77,6 +77,7 @@ async def submit_task(
             max_attempts=body.max_attempts,
             source=f"api:{principal.subject}",
             to_agent=to_agent,
+            require_vetting=body.require_vetting,
         )
     )
     return await TASK.created(

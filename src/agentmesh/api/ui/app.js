@@ -54,7 +54,7 @@ function clickable(tr, open) {
 const GOOD = new Set(["AVAILABLE", "completed", "success", "ok", "healthy"]);
 const BUSY = new Set(["BUSY", "assigned", "running", "offered", "submitted", "retrying"]);
 const WARN = new Set(["PAUSED", "UNHEALTHY", "timed_out", "denied", "degraded", "cancelled", "absent"]);
-const BAD = new Set(["TERMINATED", "failed", "dead_lettered", "failure", "down", "unhealthy", "timeout"]);
+const BAD = new Set(["TERMINATED", "QUARANTINED", "failed", "dead_lettered", "rejected", "failure", "down", "unhealthy", "timeout", "misaligned"]);
 
 function badge(status) {
   const s = String(status ?? "");
@@ -171,6 +171,12 @@ function query(params) {
 }
 
 const tenantPath = () => `/v1/tenants/${enc(state.tenant)}`;
+
+/** "0.93 aligned" from an agent's metadata.alignment (spec 3.12), or "-". */
+function alignmentText(alignment) {
+  if (!alignment || typeof alignment.score !== "number") return "-";
+  return `${alignment.score.toFixed(2)} ${alignment.status || ""}`.trim();
+}
 
 // -- token and permissions -----------------------------------------------------------------------
 /** The claims the UI shows; the server verifies the signature on every call. */
@@ -422,6 +428,7 @@ const agents = {
     if (can("pause_agent") && (a.status === "AVAILABLE" || a.status === "UNHEALTHY")) act("pause", "Pause");
     if (can("resume_agent") && a.status === "PAUSED") act("resume", "Resume");
     if (can("terminate_agent") && a.status !== "TERMINATED" && a.status !== "BUSY") act("terminate", "Terminate", "danger");
+    if (can("release_agent") && a.status === "QUARANTINED") act("release", "Release", "danger");
     return out;
   },
 
@@ -456,6 +463,8 @@ const agents = {
       ["Tasks", `${fmtNumber(a.tasks_assigned)} assigned, ${fmtNumber(a.tasks_completed)} done, ${fmtNumber(a.tasks_failed)} failed`],
       ["Created", fmtTime(a.created_at)],
       ["Last heartbeat", a.last_heartbeat ? `${fmtTime(a.last_heartbeat)} (${age(a.last_heartbeat)})` : "-"],
+      ["Alignment", alignmentText((a.metadata || {}).alignment)],
+      ["Quarantine", ((a.metadata || {}).quarantine || {}).reason || "-"],
       ["Recent tasks", el("ul", { id: "agent-recent-tasks", class: "recent" }, el("li", {}, "loading ..."))],
     ], a, this.actions(a));
     this.recent(a.agent_id);
@@ -485,10 +494,16 @@ const agents = {
 
   async act(a, op) {
     if (op === "terminate" && !window.confirm(`Terminate agent ${a.agent_id}? It cannot be resumed.`)) return;
+    let body = op === "resume" ? undefined : {};
+    if (op === "release") {
+      const reason = window.prompt(`Why is agent ${a.agent_id} released from quarantine? (recorded)`);
+      if (!reason || !reason.trim()) return;
+      body = { reason: reason.trim() };
+    }
     try {
       const doc = await api(`${tenantPath()}/agents/${enc(a.agent_id)}/${op}`, {
         method: "POST",
-        body: op === "resume" ? undefined : {},
+        body,
       });
       this.list.update(doc.agent_id, doc);
       say(`Agent ${doc.agent_id} is ${doc.status}.`, "ok");
