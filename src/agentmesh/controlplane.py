@@ -23,6 +23,7 @@ from agentmesh.config import Settings
 from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError
 from agentmesh.mesh import Mesh
+from agentmesh.patterns.workflows import WorkflowHost
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.quota_responder import QuotaResponder
 from agentmesh.runtime.recorder import TaskRecorder
@@ -58,6 +59,7 @@ class ControlPlane:
         self.tracker: TaskTracker | None = None
         self.recorder: TaskRecorder | None = None
         self.quota: QuotaResponder | None = None
+        self.workflows: WorkflowHost | None = None
         self._tool_audit: ToolCallAudit | None = None
         self.safety: SafetyPlane | None = None
         self._stop = asyncio.Event()
@@ -95,6 +97,8 @@ class ControlPlane:
         await self.recorder.start()
         self.quota = QuotaResponder(self.mesh.transport, self._bus)
         await self.quota.start()
+        self.workflows = WorkflowHost(self.mesh)  # runs submitted workflow types
+        await self.workflows.start()
         self._tool_audit = ToolCallAudit(self.mesh.transport, self.audit)
         await self._tool_audit.start()
         self.safety = SafetyPlane(self.mesh.transport, self._bus, self.mesh.registry)
@@ -141,6 +145,8 @@ class ControlPlane:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 10)
         self._tasks.clear()
+        if self.workflows is not None:
+            await self.workflows.stop()
         if self.quota is not None:
             await self.quota.stop()
         if self.recorder is not None:

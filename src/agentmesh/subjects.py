@@ -125,6 +125,12 @@ def task_offers(tenant: str = "*") -> str:
     return f"{PREFIX}.{t}.task.*"
 
 
+def capability_offers(capability: str, tenant: str = "*") -> str:
+    """One capability's queue in every tenant: ``am.*.task.<capability>`` (admin)."""
+    t = tenant if tenant == "*" else _check(tenant, "tenant")
+    return f"{PREFIX}.{t}.task.{_check(capability, 'capability')}"
+
+
 def inbox_offers(tenant: str = "*") -> str:
     """Every agent inbox of a tenant: ``am.<tenant>.inbox.*`` (admin: ``*``)."""
     t = tenant if tenant == "*" else _check(tenant, "tenant")

@@ -168,6 +168,7 @@ class RecordTask:
     timeout_seconds: int = 300
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     submitted_at: datetime | None = None
+    parent_task_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,7 @@ class ListTasks:
     tenant_id: str
     status: str | None = None
     agent_id: str | None = None
+    parent_task_id: str | None = None
     limit: int = 50
     offset: int = 0
 

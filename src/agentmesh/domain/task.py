@@ -82,6 +82,7 @@ class TaskAggregate:
     started_at: datetime | None = None
     timeline: tuple[TaskStep, ...] = ()
     version: int = 0
+    parent_task_id: str | None = None  # the task whose handler submitted this one
 
     def __post_init__(self) -> None:
         self.check_invariants()
@@ -137,6 +138,7 @@ class TaskAggregate:
         timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         at: datetime | None = None,
+        parent_task_id: str | None = None,
     ) -> Transition:
         """A new SUBMITTED task and its ``TaskSubmittedEvent``."""
         for name, value in (("timeout_seconds", timeout_seconds), ("max_attempts", max_attempts)):
@@ -154,6 +156,7 @@ class TaskAggregate:
             timeout_seconds=timeout_seconds,
             max_attempts=max_attempts,
             submitted_at=now,
+            parent_task_id=parent_task_id,
         )
         return cls.from_submitted(event), [event]
 
@@ -172,6 +175,7 @@ class TaskAggregate:
             updated_at=e.submitted_at,
             timeline=(TaskStep("submitted", e.submitted_at),),
             version=1,
+            parent_task_id=e.parent_task_id,
         )
 
     @classmethod
@@ -231,8 +235,7 @@ class TaskAggregate:
                 detail = event.error
             case TaskTimedOutEvent():
                 c.update(
-                    status=TaskStatus.TIMED_OUT,
-                    error=f"timed out after {event.timeout_seconds} s",
+                    status=TaskStatus.TIMED_OUT, error=f"timed out after {event.timeout_seconds} s"
                 )
             case TaskRetryingEvent():
                 c.update(
@@ -258,13 +261,8 @@ class TaskAggregate:
             case _:
                 raise ValidationError(f"unknown task event {event.event_type}")
         status: TaskStatus = c["status"]
-        step = TaskStep(
-            status.value,
-            event.occurred_at,
-            c.get("agent_id", self.agent_id),
-            c.get("attempt", self.attempt),
-            detail,
-        )
+        agent, attempt = c.get("agent_id", self.agent_id), c.get("attempt", self.attempt)
+        step = TaskStep(status.value, event.occurred_at, agent, attempt, detail)
         c["timeline"] = (*self.timeline, step)
         return dataclasses.replace(self, **c)
 
@@ -293,13 +291,10 @@ class TaskAggregate:
         if cap not in self.required_capabilities:
             raise ValidationError(f"task {self.task_id} does not require capability {cap!r}")
         now = _now(at)
-        return self._emit(
-            [
-                TaskOfferedEvent(
-                    **self._base(now), capability=cap, attempt=self.attempt, offered_at=now
-                )
-            ]
+        offered = TaskOfferedEvent(
+            **self._base(now), capability=cap, attempt=self.attempt, offered_at=now
         )
+        return self._emit([offered])
 
     def assign(self, agent_id: str, *, at: datetime | None = None) -> Transition:
         """SUBMITTED/OFFERED/RETRYING -> ASSIGNED to ``agent_id``."""

@@ -26,6 +26,7 @@ class TaskSubmittedEvent(TaskEvent):
     timeout_seconds: int = 300
     max_attempts: int = 4
     submitted_at: datetime
+    parent_task_id: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DomainEvent:

@@ -127,6 +127,7 @@ def task_doc(task: TaskAggregate) -> dict[str, Any]:
             for s in task.timeline
         ],
         "version": task.version,
+        "parent_task_id": task.parent_task_id,
     }
 
 
@@ -174,6 +175,7 @@ def task_from_doc(doc: dict[str, Any]) -> TaskAggregate:
         priority=doc["priority"],
         timeout_seconds=doc["timeout_seconds"],
         max_attempts=_max_attempts(doc),
+        parent_task_id=doc.get("parent_task_id"),
         status=TaskStatus(doc["status"]),
         agent_id=doc.get("agent_id"),
         attempt=doc.get("attempt", 1),

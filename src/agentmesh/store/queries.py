@@ -180,10 +180,11 @@ class ReadModels:
         *,
         status: TaskStatus | str | None = None,
         agent_id: str | None = None,
+        parent_task_id: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> Page:
-        """Tasks of a tenant, newest first."""
+        """Tasks of a tenant, newest first (``parent_task_id``: a task's subtasks)."""
         if not 1 <= limit <= 1000 or not 0 <= offset <= 10000:
             raise ValidationError("limit must be 1-1000 and offset 0-10000")
         where = ["tenant_id = ?"]
@@ -194,6 +195,9 @@ class ReadModels:
         if agent_id is not None:
             where.append("agent_id = ?")
             args.append(agent_id)
+        if parent_task_id is not None:
+            where.append("parent_task_id = ?")
+            args.append(parent_task_id)
         cond = " AND ".join(where)
         total = await self._count(f"SELECT COUNT(*) FROM tasks WHERE {cond}", *args)
         items = self._opened(
