@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         default=None, description="safety policy file (YAML/JSON/TOML); unset: the built-in default"
     )
     agentmesh_safety: bool = Field(default=True, description="check tasks and results (spec 3.12)")
+    agentmesh_route_targets: str | None = Field(
+        default=None,
+        description="brokers routing.targets of POST /messages may name, besides the mesh's "
+        "own: '<platform>=<url>,...' (see transports/targets.py)",
+    )
     task_ledger_url: str | None = Field(
         default=None,
         description="where brokers without key-value storage keep the task ledger: "

@@ -387,8 +387,10 @@ class EnvelopeIn(Strict):
 
 class MessageAccepted(BaseResponse):
     message_id: str
-    status: Literal["queued"] = "queued"
+    status: Literal["queued", "delivered"] = "queued"
     subject: str
+    targets: list[str] = []
+    """With ``routing.targets``: every ``platform:subject`` the envelope was delivered to."""
 
 
 class MessageResponse(BaseResponse):
