@@ -9,8 +9,9 @@ instead (request/reply on :func:`agentmesh.subjects.quota`, ``am.<tenant>.sys.qu
                                  <------      quota.grant {"granted": n, "limit": L,
                                                            "retry_after": s}
 
-The answer is a *lease*: up to :attr:`QuotaLease.block` messages taken from the tenant's
-hour at once and spent locally, so the hot path asks once per block, not per task.
+The answer is a *lease*: up to :attr:`QuotaLease.block` messages (more while a submitter
+spends them quickly, up to :attr:`QuotaLease.max_block`) taken from the tenant's hour at
+once and spent locally, so the hot path asks once per lease, not per task.
 Permits a submitter does not spend within :attr:`QuotaLease.ttl` seconds lapse and stay
 counted (a submitter may over-count by less than one block). A denial (``granted`` 0)
 is remembered until ``retry_after`` (at most :attr:`QuotaLease.deny_ttl` seconds), and
@@ -44,7 +45,9 @@ class QuotaLease:
     """The submitter's side (one per :class:`~agentmesh.mesh.Mesh`): see the module doc."""
 
     block = 20
-    """Messages asked for at once."""
+    """Messages asked for at once; doubled (up to :attr:`max_block`) while each lease is
+    spent within a second, back to ``block`` when the pace drops."""
+    max_block = 200
     ttl = 10.0
     """Seconds a granted lease may be spent."""
     deny_ttl = 5.0
@@ -63,6 +66,8 @@ class QuotaLease:
         self._retry_at = 0.0
         self._limit: int | None = None
         self._open_until = 0.0
+        self._want = self.block
+        self._leased_at = 0.0
         self._lock = asyncio.Lock()
         self.asked = 0
 
@@ -90,8 +95,10 @@ class QuotaLease:
             self._spend(time.monotonic())
 
     async def _ask(self) -> None:
+        quick = time.monotonic() - self._leased_at < 1.0  # the last lease went in a second
+        self._want = min(self._want * 2, self.max_block) if quick else self.block
         request = Envelope.create(
-            "quota.request", {"want": self.block}, tenant_id=self.tenant, source="mesh"
+            "quota.request", {"want": self._want}, tenant_id=self.tenant, source="mesh"
         )
         self.asked += 1
         try:
@@ -115,7 +122,7 @@ class QuotaLease:
             return
         self._limit = int(limit)
         if granted > 0:
-            self._permits, self._expires = granted, now + self.ttl
+            self._permits, self._expires, self._leased_at = granted, now + self.ttl, now
             return
         retry_after = body.get("retry_after")
         wait = float(retry_after) if isinstance(retry_after, int | float) else self.deny_ttl
