@@ -21,8 +21,12 @@ run: install  ## the embedded mesh: control plane + NATS + SQLite + demo agents
 chromium:  ## the system browser the web UI tests drive (Playwright downloads none)
 	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
 
+# two workers, one test file each at a time: the suite waits on brokers and processes
+# much of the time, so two cores run it in about half the wall time
+PYTEST_WORKERS ?= 2
+
 test: install lint chromium  ## every test suite (needs nothing running; starts its own servers)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 unit: install
 	$(PY) -m pytest tests/unit -q

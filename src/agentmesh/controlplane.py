@@ -133,7 +133,7 @@ class ControlPlane:
         while not self._stop.is_set():
             try:
                 await self.persistence.projector.catch_up()
-            except Exception as exc:  # a corrupted row stops projecting, loudly, until fixed
+            except Exception as exc:  # noqa: BLE001 - a corrupted row stops projecting, loudly, until fixed
                 logger.error("projections stopped: {}", exc)
                 await asyncio.sleep(5)
             with contextlib.suppress(TimeoutError):
@@ -142,7 +142,9 @@ class ControlPlane:
     async def stop(self) -> None:
         self._stop.set()
         for task in self._tasks:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(
+                Exception
+            ):  # stopping: a loop's error was logged where it happened
                 await asyncio.wait_for(task, 10)
         self._tasks.clear()
         if self.workflows is not None:

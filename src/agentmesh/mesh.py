@@ -163,7 +163,7 @@ class Mesh:
         for runtime in list(self.agents.values()):
             try:
                 await runtime.stop()
-            except Exception:
+            except Exception:  # noqa: BLE001 - one agent failing to stop must not keep the others running
                 logger.exception("agent {} did not stop cleanly", runtime.agent_id)
         await self.registry.stop()
         if self.safety is not None:

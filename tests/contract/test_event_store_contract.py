@@ -176,7 +176,7 @@ async def test_concurrent_writers_and_readers_see_gapless_contiguous_batches(
                     await s.append(
                         f"t{w % 3}", f"w{w}", i * batch, events(f"t{w % 3}", f"w{w}", batch)
                     )
-                except BaseException as exc:  # recorded and asserted below
+                except BaseException as exc:  # noqa: BLE001 - recorded and asserted below
                     errors.append(exc)
                     return
 

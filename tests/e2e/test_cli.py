@@ -63,12 +63,16 @@ def test_unreachable_nats_url_is_named_within_five_seconds(
 ) -> None:
     url = f"nats://127.0.0.1:{free_port()}"
     started = time.monotonic()
+    run("--version")  # what starting the process costs on this machine right now
+    startup = time.monotonic() - started
+    started = time.monotonic()
     proc = run(*command, env={"NATS_URL": url, "AGENTMESH_DATA_DIR": str(tmp_path)}, timeout=30)
     elapsed = time.monotonic() - started
     assert proc.returncode != 0
     assert url in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr
-    assert elapsed < 5 + 2, f"took {elapsed:.1f}s (process start included)"
+    # the 5 s connect window, plus the process start measured just before (loaded CI)
+    assert elapsed - startup < 5 + 1, f"took {elapsed:.1f}s, {startup:.1f}s of it to start"
 
 
 def _pids_alive(pids: list[int]) -> list[int]:

@@ -74,7 +74,7 @@ async def test_store_submitted_tasks_complete_fail_retry_and_time_out(plane: Con
         async def status_of(task_id: str) -> str:
             try:
                 return str((await task_doc(cp, tenant, task_id))["status"])
-            except Exception:
+            except Exception:  # noqa: BLE001 - not readable yet: polled again
                 return "unknown"
 
         async def wait_status(task_id: str, wanted: str, timeout: float = 20) -> None:

@@ -103,7 +103,7 @@ async def test_leader_sigkill_new_leader_within_two_timeouts_nothing_lost(
     def registry_status(agent_id: str) -> str | None:
         return next((a["status"] for a in registry.snapshot() if a["agent_id"] == agent_id), None)
 
-    await until(lambda: registry_status(cluster.ids[old]) in ("AVAILABLE", "BUSY"), 10)
+    await until(lambda: registry_status(cluster.ids[old]) in ("AVAILABLE", "BUSY"), 30)
 
     killed_at, killed_wall = time.monotonic(), time.time()
     cluster.kill(old)
@@ -196,6 +196,7 @@ async def test_sigstop_two_of_five_majority_commits_minority_cannot_then_logs_co
     for k in range(20):
         answer = await cluster.propose(majority[k % 3], {"op": "set", "key": f"m{k}", "value": k})
         assert answer["accepted"], answer
+    await until(lambda: converged(cluster, majority), 20)  # followers apply a moment later
     state = await converged(cluster, majority)
     assert state is not None
     assert state["config_keys"] == 20
@@ -296,7 +297,22 @@ async def test_thousand_tasks_while_a_node_is_sigkilled_each_result_committed_on
                 return True
         return False
 
-    await until(busy_victim, 60, interval=0.02)
+    async def frozen_holding_claims() -> bool:
+        # freeze a busy node, then ask a survivor whether the frozen node still holds
+        # unfinished claims: a node seen running may finish its last task before a kill
+        await until(busy_victim, 60, interval=0.02)
+        cluster.freeze(victim["i"])
+        other = next(i for i in everyone if i != victim["i"])
+        view = await cluster.status(other, timeout=5, tasks=True)
+        held = view is not None and any(
+            t["status"] == "claimed" and t.get("claimant") == cluster.addresses[victim["i"]]
+            for t in view["tasks"].values()
+        )
+        if not held:
+            cluster.thaw(victim["i"])
+        return held
+
+    await until(frozen_holding_claims, 90, interval=0.05)
     cluster.kill(victim["i"])
     survivors = [i for i in everyone if i != victim["i"]]
 

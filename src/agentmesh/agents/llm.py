@@ -97,6 +97,7 @@ class LLMAgentConfig:
     stream: bool = True
     description: str = ""  # how other agents' models see this agent as a tool
     prices: Mapping[str, Price] = field(default_factory=dict)
+    agent_type: str = "llm"  # the safety policy's tool allow-list for this type applies too
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_tool_rounds <= 64:
@@ -188,6 +189,7 @@ class LLMAgent:
             own=own_capabilities,
             secrets=self.secrets,
             agent_id=agent_id,
+            agent_type=self.config.agent_type,
         )
 
     async def __call__(self, task: TaskContext) -> dict[str, Any]:
@@ -401,5 +403,6 @@ def llm_agent(
             max_concurrent=max_concurrent,
             description=description,
             capability_specs=specs,
+            agent_type=cfg.agent_type,
         )
     )

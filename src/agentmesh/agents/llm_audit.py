@@ -20,6 +20,7 @@ from agentmesh.transports import Message, Subscription, Transport
 STATUS = {
     "ok": AuditStatus.SUCCESS,
     "refused": AuditStatus.DENIED,
+    "denied": AuditStatus.DENIED,
     "invalid": AuditStatus.FAILURE,
     "error": AuditStatus.FAILURE,
 }

@@ -88,9 +88,11 @@ class ToolBox:
         own: Collection[str] = (),
         secrets: Collection[str] = (),
         agent_id: str = "llm",
+        agent_type: str = "llm",
     ) -> None:
         self.mesh = mesh
         self.policy = policy
+        self.agent_type = agent_type
         self.own = frozenset(own)
         self.secrets = tuple(s for s in secrets if s)
         self.agent_id = agent_id
@@ -116,9 +118,20 @@ class ToolBox:
                 await asyncio.wait_for(self._heard.wait(), remaining)
         self._settled = True
 
+    def safety_allows(self, tool: str) -> bool:
+        """Whether the tenant's safety policy lets this agent type call ``tool`` (the
+        policy's ``tools`` allow-list of the type; no list: every tool). Read at each call,
+        so a reloaded policy applies to the next tool call."""
+        guard = getattr(self.mesh, "safety", None)
+        if guard is None:
+            return True
+        allowed = guard.policy.tools.get(self.agent_type)
+        return allowed is None or tool in allowed
+
     def offer(self, tenant: str) -> dict[str, ToolSpec]:
         """The tools of this moment: live capabilities of ``tenant`` inside the allow-list
-        (never the agent's own capabilities unless allowed by name)."""
+        and the safety policy's tool list (never the agent's own capabilities unless
+        allowed by name)."""
         allow = self.policy.allow
         tools: dict[str, ToolSpec] = {}
         for record in self.mesh.registry.agents(tenant):
@@ -127,7 +140,7 @@ class ToolBox:
             for cap in record.capabilities:
                 if cap in tools or not TOOL_NAME.match(cap):
                     continue
-                if allow is not None and cap not in allow:
+                if (allow is not None and cap not in allow) or not self.safety_allows(cap):
                     continue
                 spec = record.capability_specs.get(cap)
                 if spec is None and allow is None:
@@ -153,6 +166,9 @@ class ToolBox:
         if spec is None:
             record["status"] = "refused"
             answer: Any = {"error": f"tool {call.name!r} is not available"}
+        elif not self.safety_allows(call.name):  # the policy changed since the offer
+            record["status"] = "denied"
+            answer = {"error": f"tool {call.name!r} is not allowed by the safety policy"}
         elif (problem := schema_problem(spec.parameters, call.arguments)) is not None:
             record["status"] = "invalid"
             answer = {"error": f"arguments do not match the schema of {call.name!r}: {problem}"}

@@ -129,7 +129,7 @@ class ApiContext:
         )
         try:
             await self.audit.append(entry)
-        except Exception as exc:  # audit storage trouble must not turn into a 500
+        except Exception as exc:  # noqa: BLE001 - audit storage trouble must not turn into a 500
             logger.error("audit append failed ({}): {}", type(exc).__name__, entry.action.value)
 
 

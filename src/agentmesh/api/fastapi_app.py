@@ -76,7 +76,7 @@ async def _guarded(
             await loop(stop)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a background loop of the plane restarts after any failure
             logger.error("{} loop failed ({}: {}); restarting", name, type(exc).__name__, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)

@@ -123,7 +123,7 @@ class StoreFeed:
         while not stop.is_set():
             try:
                 n = await self.poll()
-            except Exception as exc:  # a store hiccup must not end the feed
+            except Exception as exc:  # noqa: BLE001 - a store hiccup must not end the feed
                 logger.warning("ws feed: {}", exc)
                 n = 0
             if n == 0:
@@ -167,7 +167,7 @@ class MetricsPusher:
         for tenant in self.hub.subscribed_tenants("metrics"):
             try:
                 data = await self.provider(tenant)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - one tenant's metrics failure must not stop the others' push
                 logger.warning("metrics push for {}: {}", tenant, exc)
                 continue
             sent += self.hub.publish(tenant, "metrics", WsType.METRICS_UPDATE, data)

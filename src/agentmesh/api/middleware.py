@@ -127,7 +127,7 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the outermost boundary: any error becomes a logged 500
             logger.opt(exception=True).error("unhandled error on {} {}", scope["method"], path)
             if not started:
                 await send_error(send_wrapper, 500, "internal error", "INTERNAL_ERROR")

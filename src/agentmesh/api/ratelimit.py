@@ -121,7 +121,7 @@ class RedisRateLimiter:
                 keys=[f"rate_limit:{key}"],
                 args=[repr(now), repr(window), limit, uuid.uuid4().hex, int(window) + 60],
             )
-        except Exception as exc:  # fail open: a Redis outage must not stop the API
+        except Exception as exc:  # noqa: BLE001 - fail open: a Redis outage must not stop the API
             logger.warning("rate limiter: redis error ({}); allowing request", exc)
             return RateDecision(True, limit, limit, now + window, 0)
         return _decision(bool(allowed), int(count), limit, float(first), now, window)

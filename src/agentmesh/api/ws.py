@@ -163,7 +163,7 @@ class WebSocketHub:
         if self.audit is not None:
             try:
                 await self.audit(action, status, **kw)
-            except Exception as exc:  # never let auditing break the socket
+            except Exception as exc:  # noqa: BLE001 - never let auditing break the socket
                 logger.error("ws audit failed: {}", exc)
 
     async def handle(self, websocket: WebSocket) -> None:

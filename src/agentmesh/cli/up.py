@@ -26,6 +26,7 @@ from agentmesh.application import Application
 from agentmesh.commands import CreateTenant, SubmitTask
 from agentmesh.config import Settings
 from agentmesh.controlplane import ControlPlane
+from agentmesh.domain.values import AgentStatus
 from agentmesh.errors import AgentMeshError, Conflict
 from agentmesh.observability import metrics
 from agentmesh.runtime.embedded import (
@@ -46,12 +47,12 @@ def _status_view(registry: Registry, demo: DemoWorkload | None, started: float) 
     )
     for col in ("tenant", "agent", "status", "capabilities", "in flight", "done", "failed"):
         table.add_column(col)
-    colors = {
-        "AVAILABLE": "green",
-        "BUSY": "yellow",
-        "PAUSED": "blue",
-        "UNHEALTHY": "red",
-        "TERMINATED": "dim",
+    colors: dict[str, str] = {
+        AgentStatus.AVAILABLE: "green",
+        AgentStatus.BUSY: "yellow",
+        AgentStatus.PAUSED: "blue",
+        AgentStatus.UNHEALTHY: "red",
+        AgentStatus.TERMINATED: "dim",
     }
     for r in registry.agents():
         caps = ", ".join(f"{k}:{v}" for k, v in r.capabilities.items())
@@ -206,7 +207,9 @@ async def run_up(
         if server is not None:
             server.should_exit = True
             if server_task is not None:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(
+                    Exception
+                ):  # stopping: the server's own error was logged by uvicorn
                     await asyncio.wait_for(server_task, 10)
         if application is not None:
             await application.stop()

@@ -342,7 +342,7 @@ class DecentralizedAgent(AgentRuntime):
         ctx = TaskContext(self, Message(CoreDelivery("pool", b""), env, False, None), None, "task")
         try:
             result = await self.work(ctx)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a user handler's error is the task's failed outcome
             logger.info("pool task {} failed on {}: {}", task_id, self.agent_id, exc)
             return "failed", {"error": f"{type(exc).__name__}: {exc}"}
         return "completed", result

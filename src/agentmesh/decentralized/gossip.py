@@ -125,7 +125,7 @@ class Gossip:
                 if self.table.has_news():
                     for peer in self.table.pick(self.timings.fanout):
                         self._send(peer, {"t": "gossip"})
-            except Exception:  # a bad period must not end the protocol
+            except Exception:  # noqa: BLE001 - a bad period must not end the protocol
                 logger.exception("gossip period failed on {}", self.address)
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
@@ -224,7 +224,7 @@ class Gossip:
         for listener in self._listeners:
             try:
                 listener(member.to_dict())
-            except Exception:
+            except Exception:  # noqa: BLE001 - a user listener must not break the protocol
                 logger.exception("gossip listener failed")
 
     # -- views --------------------------------------------------------------------------

@@ -80,5 +80,5 @@ class RegistryFeed:
             await self.transport.publish(subjects.heartbeat(self.tenant, agent_id), env)
             self.reported += 1
             logger.info("registry told: {} ({}) is dead", agent_id, address)
-        except Exception as exc:  # the broker may be down; the registry's timeout still works
+        except Exception as exc:  # noqa: BLE001 - the broker may be down; the registry's timeout still works
             logger.warning("could not report {} dead: {}", agent_id, exc)

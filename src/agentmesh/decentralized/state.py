@@ -127,7 +127,7 @@ class ClusterState:
                 result = getattr(self, f"_op_{command['op']}")(command)
             except ValidationError as exc:
                 result = {"ok": False, "reason": exc.message}
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - an entry must never stop the replicated log (see below)
                 # an entry must never stop the log (pysyncobj would retry it forever); every
                 # replica fails the same way, so a rejection keeps them identical
                 result = {"ok": False, "reason": f"{type(exc).__name__}: {exc}"}

@@ -28,7 +28,7 @@ class _MemoryWatch:
         while (entry := await self.queue.get()) is not None:
             try:
                 await self.handler(entry)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a user watch handler must not end the watch
                 from loguru import logger
 
                 logger.exception("kv watch handler failed on {}", entry.key)

@@ -38,11 +38,11 @@ class _NatsWatch:
             entry = KvEntry(raw.key, None if deleted else bytes(raw.value or b""), raw.revision)
             try:
                 await self.handler(entry)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a user watch handler must not end the watch
                 logger.exception("kv watch handler failed on {}", entry.key)
 
     async def stop(self) -> None:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # stopping a watcher whose connection may be gone
             await self.watcher.stop()
         try:
             await asyncio.wait_for(asyncio.shield(self.task), 2.0)

@@ -102,7 +102,7 @@ class OpenAIProvider:
             response = await self._client.chat.completions.create(
                 **self._kwargs(messages, tools, options)
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the SDK's errors are translated at this boundary
             raise translate_openai_error(exc) from None
         if not response.choices:
             raise LLMResponseInvalid("openai: the response has no choice")
@@ -154,7 +154,7 @@ class OpenAIProvider:
             done = True
         except LLMError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the SDK's errors are translated at this boundary
             raise translate_openai_error(exc) from None
         if not done or finish is None:
             raise LLMResponseInvalid("openai: the stream ended without a finish reason")

@@ -258,7 +258,7 @@ class KnowledgeSourceRunner:
                     continue
                 self.fired += 1
                 await self.source.action(self.board, view)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a user knowledge source must not stop the board
                 logger.exception("knowledge source {} failed", self.source.name)
             # its own writes come back through the watch and trigger the next look
 

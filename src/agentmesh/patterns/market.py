@@ -210,7 +210,9 @@ class Auctioneer:
             tenant_id=self.mesh.tenant,
             source=self.name,
         )
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(
+            Exception
+        ):  # the settlement notice is advisory; the award already happened
             await self.mesh.transport.publish(
                 names.settlement(self.mesh.tenant, bid.auction_id), env
             )
@@ -302,7 +304,7 @@ class MarketParticipant:
         self.won += 1
         try:
             result = await r.bulkhead.execute(r.invoke, ctx)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a user handler's error is answered as market.failed
             await msg.respond(env.reply("market.failed", {"error": f"{type(exc).__name__}: {exc}"}))
             return
         await msg.respond(env.reply("market.delivered", {"result": result, "bidder": r.agent_id}))

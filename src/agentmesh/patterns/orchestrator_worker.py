@@ -242,7 +242,7 @@ class Orchestrator:
         if not a.future.done():
             try:
                 await self.mesh.cancel(a.task_id)
-            except Exception:  # best effort: the deadline already decided the result
+            except Exception:  # noqa: BLE001 - best effort: the deadline already decided the result
                 return
 
     async def fan_out(

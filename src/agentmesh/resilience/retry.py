@@ -271,7 +271,7 @@ class RetryPolicy:
             try:
                 async with deadline:
                     value = await invoke(fn, *args, **kwargs)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the retry policy classifies every error of the call itself
                 if isinstance(exc, TimeoutError) and deadline.expired():
                     timeout = TimeoutError(f"attempt {attempt} timed out after {timeout_ms:g} ms")
                     return self._failed(timeout, attempt, elapsed())

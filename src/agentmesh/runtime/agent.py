@@ -29,6 +29,7 @@ from loguru import logger
 
 from agentmesh import ids, subjects
 from agentmesh.aio import stop_task
+from agentmesh.domain.values import AgentStatus
 from agentmesh.envelope import Envelope
 from agentmesh.errors import (
     BulkheadFullError,
@@ -163,7 +164,7 @@ class AgentRuntime:
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
-        if self.status not in ("CREATED", "TERMINATED"):
+        if self.status not in ("CREATED", AgentStatus.TERMINATED):
             return
         t = self.mesh.transport
         if self.mesh.safety is not None:
@@ -175,7 +176,7 @@ class AgentRuntime:
         await self._subscribe_work()
         self.executor.start()
         self.started_at = datetime.now(UTC).isoformat()
-        self._set_status("AVAILABLE")
+        self._set_status(AgentStatus.AVAILABLE)
         self._beating = True
         self._hb_task = asyncio.create_task(self._heartbeat_loop())
         logger.info("agent {}/{} started with {}", self.tenant_id, self.agent_id, self.capabilities)
@@ -219,9 +220,9 @@ class AgentRuntime:
 
     def quarantine(self) -> bool:
         """Safety quarantine until :meth:`release`: no work, running tasks back to the queue."""
-        if self.status in ("CREATED", "TERMINATED", "QUARANTINED"):
+        if self.status in ("CREATED", AgentStatus.TERMINATED, AgentStatus.QUARANTINED):
             return False
-        self._set_status("QUARANTINED")
+        self._set_status(AgentStatus.QUARANTINED)
         self.executor.requeue_running()  # beat now: every registry sees it before the next one
         self._isolating = asyncio.gather(
             self._beat(), self._unsubscribe_work(), return_exceptions=True
@@ -230,35 +231,35 @@ class AgentRuntime:
 
     async def release(self) -> bool:
         """Lift a quarantine (an admin's decision): take work again."""
-        if self.status != "QUARANTINED":
+        if self.status != AgentStatus.QUARANTINED:
             return False
         await self._subscribe_work()
-        self._set_status("BUSY" if self.in_flight else "AVAILABLE")
+        self._set_status(AgentStatus.BUSY if self.in_flight else AgentStatus.AVAILABLE)
         await self._beat()
         return True
 
     async def pause(self) -> None:
         """Stop taking work (in-flight tasks finish); direct messages still arrive."""
-        if self.status == "PAUSED":
+        if self.status == AgentStatus.PAUSED:
             return
-        if self.status in ("CREATED", "TERMINATED", "QUARANTINED"):
+        if self.status in ("CREATED", AgentStatus.TERMINATED, AgentStatus.QUARANTINED):
             raise InvalidTransition(f"agent {self.agent_id} is {self.status}; cannot pause")
         await self._unsubscribe_work()
-        self._set_status("PAUSED")
+        self._set_status(AgentStatus.PAUSED)
         await self._beat()
 
     async def resume(self) -> None:
-        if self.status != "PAUSED":
+        if self.status != AgentStatus.PAUSED:
             raise InvalidTransition(
                 f"agent {self.agent_id} is {self.status}; only a PAUSED agent resumes"
             )
         await self._subscribe_work()
-        self._set_status("BUSY" if self.in_flight else "AVAILABLE")
+        self._set_status(AgentStatus.BUSY if self.in_flight else AgentStatus.AVAILABLE)
         await self._beat()
 
     async def stop(self) -> None:
         """Drain in-flight work, announce TERMINATED, release every subscription."""
-        if self.status in ("CREATED", "TERMINATED"):
+        if self.status in ("CREATED", AgentStatus.TERMINATED):
             return
         await self._unsubscribe_work()
         await self.executor.stop()
@@ -266,8 +267,10 @@ class AgentRuntime:
             self._beating = False
             await stop_task(self._hb_task)
             self._hb_task = None
-        self._set_status("TERMINATED")
-        with contextlib.suppress(Exception):
+        self._set_status(AgentStatus.TERMINATED)
+        with contextlib.suppress(
+            Exception
+        ):  # the last heartbeat is a courtesy; the registry times out anyway
             await self._beat()
         subs, self._control_subs = self._control_subs, []
         for sub in subs:
@@ -346,7 +349,7 @@ class AgentRuntime:
         while self._beating:
             try:
                 await self._beat()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a heartbeat failure must not end the heartbeat loop
                 logger.warning("heartbeat of {} failed: {}", self.agent_id, exc)
             await asyncio.sleep(interval)
 
@@ -354,8 +357,8 @@ class AgentRuntime:
     async def invoke(self, ctx: TaskContext) -> dict[str, Any]:
         """Run the handler for one task with bookkeeping (status, metrics)."""
         self.in_flight += 1
-        if self.status == "AVAILABLE":
-            self._set_status("BUSY")
+        if self.status == AgentStatus.AVAILABLE:
+            self._set_status(AgentStatus.BUSY)
         in_progress = self._metric(metrics.tasks_in_progress, self.tenant_id, self.agent_id)
         in_progress.inc()
         started = time.perf_counter()
@@ -366,8 +369,8 @@ class AgentRuntime:
             return result if isinstance(result, dict) else {"result": result}
         finally:
             self.in_flight -= 1
-            if self.in_flight == 0 and self.status == "BUSY":
-                self._set_status("AVAILABLE")
+            if self.in_flight == 0 and self.status == AgentStatus.BUSY:
+                self._set_status(AgentStatus.AVAILABLE)
             in_progress.dec()
             kind = ctx.capability or "direct"
             self._metric(metrics.task_execution_seconds, self.agent_id, kind).observe(
@@ -430,7 +433,8 @@ class AgentRuntime:
             if action == "stop":  # stopping drains this very inbox: answer first, stop after
                 await msg.respond(
                     env.reply(
-                        "agent.control.result", {"agent_id": self.agent_id, "status": "TERMINATED"}
+                        "agent.control.result",
+                        {"agent_id": self.agent_id, "status": AgentStatus.TERMINATED},
                     )
                 )
                 self._stopper = asyncio.create_task(self.stop())

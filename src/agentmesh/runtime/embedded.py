@@ -55,7 +55,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
+    except (OSError, AttributeError):  # not glibc/Linux: the child is stopped explicitly
         pass
 
 

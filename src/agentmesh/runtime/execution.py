@@ -32,6 +32,7 @@ from loguru import logger
 
 from agentmesh import subjects
 from agentmesh.aio import stop_task
+from agentmesh.domain.values import AgentStatus
 from agentmesh.envelope import Envelope, now_iso
 from agentmesh.errors import BulkheadFullError, BulkheadTimeoutError, TaskTimeout
 from agentmesh.observability import metrics
@@ -146,7 +147,9 @@ class DurableExecutor:
         while not self._stopping:
             await asyncio.sleep(interval)
             for _, msg in list(self.running.values()):
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(
+                    Exception
+                ):  # a keep-alive that fails is retried next interval
                     await msg.in_progress()
 
     # -- cancel -------------------------------------------------------------------------
@@ -185,7 +188,7 @@ class DurableExecutor:
         task_id = ctx.task_id
         CURRENT_TASK.set(task_id)  # subtasks submitted by the handler name it as parent
         guard = agent.mesh.safety
-        if agent.status == "QUARANTINED":
+        if agent.status == AgentStatus.QUARANTINED:
             await msg.nak(self.decline_delay / 10)  # not here: another agent takes it
             return
         redelivered = msg.attempt > 1 or self._ask_always
@@ -255,7 +258,7 @@ class DurableExecutor:
         except (BulkheadFullError, BulkheadTimeoutError):
             await msg.nak(self.decline_delay)  # busy: give the task to someone else
             return
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a user handler's error is the task's failure (classified by the retry rules)
             await self._failed(ctx, msg, exc, max_attempts, started_at)
             return
         finally:
@@ -310,7 +313,7 @@ class DurableExecutor:
             await self.agent.mesh.transport.publish(
                 subjects.task_progress(ctx.tenant_id, kind, ctx.task_id), env
             )
-        except Exception as exc:  # the task runs on; the outcome fills the start in
+        except Exception as exc:  # noqa: BLE001 - the task runs on; the outcome fills the start in
             logger.debug("task {} progress {} not published: {}", ctx.task_id, kind, exc)
 
     async def _publish_outcome(self, tenant: str, kind: str, env: Envelope) -> None:

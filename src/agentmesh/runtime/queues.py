@@ -26,6 +26,6 @@ async def monitor_queues(transport: Transport, interval: float = 5.0) -> None:
                 metrics.messages_in_queue.labels(tenant, queue).set(depth)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the gauge loop survives a failed probe
             logger.debug("queue depth probe failed: {}", exc)
         await asyncio.sleep(interval)

@@ -169,7 +169,7 @@ class TaskRecorder:
             item = await q.get()
             try:
                 await self._process(item)
-            except Exception:  # one bad event never stops the recorder
+            except Exception:  # noqa: BLE001 - one bad event never stops the recorder
                 logger.exception("recorder: {} of task {} failed", item.kind, item.key[1])
             finally:
                 q.task_done()

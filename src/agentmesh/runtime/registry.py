@@ -17,14 +17,15 @@ from typing import Any
 from loguru import logger
 
 from agentmesh import subjects
+from agentmesh.domain.values import AgentStatus
 from agentmesh.envelope import Envelope
 from agentmesh.observability import metrics
 from agentmesh.runtime.capability_specs import specs_from_heartbeat
 from agentmesh.transports import Message, Subscription, Transport
 
-UNHEALTHY = "UNHEALTHY"
-TERMINATED = "TERMINATED"
-STATUSES = ("AVAILABLE", "BUSY", "PAUSED", UNHEALTHY, TERMINATED)
+UNHEALTHY = AgentStatus.UNHEALTHY
+TERMINATED = AgentStatus.TERMINATED
+STATUSES = (AgentStatus.AVAILABLE, AgentStatus.BUSY, AgentStatus.PAUSED, UNHEALTHY, TERMINATED)
 
 ChangeListener = Callable[["AgentRecord", str | None, str], Awaitable[None] | None]
 BeatListener = Callable[["AgentRecord"], Awaitable[None]]
@@ -138,7 +139,7 @@ class Registry:
         if not agent_id:
             return
         key = (env.tenant_id, agent_id)
-        reported = str(p.get("status", "AVAILABLE"))
+        reported = str(p.get("status", AgentStatus.AVAILABLE))
         record = self._agents.get(key)
         old = record.status if record else None
         if record is None:
@@ -166,7 +167,7 @@ class Registry:
         for listener in self._beat_listeners:
             try:
                 await listener(record)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a listener must not stop the heartbeat intake
                 logger.exception("registry heartbeat listener failed")
 
     async def _on_snapshot_request(self, msg: Message) -> None:
@@ -180,7 +181,7 @@ class Registry:
             await asyncio.sleep(self.sweep_interval)
             try:
                 await self.sweep()
-            except Exception:
+            except Exception:  # noqa: BLE001 - the sweep loop survives a failed pass
                 logger.exception("registry sweep failed")
 
     async def sweep(self, now: float | None = None) -> None:
@@ -209,11 +210,11 @@ class Registry:
                 result = listener(record, old, new)
                 if asyncio.iscoroutine(result):
                     await result
-            except Exception:
+            except Exception:  # noqa: BLE001 - a listener must not stop the registry
                 logger.exception("registry listener failed")
 
     def _update_gauges(self, tenant: str) -> None:
-        counts = dict.fromkeys(STATUSES, 0)
+        counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
         coverage: dict[str, int] = {}
         for r in self.agents(tenant):
             counts[r.status] = counts.get(r.status, 0) + 1

@@ -22,12 +22,13 @@ from agentmesh.commands.safety import (
     QuarantineAgent,
     RecordAlignment,
 )
+from agentmesh.domain.values import AgentStatus
 from agentmesh.errors import AgentMeshError, Conflict, InvalidTransition, NotFound
 from agentmesh.runtime.registry import AgentRecord, Registry
 from agentmesh.safety import broadcast
 from agentmesh.transports import Message, Subscription, Transport
 
-REAPPEARED = (None, "UNHEALTHY", "TERMINATED", "QUARANTINED")
+REAPPEARED = (None, AgentStatus.UNHEALTHY, AgentStatus.TERMINATED, AgentStatus.QUARANTINED)
 """Registry statuses after which a live agent is checked against the store's quarantine."""
 ALIGNMENT_STEP = 0.05
 """How far a score moves before the store records it again."""
@@ -118,9 +119,9 @@ class SafetyPlane:
 
     async def _on_status(self, record: AgentRecord, old: str | None, new: str) -> None:
         t, a = record.tenant_id, record.agent_id
-        if new == "QUARANTINED":
+        if new == AgentStatus.QUARANTINED:
             await self._execute(QuarantineAgent(t, a, "reported QUARANTINED by its runtime"))
-        elif new in ("AVAILABLE", "BUSY") and old in REAPPEARED:
+        elif new in (AgentStatus.AVAILABLE, AgentStatus.BUSY) and old in REAPPEARED:
             # a quarantined agent whose process restarted (or came back) stays quarantined
             try:
                 found = await self.bus.query(GetQuarantine(t, a))

@@ -37,6 +37,7 @@ from agentmesh.commands import (
     SyncAgentCapabilities,
     TimeOutTask,
 )
+from agentmesh.domain.values import AgentStatus
 from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError, Conflict, InvalidTransition, NotFound
 from agentmesh.runtime.ledger import TaskLedger
@@ -53,9 +54,13 @@ def pending_reason(registry: Registry, tenant: str, capability: str) -> str | No
     agents = registry.agents(tenant, capability=capability)
     if not agents:
         return f"no live agent of tenant {tenant} offers capability {capability!r}"
-    if all(a.status in ("UNHEALTHY", "TERMINATED") for a in agents):
+    if all(a.status in (AgentStatus.UNHEALTHY, AgentStatus.TERMINATED) for a in agents):
         return f"every agent offering {capability!r} is unhealthy or stopped"
-    if all(a.status == "PAUSED" for a in agents if a.status not in ("UNHEALTHY", "TERMINATED")):
+    if all(
+        a.status == AgentStatus.PAUSED
+        for a in agents
+        if a.status not in (AgentStatus.UNHEALTHY, AgentStatus.TERMINATED)
+    ):
         return f"every live agent offering {capability!r} is paused"
     return None
 
@@ -146,20 +151,22 @@ class TaskTracker:
             if not registered:
                 await self._execute(ActivateAgent(t, a))
                 await self._sync_capabilities(record)
-            if new == "PAUSED":
+            if new == AgentStatus.PAUSED:
                 await self._execute(PauseAgent(t, a, "paused at start"))
             return
-        if new in ("UNHEALTHY", "TERMINATED"):
-            reason = "agent process stopped" if new == "TERMINATED" else "Heartbeat timeout"
+        if new in (AgentStatus.UNHEALTHY, AgentStatus.TERMINATED):
+            reason = (
+                "agent process stopped" if new == AgentStatus.TERMINATED else "Heartbeat timeout"
+            )
             await self._execute(MarkAgentUnhealthy(t, a, reason))
-        elif new == "PAUSED":
+        elif new == AgentStatus.PAUSED:
             await self._execute(PauseAgent(t, a, "paused by the agent"))
-        elif old == "PAUSED" and new in ("AVAILABLE", "BUSY"):
+        elif old == AgentStatus.PAUSED and new in (AgentStatus.AVAILABLE, AgentStatus.BUSY):
             await self._execute(ResumeAgent(t, a))
-        elif old == "UNHEALTHY" and new in ("AVAILABLE", "BUSY"):
+        elif old == AgentStatus.UNHEALTHY and new in (AgentStatus.AVAILABLE, AgentStatus.BUSY):
             await self._execute(MarkAgentHealthy(t, a))
             self._beats.pop((t, a), None)
-        elif old == "TERMINATED" and new in ("AVAILABLE", "BUSY"):
+        elif old == AgentStatus.TERMINATED and new in (AgentStatus.AVAILABLE, AgentStatus.BUSY):
             await self._execute(ActivateAgent(t, a))
             await self._sync_capabilities(record)
 
@@ -203,7 +210,7 @@ class TaskTracker:
             await asyncio.sleep(self.sweep_interval)
             try:
                 await self.sweep()
-            except Exception:
+            except Exception:  # noqa: BLE001 - the sweep loop survives a failed pass
                 logger.exception("task tracker sweep failed")
 
     async def sweep(self, now: datetime | None = None) -> None:

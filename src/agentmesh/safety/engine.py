@@ -33,6 +33,10 @@ PLATFORM_CONTEXT = frozenset(
 """Context keys the platform itself writes (ids and trace headers): not checked."""
 
 
+NOT_RUN = frozenset({"refused", "denied", "invalid"})
+"""Statuses of a reported tool call that never ran (LLM agents record refused calls)."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Finding:
     """One rule that fired: which, what it answers, how bad, and why."""
@@ -285,6 +289,8 @@ class SafetyChecker:
             raw = value.get(field)
             items = raw if isinstance(raw, list) else [raw] if raw is not None else []
             for item in items[:1000]:
+                if isinstance(item, Mapping) and item.get("status") in NOT_RUN:
+                    continue  # refused before it ran: nothing was called
                 name = item.get("name") if isinstance(item, Mapping) else item
                 named.append(str(name)[:200])
         bad = [n for n in named if n not in allowed]

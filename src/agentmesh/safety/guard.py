@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from agentmesh import subjects
+from agentmesh.domain.values import AgentStatus
 from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError, SafetyRejected
 from agentmesh.observability import metrics
@@ -133,10 +134,10 @@ class SafetyGuard:
             fetch.cancel()
         subs, self._subs = list(self._subs.values()), {}
         for sub in subs:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # stopping: the broker may already be gone
                 await sub.unsubscribe()
         if self._hup:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # stopping: the loop may already be closed
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             self._hup = False
 
@@ -157,7 +158,7 @@ class SafetyGuard:
             if mon is None
             else {"alignment_score": mon.alignment.score, "alignment": mon.alignment.status}
         )
-        if runtime.status == "QUARANTINED" and key in self.reasons:
+        if runtime.status == AgentStatus.QUARANTINED and key in self.reasons:
             fields["quarantine_reason"] = self.reasons[key]
         return fields
 

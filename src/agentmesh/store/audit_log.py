@@ -216,7 +216,7 @@ class SqlAuditStore:
                 for _, done in batch + self._queue:
                     done.cancel()
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - every waiter of the batch gets the error that failed it
                 for _, done in batch:
                     if not done.done():
                         done.set_exception(exc)

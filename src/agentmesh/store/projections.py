@@ -539,7 +539,7 @@ class Projector:
             todo = [(s, e) for s, e in batch if s.position > cps[sink.name]]
             try:
                 await sink.apply(todo)
-            except Exception as exc:  # retried from its checkpoint on the next catch-up
+            except Exception as exc:  # noqa: BLE001 - retried from its checkpoint on the next catch-up
                 self._failed.add(sink.name)
                 logger.error("{} stopped at {}: {}", sink.name, cps[sink.name], exc)
                 continue

@@ -114,19 +114,25 @@ class BrokerSubscription(LiveSubscription["BrokerTransport"]):
         self.detach()
         self.dispatcher.closed = True
         for fn in self.stop_intake:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(
+                Exception
+            ):  # stopping intake is best effort; the broker may be gone
                 await fn()
         for task in self.tasks:
             try:
                 await asyncio.wait_for(asyncio.shield(task), 2.0)
-            except (TimeoutError, Exception):
+            except Exception:  # noqa: BLE001 - slow or failed: either way the task is stopped
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
+                with contextlib.suppress(
+                    asyncio.CancelledError, Exception
+                ):  # a cancelled reader's last error is irrelevant
                     await task
         self.tasks.clear()
         await self.dispatcher.drain()
         for fn in self.release:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(
+                Exception
+            ):  # releasing broker state is best effort while closing
                 await fn()
         self.release.clear()
 
@@ -202,7 +208,7 @@ class BrokerTransport(DispatchingTransport[BrokerSubscription]):
         self._waiters.clear()
         if self._connected:
             self._connected = False
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # disconnecting: the broker may already be gone
                 await self._disconnect()
         self._inbox = None
 

@@ -88,9 +88,13 @@ class KafkaTransport(BrokerTransport):
             await producer.start()
             await admin.start()
         except (KafkaError, OSError) as exc:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(
+                Exception
+            ):  # cleanup after a failed connect; the connect error is raised
                 await producer.stop()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(
+                Exception
+            ):  # cleanup after a failed connect; the connect error is raised
                 await admin.close()
             raise self.unavailable(exc) from None
         self._producer, self._admin = producer, admin

@@ -329,7 +329,7 @@ class Dispatcher:
     async def _run(self, raw: RawDelivery) -> None:
         try:
             await self._handle(raw)
-        except Exception:  # the dispatcher itself must never die
+        except Exception:  # noqa: BLE001 - the dispatcher itself must never die
             logger.exception("delivery on {} could not be settled", raw.subject)
 
     async def _handle(self, raw: RawDelivery) -> None:
@@ -356,7 +356,7 @@ class Dispatcher:
             if not msg.settled:
                 await raw.nak(0)
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a user handler's error is a failed delivery (retry or dead-letter)
             await self._failed(msg, raw, exc)
             return
         if not msg.settled:

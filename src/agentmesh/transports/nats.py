@@ -71,7 +71,12 @@ class _JsRaw:
         self.reply: str | None = None
         try:
             self.attempt = int(msg.metadata.num_delivered)
-        except Exception:
+        except (
+            nats.errors.Error,
+            AttributeError,
+            TypeError,
+            ValueError,
+        ):  # not a JetStream message
             self.attempt = 1
 
     async def ack(self) -> None:
@@ -164,9 +169,11 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
         self._closing = True
         await self.unsubscribe_all()
         if self._nc is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(
+                Exception
+            ):  # closing: a drain that fails still ends in close()
                 await asyncio.wait_for(self._nc.drain(), 5.0)
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # closing: the connection may already be closed
                 await self._nc.close()
             self._nc = None
         self._closing = False
@@ -370,7 +377,7 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
                 raise
             except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
                 return
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the fetch loop retries after any client error while open
                 if d.closed:
                     return
                 logger.warning("fetch on {} failed: {}; retrying", sub.subject, exc)
@@ -394,13 +401,17 @@ class _NatsSubscription(LiveSubscription[NatsTransport]):
         self.detach()
         self.dispatcher.closed = True
         if self.core is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(
+                Exception
+            ):  # unsubscribing while closing; the server may be gone
                 await self.core.unsubscribe()
             self.core = None
         if self.members:
             await self.dispatcher.drain()  # inline handlers finish before their readers stop
             for member in self.members:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(
+                    Exception
+                ):  # unsubscribing while closing; the server may be gone
                     await member.unsubscribe()
             self.members = []
         if self.task is not None:
@@ -413,6 +424,8 @@ class _NatsSubscription(LiveSubscription[NatsTransport]):
             self.task = None
         await self.dispatcher.drain()
         if self.pull is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(
+                Exception
+            ):  # unsubscribing while closing; the server may be gone
                 await self.pull.unsubscribe()
             self.pull = None

@@ -197,12 +197,18 @@ class PubSubTransport(BrokerTransport):
 
         def stop() -> None:
             if pub is not None:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(
+                    Exception
+                ):  # closing: each client is released independently
                     pub.stop()
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(
+                    Exception
+                ):  # closing: each client is released independently
                     pub._transport.grpc_channel.close()
             if sub is not None:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(
+                    Exception
+                ):  # closing: each client is released independently
                     sub.close()
 
         pool.submit(stop)
@@ -373,7 +379,9 @@ class PubSubTransport(BrokerTransport):
     async def _stop_pull(self, future: Any) -> None:
         def stop() -> None:
             future.cancel()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(
+                Exception
+            ):  # cancelled streaming pull: its end result is irrelevant
                 future.result(timeout=5)
 
         await self.blocking(stop)

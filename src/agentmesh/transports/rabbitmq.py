@@ -270,7 +270,9 @@ class RabbitMQTransport(BrokerTransport):
             async for message in iterator:
                 if d.closed:
                     if not no_ack:
-                        with contextlib.suppress(Exception):
+                        with contextlib.suppress(
+                            Exception
+                        ):  # the channel may be closing; unacked messages requeue anyway
                             await message.nack(requeue=True)
                     continue
                 await sub.deliver(make(message), max_deliver)

@@ -229,7 +229,9 @@ class RedisTransport(BrokerTransport):
                         token = msg["channel"].decode().rpartition(".")[2]
                         self.deliver_reply(token, msg["data"])
             finally:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(
+                    Exception
+                ):  # closing the reply listener; the connection may be gone
                     await ps.aclose()  # type: ignore[no-untyped-call]
 
         self._inbox_task = asyncio.create_task(read())
@@ -274,7 +276,7 @@ class RedisTransport(BrokerTransport):
                 await d.submit(_CoreRaw(channel, data, reply))
 
         async def stop() -> None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # closing: the connection may be gone
                 await ps.aclose()  # type: ignore[no-untyped-call]
 
         sub.spawn(read())
@@ -409,7 +411,7 @@ class _QueueMember:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # membership refresh is retried every second
                 await self.t.r.zadd(self.key, {self.me: time.time()})
                 await self.t.r.zremrangebyscore(self.key, "-inf", time.time() - 10 * MEMBER_TTL)
                 await self.refresh()

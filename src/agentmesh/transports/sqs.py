@@ -142,7 +142,7 @@ class SqsTransport(BrokerTransport):
         await stop_task(self._inbox_task)
         self._inbox_task = None
         if self._inbox_url is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # the reply queue expires anyway (60 s retention)
                 await asyncio.wait_for(self._sqs.delete_queue(QueueUrl=self._inbox_url), 2.0)
             self._inbox_url = None
         if self._stack is not None:

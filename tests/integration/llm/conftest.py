@@ -117,9 +117,12 @@ class World:
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[World]:
     tenant = "t" + uuid.uuid4().hex[:8]
-    settings = fast_settings(tmp_path, agentmesh_heartbeat_interval=0.1)
+    # tests marked `llm_agent_alone` judge the LLM agent's own defenses, without the
+    # safety policy in front of it (which would stop some of the same text earlier)
+    alone = request.node.get_closest_marker("llm_agent_alone") is not None
+    settings = fast_settings(tmp_path, agentmesh_heartbeat_interval=0.1, agentmesh_safety=not alone)
     mesh = Mesh(f"memory://{uuid.uuid4().hex}", tenant=tenant, settings=settings)
     async with LocalModelServer(api_key=KEY) as server:
         w = World(mesh, server, tenant)

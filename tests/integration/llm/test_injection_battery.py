@@ -1,7 +1,8 @@
 """OWASP LLM01/LLM06: injected text in tool results and task content cannot add tools,
 lift the allow-list or reveal keys. The model here is gullible on purpose: it calls every
 tool an injection names, so the only thing standing between the text and the forbidden
-agents is the LLM agent itself."""
+agents is the LLM agent itself (the safety policy, which would stop some of this text
+earlier, is off here)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from agentmesh.testing import ModelRequest, Reply
 from tests.integration.llm.conftest import KEY, World
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.llm_agent_alone]
 
 FORBIDDEN = ("admin_shell", "transfer_funds", "lookup")
 ALLOWED = {"calculator", "web_fetch"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -67,6 +68,31 @@ async def test_allow_list_limits_the_tools(world: World) -> None:
     assert world.server.requests[1].tool_results == [
         ("lookup", {"error": "tool 'lookup' is not available"})
     ]
+
+
+async def test_the_safety_policy_tool_list_limits_the_tools_at_each_call(world: World) -> None:
+    from agentmesh.safety.loader import parse_policy
+
+    guard = world.mesh.safety
+    assert guard is not None
+    world.calculator()
+    world.tool("lookup", lambda p: {"found": p})
+    world.llm()  # its own allow-list lets every declared tool through
+    guard.set_policy(parse_policy("version: 2\ntools:\n  llm: [calculator, lookup]\n"))
+    await world.start(3)
+    tighter = parse_policy("version: 3\ntools:\n  llm: [calculator]\n")
+    # the model answers slowly; the policy is reloaded while it thinks
+    world.server.script(Reply.call("lookup", {"term": "x"}, delay=0.5), Reply.say("done"))
+    run = asyncio.create_task(world.mesh.run("research", {"prompt": "look it up"}, timeout=20))
+    await eventually(lambda: len(world.server.requests) >= 1, what="the model asked")
+    guard.set_policy(tighter)
+    out = await run
+    assert set(world.server.requests[0].tools) == {"calculator", "lookup"}
+    assert out["tool_calls"][0]["status"] == "denied"
+    assert world.calls["lookup"] == 0
+    world.server.script(Reply.say("done"))
+    await world.mesh.run("research", {"prompt": "again"}, timeout=20)
+    assert set(world.server.requests[-1].tools) == {"calculator"}
 
 
 async def test_arguments_are_validated_against_the_schema(world: World) -> None:
@@ -190,6 +216,7 @@ async def test_llm_agents_use_each_other_as_tools(world: World) -> None:
     assert world.server.requests[0].tools["write"]["description"] == "Writes one sentence"
 
 
+@pytest.mark.llm_agent_alone  # its own redaction (the safety policy would redact first)
 async def test_keys_never_reach_the_model_or_the_result(world: World) -> None:
     world.tool("leaky", lambda p: {"config": f"OPENAI_API_KEY={KEY}"})
     world.llm(tools=["leaky"])

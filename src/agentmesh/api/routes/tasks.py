@@ -135,7 +135,7 @@ async def _cancel_where_it_runs(ctx: ApiContext, ref: Ref) -> None:
     if ctx.mesh is not None:
         try:
             await ctx.mesh.cancel(ref.object_id, tenant=ref.tenant_id)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the store already holds the cancel; reaching the mesh is best effort
             logger.warning("cancel of task {} on the mesh failed: {}", ref.object_id, exc)
 
 

@@ -153,7 +153,7 @@ class SwarmOrchestrator(AgentRuntime):
                 await self._loop_task
             self._loop_task = None
         if self.is_leader:  # hand over at once instead of waiting for the lease to lapse
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # the lease lapses anyway if the delete fails
                 await self.store.kv.delete(self.store.key("leader"))
             self.is_leader = False
         await super().stop()
@@ -210,7 +210,7 @@ class SwarmOrchestrator(AgentRuntime):
                     last_renew = now
                 if self.is_leader:
                     await self._drive()
-            except Exception:
+            except Exception:  # noqa: BLE001 - the leader loop survives a failed pass
                 logger.exception("swarm {} leader loop failed on {}", self.swarm_id, self.agent_id)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), min(self.interval, 0.25))
@@ -398,7 +398,7 @@ class SwarmOrchestrator(AgentRuntime):
             tenant_id=self.tenant_id,
             source=self.agent_id,
         )
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # swarm notices are advisory
             await self.mesh.transport.publish(
                 names.swarm(self.tenant_id, self.swarm_id, kind.replace("_", "-")), env
             )
