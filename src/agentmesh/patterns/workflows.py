@@ -155,5 +155,5 @@ class WorkflowHost:
         for runner in runners:
             try:
                 await runner.stop()
-            except Exception as exc:  # keep stopping the others
+            except Exception as exc:  # noqa: BLE001 - one runner must not keep the others running
                 logger.warning("workflow runner {} did not stop cleanly: {}", runner, exc)
