@@ -97,7 +97,7 @@ class ControlPlane:
         await self.recorder.start()
         self.quota = QuotaResponder(self.mesh.transport, self._bus)
         await self.quota.start()
-        self.workflows = WorkflowHost(self.mesh)  # runs submitted workflow types
+        self.workflows = WorkflowHost(self.mesh, self._bus)  # runs submitted workflow types
         await self.workflows.start()
         self._tool_audit = ToolCallAudit(self.mesh.transport, self.audit)
         await self._tool_audit.start()

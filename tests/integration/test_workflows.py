@@ -22,6 +22,7 @@ from agentmesh.errors import NotFound
 from agentmesh.patterns.hierarchical import NodeContext, node
 from agentmesh.patterns.market import MarketParticipant
 from agentmesh.patterns.swarm import SwarmOrchestrator, SwarmWorker
+from agentmesh.patterns.workflows import WorkflowHost
 from agentmesh.runtime.registry import Registry
 from tests.helpers import registry_knows
 
@@ -212,3 +213,35 @@ async def test_market_and_swarm_workflows(plane: ControlPlane) -> None:
     assert coordinator["agent_id"] == "swarm-1"
     (step,) = await children(cp, tenant, coordinator["task_id"], 1)
     assert step["agent_id"] == "worker-1"
+
+
+async def test_a_restarted_host_resumes_workflows_offered_while_it_was_down(
+    plane: ControlPlane,
+) -> None:
+    cp = plane
+    tenant = await new_tenant(cp)
+    assert cp.workflows is not None
+    await cp.workflows.stop()  # no runner, nobody watching for workflow offers
+    workers = Mesh(cp.mesh.transport.url, tenant=tenant, settings=cp.settings)
+
+    @workers.agent("counter-1", capabilities=["count"])
+    async def count(task: TaskContext) -> dict[str, Any]:
+        return {"n": len(str(task.payload["text"]))}
+
+    data = {"subtasks": [{"capability": "count", "payload": {"text": "abc"}}]}
+    async with workers:
+        stored = await cp.bus.execute(
+            SubmitTask(
+                tenant,
+                workflow_capability("orchestrator_worker"),
+                check_workflow_data("orchestrator_worker", data),
+            )
+        )
+        wf = str(stored.aggregate_id)
+        await until(lambda: cp.bus.query(GetTask(tenant, wf)))
+        assert (await cp.bus.query(GetTask(tenant, wf)))["status"] == "offered"
+        host = cp.workflows = WorkflowHost(cp.mesh, cp.bus)
+        assert await host.resume() == [tenant]
+        doc = await finished(cp, tenant, wf)
+    assert doc["status"] == "completed", doc
+    assert doc["result"]["value"] == [{"n": 3}]

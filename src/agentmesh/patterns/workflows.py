@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from agentmesh import subjects
+from agentmesh.aio import stop_task
+from agentmesh.commands import CqrsBus, ListTasks, ListTenants
 from agentmesh.domain.workflows import (
     WORKFLOW_TYPES,
     check_workflow_data,
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from agentmesh.mesh import Mesh
 
 RUNNER_ID = "workflow-runner"
+UNFINISHED = ("offered", "assigned", "running", "retrying", "submitted")
 
 
 class WorkflowRunner(AgentRuntime):
@@ -115,13 +118,17 @@ def tenant_view(mesh: Mesh, tenant: str) -> Mesh:
 
 
 class WorkflowHost:
-    """Starts a tenant's :class:`WorkflowRunner` when its first workflow task is offered."""
+    """Starts a tenant's :class:`WorkflowRunner` when its first workflow task is offered,
+    and at start for every tenant whose store shows unfinished workflow tasks (offered or
+    run while no plane was up)."""
 
-    def __init__(self, mesh: Mesh) -> None:
+    def __init__(self, mesh: Mesh, bus: CqrsBus | None = None) -> None:
         self.mesh = mesh
+        self.bus = bus
         self.runners: dict[str, WorkflowRunner] = {}
         self._subs: list[Subscription] = []
         self._lock = asyncio.Lock()
+        self._resume: asyncio.Task[list[str]] | None = None
 
     async def start(self) -> None:
         opts = SubscribeOptions(max_in_flight=16, dead_letter=False)
@@ -130,6 +137,30 @@ class WorkflowHost:
             self._subs.append(
                 await self.mesh.transport.subscribe(pattern, self._seen, options=opts)
             )
+        if self.bus is not None:  # in the background: startup does not wait on the store
+            self._resume = asyncio.create_task(self._resume_logged())
+
+    async def _resume_logged(self) -> list[str]:
+        try:
+            return await self.resume()
+        except AgentMeshError as exc:  # the next workflow offer starts the runner anyway
+            logger.warning("workflow runners not resumed from the store: {}", exc)
+            return []
+
+    async def resume(self) -> list[str]:
+        """Start the runners of tenants with unfinished workflow tasks in the store (the
+        first 1000 tenants, 1000 tasks per status); the tenants resumed."""
+        assert self.bus is not None
+        resumed = []
+        for tenant in await self.bus.query(ListTenants()):
+            tenant_id = str(tenant["id"])
+            for status in UNFINISHED:
+                page = await self.bus.query(ListTasks(tenant_id, status=status, limit=1000))
+                if any(workflow_of(t["required_capabilities"][0]) for t in page.items):
+                    await self.ensure(tenant_id)
+                    resumed.append(tenant_id)
+                    break
+        return resumed
 
     async def _seen(self, msg: Message) -> None:
         try:
@@ -148,6 +179,9 @@ class WorkflowHost:
             return runner
 
     async def stop(self) -> None:
+        if self._resume is not None:
+            await stop_task(self._resume)
+            self._resume = None
         subs, self._subs = self._subs, []
         for sub in subs:
             await sub.unsubscribe()
