@@ -24,17 +24,9 @@ from typing import Any
 
 from agentmesh.domain.agent_events import (
     AgentActivatedEvent,
-    AgentCapabilityAddedEvent,
-    AgentCapabilityUpgradedEvent,
     AgentCreatedEvent,
     AgentEvent,
-    AgentHealthCheckFailedEvent,
-    AgentHealthCheckPassedEvent,
-    AgentHeartbeatReceivedEvent,
-    AgentMetadataUpdatedEvent,
     AgentPausedEvent,
-    AgentQuarantinedEvent,
-    AgentReleasedEvent,
     AgentResumedEvent,
     AgentStatusChangedEvent,
     AgentTaskAssignedEvent,
@@ -42,15 +34,18 @@ from agentmesh.domain.agent_events import (
     AgentTaskFailedEvent,
     AgentTerminatedEvent,
 )
-from agentmesh.domain.events import DomainEvent, iso
-from agentmesh.domain.safety import quarantined_metadata, released_metadata
+from agentmesh.domain.agent_evolve import evolve
+from agentmesh.domain.agent_profile import (
+    AgentHealth,
+    AgentProfile,
+    clean_tags,
+)
+from agentmesh.domain.events import DomainEvent
 from agentmesh.domain.values import (
     AgentCapability,
-    AgentHeartbeat,
     AgentId,
     AgentStatus,
     HealthMetrics,
-    HealthThresholds,
     ResourceRequirement,
     as_utc,
     utcnow,
@@ -58,8 +53,6 @@ from agentmesh.domain.values import (
 from agentmesh.errors import InvalidTransition, ValidationError
 
 AGENT_TYPES = ("generic", "processor", "analyzer", "coordinator", "worker", "specialized")
-AVAILABILITY_SCORE = {AgentStatus.AVAILABLE: 1.0, AgentStatus.BUSY: 0.5, AgentStatus.PAUSED: 0.2}
-STATUS_LOAD = {AgentStatus.AVAILABLE: 0.0, AgentStatus.BUSY: 0.8}
 
 Transition = tuple["AgentAggregate", list[AgentEvent]]
 
@@ -69,7 +62,7 @@ def _now(at: datetime | None) -> datetime:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class AgentAggregate:
+class AgentAggregate(AgentHealth, AgentProfile):
     """An agent's state. Build with :meth:`create`, change with the transition methods."""
 
     agent_id: str
@@ -146,7 +139,7 @@ class AgentAggregate:
         names = [c.name for c in caps]
         if len(set(names)) != len(names):
             raise ValidationError(f"capability names must be unique, got {names}")
-        clean_tags = _clean_tags(tags)
+        checked_tags = clean_tags(tags)
         if health_check_timeout_seconds <= 0:
             raise ValidationError("health_check_timeout_seconds must be > 0")
         event = AgentCreatedEvent(
@@ -159,7 +152,7 @@ class AgentAggregate:
             capability_levels={c.name: c.proficiency_level for c in caps},
             metadata=dict(metadata or {}),
             description=description,
-            tags=clean_tags,
+            tags=checked_tags,
             resource_requirements=(resource_requirements or ResourceRequirement()).to_dict(),
             health_check_timeout_seconds=float(health_check_timeout_seconds),
         )
@@ -210,103 +203,7 @@ class AgentAggregate:
     # -- evolve ----------------------------------------------------------------------
     def apply(self, event: AgentEvent) -> AgentAggregate:
         """The state after ``event`` (no validation: events are facts)."""
-        v = self.version + 1
-        match event:
-            case AgentStatusChangedEvent():
-                status = AgentStatus(event.to_status)
-                changes: dict[str, Any] = {"status": status}
-                if status is AgentStatus.UNHEALTHY:
-                    md = dict(self.metadata)
-                    md["unhealthy_reason"] = event.reason
-                    md["unhealthy_at"] = iso(event.changed_at)
-                    changes["metadata"] = md
-                if status is not AgentStatus.TERMINATED:
-                    changes["terminated_at"] = None
-                return _unchecked(self, version=v, **changes)
-            case AgentActivatedEvent():
-                return _unchecked(self, version=v, activated_at=event.activated_at)
-            case AgentCapabilityAddedEvent():
-                cap = AgentCapability(event.capability_name, event.proficiency_level)
-                return _unchecked(self, version=v, capabilities=(*self.capabilities, cap))
-            case AgentCapabilityUpgradedEvent():
-                caps = tuple(
-                    AgentCapability(c.name, event.to_level)
-                    if c.name == event.capability_name
-                    else c
-                    for c in self.capabilities
-                )
-                return _unchecked(self, version=v, capabilities=caps)
-            case AgentTaskAssignedEvent():
-                active = (*(t for t in self.active_tasks if t != event.task_id), event.task_id)
-                return _unchecked(
-                    self,
-                    version=v,
-                    current_task_id=event.task_id,
-                    active_tasks=active,
-                    tasks_assigned=self.tasks_assigned + 1,
-                )
-            case AgentTaskCompletedEvent():
-                active = tuple(t for t in self.active_tasks if t != event.task_id)
-                return _unchecked(
-                    self,
-                    version=v,
-                    current_task_id=active[-1] if active else None,
-                    active_tasks=active,
-                    tasks_completed=self.tasks_completed + 1,
-                )
-            case AgentTaskFailedEvent():
-                md = dict(self.metadata)
-                md["last_error"] = event.error_message
-                md["last_error_at"] = iso(event.failed_at)
-                active = tuple(t for t in self.active_tasks if t != event.task_id)
-                return _unchecked(
-                    self,
-                    version=v,
-                    current_task_id=active[-1] if active else None,
-                    active_tasks=active,
-                    tasks_failed=self.tasks_failed + 1,
-                    metadata=md,
-                )
-            case AgentHealthCheckPassedEvent():
-                metrics = (
-                    HealthMetrics.from_dict(event.metrics)
-                    if event.metrics is not None
-                    else self.current_metrics
-                )
-                return _unchecked(
-                    self, version=v, last_heartbeat=event.checked_at, current_metrics=metrics
-                )
-            case AgentHeartbeatReceivedEvent():
-                metrics = (
-                    HealthMetrics.from_dict(event.metrics)
-                    if event.metrics is not None
-                    else self.current_metrics
-                )
-                return _unchecked(
-                    self, version=v, last_heartbeat=event.received_at, current_metrics=metrics
-                )
-            case AgentTerminatedEvent():
-                return _unchecked(
-                    self,
-                    version=v,
-                    status=AgentStatus.TERMINATED,
-                    terminated_at=event.terminated_at,
-                )
-            case AgentMetadataUpdatedEvent():
-                return _unchecked(
-                    self, version=v, tags=tuple(event.tags), metadata=dict(event.metadata)
-                )
-            case AgentQuarantinedEvent():
-                md = quarantined_metadata(self.metadata, event)
-                return _unchecked(self, version=v, metadata=md, current_task_id=None)
-            case AgentReleasedEvent():
-                md = released_metadata(self.metadata, event)
-                return _unchecked(self, version=v, metadata=md)
-            case AgentHealthCheckFailedEvent() | AgentPausedEvent() | AgentResumedEvent():
-                return _unchecked(self, version=v)
-            case AgentCreatedEvent():
-                raise ValidationError(f"agent {self.agent_id} already exists")
-        raise ValidationError(f"unknown agent event {event.event_type}")
+        return evolve(self, event)
 
     def _emit(self, events: list[AgentEvent]) -> Transition:
         new = self
@@ -494,186 +391,3 @@ class AgentAggregate:
             )
         ]
         return self._emit(events + self._status_change(AgentStatus.TERMINATED, now, reason))
-
-    def mark_unhealthy(
-        self, reason: str = "Heartbeat timeout", *, at: datetime | None = None
-    ) -> Transition:
-        """-> UNHEALTHY with metadata.unhealthy_reason/at; refused from TERMINATED and
-        QUARANTINED (a quarantine outlives the process: only an admin lifts it)."""
-        if self.status is AgentStatus.TERMINATED:
-            raise self._refuse("mark unhealthy", "TERMINATED is terminal")
-        if self.status is AgentStatus.QUARANTINED:
-            raise self._refuse("mark unhealthy", "it is QUARANTINED")
-        now = _now(at)
-        events: list[AgentEvent] = [
-            AgentHealthCheckFailedEvent(
-                **self._base(now),
-                checked_at=now,
-                last_heartbeat=self.last_heartbeat,
-                timeout_seconds=self.health_check_timeout_seconds,
-                reason=reason,
-            )
-        ]
-        if self.status is AgentStatus.UNHEALTHY:
-            # a repeated failure refreshes the reason and time
-            events.append(
-                AgentStatusChangedEvent(
-                    **self._base(now),
-                    from_status=self.status.value,
-                    to_status=self.status.value,
-                    changed_at=now,
-                    reason=reason,
-                )
-            )
-            return self._emit(events)
-        return self._emit(events + self._status_change(AgentStatus.UNHEALTHY, now, reason))
-
-    def mark_healthy(
-        self, metrics: HealthMetrics | None = None, *, at: datetime | None = None
-    ) -> Transition:
-        """Heartbeat = now and metrics stored; UNHEALTHY -> AVAILABLE if metrics pass."""
-        now = _now(at)
-        events: list[AgentEvent] = [
-            AgentHealthCheckPassedEvent(
-                **self._base(now),
-                checked_at=now,
-                success_rate=metrics.success_rate if metrics else None,
-                response_time_ms=metrics.response_time_ms if metrics else None,
-                cpu_usage_percent=metrics.cpu_usage_percent if metrics else None,
-                memory_usage_percent=metrics.memory_usage_percent if metrics else None,
-                metrics=metrics.to_dict() if metrics else None,
-            )
-        ]
-        if self.status is AgentStatus.UNHEALTHY and (metrics is None or metrics.is_healthy()):
-            events += self._status_change(AgentStatus.AVAILABLE, now, "health check passed")
-        return self._emit(events)
-
-    def record_heartbeat(self, heartbeat: AgentHeartbeat) -> Transition:
-        """Store a heartbeat (and its metrics); does not change the status."""
-        if heartbeat.agent_id != self.agent_id:
-            raise ValidationError(
-                f"heartbeat of {heartbeat.agent_id} does not belong to agent {self.agent_id}"
-            )
-        event = AgentHeartbeatReceivedEvent(
-            **self._base(heartbeat.timestamp),
-            received_at=heartbeat.timestamp,
-            metrics=heartbeat.metrics.to_dict() if heartbeat.metrics else None,
-        )
-        return self._emit([event])
-
-    def add_capability(
-        self, capability: AgentCapability, *, at: datetime | None = None
-    ) -> Transition:
-        """Append a capability; a duplicate name raises ValidationError."""
-        if self.get_capability(capability.name) is not None:
-            raise ValidationError(
-                f"agent {self.agent_id} already has capability {capability.name!r}"
-            )
-        event = AgentCapabilityAddedEvent(
-            **self._base(at),
-            capability_name=capability.name,
-            proficiency_level=capability.proficiency_level,
-        )
-        return self._emit([event])
-
-    def upgrade_capability(
-        self, name: str, level: int, *, at: datetime | None = None
-    ) -> Transition:
-        """Raise a capability's level; missing capability or level <= current raises."""
-        current = self.get_capability(name)
-        if current is None:
-            raise ValidationError(f"agent {self.agent_id} has no capability {name!r}")
-        AgentCapability(name, level)
-        if level <= current.proficiency_level:
-            raise ValidationError(
-                f"capability {name!r} is at level {current.proficiency_level}; "
-                f"an upgrade needs a higher level, got {level}"
-            )
-        event = AgentCapabilityUpgradedEvent(
-            **self._base(at),
-            capability_name=name,
-            from_level=current.proficiency_level,
-            to_level=level,
-        )
-        return self._emit([event])
-
-    def add_tag(self, tag: str, *, at: datetime | None = None) -> Transition:
-        (clean,) = _clean_tags([tag])
-        tags = self.tags if clean in self.tags else (*self.tags, clean)
-        return self._metadata_event(tags, self.metadata, at)
-
-    def remove_tag(self, tag: str, *, at: datetime | None = None) -> Transition:
-        (clean,) = _clean_tags([tag])
-        return self._metadata_event(tuple(t for t in self.tags if t != clean), self.metadata, at)
-
-    def update_metadata(
-        self, updates: Mapping[str, Any], *, at: datetime | None = None
-    ) -> Transition:
-        return self._metadata_event(self.tags, {**self.metadata, **updates}, at)
-
-    def _metadata_event(
-        self, tags: tuple[str, ...], metadata: Mapping[str, Any], at: datetime | None
-    ) -> Transition:
-        event = AgentMetadataUpdatedEvent(**self._base(at), tags=tags, metadata=dict(metadata))
-        return self._emit([event])
-
-    # -- queries ---------------------------------------------------------------------
-    def get_capability(self, name: str) -> AgentCapability | None:
-        return next((c for c in self.capabilities if c.name == name), None)
-
-    def has_capability(self, name: str, min_level: int = 1) -> bool:
-        cap = self.get_capability(name)
-        return cap is not None and cap.proficiency_level >= min_level
-
-    @property
-    def capability_names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.capabilities)
-
-    def is_healthy(
-        self, now: datetime | None = None, thresholds: HealthThresholds | None = None
-    ) -> bool:
-        """Heartbeat age <= timeout and metrics within thresholds (each checked when known)."""
-        if self.status is AgentStatus.TERMINATED:
-            return False
-        if self.last_heartbeat is not None:
-            age = (_now(now) - self.last_heartbeat).total_seconds()
-            if age > self.health_check_timeout_seconds:
-                return False
-        return self.current_metrics is None or self.current_metrics.is_healthy(thresholds)
-
-    def get_success_rate(self) -> float:
-        """completed / (completed + failed), 1.0 without history."""
-        total = self.tasks_completed + self.tasks_failed
-        return 1.0 if total == 0 else self.tasks_completed / total
-
-    def get_availability_score(self) -> float:
-        """AVAILABLE 1.0, BUSY 0.5, PAUSED 0.2, others 0."""
-        return AVAILABILITY_SCORE.get(self.status, 0.0)
-
-    def get_load(self) -> float:
-        """AVAILABLE 0, BUSY 0.8, others 1.0."""
-        return STATUS_LOAD.get(self.status, 1.0)
-
-    @property
-    def is_available(self) -> bool:
-        return self.status is AgentStatus.AVAILABLE and self.current_task_id is None
-
-
-def _unchecked(agent: AgentAggregate, **changes: Any) -> AgentAggregate:
-    """``dataclasses.replace`` without running the invariants (checked after a transition)."""
-    new = object.__new__(AgentAggregate)
-    for f in dataclasses.fields(AgentAggregate):
-        object.__setattr__(new, f.name, changes.get(f.name, getattr(agent, f.name)))
-    return new
-
-
-def _clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
-    out: list[str] = []
-    for tag in tags:
-        if not isinstance(tag, str) or not tag.strip():
-            raise ValidationError("a tag must be a non-blank string")
-        if len(tag) > 50:
-            raise ValidationError(f"a tag has at most 50 characters, got {len(tag)}")
-        if tag not in out:
-            out.append(tag.strip())
-    return tuple(out)
