@@ -4,7 +4,7 @@ A published envelope is recorded (Fernet-encrypted, in the ``messages`` read mod
 queued for the broker in ONE store transaction (the outbox), on
 ``am.<tenant>.evt.<metadata.type>`` (type defaults to ``message``).
 
-With ``routing.targets`` (``"<platform>:<topic>"``, spec 3.1) the envelope goes to every
+With ``routing.targets`` (``"<platform>:<topic>"``, split on the first colon) the envelope goes to every
 target broker instead, through the bridge's router (see
 :mod:`agentmesh.transports.targets`): the targets are checked first (a broker that is not
 configured is a 422 naming it), the envelope is delivered to all of them, then recorded.
