@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     agentmesh_safety: bool = Field(
         default=True, description="check tasks and results against the safety policy"
     )
+    agentmesh_route_targets: str | None = Field(
+        default=None,
+        description="brokers routing.targets of POST /messages may name, besides the mesh's "
+        "own: '<platform>=<url>,...' (see transports/targets.py)",
+    )
     task_ledger_url: str | None = Field(
         default=None,
         description="where brokers without key-value storage keep the task ledger: "

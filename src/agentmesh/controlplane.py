@@ -23,7 +23,9 @@ from agentmesh.config import Settings
 from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError
 from agentmesh.mesh import Mesh
+from agentmesh.patterns.workflows import WorkflowHost
 from agentmesh.runtime.ledger import ledger_for
+from agentmesh.runtime.quota_responder import QuotaResponder
 from agentmesh.runtime.recorder import TaskRecorder
 from agentmesh.runtime.safety_plane import SafetyPlane
 from agentmesh.runtime.tracker import TaskTracker
@@ -56,6 +58,8 @@ class ControlPlane:
         self._bus: CqrsBus | None = None
         self.tracker: TaskTracker | None = None
         self.recorder: TaskRecorder | None = None
+        self.quota: QuotaResponder | None = None
+        self.workflows: WorkflowHost | None = None
         self._tool_audit: ToolCallAudit | None = None
         self.safety: SafetyPlane | None = None
         self._stop = asyncio.Event()
@@ -91,6 +95,10 @@ class ControlPlane:
             on_rejected=self._audit_rejected,
         )
         await self.recorder.start()
+        self.quota = QuotaResponder(self.mesh.transport, self._bus)
+        await self.quota.start()
+        self.workflows = WorkflowHost(self.mesh, self._bus)  # runs submitted workflow types
+        await self.workflows.start()
         self._tool_audit = ToolCallAudit(self.mesh.transport, self.audit)
         await self._tool_audit.start()
         self.safety = SafetyPlane(self.mesh.transport, self._bus, self.mesh.registry)
@@ -139,6 +147,10 @@ class ControlPlane:
             ):  # stopping: a loop's error was logged where it happened
                 await asyncio.wait_for(task, 10)
         self._tasks.clear()
+        if self.workflows is not None:
+            await self.workflows.stop()
+        if self.quota is not None:
+            await self.quota.stop()
         if self.recorder is not None:
             await self.recorder.stop()
         if self.tracker is not None:

@@ -29,6 +29,7 @@ from loguru import logger
 from agentmesh import subjects
 from agentmesh.config import Settings, get_settings
 from agentmesh.domain.task_values import check_task_limits, parse_priority
+from agentmesh.domain.workflows import check_workflow_data, workflow_capability
 from agentmesh.envelope import Envelope
 from agentmesh.errors import (
     MaxRetriesExceededError,
@@ -38,7 +39,9 @@ from agentmesh.errors import (
 from agentmesh.observability import metrics, tracing
 from agentmesh.resilience import RetryPolicy
 from agentmesh.runtime.agent import TASK_DELIVERY_CAP, AgentHandler, AgentRuntime
+from agentmesh.runtime.context import current_task_id
 from agentmesh.runtime.ledger import ledger_for
+from agentmesh.runtime.quota import QuotaLease
 from agentmesh.runtime.registry import Registry
 from agentmesh.runtime.routing import LiveRouter
 from agentmesh.safety.guard import SafetyGuard
@@ -84,6 +87,8 @@ class Mesh:
         self.router = LiveRouter(self)
         #: durable per-task facts shared by every agent on this broker (see runtime.ledger)
         self.ledger = ledger_for(self.transport, self.settings)
+        self.quota = QuotaLease(self.transport, self.tenant)
+        """The tenant's ``max_messages_per_hour``, asked of the control plane over the bus."""
         #: the safety policy in force in this process (None when AGENTMESH_SAFETY is off)
         self.safety: SafetyGuard | None = SafetyGuard.from_settings(self)
         self._broker_retry = RetryPolicy.for_message_broker(name="mesh.publish")
@@ -191,6 +196,7 @@ class Mesh:
         max_attempts: int | None = None,
         strategy: str | None = None,
         to_agent: str | None = None,
+        parent_task_id: str | None = None,
     ) -> str:
         """Offer a durable task to the agents with ``capability``; returns the task id.
 
@@ -204,6 +210,14 @@ class Mesh:
         task goes to that agent's durable inbox (routed mode); when no live agent can take
         it, it waits in the capability queue. The result arrives as a ``task.completed``
         event (see :meth:`on_event` and :meth:`wait_result`).
+
+        Every submit counts against the tenant's ``max_messages_per_hour``: the control
+        plane grants it over the bus (:mod:`agentmesh.runtime.quota`), and a used-up hour
+        raises :class:`~agentmesh.errors.QuotaExceeded` (with ``retry_after``) before
+        anything is published. With no control plane reachable the submit proceeds.
+
+        Submitted from inside a task handler, the task records that task as its
+        ``parent_task_id`` (or pass ``parent_task_id``): REST lists a task's subtasks.
         """
         env = Envelope.create(
             "task.offered",
@@ -224,6 +238,9 @@ class Mesh:
             env.metadata["timeout_seconds"] = timeout_seconds
         if max_attempts is not None:
             env.metadata["max_attempts"] = max_attempts
+        parent = parent_task_id or current_task_id()  # submitted from a task handler
+        if parent:
+            env.metadata["parent_task_id"] = parent
         subject = subjects.task(self.tenant, capability)
         mode = "pull"
         if to_agent is not None:
@@ -234,6 +251,7 @@ class Mesh:
             if chosen is not None:
                 subject, mode = subjects.inbox(self.tenant, chosen), strategy
                 env.routing["destination"] = chosen
+        await self.quota.take()  # QuotaExceeded before anything is published
         started = time.perf_counter()
         if subject not in self._provisioned:
             dest = env.routing.get("destination")
@@ -249,6 +267,15 @@ class Mesh:
             time.perf_counter() - started
         )
         return env.id
+
+    async def submit_workflow(
+        self, workflow_type: str, workflow_data: dict[str, Any] | None = None, **kw: Any
+    ) -> str:
+        """Submit a ``workflow_type`` (orchestrator_worker, hierarchical, market, swarm; see
+        :mod:`agentmesh.domain.workflows`) that the control plane's workflow runner runs;
+        the task's result is the workflow's. ``kw`` as for :meth:`submit`."""
+        data = check_workflow_data(workflow_type, workflow_data or {})  # 422-worthy input
+        return await self.submit(workflow_capability(workflow_type), data, **kw)
 
     async def provision(self, subject: str, group: str) -> None:
         """Make sure the agents' durable group ``group`` on ``subject`` exists, so that tasks

@@ -125,6 +125,12 @@ def task_offers(tenant: str = "*") -> str:
     return f"{PREFIX}.{t}.task.*"
 
 
+def capability_offers(capability: str, tenant: str = "*") -> str:
+    """One capability's queue in every tenant: ``am.*.task.<capability>`` (admin)."""
+    t = tenant if tenant == "*" else _check(tenant, "tenant")
+    return f"{PREFIX}.{t}.task.{_check(capability, 'capability')}"
+
+
 def inbox_offers(tenant: str = "*") -> str:
     """Every agent inbox of a tenant: ``am.<tenant>.inbox.*`` (admin: ``*``)."""
     t = tenant if tenant == "*" else _check(tenant, "tenant")
@@ -179,6 +185,13 @@ def market(tenant: str, *parts: str) -> str:
 def system(tenant: str, name: str) -> str:
     """Control subjects of a tenant: ``am.<tenant>.sys.<name>`` (ping, control ...)."""
     return f"{PREFIX}.{_check(tenant, 'tenant')}.sys.{_check(name, 'name')}"
+
+
+def quota(tenant: str = "*") -> str:
+    """Quota requests of submitters that have only the broker (``Mesh.submit``), answered
+    by the control plane: ``am.<tenant>.sys.quota`` (the plane listens on ``*``)."""
+    t = tenant if tenant == "*" else _check(tenant, "tenant")
+    return f"{PREFIX}.{t}.sys.quota"
 
 
 def decentralized(tenant: str, name: str) -> str:

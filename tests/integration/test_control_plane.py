@@ -105,7 +105,7 @@ async def test_store_submitted_tasks_complete_fail_retry_and_time_out(plane: Con
         assert pending_reason(cp.mesh.registry, tenant, "translate") is not None
         lonely = (
             await cp.bus.execute(
-                SubmitTask(tenant, "translate", {"text": "hola"}, timeout_seconds=1, max_retries=0)
+                SubmitTask(tenant, "translate", {"text": "hola"}, timeout_seconds=1, max_attempts=1)
             )
         ).aggregate_id
         await wait_status(lonely, "dead_lettered", timeout=20)

@@ -276,7 +276,7 @@ async def test_thousand_tasks_while_a_node_is_sigkilled_each_result_committed_on
     everyone = list(range(4))
     await cluster.leader(everyone, BOOT)
     # a task from the tenant's capability queue goes through the pool as well
-    assert (await mesh.run("square", {"n": 12}, timeout=30))["square"] == 144
+    assert (await mesh.run("square", {"n": 12}, timeout=BOOT))["square"] == 144
 
     tasks = [{"id": f"task-{n}", "payload": {"n": n, "sleep": 0.02}} for n in range(1000)]
     for start in range(0, 1000, 250):

@@ -22,6 +22,7 @@ from agentmesh.security.crypto import EncryptionService
 from agentmesh.security.tenancy import Principal
 from agentmesh.security.tokens import TokenService
 from agentmesh.store.persistence import Persistence
+from agentmesh.transports.targets import RouteTargets
 
 
 @dataclass
@@ -39,6 +40,8 @@ class ApiContext:
     hub: WebSocketHub
     stats: RequestStats
     mesh: Mesh | None = None
+    routes: RouteTargets | None = None
+    """The brokers ``routing.targets`` may name (POST /messages)."""
     started_at: float = field(default_factory=time.time)
 
     async def caught_up(self) -> None:

@@ -64,6 +64,7 @@ from agentmesh.security.tokens import TokenService, token_service_from_settings
 from agentmesh.store.audit_log import audit_store_for
 from agentmesh.store.audit_trail import AuditTrail
 from agentmesh.store.persistence import Persistence, open_persistence
+from agentmesh.transports.targets import RouteTargets
 
 TITLE = "AgentMesh EDA API"
 COMMON_ERRORS = (400, 413, 429, 500)
@@ -181,6 +182,7 @@ def create_app(
             hub=hub,
             stats=stats,
             mesh=mesh_,
+            routes=RouteTargets.from_settings(resolved, mesh_.transport if mesh_ else None),
         )
         context.append(ctx)
         app.state.ctx = ctx
@@ -211,6 +213,8 @@ def create_app(
             await asyncio.gather(*background, return_exceptions=True)
             if limiter is not None:
                 await limiter.close()
+            if ctx.routes is not None:
+                await ctx.routes.close()
             if trail is not None:
                 p.projector.detach(trail)
             if audit_db is not plane_audit:

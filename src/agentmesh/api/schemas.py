@@ -16,6 +16,9 @@ from pydantic import (
 
 from agentmesh import ids
 from agentmesh.api.options import API_VERSION
+from agentmesh.domain.task_values import DEFAULT_MAX_ATTEMPTS
+from agentmesh.domain.workflows import check_workflow_data, parse_workflow_type, workflow_capability
+from agentmesh.errors import ValidationError
 
 AgentType = Literal["generic", "processor", "analyzer", "coordinator", "worker", "specialized"]
 AgentStatusName = Literal["AVAILABLE", "BUSY", "PAUSED", "UNHEALTHY", "TERMINATED", "QUARANTINED"]
@@ -276,12 +279,16 @@ AgentIdField = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,256}$
 
 class TaskSubmitRequest(Strict):
     task_id: ObjectId | None = None
-    capability: CapabilityName
+    capability: CapabilityName | None = None
+    workflow_type: str | None = None
+    """Run this pattern with ``payload`` as its workflow_data instead of offering the task
+    on a capability (see :mod:`agentmesh.domain.workflows`); unknown types are a 422."""
     task_type: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
     payload: dict[str, Any] = Field(default_factory=dict)
     priority: Annotated[int, Field(ge=1, le=5)] | PriorityName = "medium"
     timeout_seconds: int = Field(default=300, ge=1, le=3600)
-    max_retries: int = Field(default=3, ge=0, le=5)
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    """Runs at most this often (1-6; checked by the domain, 422 otherwise)."""
     strategy: RoutingStrategyName | None = None
     to_agent: AgentIdField | None = None
     require_vetting: bool = False  # the safety agent vets it before any worker may take it
@@ -290,7 +297,29 @@ class TaskSubmitRequest(Strict):
     def _one_route(self) -> TaskSubmitRequest:
         if self.strategy is not None and self.to_agent is not None:
             raise ValueError("give either strategy or to_agent, not both")
+        if self.workflow_type is None:
+            if self.capability is None:
+                raise ValueError("give a capability or a workflow_type")
+            return self
+        if self.capability is not None or self.strategy is not None or self.to_agent:
+            raise ValueError(
+                "a workflow_type is run by the workflow runner: no capability, "
+                "strategy or to_agent with it"
+            )
+        try:
+            kind = parse_workflow_type(self.workflow_type)
+            self.payload = check_workflow_data(kind, self.payload)
+        except ValidationError as exc:  # the domain's message, as a 422
+            raise ValueError(str(exc)) from None
+        self.workflow_type, self.capability = kind, workflow_capability(kind)
+        self.task_type = self.task_type or kind
         return self
+
+    @property
+    def offered_on(self) -> str:
+        """The capability the task is offered on (set for every valid request)."""
+        assert self.capability is not None
+        return self.capability
 
 
 class TaskStepOut(BaseModel):
@@ -309,7 +338,7 @@ class TaskInfo(BaseModel):
     payload: dict[str, Any] = {}
     priority: int
     timeout_seconds: int
-    max_retries: int
+    max_attempts: int
     status: TaskStatusName
     agent_id: str | None = None
     attempt: int = 1
@@ -324,6 +353,8 @@ class TaskInfo(BaseModel):
     queued_seconds: float | None = None
     run_seconds: float | None = None
     timeline: list[TaskStepOut] = []
+    parent_task_id: str | None = None
+    """The task whose run submitted this one (a workflow's or pattern's subtask)."""
 
 
 class TaskResponse(BaseResponse, TaskInfo):
@@ -357,8 +388,10 @@ class EnvelopeIn(Strict):
 
 class MessageAccepted(BaseResponse):
     message_id: str
-    status: Literal["queued"] = "queued"
+    status: Literal["queued", "delivered"] = "queued"
     subject: str
+    targets: list[str] = []
+    """With ``routing.targets``: every ``platform:subject`` the envelope was delivered to."""
 
 
 class MessageResponse(BaseResponse):

@@ -15,7 +15,9 @@ import typer
 
 from agentmesh.cli.output import fail, print_json
 from agentmesh.cli.target import JsonOpt, Target, settings, status_line, with_target
-from agentmesh.errors import AgentMeshError
+from agentmesh.domain.task_values import DEFAULT_MAX_ATTEMPTS
+from agentmesh.domain.workflows import check_workflow_data, parse_workflow_type, workflow_capability
+from agentmesh.errors import AgentMeshError, ValidationError
 
 token_app = typer.Typer(help="Mint API tokens (JWT).", no_args_is_help=True)
 task_app = typer.Typer(help="Submit and manage tasks.", no_args_is_help=True)
@@ -166,7 +168,9 @@ STRATEGIES = (
 @task_app.command("submit")
 @with_target
 def task_submit(
-    capability: Annotated[str, typer.Option("--capability", "-c", help="Required capability.")],
+    capability: Annotated[
+        str | None, typer.Option("--capability", "-c", help="Required capability.")
+    ] = None,
     payload: Annotated[str, typer.Option(help="Task payload as a JSON object.")] = "{}",
     *,
     target: Target,
@@ -174,7 +178,9 @@ def task_submit(
     task_type: Annotated[str | None, typer.Option(help="Task type (default: capability).")] = None,
     priority: Annotated[str, typer.Option(help="1-5 or low/medium/high/urgent.")] = "medium",
     timeout: Annotated[int, typer.Option(min=1, max=3600, help="Seconds.")] = 300,
-    max_retries: Annotated[int, typer.Option(min=0, max=5)] = 3,
+    max_attempts: Annotated[
+        int, typer.Option(help="Runs at most this often (1-6, retries = attempts - 1).")
+    ] = DEFAULT_MAX_ATTEMPTS,
     strategy: Annotated[
         str | None,
         typer.Option(
@@ -183,8 +189,15 @@ def task_submit(
         ),
     ] = None,
     to_agent: Annotated[str | None, typer.Option(help="Offer it to this agent only.")] = None,
+    workflow_type: Annotated[
+        str | None,
+        typer.Option(
+            help="Run a pattern instead (orchestrator_worker, hierarchical, market, swarm) "
+            "with --payload as its workflow_data; the control plane's workflow runner runs it."
+        ),
+    ] = None,
 ) -> None:
-    """Submit a task for the agents with ``--capability``."""
+    """Submit a task for the agents with ``--capability`` (or a ``--workflow-type``)."""
     if strategy is not None and strategy not in STRATEGIES:
         fail(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
     try:
@@ -193,6 +206,17 @@ def task_submit(
         fail("Invalid JSON for --payload")
     if not isinstance(body, dict):
         fail("--payload must be a JSON object")
+    if workflow_type is not None:
+        if capability is not None or strategy is not None or to_agent is not None:
+            fail("--workflow-type replaces --capability, --strategy and --to-agent")
+        try:
+            kind = parse_workflow_type(workflow_type)
+            body = check_workflow_data(kind, body)
+        except ValidationError as exc:
+            fail(str(exc))
+        capability, task_type = workflow_capability(kind), task_type or kind
+    elif capability is None:
+        fail("give --capability or --workflow-type")
     request = {
         "capability": capability,
         "payload": body,
@@ -200,7 +224,7 @@ def task_submit(
         "task_type": task_type,
         "priority": _priority(priority),
         "timeout_seconds": timeout,
-        "max_retries": max_retries,
+        "max_attempts": max_attempts,
         "strategy": strategy,
         "to_agent": to_agent,
     }

@@ -25,12 +25,14 @@ from agentmesh.commands.messages import (
     GetMessage,
     GetTask,
     GetTenant,
+    GrantQuota,
     ListAgents,
     ListTasks,
     ListTenants,
     MarkAgentHealthy,
     MarkAgentUnhealthy,
     PauseAgent,
+    QuotaGrant,
     RecordHeartbeat,
     RecordTask,
     RegisterAgent,
@@ -82,6 +84,8 @@ def build_bus(
         (RetryTask, h.retry_task),
     ):
         bus.register_command(command_type, handler)
+    if h.quota is not None:
+        bus.register_command(GrantQuota, h.quota.grant)
     register_safety(bus, h)
     if read_models is not None:
         q = QueryHandlers(read_models)
@@ -113,6 +117,7 @@ __all__ = [
     "GetMessage",
     "GetTask",
     "GetTenant",
+    "GrantQuota",
     "ListAgents",
     "ListTasks",
     "ListTenants",
@@ -120,6 +125,7 @@ __all__ = [
     "MarkAgentUnhealthy",
     "PauseAgent",
     "QueryHandlers",
+    "QuotaGrant",
     "RecordHeartbeat",
     "RecordTask",
     "RegisterAgent",

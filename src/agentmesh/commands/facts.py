@@ -79,8 +79,9 @@ class FactHandlers:
             payload=cmd.payload,
             priority=cmd.priority,
             timeout_seconds=cmd.timeout_seconds,
-            max_retries=cmd.max_retries,
+            max_attempts=cmd.max_attempts,
             at=at,
+            parent_task_id=cmd.parent_task_id,
         )
         task, offered = task.offer(cmd.capability, at=at)
         recorded = self.h._recorded(task, OutboxMessage(cmd.subject, cmd.envelope))

@@ -289,7 +289,7 @@ class CommandHandlers:
             payload=cmd.payload,
             priority=cmd.priority,
             timeout_seconds=cmd.timeout_seconds,
-            max_retries=cmd.max_retries,
+            max_attempts=cmd.max_attempts,
         )
         task, offered = task.offer(cmd.capability)
         if self.quota is not None:  # after validation, before any write

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from agentmesh.domain import HealthMetrics
+from agentmesh.domain.task_values import DEFAULT_MAX_ATTEMPTS
 from agentmesh.envelope import Envelope
 from agentmesh.store.queries import AgentListQuery
 
@@ -121,7 +122,7 @@ class SubmitTask:
     task_id: str | None = None  # default: a new uuid4
     priority: int | str = 3
     timeout_seconds: int = 300
-    max_retries: int = 3
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     source: str = "api"
     to_agent: str | None = None
     """Offer it to this agent's durable inbox instead of the capability queue."""
@@ -129,6 +130,25 @@ class SubmitTask:
     """A routing strategy needs the live registry: the entry point resolves it into
     ``to_agent`` (a handler without a registry refuses it)."""
     require_vetting: bool = False  # offered to the safety agent first (see commands.safety)
+
+
+@dataclass(frozen=True)
+class GrantQuota:
+    """Take up to ``want`` messages of the tenant's ``max_messages_per_hour`` for a
+    submitter that has only the broker; answered with a :class:`QuotaGrant`."""
+
+    tenant_id: str
+    want: int = 1
+
+
+@dataclass(frozen=True)
+class QuotaGrant:
+    """``granted`` messages taken (0: the hour is used up, retry in ``retry_after``
+    seconds); ``limit`` is None for a tenant the store does not know."""
+
+    granted: int
+    limit: int | None = None
+    retry_after: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -146,8 +166,9 @@ class RecordTask:
     task_type: str | None = None
     priority: int | str = 3
     timeout_seconds: int = 300
-    max_retries: int = 3
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     submitted_at: datetime | None = None
+    parent_task_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -251,6 +272,7 @@ class ListTasks:
     tenant_id: str
     status: str | None = None
     agent_id: str | None = None
+    parent_task_id: str | None = None
     limit: int = 50
     offset: int = 0
 

@@ -33,7 +33,12 @@ class QueryHandlers:
 
     async def list_tasks(self, q: m.ListTasks) -> Page:
         return await self.rm.list_tasks(
-            q.tenant_id, status=q.status, agent_id=q.agent_id, limit=q.limit, offset=q.offset
+            q.tenant_id,
+            status=q.status,
+            agent_id=q.agent_id,
+            parent_task_id=q.parent_task_id,
+            limit=q.limit,
+            offset=q.offset,
         )
 
     async def list_tenants(self, q: m.ListTenants) -> list[dict[str, Any]]:

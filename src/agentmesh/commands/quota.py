@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
+from agentmesh.commands.messages import GrantQuota, QuotaGrant
 from agentmesh.domain.events import parse_datetime
-from agentmesh.errors import QuotaExceeded
+from agentmesh.errors import QuotaExceeded, ValidationError
 from agentmesh.store.queries import ReadModels
 
 HOUR = 3600.0
@@ -45,6 +46,23 @@ class QuotaWindow:
         doc = await self.read_models.get_tenant(tenant_id)
         if doc is not None:
             await self.take(tenant_id, int(doc["max_messages_per_hour"]))
+
+    async def grant(self, cmd: GrantQuota, *, now: float | None = None) -> QuotaGrant:
+        """Take up to ``cmd.want`` (1-1000) submissions at once for a bus submitter."""
+        if isinstance(cmd.want, bool) or not isinstance(cmd.want, int) or not 1 <= cmd.want <= 1000:
+            raise ValidationError(f"a quota request wants 1-1000 messages, got {cmd.want!r}")
+        doc = await self.read_models.get_tenant(cmd.tenant_id)
+        if doc is None:
+            return QuotaGrant(cmd.want)
+        limit = int(doc["max_messages_per_hour"])
+        granted = 0
+        try:
+            while granted < cmd.want:
+                await self.take(cmd.tenant_id, limit, now=now)
+                granted += 1
+        except QuotaExceeded as exc:
+            return QuotaGrant(granted, limit, 0.0 if granted else exc.retry_after)
+        return QuotaGrant(granted, limit)
 
     async def take(self, tenant_id: str, limit: int, *, now: float | None = None) -> None:
         """Count one submission, or raise :class:`QuotaExceeded` when ``limit`` is used."""

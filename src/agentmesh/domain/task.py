@@ -10,7 +10,7 @@ failure, timeout, retries, dead-lettering and cancellation.
     FAILED/TIMED_OUT --retry (retries left)--> RETRYING --offer/assign--> ...
     FAILED/TIMED_OUT --dead_letter--> DEAD_LETTERED --retry(manual=True)--> RETRYING
 
-Timeouts are 1-3600 s (default 300), retries 0-5 (default 3), priority 1-5 (5 highest;
+Timeouts are 1-3600 s (default 300), 1-6 attempts (default 4: 3 retries), priority 1-5 (5 highest;
 ``low/medium/high/urgent`` map to 1/3/4/5). Transitions return ``(new_task, events)``
 and refuse with :class:`~agentmesh.errors.InvalidTransition`.
 """
@@ -39,7 +39,7 @@ from agentmesh.domain.task_events import (
 )
 from agentmesh.domain.task_values import (  # re-exported: the task's vocabulary
     ACTIVE,
-    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIMEOUT_SECONDS,
     TERMINAL,
     TaskStatus,
@@ -68,7 +68,7 @@ class TaskAggregate:
     payload: dict[str, Any] = dataclasses.field(default_factory=dict)
     priority: int = 3
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
-    max_retries: int = DEFAULT_MAX_RETRIES
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     status: TaskStatus = TaskStatus.SUBMITTED
     agent_id: str | None = None
     attempt: int = 1
@@ -82,6 +82,7 @@ class TaskAggregate:
     started_at: datetime | None = None
     timeline: tuple[TaskStep, ...] = ()
     version: int = 0
+    parent_task_id: str | None = None  # the task whose handler submitted this one
 
     def __post_init__(self) -> None:
         self.check_invariants()
@@ -99,10 +100,11 @@ class TaskAggregate:
         for cap in self.required_capabilities:
             if not CAPABILITY_PATTERN.match(cap):
                 raise ValidationError(f"invalid capability name {cap!r}")
-        check_task_limits(self.priority, self.timeout_seconds, self.max_retries + 1)
-        if not 0 <= self.retries_used <= self.max_retries:
+        check_task_limits(self.priority, self.timeout_seconds, self.max_attempts)
+        if not 0 <= self.retries_used < self.max_attempts:
             raise ValidationError(
-                f"retries_used {self.retries_used} outside 0..max_retries {self.max_retries}"
+                f"retries_used {self.retries_used} outside 0..{self.max_attempts - 1} "
+                f"(max_attempts {self.max_attempts})"
             )
         if self.status in (TaskStatus.ASSIGNED, TaskStatus.RUNNING) and not self.agent_id:
             raise ValidationError(f"a {self.status.value} task must have an agent")
@@ -120,7 +122,7 @@ class TaskAggregate:
 
     @property
     def retries_left(self) -> int:
-        return self.max_retries - self.retries_used
+        return self.max_attempts - 1 - self.retries_used
 
     # -- creation and replay ---------------------------------------------------------
     @classmethod
@@ -134,11 +136,12 @@ class TaskAggregate:
         payload: Mapping[str, Any] | None = None,
         priority: int | str = 3,
         timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         at: datetime | None = None,
+        parent_task_id: str | None = None,
     ) -> Transition:
         """A new SUBMITTED task and its ``TaskSubmittedEvent``."""
-        for name, value in (("timeout_seconds", timeout_seconds), ("max_retries", max_retries)):
+        for name, value in (("timeout_seconds", timeout_seconds), ("max_attempts", max_attempts)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValidationError(f"{name} must be an integer, got {value!r}")
         now = _now(at)
@@ -151,8 +154,9 @@ class TaskAggregate:
             payload=dict(payload or {}),
             priority=parse_priority(priority),
             timeout_seconds=timeout_seconds,
-            max_retries=max_retries,
+            max_attempts=max_attempts,
             submitted_at=now,
+            parent_task_id=parent_task_id,
         )
         return cls.from_submitted(event), [event]
 
@@ -166,11 +170,12 @@ class TaskAggregate:
             payload=dict(e.payload),
             priority=e.priority,
             timeout_seconds=e.timeout_seconds,
-            max_retries=e.max_retries,
+            max_attempts=e.max_attempts,
             submitted_at=e.submitted_at,
             updated_at=e.submitted_at,
             timeline=(TaskStep("submitted", e.submitted_at),),
             version=1,
+            parent_task_id=e.parent_task_id,
         )
 
     @classmethod
@@ -230,8 +235,7 @@ class TaskAggregate:
                 detail = event.error
             case TaskTimedOutEvent():
                 c.update(
-                    status=TaskStatus.TIMED_OUT,
-                    error=f"timed out after {event.timeout_seconds} s",
+                    status=TaskStatus.TIMED_OUT, error=f"timed out after {event.timeout_seconds} s"
                 )
             case TaskRetryingEvent():
                 c.update(
@@ -257,13 +261,8 @@ class TaskAggregate:
             case _:
                 raise ValidationError(f"unknown task event {event.event_type}")
         status: TaskStatus = c["status"]
-        step = TaskStep(
-            status.value,
-            event.occurred_at,
-            c.get("agent_id", self.agent_id),
-            c.get("attempt", self.attempt),
-            detail,
-        )
+        agent, attempt = c.get("agent_id", self.agent_id), c.get("attempt", self.attempt)
+        step = TaskStep(status.value, event.occurred_at, agent, attempt, detail)
         c["timeline"] = (*self.timeline, step)
         return dataclasses.replace(self, **c)
 
@@ -292,13 +291,10 @@ class TaskAggregate:
         if cap not in self.required_capabilities:
             raise ValidationError(f"task {self.task_id} does not require capability {cap!r}")
         now = _now(at)
-        return self._emit(
-            [
-                TaskOfferedEvent(
-                    **self._base(now), capability=cap, attempt=self.attempt, offered_at=now
-                )
-            ]
+        offered = TaskOfferedEvent(
+            **self._base(now), capability=cap, attempt=self.attempt, offered_at=now
         )
+        return self._emit([offered])
 
     def assign(self, agent_id: str, *, at: datetime | None = None) -> Transition:
         """SUBMITTED/OFFERED/RETRYING -> ASSIGNED to ``agent_id``."""
@@ -411,7 +407,7 @@ class TaskAggregate:
         self._require("retry", allowed)
         if not manual and self.retries_left <= 0:
             raise InvalidTransition(
-                f"task {self.task_id} has used all {self.max_retries} retries; dead-letter it"
+                f"task {self.task_id} has used all {self.max_attempts} attempts; dead-letter it"
             )
         now = _now(at)
         return self._emit(

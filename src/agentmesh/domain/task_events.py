@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -23,8 +24,19 @@ class TaskSubmittedEvent(TaskEvent):
     payload: dict[str, Any] = dataclasses.field(default_factory=dict)
     priority: int = 3
     timeout_seconds: int = 300
-    max_retries: int = 3
+    max_attempts: int = 4
     submitted_at: datetime
+    parent_task_id: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DomainEvent:
+        """As :meth:`DomainEvent.from_dict`; events stored before the rename carry
+        ``max_retries`` (attempts = retries + 1) and are read as ``max_attempts``."""
+        if "max_retries" in data and "max_attempts" not in data:
+            old = data["max_retries"]
+            data = {k: v for k, v in data.items() if k != "max_retries"}
+            data["max_attempts"] = old + 1 if isinstance(old, int) else old
+        return super(TaskSubmittedEvent, cls).from_dict(data)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)

@@ -10,7 +10,8 @@ from agentmesh.errors import ValidationError
 
 PRIORITY_NAMES = {"low": 1, "medium": 3, "high": 4, "urgent": 5}
 DEFAULT_TIMEOUT_SECONDS = 300
-DEFAULT_MAX_RETRIES = 3
+DEFAULT_MAX_ATTEMPTS = 4
+"""A task runs at most 4 times by default (3 retries after the first attempt)."""
 
 
 class TaskStatus(StrEnum):
@@ -77,7 +78,7 @@ def check_task_limits(
 ) -> None:
     """The limits of a task, checked in one place for every entry point (REST, CLI, the
     store's aggregate, ``Mesh.submit``): priority 1-5 (or a name), timeout 1-3600 s,
-    1-6 attempts (``max_retries`` = attempts - 1). Raises :class:`ValidationError`."""
+    1-6 attempts (retries = attempts - 1). Raises :class:`ValidationError`."""
     if priority is not None:
         parse_priority(priority)
     if timeout_seconds is not None and (
@@ -92,13 +93,13 @@ def check_task_limits(
         or not 1 <= max_attempts <= MAX_ATTEMPTS
     ):
         raise ValidationError(
-            f"max_attempts must be 1-{MAX_ATTEMPTS} (max_retries 0-{MAX_ATTEMPTS - 1}), "
+            f"max_attempts must be 1-{MAX_ATTEMPTS} (0-{MAX_ATTEMPTS - 1} retries), "
             f"got {max_attempts}"
         )
 
 
 __all__ = [
-    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_TIMEOUT_SECONDS",
     "PRIORITY_NAMES",
     "TaskStep",

@@ -32,6 +32,7 @@ from loguru import logger
 from agentmesh import subjects
 from agentmesh.domain.values import AgentStatus
 from agentmesh.envelope import Envelope
+from agentmesh.runtime.context import current_task_id
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.registry import AgentRecord
 from agentmesh.transports import Message, Subscription
@@ -76,6 +77,7 @@ class Assignment:
     failed_on: set[str] = field(default_factory=set)
     exclude: set[str] = field(default_factory=set)
     sent_at: float = 0.0
+    parent_task_id: str | None = None  # the task this work is a subtask of
 
 
 class Assignments:
@@ -137,8 +139,12 @@ class Assignments:
         exclude: Iterable[str] = (),
         priority: int | None = None,
         timeout_seconds: float | None = None,
+        parent_task_id: str | None = None,
     ) -> Assignment:
         """Send work and return its :class:`Assignment` (``await a.future`` for the outcome).
+
+        Each try records ``parent_task_id`` (default: the task whose handler runs here) as
+        its parent, so the subtasks of a task are listed with it.
 
         ``routed`` picks the least-loaded live agent with the capability (or ``agent_id``)
         and sends to its inbox, so the tracker can reassign it when that agent goes silent;
@@ -155,6 +161,7 @@ class Assignments:
             timeout_seconds=timeout_seconds,
             routed=routed or agent_id is not None,
             exclude=set(exclude),
+            parent_task_id=parent_task_id or current_task_id(),
         )
         self._by_key[key] = a
         await self._send(a, prefer=agent_id)
@@ -246,6 +253,8 @@ class Assignments:
         )
         env.metadata["id"] = a.task_id
         env.metadata["max_attempts"] = 1  # retries are this tracker's decision
+        if a.parent_task_id:
+            env.metadata["parent_task_id"] = a.parent_task_id
         if a.priority is not None:
             env.metadata["priority"] = a.priority
         if a.timeout_seconds is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from agentmesh.envelope import Envelope
@@ -9,6 +10,16 @@ from agentmesh.transports import Message
 
 if TYPE_CHECKING:
     from agentmesh.runtime.agent import AgentRuntime
+
+
+CURRENT_TASK: ContextVar[str | None] = ContextVar("agentmesh_current_task", default=None)
+"""The id of the durable task whose handler runs in this context (set by the runtime)."""
+
+
+def current_task_id() -> str | None:
+    """The durable task being handled here, if any: ``Mesh.submit`` and the patterns
+    record it as the ``parent_task_id`` of what they submit from inside a handler."""
+    return CURRENT_TASK.get()
 
 
 class TaskContext:

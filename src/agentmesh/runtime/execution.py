@@ -37,7 +37,7 @@ from agentmesh.envelope import Envelope, now_iso
 from agentmesh.errors import BulkheadFullError, BulkheadTimeoutError, TaskTimeout
 from agentmesh.observability import metrics, tracing
 from agentmesh.resilience import RetryConfig
-from agentmesh.runtime.context import TaskContext
+from agentmesh.runtime.context import CURRENT_TASK, TaskContext
 from agentmesh.runtime.ledger import TaskLedger, unique_first_delivery
 from agentmesh.transports import Message
 from agentmesh.transports.message import error_context
@@ -187,6 +187,7 @@ class DurableExecutor:
         tenant = env.tenant_id
         ctx = TaskContext(agent, msg, capability, "task")
         task_id = ctx.task_id
+        CURRENT_TASK.set(task_id)  # subtasks submitted by the handler name it as parent
         guard = agent.mesh.safety
         if agent.status == AgentStatus.QUARANTINED:
             await msg.nak(self.decline_delay / 10)  # not here: another agent takes it

@@ -33,7 +33,7 @@ from typing import Any
 
 from loguru import logger
 
-from agentmesh import subjects
+from agentmesh import ids, subjects
 from agentmesh.aio import stop_task
 from agentmesh.commands import (
     CancelTask,
@@ -45,6 +45,7 @@ from agentmesh.commands import (
 )
 from agentmesh.commands.safety import RejectTask
 from agentmesh.domain.events import parse_datetime
+from agentmesh.domain.task_values import MAX_ATTEMPTS
 from agentmesh.envelope import Envelope
 from agentmesh.errors import (
     AgentMeshError,
@@ -79,6 +80,13 @@ def offered_task_id(env: Envelope) -> str:
     """The task id of an offer: ``payload.task_id`` when the store made it, else its id."""
     tid = env.payload.get("task_id")
     return tid if isinstance(tid, str) and tid else env.id
+
+
+def parent_of(env: Envelope) -> str | None:
+    """The task whose handler offered ``env`` (``metadata.parent_task_id``, set by
+    ``Mesh.submit`` and the patterns inside a task handler), when it is a valid id."""
+    parent = env.metadata.get("parent_task_id") or env.context.get("parent_task_id")
+    return parent if isinstance(parent, str) and ids.SEGMENT.match(parent) else None
 
 
 class TaskRecorder:
@@ -247,8 +255,9 @@ class TaskRecorder:
             task_type=md.get("task_type") if isinstance(md.get("task_type"), str) else None,
             priority=md.get("priority", 3),
             timeout_seconds=math.ceil(timeout) if isinstance(timeout, int | float) else timeout,
-            max_retries=min(max(attempts - 1, 0), 5),
+            max_attempts=min(max(attempts, 1), MAX_ATTEMPTS),
             submitted_at=None if from_event else env.timestamp,
+            parent_task_id=parent_of(env),
         )
 
     async def _reject(self, env: Envelope, subject: str, reason: str) -> None:

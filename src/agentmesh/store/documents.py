@@ -21,7 +21,7 @@ from agentmesh.domain import (
     TenantAggregate,
 )
 from agentmesh.domain.events import iso, parse_datetime
-from agentmesh.domain.task_values import ACTIVE
+from agentmesh.domain.task_values import ACTIVE, DEFAULT_MAX_ATTEMPTS
 
 
 def _dt(value: Any) -> Any:
@@ -102,7 +102,7 @@ def task_doc(task: TaskAggregate) -> dict[str, Any]:
         "payload": dict(task.payload),
         "priority": task.priority,
         "timeout_seconds": task.timeout_seconds,
-        "max_retries": task.max_retries,
+        "max_attempts": task.max_attempts,
         "status": task.status.value,
         "agent_id": task.agent_id,
         "attempt": task.attempt,
@@ -127,6 +127,7 @@ def task_doc(task: TaskAggregate) -> dict[str, Any]:
             for s in task.timeline
         ],
         "version": task.version,
+        "parent_task_id": task.parent_task_id,
     }
 
 
@@ -144,6 +145,26 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return None if start is None or end is None else round((end - start).total_seconds(), 6)
 
 
+def _max_attempts(doc: dict[str, Any]) -> int:
+    """``max_attempts`` of a task document; documents written before the rename carry
+    ``max_retries`` (attempts = retries + 1)."""
+    if "max_attempts" in doc:
+        return int(doc["max_attempts"])
+    if "max_retries" in doc:
+        return int(doc["max_retries"]) + 1
+    return DEFAULT_MAX_ATTEMPTS
+
+
+def current_task_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored task document in today's shape (``max_retries`` of documents written
+    before the rename read as ``max_attempts``)."""
+    if "max_attempts" in doc:
+        return doc
+    out = {k: v for k, v in doc.items() if k != "max_retries"}
+    out["max_attempts"] = _max_attempts(doc)
+    return out
+
+
 def task_from_doc(doc: dict[str, Any]) -> TaskAggregate:
     return TaskAggregate(
         task_id=doc["task_id"],
@@ -153,7 +174,8 @@ def task_from_doc(doc: dict[str, Any]) -> TaskAggregate:
         payload=dict(doc.get("payload") or {}),
         priority=doc["priority"],
         timeout_seconds=doc["timeout_seconds"],
-        max_retries=doc["max_retries"],
+        max_attempts=_max_attempts(doc),
+        parent_task_id=doc.get("parent_task_id"),
         status=TaskStatus(doc["status"]),
         agent_id=doc.get("agent_id"),
         attempt=doc.get("attempt", 1),

@@ -206,6 +206,7 @@ class TasksProjection:
             "submitted_at",
             "updated_at",
             "doc",
+            "parent_task_id",
         ),
     )
 
@@ -240,6 +241,7 @@ class TasksProjection:
             doc["submitted_at"],
             doc["updated_at"],
             _json(doc if self.sealer is None else self.sealer.seal_fields(doc, DOC_FIELDS)),
+            task.parent_task_id,
         )
 
     def load(self, doc: str) -> Any:

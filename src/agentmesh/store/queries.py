@@ -16,6 +16,7 @@ import orjson
 from agentmesh.domain import AGENT_TYPES, AgentStatus, TaskStatus
 from agentmesh.errors import ValidationError
 from agentmesh.store.db import Database
+from agentmesh.store.documents import current_task_doc
 from agentmesh.store.sealing import DOC_FIELDS, Sealer
 
 SortBy = Literal["name", "created_at", "status"]
@@ -117,6 +118,7 @@ class ReadModels:
 
     def _opened(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Task documents with their sealed payload and result opened."""
+        docs = [current_task_doc(d) for d in docs]
         if self.sealer is None:
             return docs
         return [self.sealer.open_fields(d, DOC_FIELDS) for d in docs]
@@ -178,10 +180,11 @@ class ReadModels:
         *,
         status: TaskStatus | str | None = None,
         agent_id: str | None = None,
+        parent_task_id: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> Page:
-        """Tasks of a tenant, newest first."""
+        """Tasks of a tenant, newest first (``parent_task_id``: a task's subtasks)."""
         if not 1 <= limit <= 1000 or not 0 <= offset <= 10000:
             raise ValidationError("limit must be 1-1000 and offset 0-10000")
         where = ["tenant_id = ?"]
@@ -192,6 +195,9 @@ class ReadModels:
         if agent_id is not None:
             where.append("agent_id = ?")
             args.append(agent_id)
+        if parent_task_id is not None:
+            where.append("parent_task_id = ?")
+            args.append(parent_task_id)
         cond = " AND ".join(where)
         total = await self._count(f"SELECT COUNT(*) FROM tasks WHERE {cond}", *args)
         items = self._opened(

@@ -79,6 +79,16 @@ def test_local_store(env: Env) -> None:
         f"{env.live.url}/v1/tenants/acme/tasks/{task['task_id']}", headers=env.live.auth("acme")
     )
     assert r.json()["status"] == "cancelled"
+    flow = env.json(
+        "task", "submit", "--workflow-type", "market_based", "--max-attempts", "2",
+        "--payload", '{"capability": "render", "payload": {"frames": 2}}',
+    )  # fmt: skip
+    assert (flow["task_type"], flow["max_attempts"]) == ("market", 2)
+    assert flow["required_capabilities"] == ["workflow-market"]
+    assert_one_line_error(
+        env.run("task", "submit", "--workflow-type", "blackboard"),
+        "orchestrator_worker, hierarchical, market, swarm",
+    )
 
 
 def test_against_the_control_plane(env: Env) -> None:

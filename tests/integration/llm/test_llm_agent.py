@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from agentmesh import Envelope, RemoteError
+from agentmesh import Envelope, RemoteError, subjects
 from agentmesh.llm import PROVIDERS, Price
 from agentmesh.testing import ModelRequest, Reply
-from tests.helpers import eventually
+from tests.helpers import Collector, eventually
 from tests.integration.llm.conftest import KEY, World
 
 pytestmark = pytest.mark.integration
@@ -271,9 +271,14 @@ async def test_llm_orchestrator_plans_runs_and_synthesizes(world: World) -> None
         return Reply.say("About 18 billion meters.")
 
     world.server.respond_with(model)
+    offers = Collector()  # what the task recorder sees of the subtasks
+    await world.mesh.transport.subscribe(subjects.task_offers(world.tenant), offers)
     task_id = await world.mesh.submit("plan", {"goal": "How far does light go in a minute?"})
     out = await world.mesh.wait_result(task_id, timeout=30)
     assert out["text"] == "About 18 billion meters."
+    subtasks = [e for e in offers.envelopes if e.id != task_id]
+    assert len(subtasks) == 2  # the task tree: each subtask names the plan as its parent
+    assert {e.metadata.get("parent_task_id") for e in subtasks} == {task_id}
     assert out["plan"] == plan["subtasks"]
     assert out["results"] == [{"fact": "299792458 m/s"}, {"value": 17987547480.0}]
     assert [s["status"] for s in out["subtasks"]] == ["completed", "completed"]

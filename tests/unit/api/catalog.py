@@ -27,7 +27,7 @@ async def seed_tenant(api: Api, tenant: str) -> Seed:
     agent_id = f"worker-{tenant}"
     await bus.execute(RegisterAgent(tenant, agent_id, f"Agent of {tenant}", {"summarize": 4.0}))
     task = await bus.execute(SubmitTask(tenant, "summarize", {"secret": SECRET_MARK}))
-    dead = await bus.execute(SubmitTask(tenant, "summarize", {"n": 1}, max_retries=0))
+    dead = await bus.execute(SubmitTask(tenant, "summarize", {"n": 1}, max_attempts=1))
     await bus.execute(FailTask(tenant, str(dead.aggregate_id), "boom", retryable=False))
     await api.ctx.caught_up()
     root = api.root

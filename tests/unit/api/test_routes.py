@@ -208,7 +208,7 @@ async def test_tasks_submit_list_cancel_retry(api: Api) -> None:
     r = await api.client.post(f"/v1/tenants/acme/tasks/{tid}/cancel", headers=h)
     assert r.status_code == 409
 
-    dead = await api.ctx.bus.execute(SubmitTask("acme", "summarize", {}, max_retries=0))
+    dead = await api.ctx.bus.execute(SubmitTask("acme", "summarize", {}, max_attempts=1))
     await api.ctx.bus.execute(FailTask("acme", str(dead.aggregate_id), "boom", retryable=False))
     r = await api.client.post(f"/v1/tenants/acme/tasks/{dead.aggregate_id}/retry", headers=h)
     assert r.status_code == 200, r.text
@@ -217,7 +217,7 @@ async def test_tasks_submit_list_cancel_retry(api: Api) -> None:
         {"capability": "bad cap"},
         {"capability": "x", "priority": 9},
         {"capability": "x", "timeout_seconds": 0},
-        {"capability": "x", "max_retries": 6},
+        {"capability": "x", "max_attempts": 7},
         {"capability": "x", "surprise": True},
     ):
         r = await api.client.post("/v1/tenants/acme/tasks", json=bad, headers=h)

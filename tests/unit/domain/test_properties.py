@@ -146,7 +146,7 @@ def _task_step(t: TaskAggregate, cmd: str, i: int) -> tuple[Any, list[Any]]:
 @given(st.lists(TASK_COMMANDS, max_size=40), st.integers(0, 5))
 def test_task_commands_keep_invariants_and_replay(steps: list[str], retries: int) -> None:
     task, events = TaskAggregate.submit(
-        "task-p", "acme", "summarize", ["summarize"], max_retries=retries
+        "task-p", "acme", "summarize", ["summarize"], max_attempts=retries + 1
     )
     log: list[DomainEvent] = list(events)
     for i, cmd in enumerate(steps):
@@ -160,7 +160,7 @@ def test_task_commands_keep_invariants_and_replay(steps: list[str], retries: int
         task.check_invariants()
         if before.status in (TaskStatus.COMPLETED, TaskStatus.CANCELLED):
             raise AssertionError(f"{cmd} left terminal status {before.status}")
-        assert task.retries_used <= task.max_retries
+        assert task.retries_used < task.max_attempts
         if task.status in (TaskStatus.ASSIGNED, TaskStatus.RUNNING):
             assert task.agent_id
     assert task.version == len(log)

@@ -88,7 +88,7 @@ def test_one_set_of_task_limits_for_every_entry_point() -> None:
         with pytest.raises(ValidationError):
             check_task_limits(**bad)  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="max_attempts must be 1-6"):
-        TaskAggregate.submit("t-1", "acme", "work", ["work"], max_retries=6)
+        TaskAggregate.submit("t-1", "acme", "work", ["work"], max_attempts=7)
     mesh = Mesh("memory://limits", tenant="acme")
 
     async def submit() -> None:

@@ -78,11 +78,11 @@ def task(**kw: object) -> TaskAggregate:
 
 def test_task_happy_path() -> None:
     t = task(payload={"text": "hi"}, priority="high")
-    assert (t.status, t.priority, t.timeout_seconds, t.max_retries) == (
+    assert (t.status, t.priority, t.timeout_seconds, t.max_attempts) == (
         TaskStatus.SUBMITTED,
         4,
         300,
-        3,
+        4,
     )
     t, _ = t.offer()
     t, _ = t.assign("agent-1")
@@ -96,14 +96,14 @@ def test_task_happy_path() -> None:
 
 
 def test_task_retries_then_dead_letter_then_manual_replay() -> None:
-    t, _ = task(max_retries=1).offer()
+    t, _ = task(max_attempts=2).offer()
     t, _ = t.fail("boom")
     t, _ = t.retry()
     assert (t.status, t.attempt, t.retries_left) == (TaskStatus.RETRYING, 2, 0)
     t, _ = t.offer()
     t, _ = t.time_out()
     assert t.status is TaskStatus.TIMED_OUT
-    with pytest.raises(InvalidTransition, match="used all 1 retries"):
+    with pytest.raises(InvalidTransition, match="used all 2 attempts"):
         t.retry()
     t, _ = t.dead_letter()
     assert t.status is TaskStatus.DEAD_LETTERED
@@ -113,7 +113,13 @@ def test_task_retries_then_dead_letter_then_manual_replay() -> None:
 
 @pytest.mark.parametrize(
     "kw",
-    [{"timeout_seconds": 0}, {"timeout_seconds": 3601}, {"max_retries": 6}, {"priority": 9}],
+    [
+        {"timeout_seconds": 0},
+        {"timeout_seconds": 3601},
+        {"max_attempts": 7},
+        {"max_attempts": 0},
+        {"priority": 9},
+    ],
 )
 def test_task_limits(kw: dict[str, object]) -> None:
     with pytest.raises(ValidationError):

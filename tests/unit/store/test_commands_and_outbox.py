@@ -122,7 +122,7 @@ async def test_task_flow_updates_task_and_agent_and_encrypts_messages(
     await bus.execute(AssignTask("acme", task_id, "agent-1"))
     await bus.execute(StartTask("acme", task_id))
     await bus.execute(CompleteTask("acme", task_id, {"summary": "s"}))
-    failing = (await bus.execute(SubmitTask("acme", "summarize", max_retries=1))).aggregate_id
+    failing = (await bus.execute(SubmitTask("acme", "summarize", max_attempts=2))).aggregate_id
     await bus.execute(FailTask("acme", failing, "boom"))  # retried and offered again
     await bus.execute(FailTask("acme", failing, "boom"))  # dead-lettered
     await bus.execute(RetryTask("acme", failing))  # manual replay

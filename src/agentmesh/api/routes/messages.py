@@ -3,6 +3,11 @@
 A published envelope is recorded (Fernet-encrypted, in the ``messages`` read model) and
 queued for the broker in ONE store transaction (the outbox), on
 ``am.<tenant>.evt.<metadata.type>`` (type defaults to ``message``).
+
+With ``routing.targets`` (``"<platform>:<topic>"``, split on the first colon) the envelope goes to every
+target broker instead, through the bridge's router (see
+:mod:`agentmesh.transports.targets`): the targets are checked first (a broker that is not
+configured is a 422 naming it), the envelope is delivered to all of them, then recorded.
 """
 
 from __future__ import annotations
@@ -75,6 +80,12 @@ async def publish_message(
     subject = subjects.event(tenant_id, mtype)
     if await ctx.persistence.read_models.get_message(env.id) is not None:
         raise Conflict(f"message {env.id} already exists", code="MESSAGE_EXISTS")
+    targets: list[str] = []
+    if "targets" in env.routing:  # delivered to every target broker, not the outbox
+        if ctx.routes is None:
+            raise ValidationError("routing.targets: no target brokers in this control plane")
+        ctx.routes.check(env)  # before anything is written or sent
+        targets = await ctx.routes.deliver(env)
     priority = metadata.get("priority")
     recorded = MessageRecordedEvent(
         aggregate_id=env.id,
@@ -93,7 +104,7 @@ async def publish_message(
             message_stream(env.id),
             0,
             [NewEvent.of(recorded)],
-            outbox=[OutboxMessage(subject, env)],
+            outbox=[] if targets else [OutboxMessage(subject, env)],
         )
     except ConcurrencyError:
         raise Conflict(f"message {env.id} already exists", code="MESSAGE_EXISTS") from None
@@ -106,8 +117,16 @@ async def publish_message(
         principal=principal,
         resource_type="message",
         resource_id=env.id,
-        details={"subject": subject, "message_type": mtype},
+        details={
+            "subject": subject,
+            "message_type": mtype,
+            **({"targets": targets} if targets else {}),
+        },
     )
+    if targets:
+        return MessageAccepted(
+            message_id=env.id, subject=subject, status="delivered", targets=targets
+        )
     return MessageAccepted(message_id=env.id, subject=subject)
 
 

@@ -63,18 +63,18 @@ async def submit_task(
     to_agent = body.to_agent
     if body.strategy is not None and ctx.mesh is not None:  # no registry: no live agent,
         to_agent = ctx.mesh.router.choose(  # so the task waits in the capability queue
-            body.strategy, body.capability, parse_priority(body.priority), task_id, tenant=tenant_id
+            body.strategy, body.offered_on, parse_priority(body.priority), task_id, tenant=tenant_id
         )
     result = await ctx.bus.execute(
         SubmitTask(
             tenant_id=tenant_id,
-            capability=body.capability,
+            capability=body.offered_on,
             payload=body.payload,
             task_type=body.task_type,
             task_id=task_id,
             priority=body.priority,
             timeout_seconds=body.timeout_seconds,
-            max_retries=body.max_retries,
+            max_attempts=body.max_attempts,
             source=f"api:{principal.subject}",
             to_agent=to_agent,
             require_vetting=body.require_vetting,
@@ -86,7 +86,7 @@ async def submit_task(
         action=AuditAction.TASK_ASSIGNED,
         request=request,
         principal=principal,
-        details={"operation": "submit", "capability": body.capability},
+        details={"operation": "submit", "capability": body.offered_on},
     )
 
 
@@ -100,16 +100,26 @@ async def list_tasks(
     tenant_id: TenantPath,
     status: TaskStatusName | None = None,
     agent_id: Annotated[str | None, Query(pattern=ids.SEGMENT.pattern)] = None,
+    parent_task_id: Annotated[str | None, Query(pattern=ids.SEGMENT.pattern)] = None,
     limit: LimitQuery = 50,
     offset: OffsetQuery = 0,
     principal: Principal = Depends(require("list_tasks")),
     ctx: ApiContext = Depends(get_context),
 ) -> TaskListResponse:
-    """Tasks of the tenant, newest first, filtered by status and agent."""
+    """Tasks of the tenant, newest first, filtered by status, agent and parent task (the
+    subtasks a workflow or pattern submitted while running that task)."""
     page: Page = await ctx.bus.query(
-        ListTasks(tenant_id, status=status, agent_id=agent_id, limit=limit, offset=offset)
+        ListTasks(
+            tenant_id,
+            status=status,
+            agent_id=agent_id,
+            parent_task_id=parent_task_id,
+            limit=limit,
+            offset=offset,
+        )
     )
-    filters = {k: v for k, v in (("status", status), ("agent_id", agent_id)) if v is not None}
+    given = (("status", status), ("agent_id", agent_id), ("parent_task_id", parent_task_id))
+    filters = {k: v for k, v in given if v is not None}
     return TaskListResponse(tasks=[TaskInfo(**d) for d in page.items], **page_fields(page, filters))
 
 

@@ -608,7 +608,7 @@ const tasks = {
       ["Capabilities", (t.required_capabilities || []).join(", ")],
       ["Priority", PRIORITY_NAMES[t.priority] ?? t.priority],
       ["Agent", t.agent_id],
-      ["Attempt", `${t.attempt} (retries used ${t.retries_used} of ${t.max_retries})`],
+      ["Attempt", `${t.attempt} of ${t.max_attempts} (retries used ${t.retries_used})`],
       ["Timeout", `${t.timeout_seconds} s`],
       ["Submitted", fmtTime(t.submitted_at)],
       ["Started", t.started_at ? fmtTime(t.started_at) : "-"],

@@ -354,7 +354,9 @@ class SwarmOrchestrator(AgentRuntime):
                 changed = True
                 continue
             key = f"{job_id}-{tid}-t{self.term}"
-            a = await self.assignments.assign(key, cap, t["payload"], routed=True)
+            a = await self.assignments.assign(
+                key, cap, t["payload"], routed=True, parent_task_id=job_id
+            )
             self._tracked[f"{job_id}-{tid}"] = (job_id, tid, a)
             t.update(
                 status="in_progress", key=key, task_id=a.task_id, agent=a.agent_id, tries=a.tries
