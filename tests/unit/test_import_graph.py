@@ -148,3 +148,13 @@ def test_no_import_cycles_between_modules() -> None:
 def test_no_import_cycles_between_subpackages() -> None:
     # a layer imports only layers below it (domain <- adapters <- application <- entry points)
     assert cycles(package_graph(import_graph())) == []
+
+
+def test_no_module_is_over_450_lines() -> None:
+    # small modules with one clear job: a long one is split by role
+    long = {
+        name: n
+        for name, path in _modules().items()
+        if (n := len(path.read_text().splitlines())) > 450
+    }
+    assert long == {}

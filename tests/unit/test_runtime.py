@@ -19,7 +19,7 @@ from agentmesh.errors import (
     ValidationError,
 )
 from agentmesh.observability import metrics
-from agentmesh.runtime.agent import parse_capabilities, validate_agent_id
+from agentmesh.runtime.capabilities import parse_capabilities, validate_agent_id
 from tests.helpers import eventually
 
 

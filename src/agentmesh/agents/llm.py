@@ -387,7 +387,7 @@ def llm_agent(
 ) -> AgentRuntime:
     """Add an LLM agent to ``mesh``. Its own capabilities are declared as tools for other
     agents' models too (``{"prompt": str}``): LLM agents use each other as tools."""
-    from agentmesh.runtime.agent import parse_capabilities
+    from agentmesh.runtime.capabilities import parse_capabilities
 
     cfg = config or LLMAgentConfig()
     caps = parse_capabilities(capabilities)

@@ -191,7 +191,7 @@ def llm_orchestrator(
     deadline: float = 300.0,
 ) -> AgentRuntime:
     """Add an LLM orchestrator to ``mesh`` (its capabilities take ``{"goal": str}``)."""
-    from agentmesh.runtime.agent import parse_capabilities
+    from agentmesh.runtime.capabilities import parse_capabilities
 
     cfg = config or LLMAgentConfig()
     caps = parse_capabilities(capabilities)

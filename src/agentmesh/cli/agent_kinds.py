@@ -26,7 +26,7 @@ TenantOpt = Annotated[str | None, typer.Option(help="Tenant (default AGENTMESH_T
 def _prepare(agent_id: str, capabilities: list[str]) -> tuple[Any, dict[str, int]]:
     from agentmesh.cli.main import load_settings
     from agentmesh.errors import ValidationError
-    from agentmesh.runtime.agent import parse_capabilities, validate_agent_id
+    from agentmesh.runtime.capabilities import parse_capabilities, validate_agent_id
 
     try:
         validate_agent_id(agent_id)
@@ -109,7 +109,7 @@ def register_agent_kinds(agent_app: typer.Typer) -> None:
         from agentmesh.agents.kinds import assign_task
         from agentmesh.errors import AgentMeshError
         from agentmesh.mesh import Mesh
-        from agentmesh.runtime.agent import validate_agent_id
+        from agentmesh.runtime.capabilities import validate_agent_id
 
         settings, _ = _prepare(agent_id, capabilities)
         try:

@@ -74,7 +74,7 @@ def register(agent_app: typer.Typer) -> None:
         from agentmesh.decentralized.config import validate_group
         from agentmesh.errors import AgentMeshError
         from agentmesh.mesh import Mesh
-        from agentmesh.runtime.agent import parse_capabilities, validate_agent_id
+        from agentmesh.runtime.capabilities import parse_capabilities, validate_agent_id
         from agentmesh.runtime.shutdown import stop_on_signals
 
         try:

@@ -71,7 +71,7 @@ def start_federated_agent(
     from agentmesh.federated.model import TrainConfig, evaluate
     from agentmesh.federated.privacy import DPConfig
     from agentmesh.federated.protocol import FederationConfig
-    from agentmesh.runtime.agent import validate_agent_id
+    from agentmesh.runtime.capabilities import validate_agent_id
 
     config, caps = _prepare(agent_id, capabilities)
     if role not in ("coordinator", "participant"):

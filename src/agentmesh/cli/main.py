@@ -121,7 +121,8 @@ def agent_start(
 ) -> None:
     """Start an agent process that joins the mesh through the broker."""
     from agentmesh.mesh import Mesh
-    from agentmesh.runtime.agent import AgentRuntime, parse_capabilities, validate_agent_id
+    from agentmesh.runtime.agent import AgentRuntime
+    from agentmesh.runtime.capabilities import parse_capabilities, validate_agent_id
     from agentmesh.runtime.shutdown import stop_on_signals
 
     validate_agent_id(agent_id)

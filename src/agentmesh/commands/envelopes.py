@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 
 from agentmesh import subjects
-from agentmesh.domain import DomainEvent, TaskAggregate
+from agentmesh.domain import DomainEvent, MessageRecordedEvent, TaskAggregate
 from agentmesh.domain.task_events import TaskOfferedEvent
 from agentmesh.envelope import Envelope
 from agentmesh.observability import tracing
+from agentmesh.security.crypto import EncryptionService
 from agentmesh.store.base import OutboxMessage
 
 _OFFER_NS = uuid.UUID("6f1c1d8e-3f4e-4c55-9a51-0c2b5f1a7e01")
@@ -46,3 +47,26 @@ def offer_envelope(
         env.routing["destination"] = to_agent
         return OutboxMessage(subjects.inbox(task.tenant_id, to_agent), env)
     return OutboxMessage(subjects.task(task.tenant_id, offered.capability), env)
+
+
+def recorded_offer(
+    task: TaskAggregate, msg: OutboxMessage, crypto: EncryptionService | None
+) -> list[DomainEvent]:
+    """The ``MessageRecorded`` event of a task's offer (Fernet-encrypted), when the
+    messages read model is kept (a crypto service is configured); else nothing."""
+    if crypto is None:
+        return []
+    env = msg.envelope
+    return [
+        MessageRecordedEvent(
+            aggregate_id=task.task_id,
+            tenant_id=task.tenant_id,
+            message_id=env.id,
+            message_type=env.type or "",
+            subject=msg.subject,
+            source=str(env.metadata.get("source", "")),
+            priority=task.priority,
+            correlation_id=env.correlation_id,
+            ciphertext=crypto.encrypt(env.encode()),
+        )
+    ]

@@ -37,7 +37,7 @@ from agentmesh.store.base import EventStore, NewEvent, OutboxMessage
 from agentmesh.store.queries import ReadModels
 
 from . import messages as m
-from .envelopes import event_envelope, offer_envelope
+from .envelopes import event_envelope, offer_envelope, recorded_offer
 from .facts import agent_done, run_first
 from .follow import AgentFollower
 from .quota import QuotaWindow
@@ -123,22 +123,7 @@ class CommandHandlers:
         return found
 
     def _recorded(self, task: TaskAggregate, msg: OutboxMessage) -> list[DomainEvent]:
-        if self.crypto is None:
-            return []
-        env = msg.envelope
-        return [
-            MessageRecordedEvent(
-                aggregate_id=task.task_id,
-                tenant_id=task.tenant_id,
-                message_id=env.id,
-                message_type=env.type or "",
-                subject=msg.subject,
-                source=str(env.metadata.get("source", "")),
-                priority=task.priority,
-                correlation_id=env.correlation_id,
-                ciphertext=self.crypto.encrypt(env.encode()),
-            )
-        ]
+        return recorded_offer(task, msg, self.crypto)
 
     # -- tenants -----------------------------------------------------------------------
     async def create_tenant(self, cmd: m.CreateTenant) -> m.CommandResult:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from agentmesh import ids, subjects
+from agentmesh import subjects
 from agentmesh.aio import stop_task
 from agentmesh.domain.values import AgentStatus
 from agentmesh.envelope import Envelope
@@ -35,7 +34,6 @@ from agentmesh.errors import (
     BulkheadFullError,
     BulkheadTimeoutError,
     InvalidTransition,
-    ValidationError,
 )
 from agentmesh.observability import metrics
 from agentmesh.resilience import (
@@ -44,6 +42,10 @@ from agentmesh.resilience import (
     CircuitBreaker,
     CircuitBreakerConfig,
     CircuitState,
+)
+from agentmesh.runtime.capabilities import (
+    parse_capabilities,
+    validate_agent_id,
 )
 from agentmesh.runtime.capability_specs import CapabilitySpec, parse_specs
 from agentmesh.runtime.context import TaskContext
@@ -55,41 +57,9 @@ if TYPE_CHECKING:
 
 AgentHandler = Callable[[TaskContext], Awaitable[Any]]
 
-AGENT_ID = ids.AGENT_ID
-CAPABILITY = ids.CAPABILITY
 TASK_DELIVERY_CAP = 10_000
 """Broker-side delivery cap of task consumers; attempts are counted by the ledger instead,
 so declines and crashed agents never use up a task's attempts."""
-
-
-def validate_agent_id(agent_id: str) -> str:
-    return ids.check_agent_id(agent_id)
-
-
-def parse_capabilities(value: Mapping[str, int] | Iterable[str] | str) -> dict[str, int]:
-    """``{"summarize": 4}``, ``["a", "b"]``, ``"a,b"`` or ``"a b"`` (level 3 by default; ``a:5``)."""
-    items: dict[str, int] = {}
-    if isinstance(value, Mapping):
-        pairs = [(str(k), v) for k, v in value.items()]
-    else:
-        raw = [value] if isinstance(value, str) else list(value)
-        tokens = [t for chunk in raw for t in re.split(r"[,\s]+", str(chunk)) if t]
-        pairs = []
-        for tok in tokens:
-            name, _, level = tok.partition(":")
-            pairs.append((name, int(level) if level.isdigit() else 3))
-    for name, level in pairs:
-        if not CAPABILITY.match(name):
-            raise ValidationError(
-                f"invalid capability {name!r}: use 1-100 letters, digits, '-' or '_'",
-                code="INVALID_CAPABILITY",
-            )
-        if not isinstance(level, int) or not 1 <= level <= 5:
-            raise ValidationError(f"capability {name!r} level must be 1-5, got {level!r}")
-        items[name] = level
-    if not items:
-        raise ValidationError("an agent needs at least one capability")
-    return items
 
 
 class AgentRuntime:
