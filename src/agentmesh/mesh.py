@@ -37,6 +37,7 @@ from agentmesh.errors import (
     ValidationError,
 )
 from agentmesh.observability import metrics, tracing
+from agentmesh.observability.process_metrics import start_requested_metrics
 from agentmesh.resilience import RetryPolicy
 from agentmesh.runtime.agent import TASK_DELIVERY_CAP, AgentHandler, AgentRuntime
 from agentmesh.runtime.context import current_task_id
@@ -154,6 +155,7 @@ class Mesh:
         for runtime in list(self.agents.values()):
             await runtime.start()
         self._started = True
+        start_requested_metrics()  # an `agent start*` process: /metrics once it runs
 
     async def stop(self) -> None:
         """Stop agents (graceful drain), the registry, then the transport."""

@@ -103,7 +103,10 @@ async def test_leader_sigkill_new_leader_within_two_timeouts_nothing_lost(
     def registry_status(agent_id: str) -> str | None:
         return next((a["status"] for a in registry.snapshot() if a["agent_id"] == agent_id), None)
 
-    await until(lambda: registry_status(cluster.ids[old]) in ("AVAILABLE", "BUSY"), 30)
+    try:
+        await until(lambda: registry_status(cluster.ids[old]) in ("AVAILABLE", "BUSY"), 30)
+    except AssertionError:
+        raise AssertionError(f"registry: {registry.snapshot()} ids {cluster.ids}") from None
 
     killed_at, killed_wall = time.monotonic(), time.time()
     cluster.kill(old)

@@ -8,7 +8,7 @@ import typer
 
 
 def register(agent_app: typer.Typer) -> None:
-    """Serve process metrics before any ``agent start*`` command runs."""
+    """Serve process metrics in every ``agent start*`` process, once its mesh starts."""
 
     @agent_app.callback()
     def agent_group(ctx: typer.Context) -> None:
@@ -18,10 +18,10 @@ def register(agent_app: typer.Typer) -> None:
             return
         from agentmesh.cli.main import load_settings
         from agentmesh.cli.output import console
-        from agentmesh.observability.process_metrics import serve_process_metrics
+        from agentmesh.observability.process_metrics import request_process_metrics
 
         settings = load_settings()
-        serve_process_metrics(
+        request_process_metrics(
             settings.prometheus_enabled,
             settings.prometheus_port,
             settings.api_host,

@@ -190,3 +190,20 @@ def serve_process_metrics(
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     announce(f"Metrics: http://{shown}:{bound}/metrics")
     return bound
+
+
+_requested: list[Callable[[], int | None]] = []
+
+
+def request_process_metrics(
+    enabled: bool, port: int, host: str, announce: Callable[[str], None]
+) -> None:
+    """Serve ``/metrics`` (see :func:`serve_process_metrics`) once this process's mesh
+    starts: after its command line was checked, so bad input stays one error line."""
+    _requested.append(lambda: serve_process_metrics(enabled, port, host, announce))
+
+
+def start_requested_metrics() -> None:
+    """Start the metrics server requested for this process, if any (once)."""
+    while _requested:
+        _requested.pop()()

@@ -160,3 +160,10 @@ def test_tool_allow_list_for_llm_agents() -> None:
     assert c.check_offer({"tools": ["search", "shell"]}, agent_type="llm").rule == "tool"
     assert c.check_result({"tool_calls": [{"name": "shell"}]}, agent_type="llm").rule == "tool"
     assert c.check_offer({"tool": "shell"}, agent_type="general").allowed
+
+
+def test_numbers_are_not_text_so_ids_never_pass_for_cards() -> None:
+    # a gossip incarnation, a nanosecond timestamp: 16-digit integers that pass Luhn
+    assert luhn_ok("4111111111111111")
+    result = CHECK.check_result({"members": [{"incarnation": 4111111111111111}], "n": 1.5})
+    assert result.action == "allow"
