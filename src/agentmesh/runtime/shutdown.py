@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import NoReturn
 
 from loguru import logger
@@ -96,8 +97,17 @@ def stop_on_signals(
     return stop
 
 
+EXIT_GRACE_SECONDS = 2.0
+"""How long a finished process waits for threads that are ending on their own (a closed
+aiosqlite connection's worker thread stops a moment after ``close()`` returns)."""
+
+
 def exit_process(code: int) -> NoReturn:
-    """Exit with ``code``; a non-daemon thread still running is reported, not waited for."""
+    """Exit with ``code``; a non-daemon thread still running after a short grace is
+    reported, not waited for."""
+    deadline = time.monotonic() + EXIT_GRACE_SECONDS
+    for thread in lingering_threads():
+        thread.join(max(0.0, deadline - time.monotonic()))
     threads = lingering_threads()
     if threads:
         logger.warning(
