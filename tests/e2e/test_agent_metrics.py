@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agentmesh import Mesh
-from tests.helpers import fast_settings, wait_until
+from tests.helpers import fast_settings, registry_knows, wait_until
 
 pytestmark = pytest.mark.e2e
 AGENTMESH = str(Path(sys.executable).parent / "agentmesh")
@@ -78,7 +78,7 @@ async def test_an_agent_process_serves_its_metrics_on_a_free_port(
         async with httpx.AsyncClient() as http:
             first = (await http.get(url, timeout=5)).text
         beats = value(first, "agentmesh_health_check_duration_seconds_count", agent_id="metered-1")
-        await client.start(registry=False)
+        await client.start()
         task_ids = [await client.submit("shout", {"text": f"t{i}"}) for i in range(4)]
         for task_id in task_ids:
             await client.wait_result(task_id, timeout=30)
@@ -101,6 +101,7 @@ async def test_an_agent_process_serves_its_metrics_on_a_free_port(
 
         text = wait_until(more_beats, 30, "another timed heartbeat")
         assert value(text, "agentmesh_health_check_duration_seconds_sum", agent_id="metered-1") > 0
+        await registry_knows(client, "unmetered-1", timeout=30)  # up, and then no metrics
         assert "Metrics:" not in off_log.read_text()  # PROMETHEUS_ENABLED=false: none served
     finally:
         await client.stop()
