@@ -113,3 +113,20 @@ async def registry_knows(mesh: Any, *agent_ids: str, timeout: float = 10.0) -> N
         timeout,
         what=f"the registry knows {sorted(wanted)}",
     )
+
+
+def cli_token(env: dict[str, str], tenant: str, role: str = "admin") -> str:
+    """A JWT minted by ``agentmesh token create`` with the keys of ``env``'s data dir."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    agentmesh = str(Path(sys.executable).parent / "agentmesh")
+    return subprocess.run(
+        [agentmesh, "token", "create", "-t", tenant, "-r", role],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()

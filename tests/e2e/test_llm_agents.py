@@ -18,6 +18,7 @@ import pytest
 
 from agentmesh.runtime.embedded import free_port
 from agentmesh.testing import LocalModelServer, ModelRequest, Reply
+from tests.helpers import cli_token
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,10 +89,7 @@ def test_llm_agent_process_uses_a_tool_agent_for_a_rest_task(
     spawn(AGENTMESH, "up", "--port", str(port))
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: httpx.get(f"{base}/health", timeout=2).status_code == 200, 40, "the API")
-    token = subprocess.run(
-        [AGENTMESH, "token", "create", "-t", "acme", "-r", "admin"],
-        env=env, capture_output=True, text=True, timeout=60, check=True,
-    ).stdout.strip()  # fmt: skip
+    token = cli_token(env, "acme")
     client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
     def listed(*ids: str) -> bool:

@@ -17,7 +17,7 @@ import pytest
 
 from agentmesh.runtime.embedded import free_port
 from tests.e2e.test_product import AGENTMESH, ROOT
-from tests.helpers import wait_until
+from tests.helpers import cli_token, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -69,14 +69,8 @@ def test_tasks_submitted_from_a_broker_only_client_are_the_control_planes(
         runtime = json.loads((tmp_path / "plane" / "runtime.json").read_text())
 
         def token(tenant: str) -> str:
-            return subprocess.run(
-                [AGENTMESH, "token", "create", "-t", tenant, "-r", "admin"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=True,
-            ).stdout.strip()
+
+            return cli_token(env, tenant)
 
         made = httpx.post(
             f"{base}/v1/tenants",

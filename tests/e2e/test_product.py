@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from agentmesh.runtime.embedded import free_port
-from tests.helpers import wait_until
+from tests.helpers import cli_token, wait_until
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,14 +47,7 @@ def test_rest_cli_and_agent_processes_work_together(tmp_path: Path) -> None:
         wait_until(
             lambda: httpx.get(f"{base}/health", timeout=2).status_code == 200, 30, "the API up"
         )
-        token = subprocess.run(
-            [AGENTMESH, "token", "create", "-t", "demo", "-r", "admin"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout.strip()
+        token = cli_token(env, "demo")
         auth = {"Authorization": f"Bearer {token}"}
         with (tmp_path / "agent.log").open("wb") as log:
             procs.append(
@@ -113,14 +106,7 @@ def test_rest_cli_and_agent_processes_work_together(tmp_path: Path) -> None:
         assert wait_until(live_status, 20, "the agent process paused") == "PAUSED"
         metrics = httpx.get(f"{base}/metrics", timeout=5).text
         assert "agentmesh_messages_routed_total" in metrics
-        other = subprocess.run(
-            [AGENTMESH, "token", "create", "-t", "other-tenant", "-r", "admin"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout.strip()
+        other = cli_token(env, "other-tenant")
         denied = httpx.get(
             f"{base}/v1/tenants/demo/tasks/{task_id}", headers={"Authorization": f"Bearer {other}"}
         )

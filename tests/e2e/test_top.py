@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from agentmesh.runtime.embedded import free_port
-from tests.helpers import wait_until
+from tests.helpers import cli_token, wait_until
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,14 +56,7 @@ def test_top_once_json_and_the_live_view(tmp_path: Path) -> None:
             *("agent", "start", "doomed-1", "-c", "doom", "--tenant", "demo"),
             *("--handler", "tests.e2e.slow_handler:doomed"),
         )
-        token = subprocess.run(
-            [AGENTMESH, "token", "create", "-t", "demo", "-r", "admin"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout.strip()
+        token = cli_token(env, "demo")
         client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"})
         with client:
             task_id = client.post(

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.helpers import wait_until
+from tests.helpers import cli_token, wait_until
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,14 +122,7 @@ def test_a_rest_task_is_one_trace_across_the_control_plane_and_an_agent_process(
         wait_until(
             lambda: httpx.get(f"{base}/health", timeout=2).status_code == 200, 30, "the API up"
         )
-        token = subprocess.run(
-            [AGENTMESH, "token", "create", "-t", "demo", "-r", "admin"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout.strip()
+        token = cli_token(env, "demo")
         with logs[1].open("wb") as log:
             procs.append(
                 subprocess.Popen(

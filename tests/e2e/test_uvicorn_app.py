@@ -15,7 +15,7 @@ import pytest
 
 from agentmesh.runtime.embedded import free_port
 from tests.e2e.test_product import AGENTMESH, ROOT
-from tests.helpers import wait_until
+from tests.helpers import cli_token, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -60,14 +60,8 @@ def test_uvicorn_module_app_relays_and_records(tmp_path: Path, nats_url: str) ->
         )
 
         def token(tenant: str) -> str:
-            return subprocess.run(
-                [AGENTMESH, "token", "create", "-t", tenant, "-r", "admin"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=True,
-            ).stdout.strip()
+
+            return cli_token(env, tenant)
 
         made = httpx.post(
             f"{base}/v1/tenants",
