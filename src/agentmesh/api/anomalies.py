@@ -81,12 +81,8 @@ def anomaly_loop(
 
     async def publish(a: Anomaly) -> None:
         data = a.to_dict()
-        ctx.hub.publish(
-            a.tenant_id,
-            "system",
-            WsType.SYSTEM_EVENT,
-            {"event_type": "anomaly.detected", "data": data, "timestamp": a.at},
-        )
+        # audited before it is announced: a client that reads the audit log on the WS
+        # message finds the entry
         await ctx.record(
             AuditAction.ANOMALY_DETECTED,
             AuditStatus.SUCCESS,
@@ -94,6 +90,12 @@ def anomaly_loop(
             resource_type="stream",
             resource_id=a.stream,
             details=data,
+        )
+        ctx.hub.publish(
+            a.tenant_id,
+            "system",
+            WsType.SYSTEM_EVENT,
+            {"event_type": "anomaly.detected", "data": data, "timestamp": a.at},
         )
 
     watch.on_anomaly(publish)
