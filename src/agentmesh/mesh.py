@@ -338,6 +338,10 @@ class Mesh:
         )
         return self._result(reply)
 
+    async def ask(self, payload: dict[str, Any] | None = None, **route: Any) -> dict[str, Any]:
+        """Send a message to the best live agent for it and wait: see :meth:`LiveRouter.ask`."""
+        return await self.router.ask(payload, **route)
+
     async def control(
         self, agent_id: str, action: str, *, timeout: float = 5.0, tenant: str | None = None
     ) -> dict[str, Any]:

@@ -15,10 +15,10 @@ import pytest
 
 from agentmesh import Envelope, Mesh, TaskContext, subjects
 from agentmesh.config import Settings
-from agentmesh.errors import RemoteError
+from agentmesh.errors import NotFound, RemoteError
 from agentmesh.runtime.execution import Decision
 from agentmesh.transports import Message
-from tests.helpers import Collector, eventually
+from tests.helpers import Collector, eventually, registry_knows
 
 pytestmark = pytest.mark.integration
 
@@ -272,3 +272,34 @@ async def test_routed_mode_spreads_work_and_waits_for_a_capable_agent(
         late.agent("translator-9", capabilities=["translate"])(handle)
         async with late:
             assert await client.wait_result(waiting, timeout=15) == {"by": "translator-9"}
+
+
+async def test_ask_sends_a_message_to_the_best_scored_agent_and_spreads_by_load(
+    make_mesh: Callable[..., Mesh], events: tuple[Mesh, dict[str, list[Envelope]]]
+) -> None:
+    client, _ = events
+    worker = make_mesh()
+
+    async def handle(task: TaskContext) -> dict[str, Any]:
+        return {"by": task.agent.agent_id, "got": task.payload}
+
+    worker.agent("analyst-1", capabilities=["analyze", "reasoning"])(handle)
+    worker.agent("generalist-1", capabilities=["analyze"])(handle)
+    worker.agent("writer-1", capabilities=["generate", "create"])(handle)
+    async with worker:
+        await registry_knows(client, "analyst-1", "generalist-1", "writer-1")
+        first = await client.ask({"q": 1}, intent="analysis")
+        # both capabilities of the intent: 0.4 + 0.3 (idle) + 0.2 * 0.8 + 0.1 (same tenant) * 0.9
+        assert first == {"agent_id": "analyst-1", "score": 0.95, "result": first["result"]}
+        assert first["result"]["got"] == {"q": 1}
+        answered = [(await client.ask({}, intent="analysis"))["agent_id"] for _ in range(9)]
+        # each message routed to the analyst costs it 0.03: after seven the generalist
+        # (one of the two capabilities, 0.75) is ahead
+        assert answered[:6] == ["analyst-1"] * 6
+        assert "generalist-1" in answered
+        assert "writer-1" not in answered
+        wrote = await client.ask({}, capabilities=["generate"])
+        assert wrote["agent_id"] == "writer-1"
+        with pytest.raises(NotFound, match="no agent has any of translate") as caught:
+            await client.ask({}, capabilities=["translate"])
+        assert caught.value.code == "NO_ROUTE"
