@@ -68,41 +68,85 @@ async def events(
     await client.stop()
 
 
+async def lose_first_settle_then_redeliver_elsewhere(
+    make_mesh: Callable[..., Mesh],
+    client: Mesh,
+    capability: str,
+    handler: Callable[[TaskContext], Any],
+    settle: str,
+) -> tuple[str, list[str]]:
+    """Run a task on one agent whose ``settle`` (ack/term) of the offer never reaches the
+    broker (the agent dies right after publishing the outcome), then start another agent:
+    the broker redelivers the offer to it after the ack wait. Returns the task id and the
+    offers settled through ``settle`` (the lost one first)."""
+    original = getattr(Message, settle)
+    settled: list[str] = []
+
+    async def lose_first(self: Message) -> None:
+        if self.envelope.type != "task.offered":
+            await original(self)
+            return
+        settled.append(self.envelope.id)
+        if len(settled) == 1:
+            self.settled = True
+            self.outcome = "lost"
+            return
+        await original(self)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(Message, settle, lose_first)
+    try:
+        first = make_mesh()
+        first.agent(f"{capability}-1", capabilities=[capability])(handler)
+        async with first:
+            task_id = await client.submit(capability, {})
+            await eventually(lambda: len(settled) >= 1, timeout=15, what="the first settle")
+        second = make_mesh()
+        second.agent(f"{capability}-2", capabilities=[capability])(handler)
+        async with second:  # the redelivery reaches the second agent after the ack wait
+            await eventually(lambda: len(settled) >= 2, timeout=15, what="the redelivery")
+    finally:
+        patch.undo()
+    return task_id, settled
+
+
 async def test_a_redelivered_completed_task_is_not_run_again(
     make_mesh: Callable[..., Mesh], events: tuple[Mesh, dict[str, list[Envelope]]]
 ) -> None:
     client, seen = events
-    worker = make_mesh()
     calls: list[str] = []
 
-    @worker.agent("once-1", capabilities=["once"])
     async def once(task: TaskContext) -> dict[str, str]:
         calls.append(task.task_id)
         return {"ok": "yes"}
 
-    # the agent "dies" after publishing its result but before acking: the ack is lost
-    original = Message.ack
-    lost: list[str] = []
-
-    async def lose_first_ack(self: Message) -> None:
-        if self.envelope.type == "task.offered" and not lost:
-            lost.append(self.envelope.id)
-            self.settled = True
-            return
-        await original(self)
-
-    async with worker:
-        pytest.MonkeyPatch().setattr(Message, "ack", lose_first_ack)
-        try:
-            task_id = await client.submit("once", {})
-            await eventually(lambda: len(seen.get("task.completed", [])) >= 1, timeout=10)
-            await asyncio.sleep(2.5)  # past the ack wait: the broker redelivers
-        finally:
-            pytest.MonkeyPatch().setattr(Message, "ack", original)
-    assert lost == [task_id]
+    task_id, acked = await lose_first_settle_then_redeliver_elsewhere(
+        make_mesh, client, "once", once, "ack"
+    )
+    assert acked == [task_id, task_id]
     assert calls == [task_id], "the handler ran once although the task was delivered twice"
     announced = {e.id for e in seen["task.completed"]}
     assert len(announced) == 1, "re-announcing the result reuses its envelope id"
+
+
+async def test_a_redelivered_task_that_failed_for_good_is_not_run_again(
+    make_mesh: Callable[..., Mesh], events: tuple[Mesh, dict[str, list[Envelope]]]
+) -> None:
+    client, seen = events
+    calls: list[int] = []
+
+    async def strict(task: TaskContext) -> None:
+        calls.append(task.attempt)
+        raise ValueError("bad input, retrying cannot help")
+
+    task_id, termed = await lose_first_settle_then_redeliver_elsewhere(
+        make_mesh, client, "strict", strict, "term"
+    )
+    assert termed == [task_id, task_id]
+    assert calls == [1], "the handler ran once although the task was delivered twice"
+    await eventually(lambda: seen.get("task.failed"))
+    announced = {e.id for e in seen["task.failed"]}
+    assert len(announced) == 1, "re-announcing the failure reuses its envelope id"
 
 
 async def test_timeout_retries_then_fails_with_a_clear_error(
