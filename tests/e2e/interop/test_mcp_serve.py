@@ -57,7 +57,8 @@ async def _exercise(client: Client, up: Up) -> None:
     assert doc["required_capabilities"] == ["calculator"]
     assert doc["result"] == {"value": 42.0}
     bad = await client.call_tool("calculator", {"nope": 1})
-    assert bad.is_error and "schema" in bad.content[0].text  # type: ignore[union-attr]
+    assert bad.is_error
+    assert "schema" in bad.content[0].text  # type: ignore[union-attr]
     missing = await client.call_tool("no-such-tool", {})
     assert missing.is_error
 
@@ -76,12 +77,15 @@ async def test_streamable_http_needs_a_token(up: Up) -> None:
     url = f"http://127.0.0.1:{port}/mcp"
     try:
         wait_until(lambda: httpx.post(url, timeout=2).status_code == 401, 40, "the MCP endpoint")
-        wrong = httpx.post(url, headers={"Authorization": "Bearer nope.nope.nope"}, timeout=5)
+        async with httpx.AsyncClient(timeout=5) as raw:
+            wrong = await raw.post(url, headers={"Authorization": "Bearer nope.nope.nope"})
         assert wrong.status_code == 401
         headers = {"Authorization": f"Bearer {up.token}"}
-        async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
-            async with Client(streamable_http_client(url, http_client=http)) as client:
-                await _exercise(client, up)
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=60) as http,
+            Client(streamable_http_client(url, http_client=http)) as client,
+        ):
+            await _exercise(client, up)
     finally:
         stop([proc])
 
