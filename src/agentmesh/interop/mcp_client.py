@@ -26,6 +26,7 @@ import contextlib
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -67,6 +68,8 @@ class MCPServerConfig:
         known = {"name", "tools", "command", "args", "env", "url", "headers", "timeout"}
         if not isinstance(raw, Mapping) or set(raw) - known:
             raise ValidationError(f"an MCP server entry takes the keys {sorted(known)}")
+        if not isinstance(raw.get("tools"), list) or not isinstance(raw.get("args", []), list):
+            raise ValidationError("an MCP server entry's 'tools' and 'args' are JSON lists")
         return cls(
             name=str(raw.get("name", "")),
             tools=frozenset(str(t) for t in raw.get("tools") or ()),
@@ -77,6 +80,21 @@ class MCPServerConfig:
             headers={str(k): str(v) for k, v in (raw.get("headers") or {}).items()},
             timeout=float(raw.get("timeout", 30.0)),
         )
+
+
+def servers_from_file(path: Path) -> tuple[MCPServerConfig, ...]:
+    """The MCP servers of a JSON file: a list of :meth:`MCPServerConfig.from_dict` entries."""
+    import json
+
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as exc:
+        raise ValidationError(f"cannot read it: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ValidationError(f"not JSON: {exc}") from None
+    if not isinstance(raw, list) or not raw:
+        raise ValidationError("it must hold a non-empty JSON list of MCP servers")
+    return tuple(MCPServerConfig.from_dict(entry) for entry in raw)
 
 
 class _Connection:

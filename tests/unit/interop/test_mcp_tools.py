@@ -140,3 +140,19 @@ def test_config_is_checked() -> None:
     assert parsed.tools == frozenset({"t"})
     with pytest.raises(ValidationError):
         MCPServerConfig.from_dict({"name": "s", "url": "u", "tools": ["t"], "bogus": 1})
+
+
+def test_cli_refuses_a_bad_mcp_config(tmp_path: Path) -> None:
+    bad = tmp_path / "mcp.json"
+    bad.write_text('[{"name": "s", "url": "http://127.0.0.1:1/mcp", "tools": "add"}]')
+    agentmesh = str(Path(sys.executable).parent / "agentmesh")
+    out = subprocess.run(
+        [agentmesh, "agent", "start-llm-agent", "a-1", "-c", "x", "--mcp-config", str(bad)],
+        env={"PATH": "/usr/bin:/bin", "OPENAI_API_KEY": "k", "AGENTMESH_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "JSON lists" in out.stderr
+    assert "Traceback" not in out.stderr
