@@ -80,3 +80,73 @@ def asyncapi(
             fail(f"cannot write {output}: {exc.strerror}")
         return
     print_json(doc)
+
+
+def register_agent_commands(agent_app: typer.Typer) -> None:
+    """Add ``start-a2a-proxy`` to the ``agent`` group."""
+    agent_app.command("start-a2a-proxy")(start_a2a_proxy)
+
+
+def start_a2a_proxy(
+    agent_id: Annotated[str, typer.Argument(help="Agent id of the proxy in the mesh.")],
+    url: Annotated[str, typer.Option("--url", help="Base URL of the remote A2A agent.")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default AGENTMESH_TENANT).")] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option("--header", help="HTTP header for the remote agent, 'Name: value' (repeat)."),
+    ] = None,
+    max_concurrent: Annotated[int, typer.Option(min=1, max=1000, help="Tasks at once.")] = 8,
+) -> None:
+    """Join a remote A2A agent to the mesh: its card's skills become capabilities, each
+    task becomes an A2A message to it."""
+    from loguru import logger
+
+    from agentmesh.cli.main import load_settings
+    from agentmesh.errors import AgentMeshError
+    from agentmesh.interop.a2a_proxy import a2a_proxy_agent, fetch_card
+    from agentmesh.mesh import Mesh
+    from agentmesh.runtime.capabilities import validate_agent_id
+    from agentmesh.runtime.shutdown import stop_on_signals
+
+    try:
+        validate_agent_id(agent_id)
+    except AgentMeshError as exc:
+        fail(exc.message)
+    headers: dict[str, str] = {}
+    for h in header or []:
+        name, sep, value = h.partition(":")
+        if not sep or not name.strip():
+            fail(f"--header must look like 'Name: value', got {h!r}")
+        headers[name.strip()] = value.strip()
+    config = load_settings()
+
+    async def main() -> None:
+        import httpx
+
+        try:
+            card = await fetch_card(url, headers)
+        except (httpx.HTTPError, ValueError) as exc:
+            fail(f"cannot fetch the agent card of {url}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - the SDK's resolution errors become one CLI line
+            fail(f"cannot fetch the agent card of {url}: {type(exc).__name__}: {exc}")
+        mesh = Mesh(settings=config, tenant=tenant)
+        runtime = await a2a_proxy_agent(
+            mesh, agent_id, url, headers=headers, card=card, max_concurrent=max_concurrent
+        )
+        stop = stop_on_signals(asyncio.get_running_loop())
+        await mesh.start(registry=False)
+        logger.info(
+            "A2A proxy {} of {} serving {}; Ctrl-C to stop",
+            agent_id,
+            url,
+            ", ".join(runtime.capabilities),
+        )
+        try:
+            await stop.wait()
+        finally:
+            await mesh.stop()
+
+    try:
+        asyncio.run(main())
+    except AgentMeshError as exc:
+        fail(exc.message)

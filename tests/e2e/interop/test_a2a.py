@@ -5,6 +5,7 @@ another."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from typing import Any
 
@@ -23,6 +24,7 @@ from a2a.types import (
 )
 from google.protobuf import json_format, struct_pb2
 
+from agentmesh.runtime.embedded import free_port
 from tests.e2e.interop.conftest import AGENTMESH, Up
 from tests.helpers import wait_until
 
@@ -170,3 +172,59 @@ async def _start_and_cancel(up: Up, url: str, http: httpx.AsyncClient) -> None:
             "the mesh task cancelled",
         )
     assert doc["agent_id"] == "slow-1"
+
+
+def test_a_remote_a2a_agent_joins_the_mesh(up: Up) -> None:
+    port = free_port()
+    up.spawn(sys.executable, "tests/e2e/interop/a2a_remote.py", str(port))
+    remote = f"http://127.0.0.1:{port}"
+    wait_until(
+        lambda: httpx.get(remote + "/.well-known/agent-card.json", timeout=2).status_code == 200,
+        40,
+        "the remote A2A agent",
+    )
+    up.spawn(AGENTMESH, "agent", "start-a2a-proxy", "shouter-1", "--url", remote)
+    wait_until(lambda: up.listed("shouter-1"), 40, "the proxy agent: " + up.logs())
+    with up.client() as rest:
+        live = rest.get(f"/v1/tenants/{up.tenant}/agents/live").json()["agents"]
+        (proxy,) = [a for a in live if a["agent_id"] == "shouter-1"]
+        assert set(proxy["capabilities"]) == {"shout"}
+        created = rest.post(
+            f"/v1/tenants/{up.tenant}/tasks",
+            json={"capability": "shout", "payload": {"word": "mesh"}},
+        )
+        assert created.status_code == 201, created.text
+        task_id = created.json()["task_id"]
+        doc = wait_until(
+            lambda: (
+                d
+                if (d := rest.get(f"/v1/tenants/{up.tenant}/tasks/{task_id}").json())["status"]
+                in ("completed", "failed")
+                else None
+            ),
+            30,
+            "the proxied task",
+        )
+    assert doc["status"] == "completed", doc
+    assert doc["result"] == {"shout": "MESH", "by": "remote"}
+
+
+def test_proxy_of_an_unreachable_url_is_one_line() -> None:
+    import subprocess
+
+    out = subprocess.run(
+        [
+            AGENTMESH,
+            "agent",
+            "start-a2a-proxy",
+            "gone-1",
+            "--url",
+            f"http://127.0.0.1:{free_port()}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1
+    assert "cannot fetch the agent card" in out.stderr
+    assert "Traceback" not in out.stderr
