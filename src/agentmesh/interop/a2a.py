@@ -48,6 +48,7 @@ from loguru import logger
 from starlette.applications import Starlette
 
 from agentmesh import ids, subjects
+from agentmesh.domain.values import AgentStatus
 from agentmesh.errors import AgentMeshError, Forbidden, Unauthorized
 from agentmesh.transports import Message
 
@@ -242,7 +243,7 @@ class A2AGateway:
         record = None
         if ids.is_tenant_id(tenant) and ids.is_agent_id(agent_id) and ctx.mesh is not None:
             record = ctx.mesh.registry.get(tenant, agent_id)
-        if record is None or record.status not in ("AVAILABLE", "BUSY"):
+        if record is None or record.status not in (AgentStatus.AVAILABLE, AgentStatus.BUSY):
             await _json(
                 send, 404, {"error": f"no live agent {agent_id!r}", "code": "AGENT_NOT_FOUND"}
             )
