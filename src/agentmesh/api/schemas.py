@@ -34,6 +34,7 @@ TaskStatusName = Literal[
     "cancelled",
     "timed_out",
     "rejected",
+    "pending_approval",
 ]
 PriorityName = Literal["low", "medium", "high", "urgent"]
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from agentmesh.commands.approvals import register_approvals
 from agentmesh.commands.bus import CqrsBus
 from agentmesh.commands.facts import FactHandlers
 from agentmesh.commands.handlers import CommandHandlers
@@ -72,7 +73,6 @@ def build_bus(
         (MarkAgentUnhealthy, h.mark_unhealthy),
         (MarkAgentHealthy, h.mark_healthy),
         (SyncAgentCapabilities, f.sync_capabilities),
-        (SubmitTask, h.submit_task),
         (RecordTask, f.record_task),
         (RunTask, f.run_task),
         (AssignTask, h.assign_task),
@@ -87,6 +87,7 @@ def build_bus(
     if h.quota is not None:
         bus.register_command(GrantQuota, h.quota.grant)
     register_safety(bus, h)
+    register_approvals(bus, h)  # SubmitTask: through the approval gate
     if read_models is not None:
         q = QueryHandlers(read_models)
         for query_type, qh in (
