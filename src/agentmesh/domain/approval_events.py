@@ -39,6 +39,11 @@ class TaskApprovalEvent(TaskEvent):
         """Who the audit entry of this event names."""
         return "system"
 
+    @property
+    def audit_action(self) -> tuple[str, str]:
+        """The (action, status) of this event's audit entry."""
+        return "approval_reminded", "success"
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class TaskApprovalRequestedEvent(TaskApprovalEvent):
@@ -76,6 +81,10 @@ class TaskApprovalRequestedEvent(TaskApprovalEvent):
     def audit_actor(self) -> str:
         return self.requested_by or "system"
 
+    @property
+    def audit_action(self) -> tuple[str, str]:
+        return "approval_requested", "success"
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class TaskApprovalDecidedEvent(TaskApprovalEvent):
@@ -111,6 +120,14 @@ class TaskApprovalDecidedEvent(TaskApprovalEvent):
     def audit_actor(self) -> str:
         return self.decided_by
 
+    @property
+    def audit_action(self) -> tuple[str, str]:
+        if self.automatic:
+            return "approval_timeout", "timeout"
+        if self.edits is not None:
+            return "approval_edited", "success"
+        return "approval_decided", "success" if self.decision == APPROVED else "denied"
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class TaskApprovalEscalatedEvent(TaskApprovalEvent):
@@ -125,6 +142,10 @@ class TaskApprovalEscalatedEvent(TaskApprovalEvent):
 
     def changes(self, task: TaskAggregate) -> tuple[dict[str, Any], str | None]:
         return {"status": task.status}, f"approval {self.approval_id} escalated to {self.to_role}"
+
+    @property
+    def audit_action(self) -> tuple[str, str]:
+        return "approval_escalated", "timeout"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
