@@ -29,6 +29,7 @@ never see a raw driver exception::
     │   └── ConsensusUnavailable    a Raft group has no leader or lost the entry (retry)
     ├── CorruptEventError           a stored event cannot be decoded (names its position)
     ├── RemoteError                 an agent answered a request with an error
+    ├── TaskPaused                  a handler's task waits for an approval (store state)
     ├── TaskTimeout                 a handler ran longer than its task's timeout
     ├── SafetyRejected              a safety rule denied a request or its answer
     ├── RetryableError              raised by a handler: try again
@@ -243,6 +244,14 @@ class CorruptEventError(AgentMeshError):
     def __init__(self, position: int, reason: str) -> None:
         super().__init__(f"event at position {position}: {reason}")
         self.position = position
+
+
+class TaskPaused(AgentMeshError):
+    """Raised by a handler whose task now waits in the store (an approval gate of one of
+    its tool calls): the delivery is acked, no outcome is published, and the control
+    plane offers the task again once a person decides."""
+
+    code = "TASK_PAUSED"
 
 
 class RemoteError(AgentMeshError):
