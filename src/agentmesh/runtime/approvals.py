@@ -159,8 +159,13 @@ class ApprovalService:
         if self.read_models is None:
             return 0
         done = 0
-        for tenant in await self.read_models.list_tenants():
-            tenant_id = str(tenant["tenant_id"])
+        tenants: list[dict[str, Any]] = []
+        while batch := await self.read_models.list_tenants(offset=len(tenants)):
+            tenants += batch
+            if len(batch) < 1000:
+                break
+        for tenant in tenants:
+            tenant_id = str(tenant["id"])
             page = await self.read_models.list_tasks(
                 tenant_id, status=TaskStatus.PENDING_APPROVAL, limit=1000
             )
