@@ -105,7 +105,12 @@ class ControlPlane:
         await self._tool_audit.start()
         self.safety = SafetyPlane(self.mesh.transport, self._bus, self.mesh.registry)
         await self.safety.start()
-        self.approvals = ApprovalService(self.mesh.transport, self._bus, p.read_models)
+        self.approvals = ApprovalService(
+            self.mesh.transport,
+            self._bus,
+            p.read_models,
+            webhook_secret=self.settings.jwt_secret_key or "",
+        )
         await self.approvals.start()  # approval requests over the bus, deadlines
         relay = OutboxRelay(p.store, self.mesh.transport)
         self._stop.clear()

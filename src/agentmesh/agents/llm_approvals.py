@@ -86,8 +86,8 @@ class ApprovalGate:
         if any(fnmatch.fnmatchcase(tool, t) for t in self.tools):
             return True
         guard = getattr(self.toolbox.mesh, "safety", None)
-        rules = getattr(getattr(guard, "policy", None), "approvals", ()) if guard else ()
-        return any(rule.matches_tool(tool) for rule in rules)
+        section = getattr(getattr(guard, "policy", None), "approvals", None) if guard else None
+        return any(rule.matches_tool(tool) for rule in getattr(section, "rules", ()))
 
     async def answer(
         self,

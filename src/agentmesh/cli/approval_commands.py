@@ -185,3 +185,24 @@ def approval_reject(
     """Reject with ``--comment`` (the reason): a task ends rejected, a tool call is refused."""
     body = _body(comment, None, args_sha256, call_id)
     target.show(lambda b, t: _decide(b, t, approval_id, "rejected", body), _decided_line)
+
+
+@approval_app.command("webhook-key")
+def approval_webhook_key(
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="Tenant (default AGENTMESH_TENANT).")
+    ] = None,
+) -> None:
+    """Print the tenant's approval-webhook HMAC key (hex), derived from this control
+    plane's JWT_SECRET_KEY: the receiver checks X-AgentMesh-Signature with it."""
+    from agentmesh.cli.target import settings
+    from agentmesh.runtime.approval_webhook import webhook_key
+
+    config = settings().with_secrets()
+    if not config.jwt_secret_key:
+        fail("no JWT_SECRET_KEY: the webhook key derives from it")
+    console.print(
+        webhook_key(config.jwt_secret_key, tenant or config.agentmesh_tenant).hex(),
+        markup=False,
+        highlight=False,
+    )

@@ -61,6 +61,13 @@ class GetApproval:
 
 
 @dataclass(frozen=True)
+class GetApprovalPolicy:
+    """The ``approvals`` section of the tenant's policy in force (rules and webhook)."""
+
+    tenant_id: str
+
+
+@dataclass(frozen=True)
 class ListApprovals:
     """Approvals of a tenant (``status``: pending, the default, or ``all`` of the tasks
     that are or were gated among the newest ``limit`` pending ones)."""
@@ -122,6 +129,7 @@ def resume_context(requested: Approval, decided: Approval) -> dict[str, Any]:
 __all__ = [
     "DecideApproval",
     "GetApproval",
+    "GetApprovalPolicy",
     "ListApprovals",
     "RequestToolApproval",
     "SweepApproval",

@@ -22,6 +22,7 @@ from typing import Any
 from agentmesh.commands.approval_messages import (
     DecideApproval,
     GetApproval,
+    GetApprovalPolicy,
     ListApprovals,
     RequestToolApproval,
     SweepApproval,
@@ -61,7 +62,7 @@ from agentmesh.domain.safety_events import SafetyPolicySetEvent
 from agentmesh.domain.task_events import TaskOfferedEvent
 from agentmesh.domain.values import AgentId, utcnow
 from agentmesh.errors import ConcurrencyError, Conflict, NotFound, ValidationError
-from agentmesh.safety.approval_rules import ApprovalRule, task_rule, tool_rule
+from agentmesh.safety.approval_rules import ApprovalPolicy, ApprovalRule, task_rule, tool_rule
 from agentmesh.safety.policy import policy_from_data
 from agentmesh.store.base import OutboxMessage
 
@@ -71,24 +72,29 @@ class ApprovalHandlers:
 
     def __init__(self, h: CommandHandlers) -> None:
         self.h = h
-        self._rules: dict[str, tuple[int, tuple[ApprovalRule, ...]]] = {}
+        self._rules: dict[str, tuple[int, ApprovalPolicy]] = {}
 
-    async def rules(self, tenant_id: str) -> tuple[ApprovalRule, ...]:
-        """The approval rules of the tenant's policy in force (parsed once per version)."""
+    async def policy(self, tenant_id: str) -> ApprovalPolicy:
+        """The ``approvals`` section of the tenant's policy in force (parsed once per
+        version)."""
         stored = await self.h.store.load(tenant_id, POLICY_STREAM)
         if not stored:
-            return ()
+            return ApprovalPolicy()
         cached = self._rules.get(tenant_id)
         if cached is not None and cached[0] == stored[-1].version:
             return cached[1]
         event = stored[-1].decode()
-        rules = (
+        section = (
             policy_from_data(event.policy).approvals
             if isinstance(event, SafetyPolicySetEvent)
-            else ()
+            else ApprovalPolicy()
         )
-        self._rules[tenant_id] = (stored[-1].version, rules)
-        return rules
+        self._rules[tenant_id] = (stored[-1].version, section)
+        return section
+
+    async def rules(self, tenant_id: str) -> tuple[ApprovalRule, ...]:
+        """The approval rules of the tenant's policy in force."""
+        return (await self.policy(tenant_id)).rules
 
     async def _load(self, tenant_id: str, task_id: str) -> tuple[TaskAggregate, list[Any], int]:
         stored = await self.h.store.load(tenant_id, task_stream(task_id))
@@ -353,6 +359,7 @@ def register_approvals(bus: CqrsBus, handlers: CommandHandlers) -> ApprovalHandl
     bus.register_command(SweepApproval, a.sweep)
     bus.register_query(GetApproval, a.get)
     bus.register_query(ListApprovals, a.list)
+    bus.register_query(GetApprovalPolicy, lambda q: a.policy(q.tenant_id))
     return a
 
 
@@ -360,6 +367,7 @@ __all__ = [
     "ApprovalHandlers",
     "DecideApproval",
     "GetApproval",
+    "GetApprovalPolicy",
     "ListApprovals",
     "RequestToolApproval",
     "SweepApproval",

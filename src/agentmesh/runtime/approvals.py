@@ -7,8 +7,8 @@
   so a reply means the pending state is durable.
 * The sweeper: every ``interval`` seconds, each pending approval of every tenant gets its
   rule's deadline fallback (reject, approve, escalate) or reminder when due.
-* Optional per-tenant webhooks (:mod:`agentmesh.runtime.approval_webhook`) are fed the
-  same events the WebSocket ``approvals`` channel gets.
+* Optional per-tenant webhooks (:mod:`agentmesh.runtime.approval_webhook`) get the
+  approval events the WebSocket ``approvals`` channel gets (with ``webhook_secret``).
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from loguru import logger
 
 from agentmesh import ids, subjects
 from agentmesh.commands import CqrsBus, SubmitTask
-from agentmesh.commands.approvals import RequestToolApproval, SweepApproval
+from agentmesh.commands.approvals import GetApprovalPolicy, RequestToolApproval, SweepApproval
 from agentmesh.domain import TaskStatus
 from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError, Conflict, RemoteError
+from agentmesh.runtime.approval_webhook import ApprovalWebhook
+from agentmesh.safety.approval_rules import ApprovalPolicy
 from agentmesh.store.queries import ReadModels
 from agentmesh.transports import Message, SubscribeOptions, Subscription, Transport
 
@@ -83,6 +85,7 @@ class ApprovalService:
         read_models: ReadModels | None,
         *,
         interval: float = 1.0,
+        webhook_secret: str = "",
     ) -> None:
         self.transport = transport
         self.bus = bus
@@ -92,12 +95,21 @@ class ApprovalService:
         self._stop = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self.swept: list[tuple[str, str, str]] = []  # (tenant, task, what) for observers
+        self.webhook: ApprovalWebhook | None = None
+        if webhook_secret:
+            self.webhook = ApprovalWebhook(transport, self._policy, webhook_secret)
+
+    async def _policy(self, tenant: str) -> ApprovalPolicy:
+        section: ApprovalPolicy = await self.bus.query(GetApprovalPolicy(tenant))
+        return section
 
     async def start(self) -> None:
         opts = SubscribeOptions(max_in_flight=32, dead_letter=False)
         self._sub = await self.transport.subscribe(
             approval_subject("*"), self._answer, queue=APPROVAL_GROUP, options=opts
         )
+        if self.webhook is not None:
+            await self.webhook.start()
         self._stop.clear()
         self._loop = asyncio.create_task(self._sweep_loop())
 
@@ -110,6 +122,8 @@ class ApprovalService:
         if self._sub is not None:
             await self._sub.unsubscribe()
             self._sub = None
+        if self.webhook is not None:
+            await self.webhook.stop()
 
     # -- requests -----------------------------------------------------------------------
     async def _answer(self, msg: Message) -> None:

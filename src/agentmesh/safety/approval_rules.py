@@ -16,7 +16,13 @@
         remind_after_seconds: 900   # one reminder while pending
 
 A rule with ``tools`` gates tool calls only; without, it gates tasks whose every given
-condition holds. The first matching rule wins.
+condition holds. The first matching rule wins. The section may also be a mapping with
+the ``rules`` and an optional ``webhook`` the control plane tells of every approval
+event (signed with HMAC-SHA256, see :mod:`agentmesh.runtime.approval_webhook`)::
+
+    approvals:
+      rules: [...]
+      webhook: {url: "https://hooks.example.com/approvals", allow_private: false}
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import dataclasses
 import fnmatch
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -106,9 +113,60 @@ def _number(rule: Mapping[str, Any], key: str, path: str, low: float, high: floa
     return value
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ApprovalWebhook:
+    """Where approval events are posted; ``allow_private`` lets the URL name a private,
+    loopback or link-local address (refused otherwise, like metadata addresses)."""
+
+    url: str
+    allow_private: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ApprovalPolicy:
+    """The ``approvals`` section: its rules and its optional webhook."""
+
+    rules: tuple[ApprovalRule, ...] = ()
+    webhook: ApprovalWebhook | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.rules) or self.webhook is not None
+
+    def to_data(self) -> Any:
+        rules = [rule.to_data() for rule in self.rules]
+        if self.webhook is None:
+            return rules
+        return {"rules": rules, "webhook": dataclasses.asdict(self.webhook)}
+
+
+def _webhook(raw: Any) -> ApprovalWebhook | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or set(map(str, raw)) - {"url", "allow_private"}:
+        raise PolicyError("must be a mapping of url and allow_private", field="approvals.webhook")
+    url, allow = raw.get("url"), raw.get("allow_private", False)
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PolicyError("must be an http(s) URL with a host", field="approvals.webhook.url")
+    if not isinstance(allow, bool):
+        raise PolicyError("must be true or false", field="approvals.webhook.allow_private")
+    return ApprovalWebhook(str(url), allow)
+
+
+def parse_approvals(data: Any) -> ApprovalPolicy:
+    """Validate the ``approvals`` section (a list of rules, or ``{rules, webhook}``)."""
+    if isinstance(data, Mapping):
+        unknown = sorted(set(map(str, data)) - {"rules", "webhook"})
+        if unknown:
+            raise PolicyError(f"unknown keys {', '.join(unknown)}", field="approvals")
+        return ApprovalPolicy(
+            parse_approval_rules(data.get("rules")), _webhook(data.get("webhook"))
+        )
+    return ApprovalPolicy(parse_approval_rules(data))
+
+
 def parse_approval_rules(data: Any) -> tuple[ApprovalRule, ...]:
-    """Validate the ``approvals`` section (a list of rules); :class:`PolicyError`
-    names the field."""
+    """Validate a list of approval rules; :class:`PolicyError` names the field."""
     if data is None:
         return ()
     if not isinstance(data, Sequence) or isinstance(data, str | bytes):
@@ -175,4 +233,12 @@ def tool_rule(rules: Sequence[ApprovalRule], tool: str) -> ApprovalRule | None:
     return next((r for r in rules if r.matches_tool(tool)), None)
 
 
-__all__ = ["ApprovalRule", "parse_approval_rules", "task_rule", "tool_rule"]
+__all__ = [
+    "ApprovalPolicy",
+    "ApprovalRule",
+    "ApprovalWebhook",
+    "parse_approval_rules",
+    "parse_approvals",
+    "task_rule",
+    "tool_rule",
+]

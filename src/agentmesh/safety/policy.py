@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from agentmesh.errors import PolicyError
-from agentmesh.safety.approval_rules import ApprovalRule, parse_approval_rules
+from agentmesh.safety.approval_rules import ApprovalPolicy, parse_approvals
 
 Action = Literal["allow", "deny", "redact", "flag"]
 ACTIONS: tuple[str, ...] = ("allow", "deny", "redact", "flag")
@@ -136,7 +136,7 @@ class Policy:
     capabilities: CapabilityRules = CapabilityRules()
     tools: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     quarantine: Quarantine = Quarantine()
-    approvals: tuple[ApprovalRule, ...] = ()  # human approval gates (safety.approval_rules)
+    approvals: ApprovalPolicy = dataclasses.field(default_factory=ApprovalPolicy)  # approval gates
 
 
 DEFAULT_POLICY = Policy()
@@ -362,7 +362,7 @@ def policy_from_data(data: Any, line_of: LineOf | None = None) -> Policy:
         capabilities=capabilities,
         tools=tools,
         quarantine=quarantine,
-        approvals=parse_approval_rules(top.get("approvals")),
+        approvals=parse_approvals(top.get("approvals")),
     )
 
 
@@ -415,7 +415,7 @@ def policy_to_data(policy: Policy) -> dict[str, Any]:
         "tools": {k: list(v) for k, v in policy.tools.items()},
     }
     if policy.approvals:
-        data["approvals"] = [rule.to_data() for rule in policy.approvals]
+        data["approvals"] = policy.approvals.to_data()
     if policy.rate_limit is not None:
         data["rate_limit"] = {
             "time_window": policy.rate_limit.time_window,
