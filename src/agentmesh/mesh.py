@@ -40,7 +40,7 @@ from agentmesh.observability import metrics, tracing
 from agentmesh.observability.process_metrics import start_requested_metrics
 from agentmesh.resilience import RetryPolicy
 from agentmesh.runtime.agent import TASK_DELIVERY_CAP, AgentHandler, AgentRuntime
-from agentmesh.runtime.approvals import submit_for_approval
+from agentmesh.runtime.approval_client import submit_for_approval
 from agentmesh.runtime.context import current_task_id
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.quota import QuotaLease

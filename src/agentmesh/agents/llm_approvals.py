@@ -25,7 +25,7 @@ from agentmesh.agents.llm_tools import DEPTH, ToolBox, depth_of, redact, schema_
 from agentmesh.domain.approval import args_digest
 from agentmesh.errors import AgentMeshError, RemoteError, TaskPaused, ValidationError
 from agentmesh.llm.base import ChatMessage, ToolCall, ToolSpec, Usage
-from agentmesh.runtime.approvals import request_approval
+from agentmesh.runtime.approval_client import request_approval
 from agentmesh.runtime.context import TaskContext
 
 if TYPE_CHECKING:

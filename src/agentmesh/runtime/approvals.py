@@ -20,25 +20,18 @@ from typing import Any
 
 from loguru import logger
 
-from agentmesh import ids, subjects
 from agentmesh.commands import CqrsBus, SubmitTask
 from agentmesh.commands.approvals import GetApprovalPolicy, RequestToolApproval, SweepApproval
 from agentmesh.domain import TaskStatus
 from agentmesh.envelope import Envelope
-from agentmesh.errors import AgentMeshError, Conflict, RemoteError
+from agentmesh.errors import AgentMeshError, Conflict
+from agentmesh.runtime.approval_client import approval_subject
 from agentmesh.runtime.approval_webhook import ApprovalWebhook
 from agentmesh.safety.approval_rules import ApprovalPolicy
 from agentmesh.store.queries import ReadModels
 from agentmesh.transports import Message, SubscribeOptions, Subscription, Transport
 
 APPROVAL_GROUP = "controlplane-approvals"
-REQUEST_TIMEOUT = 10.0
-
-
-def approval_subject(tenant: str) -> str:
-    """Where approval requests of ``tenant`` go (``*``: every tenant, the plane listens)."""
-    t = tenant if tenant == "*" else ids.check_tenant_id(tenant)
-    return f"{subjects.PREFIX}.{t}.sys.approval"
 
 
 def _submit_command(env: Envelope) -> SubmitTask:
@@ -58,21 +51,6 @@ def _submit_command(env: Envelope) -> SubmitTask:
         requires_approval=True,
         **kw,
     )
-
-
-def submit_body(env: Envelope, capability: str, to_agent: str | None) -> dict[str, Any]:
-    """The ``submit`` request of a task ``Mesh.submit`` built (``env``) for approval."""
-    md = env.metadata
-    return {
-        "op": "submit",
-        "task_id": env.id,
-        "capability": capability,
-        "payload": dict(env.payload),
-        "priority": md.get("priority"),
-        "timeout_seconds": md.get("timeout_seconds"),
-        "max_attempts": md.get("max_attempts"),
-        "to_agent": to_agent,
-    }
 
 
 class ApprovalService:
@@ -197,35 +175,4 @@ class ApprovalService:
         return done
 
 
-async def request_approval(
-    transport: Transport, tenant: str, body: dict[str, Any], *, source: str = "mesh"
-) -> dict[str, Any]:
-    """Send an approval request to the control plane and return its answer; an error it
-    answers is raised as :class:`~agentmesh.errors.RemoteError` (with its code)."""
-    env = Envelope.create("approval.request", body, tenant_id=tenant, source=source)
-    reply = await transport.request(approval_subject(tenant), env, timeout=REQUEST_TIMEOUT)
-    answer = dict(reply.payload)
-    if "error" in answer:
-        raise RemoteError(str(answer["error"]), code=str(answer.get("code") or "REMOTE_ERROR"))
-    return answer
-
-
-async def submit_for_approval(
-    transport: Transport, env: Envelope, capability: str, to_agent: str | None
-) -> str:
-    """Hand a task ``Mesh.submit`` built to the control plane for approval; returns its
-    id once the plane stored it as ``pending_approval``."""
-    body = submit_body(env, capability, to_agent)
-    answer = await request_approval(
-        transport, env.tenant_id, body, source=str(env.metadata.get("source") or "mesh")
-    )
-    return str(answer["task_id"])
-
-
-__all__ = [
-    "ApprovalService",
-    "approval_subject",
-    "request_approval",
-    "submit_body",
-    "submit_for_approval",
-]
+__all__ = ["ApprovalService"]
