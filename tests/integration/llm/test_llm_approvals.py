@@ -11,12 +11,15 @@ from typing import Any
 
 import pytest
 
+from agentmesh.api.fastapi_app import create_app
+from agentmesh.api.options import ApiOptions
 from agentmesh.commands import CreateTenant
 from agentmesh.commands.approvals import DecideApproval, GetApproval
 from agentmesh.controlplane import ControlPlane
 from agentmesh.errors import ApprovalConflict, NotFound
 from agentmesh.testing import ModelRequest, Reply
 from tests.integration.llm.conftest import World
+from tests.unit.api.conftest import running
 
 pytestmark = pytest.mark.integration
 
@@ -92,6 +95,20 @@ async def test_gated_tool_call_pauses_resumes_with_edits_and_refuses_replay(
         assert a1["conversation"], "the conversation so far is in the store"
         assert a1["task"]["status"] == "pending_approval"
         assert sent == [], "nothing ran while pending"
+
+        # through REST: edits are checked against the schema the tool agent declares
+        app = create_app(
+            settings, world.mesh, plane=plane, options=ApiOptions(rate_limit_enabled=False)
+        )
+        async for api in running(app):
+            r = await api.client.post(
+                f"/v1/tenants/{world.tenant}/approvals/{a1['approval_id']}/approve",
+                json={"arguments": {"to": 42}},
+                headers=api.auth(world.tenant, "approver", sub="alice"),
+            )
+            assert r.status_code == 422, r.text
+            assert r.json()["code"] == "APPROVAL_EDITS_INVALID"
+        assert (await _approval(plane, world.tenant, a1["approval_id"]))["status"] == "pending"
 
         # the agent that paused goes away; another one resumes from the store
         await first.stop()
