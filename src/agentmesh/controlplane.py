@@ -24,6 +24,7 @@ from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError
 from agentmesh.mesh import Mesh
 from agentmesh.patterns.workflows import WorkflowHost
+from agentmesh.runtime.approvals import ApprovalService
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.quota_responder import QuotaResponder
 from agentmesh.runtime.recorder import TaskRecorder
@@ -62,6 +63,7 @@ class ControlPlane:
         self.workflows: WorkflowHost | None = None
         self._tool_audit: ToolCallAudit | None = None
         self.safety: SafetyPlane | None = None
+        self.approvals: ApprovalService | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -103,6 +105,13 @@ class ControlPlane:
         await self._tool_audit.start()
         self.safety = SafetyPlane(self.mesh.transport, self._bus, self.mesh.registry)
         await self.safety.start()
+        self.approvals = ApprovalService(
+            self.mesh.transport,
+            self._bus,
+            p.read_models,
+            webhook_secret=self.settings.jwt_secret_key or "",
+        )
+        await self.approvals.start()  # approval requests over the bus, deadlines
         relay = OutboxRelay(p.store, self.mesh.transport)
         self._stop.clear()
         self._tasks = [
@@ -159,6 +168,8 @@ class ControlPlane:
             await self._tool_audit.stop()
         if self.safety is not None:
             await self.safety.stop()
+        if self.approvals is not None:
+            await self.approvals.stop()
         if self.audit is not None:
             await self.audit.close()
             self.audit = None

@@ -10,10 +10,12 @@ never see a raw driver exception::
     │   ├── PolicyError             a safety policy that cannot be used (names line and field)
     │   ├── EnvelopeError           bytes that are not a valid envelope
     │   ├── PayloadTooLarge         an envelope bigger than the transport accepts
+    │   ├── UnsafeUrl               a URL to a private/loopback/link-local/metadata address
     │   └── UpdateRejected          a federated update a round refuses (says why)
     ├── NotFound
     ├── Conflict
     │   ├── ConcurrencyError        optimistic concurrency check failed
+    │   ├── ApprovalConflict        decided already, past its deadline, or other arguments
     │   └── ProposalRejected        the replicated state machine refused a proposal
     ├── Forbidden                   authenticated but not allowed (or wrong tenant)
     │   └── TenantForbidden         a resource of another tenant
@@ -27,6 +29,7 @@ never see a raw driver exception::
     │   └── ConsensusUnavailable    a Raft group has no leader or lost the entry (retry)
     ├── CorruptEventError           a stored event cannot be decoded (names its position)
     ├── RemoteError                 an agent answered a request with an error
+    ├── TaskPaused                  a handler's task waits for an approval (store state)
     ├── TaskTimeout                 a handler ran longer than its task's timeout
     ├── SafetyRejected              a safety rule denied a request or its answer
     ├── RetryableError              raised by a handler: try again
@@ -99,6 +102,13 @@ class PolicyError(ValidationError):
         self.line = line
 
 
+class UnsafeUrl(ValidationError):
+    """A URL the mesh refuses to call: not http(s), or a private, loopback, link-local or
+    cloud-metadata address (see :func:`agentmesh.security.ssrf.check_public_url`)."""
+
+    code = "UNSAFE_URL"
+
+
 class SafetyRejected(AgentMeshError):
     """A safety rule denied a request (or the answer to it); the message names the rule."""
 
@@ -121,6 +131,13 @@ class NotFound(AgentMeshError, LookupError):
 
 class Conflict(AgentMeshError):
     code = "CONFLICT"
+
+
+class ApprovalConflict(Conflict):
+    """An approval that cannot be decided: decided already, past its deadline, or bound
+    to other arguments than the ones the approver saw."""
+
+    code = "APPROVAL_CONFLICT"
 
 
 class ConcurrencyError(Conflict):
@@ -227,6 +244,14 @@ class CorruptEventError(AgentMeshError):
     def __init__(self, position: int, reason: str) -> None:
         super().__init__(f"event at position {position}: {reason}")
         self.position = position
+
+
+class TaskPaused(AgentMeshError):
+    """Raised by a handler whose task now waits in the store (an approval gate of one of
+    its tool calls): the delivery is acked, no outcome is published, and the control
+    plane offers the task again once a person decides."""
+
+    code = "TASK_PAUSED"
 
 
 class RemoteError(AgentMeshError):

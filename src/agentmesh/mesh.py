@@ -31,15 +31,12 @@ from agentmesh.config import Settings, get_settings
 from agentmesh.domain.task_values import check_task_limits, parse_priority
 from agentmesh.domain.workflows import check_workflow_data, workflow_capability
 from agentmesh.envelope import Envelope
-from agentmesh.errors import (
-    MaxRetriesExceededError,
-    RemoteError,
-    ValidationError,
-)
+from agentmesh.errors import MaxRetriesExceededError, RemoteError, ValidationError
 from agentmesh.observability import metrics, tracing
 from agentmesh.observability.process_metrics import start_requested_metrics
 from agentmesh.resilience import RetryPolicy
 from agentmesh.runtime.agent import TASK_DELIVERY_CAP, AgentHandler, AgentRuntime
+from agentmesh.runtime.approval_client import submit_for_approval
 from agentmesh.runtime.context import current_task_id
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.quota import QuotaLease
@@ -88,8 +85,7 @@ class Mesh:
         self.router = LiveRouter(self)
         #: durable per-task facts shared by every agent on this broker (see runtime.ledger)
         self.ledger = ledger_for(self.transport, self.settings)
-        self.quota = QuotaLease(self.transport, self.tenant)
-        """The tenant's ``max_messages_per_hour``, asked of the control plane over the bus."""
+        self.quota = QuotaLease(self.transport, self.tenant)  # max_messages_per_hour, via the plane
         #: the safety policy in force in this process (None when AGENTMESH_SAFETY is off)
         self.safety: SafetyGuard | None = SafetyGuard.from_settings(self)
         self._broker_retry = RetryPolicy.for_message_broker(name="mesh.publish")
@@ -98,9 +94,7 @@ class Mesh:
         #: subjects whose agents' durable group this mesh made sure exists (see provision)
         self._provisioned: set[str] = set()
         # what an agent of this mesh's settings subscribes its task queues with
-        self._task_options = SubscribeOptions(
-            ack_wait=self.settings.agentmesh_ack_wait, max_deliver=TASK_DELIVERY_CAP
-        )
+        self._task_options = SubscribeOptions(self.settings.agentmesh_ack_wait, TASK_DELIVERY_CAP)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kw: Any) -> Mesh:
@@ -199,8 +193,10 @@ class Mesh:
         strategy: str | None = None,
         to_agent: str | None = None,
         parent_task_id: str | None = None,
+        requires_approval: bool = False,
     ) -> str:
         """Offer a durable task to the agents with ``capability``; returns the task id.
+        ``requires_approval``: held as ``pending_approval`` until approved (no agent sees it).
 
         ``to_agent`` sends it straight to one agent's durable inbox instead. The target's
         durable group is provisioned first (once per subject), so a task submitted before
@@ -243,6 +239,8 @@ class Mesh:
         parent = parent_task_id or current_task_id()  # submitted from a task handler
         if parent:
             env.metadata["parent_task_id"] = parent
+        if requires_approval:
+            return await submit_for_approval(self.transport, env, capability, to_agent)
         subject = subjects.task(self.tenant, capability)
         mode = "pull"
         if to_agent is not None:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agentmesh import subjects
+from agentmesh.agents.llm_approvals import ApprovalGate
 from agentmesh.agents.llm_tools import (
     DEPTH,
     ToolBox,
@@ -101,6 +102,7 @@ class LLMAgentConfig:
     agent_type: str = "llm"  # the safety policy's tool allow-list for this type applies too
     #: MCP servers whose allow-listed tools the model may use (see agentmesh.interop.mcp_client)
     mcp_servers: Collection[MCPServerConfig] = ()
+    approval_tools: Collection[str] = ()  # tools (globs) whose calls wait for a person
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_tool_rounds <= 64:
@@ -200,6 +202,7 @@ class LLMAgent:
             agent_type=self.config.agent_type,
             mcp=self.mcp,
         )
+        self.gate = ApprovalGate(self.toolbox, self.config.approval_tools)
 
     async def aclose(self) -> None:
         """Close the agent's MCP server connections (when it stops)."""
@@ -231,6 +234,8 @@ class LLMAgent:
         # one final call after the tool rounds
         loop_options = CompletionOptions(options.temperature, options.max_tokens)
         direct = options.response_schema is not None and not offered
+        if (decision := self.gate.resumed(task)) is not None:  # after an approval gate
+            messages = await self.gate.resume(task, run, decision, offered)
         while True:
             done = await run.model(messages, offered, options if direct else loop_options)
             if not done.tool_calls:
@@ -242,10 +247,7 @@ class LLMAgent:
                 )
             run.rounds += 1
             messages.append(ChatMessage.assistant(done.text, done.tool_calls))
-            answers = await self.toolbox.call_all(task, done.tool_calls, offered)
-            for call, (answer, record) in zip(done.tool_calls, answers, strict=True):
-                messages.append(ChatMessage.tool_result(call, answer))
-                run.tool_calls.append(record)
+            await self.gate.answer(task, run, messages, done.tool_calls, offered)
         out: dict[str, Any] = {}
         if options.response_schema is not None:
             out["data"] = await run.structured(messages, done, options, final=not direct)

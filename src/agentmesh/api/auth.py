@@ -97,6 +97,8 @@ def _missing(request: Request) -> NotFound | None:
         return NotFound(f"Agent {p['agent_id']} not found", code="AGENT_NOT_FOUND")
     if "task_id" in p:
         return NotFound(f"Task {p['task_id']} not found", code="TASK_NOT_FOUND")
+    if "approval_id" in p:
+        return NotFound(f"approval {p['approval_id']} not found", code="APPROVAL_NOT_FOUND")
     if "message_id" in p:
         return NotFound(f"Message with ID: {p['message_id']} not found.", code="MESSAGE_NOT_FOUND")
     return None

@@ -42,6 +42,7 @@ from agentmesh.api.options import API_VERSION, DEFAULT_RATE_LIMIT, ApiOptions, S
 from agentmesh.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from agentmesh.api.routes import (
     agents,
+    approvals,
     asyncapi,
     audit,
     clusters,
@@ -236,7 +237,18 @@ def create_app(
     )
     app.state.ctx = None
     install_error_handlers(app)
-    for module in (health, tenants, agents, tasks, messages, audit, federated, clusters, safety):
+    for module in (
+        health,
+        tenants,
+        agents,
+        tasks,
+        messages,
+        audit,
+        federated,
+        clusters,
+        safety,
+        approvals,
+    ):
         app.include_router(module.router)
     for module in (asyncapi,):
         app.include_router(module.router)

@@ -21,6 +21,7 @@ from agentmesh.domain.agent_events import (
     AgentCreatedEvent,
     AgentStatusChangedEvent,
 )
+from agentmesh.domain.approval_events import TaskApprovalEvent
 from agentmesh.domain.events import DomainEvent, iso
 from agentmesh.domain.task_events import TaskEvent
 from agentmesh.domain.tenant_events import MessageRecordedEvent
@@ -89,6 +90,19 @@ def event_to_ws(event: DomainEvent) -> tuple[str, WsType, dict[str, Any]] | None
     )
 
 
+def approval_ws(event: TaskApprovalEvent) -> dict[str, Any]:
+    """The ``approval_update`` data of an approval event (``action``: requested,
+    decided, escalated, reminded)."""
+    body = {k: v for k, v in event.to_dict().items() if k != "conversation"}
+    return {
+        "action": event.topic.removeprefix("task.approval_"),
+        "approval_id": body.get("approval_id"),
+        "task_id": event.aggregate_id,
+        "data": body,
+        "timestamp": iso(event.occurred_at),
+    }
+
+
 class StoreFeed:
     """Tails an event store and publishes each new event to its tenant's subscribers."""
 
@@ -120,6 +134,10 @@ class StoreFeed:
             if mapped is not None:
                 channel, type, data = mapped
                 self.hub.publish(stored.tenant_id, channel, type, data)
+            if isinstance(event, TaskApprovalEvent):
+                self.hub.publish(
+                    stored.tenant_id, "approvals", WsType.APPROVAL_UPDATE, approval_ws(event)
+                )
         return len(page)
 
     async def run(self, stop: asyncio.Event) -> None:

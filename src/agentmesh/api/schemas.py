@@ -34,6 +34,7 @@ TaskStatusName = Literal[
     "cancelled",
     "timed_out",
     "rejected",
+    "pending_approval",
 ]
 PriorityName = Literal["low", "medium", "high", "urgent"]
 
@@ -292,6 +293,7 @@ class TaskSubmitRequest(Strict):
     strategy: RoutingStrategyName | None = None
     to_agent: AgentIdField | None = None
     require_vetting: bool = False  # the safety agent vets it before any worker may take it
+    requires_approval: bool = False  # held as pending_approval until an approver decides
 
     @model_validator(mode="after")
     def _one_route(self) -> TaskSubmitRequest:

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-CHANNELS = ("agents", "tasks", "system", "metrics")
+CHANNELS = ("agents", "tasks", "system", "metrics", "approvals")
 CLOSE_POLICY = 1008
 CLOSE_TOO_MANY = 4001
 CLOSE_INVALID = 4000
@@ -35,6 +35,7 @@ class WsType(StrEnum):
     SYSTEM_EVENT = "system_event"
     METRICS_UPDATE = "metrics_update"
     NOTIFICATION = "notification"
+    APPROVAL_UPDATE = "approval_update"  # channel ``approvals``: requested, decided ...
     SUBSCRIBE = "subscribe"
     UNSUBSCRIBE = "unsubscribe"
 

@@ -189,6 +189,12 @@ def task_submit(
         ),
     ] = None,
     to_agent: Annotated[str | None, typer.Option(help="Offer it to this agent only.")] = None,
+    requires_approval: Annotated[
+        bool,
+        typer.Option(
+            "--requires-approval", help="Hold it as pending_approval until an approver decides."
+        ),
+    ] = False,
     workflow_type: Annotated[
         str | None,
         typer.Option(
@@ -227,6 +233,7 @@ def task_submit(
         "max_attempts": max_attempts,
         "strategy": strategy,
         "to_agent": to_agent,
+        "requires_approval": requires_approval,
     }
     target.show(
         lambda backend, tenant: backend.submit_task(tenant, request),

@@ -243,6 +243,7 @@ _register_optional("agentmesh.cli.safety_commands", "register", agent_app)
 _register_optional("agentmesh.cli.interop_commands", "register", app)
 _register_optional("agentmesh.cli.mcp_commands", "register", app)
 _register_optional("agentmesh.cli.interop_commands", "register_agent_commands", agent_app)
+_register_optional("agentmesh.cli.approval_commands", "register", app)
 
 
 def _run_app() -> int:

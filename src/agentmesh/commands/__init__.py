@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from agentmesh.commands.approvals import register_approvals
 from agentmesh.commands.bus import CqrsBus
 from agentmesh.commands.facts import FactHandlers
 from agentmesh.commands.handlers import CommandHandlers
@@ -73,7 +74,6 @@ def build_bus(
     bus.register_command(MarkAgentUnhealthy, h.mark_unhealthy)
     bus.register_command(MarkAgentHealthy, h.mark_healthy)
     bus.register_command(SyncAgentCapabilities, f.sync_capabilities)
-    bus.register_command(SubmitTask, h.submit_task)
     bus.register_command(RecordTask, f.record_task)
     bus.register_command(RunTask, f.run_task)
     bus.register_command(AssignTask, h.assign_task)
@@ -87,6 +87,7 @@ def build_bus(
         bus.register_command(GrantQuota, h.quota.grant)
     bus.register_command(RecordMessage, MessageHandlers(store, crypto).record_message)
     register_safety(bus, h)
+    register_approvals(bus, h)  # SubmitTask: through the approval gate
     if read_models is not None:
         q = QueryHandlers(read_models)
         bus.register_query(GetAgent, q.get_agent)

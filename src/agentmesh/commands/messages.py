@@ -149,6 +149,7 @@ class SubmitTask(Command["CommandResult"]):
     """A routing strategy needs the live registry: the entry point resolves it into
     ``to_agent`` (a handler without a registry refuses it)."""
     require_vetting: bool = False  # offered to the safety agent first (see commands.safety)
+    requires_approval: bool = False  # held as pending_approval first (see commands.approvals)
 
 
 @dataclass(frozen=True)

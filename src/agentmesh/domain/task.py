@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from agentmesh.domain.approval_events import TaskApprovalEvent
 from agentmesh.domain.events import DomainEvent
 from agentmesh.domain.task_events import (
     TaskAssignedEvent,
@@ -256,6 +257,9 @@ class TaskAggregate:
                     agent_id=event.agent_id or self.agent_id,
                     error=f"rejected by safety rule {event.rule}: {event.reason}",
                 )
+            case TaskApprovalEvent():  # approval gates: agentmesh.domain.approval
+                changes, detail = event.changes(self)
+                c.update(changes)
             case TaskSubmittedEvent():
                 raise ValidationError(f"task {self.task_id} already exists")
             case _:

@@ -25,7 +25,8 @@ class TaskStatus(StrEnum):
     DEAD_LETTERED = "dead_lettered"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
-    REJECTED = "rejected"  # a safety rule denied it: terminal, not retried
+    REJECTED = "rejected"  # a safety rule or an approver denied it: terminal, not retried
+    PENDING_APPROVAL = "pending_approval"  # held (before any agent) until a person decides
 
 
 TERMINAL = frozenset(

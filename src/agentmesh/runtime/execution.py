@@ -34,7 +34,7 @@ from agentmesh import subjects
 from agentmesh.aio import stop_task
 from agentmesh.domain.values import AgentStatus
 from agentmesh.envelope import Envelope, now_iso
-from agentmesh.errors import BulkheadFullError, BulkheadTimeoutError, TaskTimeout
+from agentmesh.errors import BulkheadFullError, BulkheadTimeoutError, TaskPaused, TaskTimeout
 from agentmesh.observability import metrics, tracing
 from agentmesh.resilience import RetryConfig
 from agentmesh.runtime.context import CURRENT_TASK, TaskContext
@@ -267,6 +267,8 @@ class DurableExecutor:
             raise
         except (BulkheadFullError, BulkheadTimeoutError):
             await msg.nak(self.decline_delay)  # busy: give the task to someone else
+            return
+        except TaskPaused:  # waits for an approval in the store; offered again on the decision
             return
         except Exception as exc:  # noqa: BLE001 - a user handler's error is the task's failure (classified by the retry rules)
             await self._failed(ctx, msg, exc, max_attempts, started_at)

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from agentmesh.errors import PolicyError
+from agentmesh.safety.approval_rules import ApprovalPolicy, parse_approvals
 
 Action = Literal["allow", "deny", "redact", "flag"]
 ACTIONS: tuple[str, ...] = ("allow", "deny", "redact", "flag")
@@ -135,6 +136,7 @@ class Policy:
     capabilities: CapabilityRules = CapabilityRules()
     tools: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     quarantine: Quarantine = Quarantine()
+    approvals: ApprovalPolicy = dataclasses.field(default_factory=ApprovalPolicy)  # approval gates
 
 
 DEFAULT_POLICY = Policy()
@@ -214,6 +216,7 @@ _TOP = (
     "limits",
     "capabilities",
     "tools",
+    "approvals",
 )
 _RULE = ("action", "severity")
 
@@ -359,6 +362,7 @@ def policy_from_data(data: Any, line_of: LineOf | None = None) -> Policy:
         capabilities=capabilities,
         tools=tools,
         quarantine=quarantine,
+        approvals=parse_approvals(top.get("approvals")),
     )
 
 
@@ -410,6 +414,8 @@ def policy_to_data(policy: Policy) -> dict[str, Any]:
         },
         "tools": {k: list(v) for k, v in policy.tools.items()},
     }
+    if policy.approvals:
+        data["approvals"] = policy.approvals.to_data()
     if policy.rate_limit is not None:
         data["rate_limit"] = {
             "time_window": policy.rate_limit.time_window,

@@ -69,6 +69,12 @@ class AuditAction(StrEnum):
     ADMIN_ACTION = "admin_action"
     TOOL_CALLED = "tool_called"  # an LLM agent's tool call (agentmesh.agents.llm_audit)
     ANOMALY_DETECTED = "anomaly_detected"  # a live stream broke its window (observability)
+    APPROVAL_REQUESTED = "approval_requested"  # a task or tool call waits for a person
+    APPROVAL_DECIDED = "approval_decided"
+    APPROVAL_EDITED = "approval_edited"  # approved with edited arguments
+    APPROVAL_TIMEOUT = "approval_timeout"  # the rule's deadline decided
+    APPROVAL_ESCALATED = "approval_escalated"
+    APPROVAL_REMINDED = "approval_reminded"
 
 
 class AuditStatus(StrEnum):

@@ -1,7 +1,7 @@
 """Roles, permissions and the ONE permission table every route and channel uses.
 
 Roles: ``admin``, ``orchestrator``, ``agent``, ``task_executor``,
-``observer``. A role grants permissions (:data:`ROLE_PERMISSIONS`); an operation of the
+``observer``, ``approver``. A role grants permissions (:data:`ROLE_PERMISSIONS`); an operation of the
 control plane requires exactly one permission (:data:`OPERATION_PERMISSIONS`, keyed by
 the OpenAPI ``operationId`` / WebSocket channel). Nothing else decides access.
 
@@ -25,6 +25,7 @@ class Role(StrEnum):
     AGENT = "agent"
     TASK_EXECUTOR = "task_executor"
     OBSERVER = "observer"
+    APPROVER = "approver"  # decides approval gates (human in the loop)
 
 
 class Permission(StrEnum):
@@ -42,6 +43,7 @@ class Permission(StrEnum):
     SYSTEM_READ = "system:read"
     METRICS_READ = "metrics:read"
     SAFETY_ADMIN = "safety:admin"  # put policies, release quarantined agents (admins only)
+    TASKS_APPROVE = "tasks:approve"  # approve, reject or edit a gated task or tool call
 
 
 P = Permission
@@ -70,6 +72,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OBSERVER: frozenset(
         {P.AGENTS_READ, P.TASKS_READ, P.TENANT_READ, P.SYSTEM_READ, P.METRICS_READ}
     ),
+    Role.APPROVER: frozenset({P.AGENTS_READ, P.TASKS_READ, P.TASKS_APPROVE, P.TENANT_READ}),
 }
 """Which permissions each role grants (the permission table)."""
 
@@ -108,6 +111,12 @@ OPERATION_PERMISSIONS: dict[str, Permission] = {
     "agent_feedback": P.AGENTS_CONTROL,
     # interop (AsyncAPI, A2A)
     "get_tenant_asyncapi": P.AGENTS_READ,
+    # approvals (human in the loop)
+    "list_approvals": P.TASKS_READ,
+    "get_approval": P.TASKS_READ,
+    "approve_task": P.TASKS_APPROVE,
+    "reject_approval": P.TASKS_APPROVE,
+    "ws:approvals": P.TASKS_READ,
     # WebSocket channels
     "ws:agents": P.AGENTS_READ,
     "ws:tasks": P.TASKS_READ,

@@ -20,11 +20,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from agentmesh.domain import AgentEvent, DomainEvent, TaskEvent, TenantEvent
+from agentmesh.domain.approval_events import TaskApprovalEvent
 from agentmesh.security.audit import AuditEntry, AuditStore
 from agentmesh.store.base import StoredEvent
 
 SYSTEM_ACTOR = "system"
-NOISY_FIELDS = ("ciphertext", "payload", "result")
+NOISY_FIELDS = ("ciphertext", "payload", "result", "conversation")
 """Event fields never copied into an entry's details."""
 
 AUDIT_ACTIONS: dict[str, tuple[str, str]] = {
@@ -74,6 +75,8 @@ def actor_of(event: DomainEvent) -> str:
     """The agent the event is about or acting in it, else ``system``."""
     if isinstance(event, AgentEvent):
         return event.aggregate_id
+    if isinstance(event, TaskApprovalEvent):
+        return event.audit_actor
     agent = getattr(event, "agent_id", None)
     return agent if isinstance(agent, str) and agent else SYSTEM_ACTOR
 
@@ -81,6 +84,8 @@ def actor_of(event: DomainEvent) -> str:
 def audit_entry(stored: StoredEvent, event: DomainEvent) -> AuditEntry | None:
     """The (unchained) entry of an event, or None when the event is not audited."""
     mapped = AUDIT_ACTIONS.get(event.event_type)
+    if isinstance(event, TaskApprovalEvent):  # request, decision, edit, timeout, escalation
+        mapped = event.audit_action
     if mapped is None:
         return None
     action, status = mapped

@@ -90,6 +90,10 @@ def request_for(op: str, s: Seed) -> tuple[str, str, Any]:
         "agent_feedback": ("POST", f"{t}/agents/{s.agent_id}/feedback", {"rating": 0.9}),
         "release_agent": ("POST", f"{t}/agents/{s.agent_id}/release", {"reason": "catalog"}),
         "get_tenant_asyncapi": ("GET", f"{t}/asyncapi.json", None),
+        "list_approvals": ("GET", f"{t}/approvals", None),
+        "get_approval": ("GET", f"{t}/approvals/{s.task_id}__a1", None),
+        "approve_task": ("POST", f"{t}/approvals/{s.task_id}__a1/approve", {"comment": "ok"}),
+        "reject_approval": ("POST", f"{t}/approvals/{s.task_id}__a1/reject", None),
     }
     return table[op]
 
@@ -106,5 +110,8 @@ OBJECT_OPERATIONS = frozenset(
         "get_message",
         "agent_feedback",
         "release_agent",
+        "get_approval",
+        "approve_task",
+        "reject_approval",
     }
 )

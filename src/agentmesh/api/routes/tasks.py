@@ -77,6 +77,7 @@ async def submit_task(
             source=f"api:{principal.subject}",
             to_agent=to_agent,
             require_vetting=body.require_vetting,
+            requires_approval=body.requires_approval,
         )
     )
     return await TASK.created(

@@ -1,4 +1,5 @@
 import { drawHistory } from "./charts.js";
+import { createApprovals } from "./approvals.js";
 // AgentMesh operator UI: one ES module, no framework, nothing loaded from another origin.
 // Every value that comes from the API or the token is rendered as text (el() / textContent),
 // never parsed as HTML. The token lives in sessionStorage and travels only in the
@@ -7,8 +8,8 @@ import { drawHistory } from "./charts.js";
 const TOKEN_KEY = "agentmesh.token";
 const TENANT_KEY = "agentmesh.tenant";
 const PAGE_SIZE = 20;
-const VIEWS = ["overview", "agents", "tasks", "audit", "federated"];
-const LIVE_CHANNELS = ["agents", "tasks", "metrics"];
+const VIEWS = ["overview", "agents", "tasks", "approvals", "audit", "federated"];
+const LIVE_CHANNELS = ["agents", "tasks", "metrics", "approvals"];
 
 const state = {
   config: null, // /ui/config.json: roles, operations, statuses (the server's own tables)
@@ -1026,6 +1027,9 @@ const live = {
       case "task_update":
         tasks.onLive(data);
         break;
+      case "approval_update":
+        approvals.onLive(data);
+        break;
       case "metrics_update":
         overview.onMetrics(data, msg.timestamp);
         break;
@@ -1134,8 +1138,11 @@ function pickTenant(tenant) {
   route();
 }
 
+// -- approvals (approvals.js) -----------------------------------------------------------------------------------
+const approvals = createApprovals({ $, el, api, say, sayError, tenantPath, enc, can, fmtTime, ApiError });
+
 // -- routing -----------------------------------------------------------------------------------------------------------
-const handlers = { overview, agents, tasks, audit, federated };
+const handlers = { overview, agents, tasks, approvals, audit, federated };
 
 function route() {
   let name = "signin";
@@ -1189,6 +1196,7 @@ async function main() {
   }
   agents.setup();
   tasks.setup();
+  approvals.setup();
   audit.setup();
   federated.setup();
   const token = fromFragment ?? sessionStorage.getItem(TOKEN_KEY);
