@@ -48,6 +48,7 @@ from agentmesh.api.routes import (
     health,
     messages,
     safety,
+    task_batch,
     tasks,
     tenants,
 )
@@ -235,7 +236,18 @@ def create_app(
     )
     app.state.ctx = None
     install_error_handlers(app)
-    for module in (health, tenants, agents, tasks, messages, audit, federated, clusters, safety):
+    for module in (
+        health,
+        tenants,
+        agents,
+        task_batch,
+        tasks,
+        messages,
+        audit,
+        federated,
+        clusters,
+        safety,
+    ):
         app.include_router(module.router)
     app.include_router(anomalies_router)  # /v1/tenants/{tenant_id}/metrics/history
     mount_ui(app)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from agentmesh.commands.batch import BatchResult, SubmitTasks
 from agentmesh.commands.bus import CqrsBus
 from agentmesh.commands.facts import FactHandlers
 from agentmesh.commands.handlers import CommandHandlers
@@ -73,6 +74,7 @@ def build_bus(
         (MarkAgentHealthy, h.mark_healthy),
         (SyncAgentCapabilities, f.sync_capabilities),
         (SubmitTask, h.submit_task),
+        (SubmitTasks, h.submit_tasks),
         (RecordTask, f.record_task),
         (RunTask, f.run_task),
         (AssignTask, h.assign_task),
@@ -105,6 +107,7 @@ def build_bus(
 __all__ = [
     "ActivateAgent",
     "AssignTask",
+    "BatchResult",
     "CancelTask",
     "CommandHandlers",
     "CommandResult",
@@ -134,6 +137,7 @@ __all__ = [
     "RunTask",
     "StartTask",
     "SubmitTask",
+    "SubmitTasks",
     "SyncAgentCapabilities",
     "TerminateAgent",
     "TimeOutTask",

@@ -124,13 +124,10 @@ class ReadModels:
         return [self.sealer.open_fields(d, DOC_FIELDS) for d in docs]
 
     async def _docs(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        async with self.db.read() as c:
-            rows = await c.fetch(sql, *args)
-        return [orjson.loads(r[0]) for r in rows]
+        return [orjson.loads(r[0]) for r in await self.db.query(sql, *args)]
 
     async def _count(self, sql: str, *args: Any) -> int:
-        async with self.db.read() as c:
-            return int(await c.fetchval(sql, *args))
+        return int((await self.db.query(sql, *args))[0][0])
 
     # -- agents ------------------------------------------------------------------------
     async def list_agents(self, tenant_id: str, query: AgentListQuery | None = None) -> Page:
