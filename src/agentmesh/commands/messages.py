@@ -275,6 +275,8 @@ class ListTasks:
     parent_task_id: str | None = None
     limit: int = 50
     offset: int = 0
+    cursor: str | None = None
+    """The ``next_cursor`` of the page before (keyset paging)."""
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,29 @@ async def test_a_batch_submits_every_task_readable_at_once(api: Api) -> None:
     batch = {e.resource_id for e in audit if e.details.get("operation") == "submit_batch"}
     assert batch == set(body["task_ids"])
     assert await api.ctx.persistence.store.outbox_pending_count() >= 1000  # offers go out
+    walked: list[str] = []
+    params: dict[str, str | int] = {"limit": 300}
+    for _ in range(10):  # bounded
+        page = await api.client.get(
+            f"/v1/tenants/{tenant}/tasks", params=params, headers=api.auth(tenant)
+        )
+        assert page.status_code == 200, page.text
+        walked += [t["task_id"] for t in page.json()["tasks"]]
+        if page.json()["next_cursor"] is None:
+            break
+        params = {"limit": 300, "cursor": page.json()["next_cursor"]}
+    assert sorted(walked) == sorted(body["task_ids"])
+    offset = await api.client.get(
+        f"/v1/tenants/{tenant}/tasks",
+        params={"limit": 300, "offset": 900},
+        headers=api.auth(tenant),
+    )
+    assert [t["task_id"] for t in offset.json()["tasks"]] == walked[900:]
+    assert offset.json()["next_cursor"] is None
+    both = await api.client.get(
+        f"/v1/tenants/{tenant}/tasks", params={"offset": 1, "cursor": "x"}, headers=api.auth(tenant)
+    )
+    assert both.status_code == 422
 
 
 async def test_one_bad_task_refuses_the_whole_batch(api: Api) -> None:
