@@ -235,8 +235,8 @@ class ReadModels:
         after: list[Any] = []
         if cursor is not None:
             at, last_id = decode_cursor(cursor)
-            cond += " AND (submitted_at < ? OR (submitted_at = ? AND task_id < ?))"
-            after = [at, at, last_id]
+            cond += " AND (submitted_at, task_id) < (?, ?)"  # a range seek on the index
+            after = [at, last_id]
         rows = await self.db.query(
             f"SELECT submitted_at, task_id, doc FROM tasks WHERE {cond} "
             "ORDER BY submitted_at DESC, task_id DESC LIMIT ? OFFSET ?",
