@@ -7,7 +7,8 @@
   ``..._growth`` is the 100k time over the 1k time (1.0: flat; linear would be 100).
 
 Task rows are copies of one real task (written through the command bus and projected),
-so the documents are what the API serves. Bounded: about half a minute.
+so the documents are what the API serves. The event store at 10k/100k/1M events and
+1 vs 1,000 tenants are in :mod:`bench.scale_store`. Bounded: about two minutes.
 """
 
 from __future__ import annotations
@@ -105,6 +106,10 @@ async def run() -> dict[str, dict[str, Any]]:
                     }
             finally:
                 await p.close()
+    from bench.scale_store import event_store_curve, tenants_curve
+
+    out.update(await event_store_curve())
+    out.update(await tenants_curve())
     for kind, curve in curves.items():
         growth = curve[SIZES[-1]] / curve[SIZES[0]]
         out[f"scale_tasks_page_{kind}_growth"] = {
