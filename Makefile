@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: install chromium run test unit lint format bench clean
+.PHONY: install chromium run test unit lint format bench bench-tools clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,7 +40,11 @@ format: install
 	$(VENV)/bin/ruff format src tests bench examples
 	$(VENV)/bin/ruff check --fix src tests bench examples
 
-bench: install  ## hot paths next to raw baselines; writes bench/results/latest.json
+bench-tools: install  ## the load generator and profiler of the benchmarks
+	@command -v wrk >/dev/null || { apt-get update -q && apt-get install -y -q wrk; }
+	@test -x $(VENV)/bin/py-spy || $(PY) -m pip install -q --disable-pip-version-check -e '.[brokers,llm,test,bench]'
+
+bench: install bench-tools  ## hot paths next to raw baselines; writes bench/results/latest.json
 	$(PY) -m bench.run
 
 clean:

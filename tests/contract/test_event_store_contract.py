@@ -11,7 +11,7 @@ from agentmesh.domain import AgentHeartbeatReceivedEvent
 from agentmesh.domain.values import utcnow
 from agentmesh.envelope import Envelope
 from agentmesh.errors import ConcurrencyError, CorruptEventError, ValidationError
-from agentmesh.store import FullEventStore, NewEvent, OutboxMessage
+from agentmesh.store import FullEventStore, NewEvent, OutboxMessage, StreamAppend
 from tests.contract import store_fixtures
 from tests.contract.store_fixtures import open_store
 
@@ -227,3 +227,51 @@ class _same:
 
     async def __aexit__(self, *exc: object) -> None:
         return None
+
+
+async def test_append_streams_writes_every_stream_in_one_contiguous_batch(
+    store: FullEventStore,
+) -> None:
+    await store.append("acme", "before", 0, events("acme", "before"))
+    env = Envelope.create("x", tenant_id="acme")
+    results = await store.append_streams(
+        "acme",
+        [
+            StreamAppend("t-1", 0, events("acme", "t-1", 2), [OutboxMessage("am.acme.a", env)]),
+            StreamAppend("before", 1, events("acme", "before", 1)),
+            StreamAppend("t-2", 0, events("acme", "t-2", 3), [OutboxMessage("am.acme.b", env)]),
+        ],
+    )
+    assert [(r.version, r.positions) for r in results] == [
+        (2, (2, 3)),
+        (2, (4,)),
+        (3, (5, 6, 7)),
+    ]
+    assert [e.stream_id for e in await store.read_all()] == ["before", "t-1", "t-1", "before"] + [
+        "t-2"
+    ] * 3
+    assert [r.subject for r in await store.outbox_pending()] == ["am.acme.a", "am.acme.b"]
+
+
+async def test_append_streams_is_all_or_nothing(store: FullEventStore) -> None:
+    await store.append("acme", "taken", 0, events("acme", "taken"))
+    env = Envelope.create("x", tenant_id="acme")
+    with pytest.raises(ConcurrencyError, match="taken"):
+        await store.append_streams(
+            "acme",
+            [
+                StreamAppend("fresh", 0, events("acme", "fresh"), [OutboxMessage("am.a", env)]),
+                StreamAppend("taken", 0, events("acme", "taken")),
+            ],
+        )
+    assert await store.head() == 1
+    assert await store.stream_version("acme", "fresh") == 0
+    assert await store.outbox_pending_count() == 0
+    with pytest.raises(ValidationError, match="twice"):
+        await store.append_streams(
+            "acme",
+            [StreamAppend("x", 0, events("acme", "x")), StreamAppend("x", 0, events("acme", "x"))],
+        )
+    with pytest.raises(ValidationError):
+        await store.append_streams("acme", [])
+    assert await store.head() == 1

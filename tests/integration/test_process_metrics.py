@@ -15,7 +15,7 @@ from agentmesh.patterns import names
 from agentmesh.patterns.blackboard import Blackboard
 from agentmesh.store.base import NewEvent
 from agentmesh.store.postgres import PostgresEventStore
-from agentmesh.store.sqlite import SqliteEventStore
+from agentmesh.store.sqlite import READERS, SqliteEventStore
 from agentmesh.transports import Message
 from tests.helpers import eventually, fast_settings
 
@@ -43,7 +43,8 @@ async def test_store_queries_connections_and_caches_are_measured(tmp_path: Path)
     store = SqliteEventStore(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
     await store.connect()
     try:
-        assert sample("agentmesh_db_connections_active") == before + 2  # writer + reader
+        # the writer and the pool of readers
+        assert sample("agentmesh_db_connections_active") == before + 1 + READERS
         for i in range(3):
             await store.append("acme", "thing-1", i, [event(i)])
         loaded = await store.load("acme", "thing-1")

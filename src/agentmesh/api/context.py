@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +100,39 @@ class ApiContext:
         )
         return doc
 
+    async def record_many(
+        self,
+        action: AuditAction,
+        status: AuditStatus,
+        *,
+        tenant_id: str,
+        request: Request,
+        principal: Principal,
+        resource_type: str,
+        resource_ids: Sequence[str],
+        details: dict[str, Any],
+    ) -> None:
+        """One audit entry per object of a bulk call, appended at once."""
+        entries = [
+            self._entry(
+                action,
+                status,
+                tenant_id=tenant_id,
+                request=request,
+                principal=principal,
+                resource_type=resource_type,
+                resource_id=rid,
+                details=details,
+            )
+            for rid in resource_ids
+        ]
+        try:
+            await self.audit.append_many(entries)
+        except Exception as exc:  # noqa: BLE001 - audit storage trouble must not turn into a 500
+            logger.error(
+                "audit append failed ({}): {} x{}", type(exc).__name__, action, len(entries)
+            )
+
     async def record(
         self,
         action: AuditAction,
@@ -113,7 +146,34 @@ class ApiContext:
         details: dict[str, Any] | None = None,
     ) -> None:
         """Append an audit entry; an audit failure is logged, never hides the answer."""
-        entry = AuditEntry.new(
+        entry = self._entry(
+            action,
+            status,
+            tenant_id=tenant_id,
+            request=request,
+            principal=principal,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            details=details,
+        )
+        try:
+            await self.audit.append(entry)
+        except Exception as exc:  # noqa: BLE001 - audit storage trouble must not turn into a 500
+            logger.error("audit append failed ({}): {}", type(exc).__name__, entry.action.value)
+
+    @staticmethod
+    def _entry(
+        action: AuditAction,
+        status: AuditStatus,
+        *,
+        tenant_id: str,
+        request: Request | None,
+        principal: Principal | None,
+        resource_type: str,
+        resource_id: str,
+        details: dict[str, Any] | None,
+    ) -> AuditEntry:
+        return AuditEntry.new(
             action,
             status,
             tenant_id=tenant_id,
@@ -128,10 +188,6 @@ class ApiContext:
                 **(details or {}),
             },
         )
-        try:
-            await self.audit.append(entry)
-        except Exception as exc:  # noqa: BLE001 - audit storage trouble must not turn into a 500
-            logger.error("audit append failed ({}): {}", type(exc).__name__, entry.action.value)
 
 
 def request_id_of(request: Request | None) -> str:
@@ -140,8 +196,9 @@ def request_id_of(request: Request | None) -> str:
     return str(request.scope.get("state", {}).get("request_id", ""))
 
 
-def get_context(request: Request) -> ApiContext:
-    """The app's :class:`ApiContext` (503 until the lifespan has started)."""
+async def get_context(request: Request) -> ApiContext:
+    """The app's :class:`ApiContext` (503 until the lifespan has started); a coroutine so
+    FastAPI calls it inline instead of through its thread pool."""
     ctx = getattr(request.app.state, "ctx", None)
     if ctx is None:
         raise BrokerUnavailable("control plane is starting", code="NOT_READY")

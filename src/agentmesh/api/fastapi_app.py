@@ -50,6 +50,7 @@ from agentmesh.api.routes import (
     health,
     messages,
     safety,
+    task_batch,
     tasks,
     tenants,
 )
@@ -241,6 +242,7 @@ def create_app(
         health,
         tenants,
         agents,
+        task_batch,
         tasks,
         messages,
         audit,

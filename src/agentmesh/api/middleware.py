@@ -69,6 +69,41 @@ async def send_error(
     await send({"type": "http.response.body", "body": data})
 
 
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+def raw_headers(headers: dict[str, str]) -> RawHeaders:
+    """``headers`` as ASGI raw header pairs (lower-case names)."""
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+def set_headers(message: Message, pairs: RawHeaders, *, replace: bool) -> None:
+    """Put ``pairs`` on a ``http.response.start`` message: replacing same-named headers,
+    or (``replace=False``) only those the response does not set itself. Plain list work:
+    this runs on every response, where ``MutableHeaders`` costs a scan per header."""
+    current: RawHeaders = list(message.get("headers", ()))
+    names = {k for k, _ in pairs}
+    if replace:
+        current = [h for h in current if h[0].lower() not in names]
+        current.extend(pairs)
+    else:
+        present = {k.lower() for k, _ in current}
+        current.extend(p for p in pairs if p[0] not in present)
+    message["headers"] = current
+
+
+def _add_vary_origin(message: Message) -> None:
+    """``Vary: Origin`` added to the response's ``Vary`` (or as its only value)."""
+    headers: RawHeaders = list(message.get("headers", ()))
+    for i, (k, v) in enumerate(headers):
+        if k.lower() == b"vary":
+            headers[i] = (b"vary", v + b", Origin")
+            break
+    else:
+        headers.append((b"vary", b"Origin"))
+    message["headers"] = headers
+
+
 class RequestStats:
     """Requests served since start (``/v1/metrics`` performance figures)."""
 
@@ -94,6 +129,11 @@ class RequestContextMiddleware:
         self.app = app
         self.level = level
         self.stats = stats or RequestStats()
+        static = {**SECURITY_HEADERS, "X-API-Security-Level": level.name}
+        self._static = raw_headers(static)
+        csp = {"Content-Security-Policy": level.csp} if level.csp else {}
+        self._static_csp = raw_headers({**static, **csp})
+        self._hsts = f"max-age={level.hsts_max_age}; includeSubDomains; preload".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,25 +144,17 @@ class RequestContextMiddleware:
         rid = incoming if _RID.match(incoming) else secrets.token_urlsafe(32)
         scope.setdefault("state", {})["request_id"] = rid
         path: str = scope["path"]
-        extra = dict(SECURITY_HEADERS)
-        extra["X-Request-ID"] = rid
-        extra["X-API-Security-Level"] = self.level.name
-        if self.level.csp and path not in DOCS_PATHS:
-            extra["Content-Security-Policy"] = self.level.csp
+        extra = self._static_csp if path not in DOCS_PATHS else self._static
+        extra = [*extra, (b"x-request-id", rid.encode("latin-1"))]
         if scope.get("scheme") == "https":
-            extra["Strict-Transport-Security"] = (
-                f"max-age={self.level.hsts_max_age}; includeSubDomains; preload"
-            )
+            extra.append((b"strict-transport-security", self._hsts))
         started = False
 
         async def send_wrapper(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = MutableHeaders(scope=message)
-                for k, v in extra.items():
-                    if k not in headers:
-                        headers[k] = v
+                set_headers(message, extra, replace=False)
             await send(message)
 
         try:
@@ -179,9 +211,9 @@ class CorsMiddleware:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                h = MutableHeaders(scope=message)
-                h.add_vary_header("Origin")
+                _add_vary_origin(message)
                 if allowed and origin is not None:
+                    h = MutableHeaders(scope=message)
                     h["Access-Control-Allow-Origin"] = origin
                     h["Access-Control-Expose-Headers"] = self.EXPOSE
                     if self.allow_credentials:
@@ -197,6 +229,9 @@ class VersionMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.supported = ", ".join(SUPPORTED_VERSIONS)
+        self._default = raw_headers(
+            {"X-API-Version": DEFAULT_VERSION, "X-API-Supported-Versions": self.supported}
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -223,12 +258,11 @@ class VersionMiddleware:
             )
             return
         scope.setdefault("state", {})["api_version"] = version
+        pairs = self._default if version == DEFAULT_VERSION else raw_headers(extra)
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                h = MutableHeaders(scope=message)
-                for k, v in extra.items():
-                    h[k] = v
+                set_headers(message, pairs, replace=True)
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
@@ -293,11 +327,11 @@ class RateLimitMiddleware:
             )
             return
 
+        pairs = raw_headers(headers)
+
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                h = MutableHeaders(scope=message)
-                for k, v in headers.items():
-                    h[k] = v
+                set_headers(message, pairs, replace=True)
             await send(message)
 
         await self.app(scope, receive, send_wrapper)

@@ -365,6 +365,8 @@ class TaskResponse(BaseResponse, TaskInfo):
 
 class TaskListResponse(BaseResponse):
     tasks: list[TaskInfo]
+    next_cursor: str | None = None
+    """Pass as ``cursor`` for the next page; absent on the last page."""
     pagination: Pagination
     filters_applied: dict[str, Any] | None = None
 

@@ -67,7 +67,10 @@ class LocalBackend:
         else:
             query = ListTasks(tenant, **params)
         page = await self._query(query)
-        return {f"{kind}s": page.items, "pagination": page.pagination()}
+        out = {f"{kind}s": page.items, "pagination": page.pagination()}
+        if kind == "task":
+            out["next_cursor"] = page.next_cursor
+        return out
 
     async def get(self, kind: Kind, tenant: str, object_id: str) -> dict[str, Any]:
         from agentmesh.commands import GetAgent, GetTask

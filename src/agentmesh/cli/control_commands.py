@@ -261,13 +261,18 @@ def task_list(
     agent: Annotated[str | None, typer.Option(help="Only tasks of this agent.")] = None,
     limit: LimitOpt = 50,
     offset: OffsetOpt = 0,
+    cursor: Annotated[
+        str | None, typer.Option(help="Start after the page that printed this next cursor.")
+    ] = None,
 ) -> None:
-    """List the tasks of a tenant, newest first."""
+    """List the tasks of a tenant, newest first; page on with --cursor (every task is
+    reachable) or --offset (up to 10,000)."""
     params = {
         "status": status.lower() if status else None,
         "agent_id": agent,
         "limit": limit,
         "offset": offset,
+        "cursor": cursor,
     }
     columns = ["task", "type", "status", "agent", "priority", "attempt", "submitted"]
     target.page("task", params, columns, _task_row)

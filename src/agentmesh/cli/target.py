@@ -122,6 +122,8 @@ class Target:
         def render(page: Doc) -> None:
             title = f"{kind}s of {self.tenant} ({_page_note(page['pagination'])})"
             _table(title, columns, [row(x) for x in page[f"{kind}s"]])
+            if page.get("next_cursor"):
+                console.print(f"next page: --cursor {page['next_cursor']}")
 
         self.show(lambda backend, tenant: backend.page(kind, tenant, params), render)
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from agentmesh.commands.approvals import register_approvals
+from agentmesh.commands.batch import BatchResult, SubmitTasks
 from agentmesh.commands.bus import CqrsBus
 from agentmesh.commands.facts import FactHandlers
 from agentmesh.commands.handlers import CommandHandlers
@@ -103,6 +104,7 @@ def build_bus(
 __all__ = [
     "ActivateAgent",
     "AssignTask",
+    "BatchResult",
     "CancelTask",
     "CommandHandlers",
     "CommandResult",
@@ -133,6 +135,7 @@ __all__ = [
     "RunTask",
     "StartTask",
     "SubmitTask",
+    "SubmitTasks",
     "SyncAgentCapabilities",
     "TerminateAgent",
     "TimeOutTask",

@@ -30,6 +30,7 @@ from agentmesh.commands.approval_messages import (
     resume_context,
     rule_fields,
 )
+from agentmesh.commands.batch import BatchResult, SubmitTasks
 from agentmesh.commands.bus import CqrsBus
 from agentmesh.commands.envelopes import offer_envelope
 from agentmesh.commands.handlers import CommandHandlers
@@ -104,6 +105,25 @@ class ApprovalHandlers:
         return TaskAggregate.replay(events), events, stored[-1].version
 
     # -- gate a submission -------------------------------------------------------------
+    async def submit_tasks(self, cmd: SubmitTasks) -> BatchResult:
+        """A batch never passes the gate: a task in it that needs approval refuses it."""
+        from agentmesh.domain import parse_priority
+
+        rules = await self.rules(cmd.tenant_id)
+        for n, t in enumerate(cmd.tasks):
+            rule = (
+                None
+                if t.requires_approval
+                else task_rule(rules, t.capability, parse_priority(t.priority), t.payload)
+            )
+            if t.requires_approval or rule is not None:
+                why = f"rule {rule.name}" if rule else "requires_approval"
+                raise ValidationError(
+                    f"tasks[{n}] needs approval ({why}): submit it through POST /tasks",
+                    code="BATCH_NEEDS_APPROVAL",
+                )
+        return await self.h.submit_tasks(cmd)
+
     async def submit_task(self, cmd: SubmitTask) -> CommandResult:
         """Submit, held for approval when asked or when a rule matches."""
         rule: ApprovalRule | None = None
@@ -354,6 +374,7 @@ def register_approvals(bus: CqrsBus, handlers: CommandHandlers) -> ApprovalHandl
     """Register the approval commands and queries; ``SubmitTask`` goes through the gate."""
     a = ApprovalHandlers(handlers)
     bus.register_command(SubmitTask, a.submit_task)
+    bus.register_command(SubmitTasks, a.submit_tasks)
     bus.register_command(DecideApproval, a.decide)
     bus.register_command(RequestToolApproval, a.request_tool_approval)
     bus.register_command(SweepApproval, a.sweep)

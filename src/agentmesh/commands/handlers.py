@@ -29,13 +29,13 @@ from agentmesh.domain import (
     tenant_name_key,
 )
 from agentmesh.domain.task_events import TaskOfferedEvent
-from agentmesh.domain.values import AgentId
-from agentmesh.errors import ConcurrencyError, Conflict, NotFound, ValidationError
+from agentmesh.errors import ConcurrencyError, Conflict, NotFound
 from agentmesh.observability import metrics
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.store.base import EventStore, NewEvent, OutboxMessage
 from agentmesh.store.queries import ReadModels
 
+from . import batch
 from . import messages as m
 from .envelopes import event_envelope, offer_envelope, recorded_offer
 from .facts import agent_done, run_first
@@ -265,40 +265,10 @@ class CommandHandlers:
 
     # -- tasks -------------------------------------------------------------------------
     async def submit_task(self, cmd: m.SubmitTask) -> m.CommandResult:
-        task_id = cmd.task_id or str(uuid.uuid4())
-        task, events = TaskAggregate.submit(
-            task_id,
-            cmd.tenant_id,
-            cmd.task_type or cmd.capability,
-            [cmd.capability],
-            payload=cmd.payload,
-            priority=cmd.priority,
-            timeout_seconds=cmd.timeout_seconds,
-            max_attempts=cmd.max_attempts,
-        )
-        task, offered = task.offer(cmd.capability)
-        if self.quota is not None:  # after validation, before any write
-            await self.quota.take_for(cmd.tenant_id)
-        if cmd.strategy is not None:  # needs the live registry: entry points resolve it
-            raise ValidationError(m.STRATEGY_NEEDS_PLANE, code="STRATEGY_NEEDS_PLANE")
-        if cmd.to_agent is not None:
-            AgentId(cmd.to_agent)
-        offer = offer_envelope(task, offered[0], cmd.source, cmd.to_agent)  # type: ignore[arg-type]
-        if cmd.require_vetting:
-            from agentmesh.commands.safety import vetting_offer
+        return await batch.submit_task(self, cmd)
 
-            offer = vetting_offer(offer)
-        recorded = self._recorded(task, offer)
-        try:
-            return await self._append(
-                cmd.tenant_id,
-                task_stream(task_id),
-                0,
-                [*events, *offered, *recorded],
-                extra=[offer],
-            )
-        except ConcurrencyError:
-            raise Conflict(f"task {task_id} already exists", code="TASK_EXISTS") from None
+    async def submit_tasks(self, cmd: batch.SubmitTasks) -> batch.BatchResult:
+        return await batch.submit_tasks(self, cmd)
 
     async def _task_change(
         self,

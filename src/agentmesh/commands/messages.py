@@ -310,6 +310,8 @@ class ListTasks(Query[Page]):
     parent_task_id: str | None = None
     limit: int = 50
     offset: int = 0
+    cursor: str | None = None
+    """The ``next_cursor`` of the page before (keyset paging)."""
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ class QueryHandlers:
             parent_task_id=q.parent_task_id,
             limit=q.limit,
             offset=q.offset,
+            cursor=q.cursor,
         )
 
     async def list_tenants(self, q: m.ListTenants) -> list[dict[str, Any]]:

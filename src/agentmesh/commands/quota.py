@@ -47,6 +47,34 @@ class QuotaWindow:
         if doc is not None:
             await self.take(tenant_id, int(doc["max_messages_per_hour"]))
 
+    async def take_many(self, tenant_id: str, n: int, *, now: float | None = None) -> None:
+        """Count ``n`` submissions at once, or none (``QuotaExceeded``) when they do not
+        all fit in the tenant's ``max_messages_per_hour``."""
+        doc = await self.read_models.get_tenant(tenant_id)
+        if doc is None:
+            return
+        limit = int(doc["max_messages_per_hour"])
+        now = time.time() if now is None else now
+        buckets = await self._window(tenant_id, now)
+        used = sum(buckets.values())
+        if used + n > limit:
+            first = next(iter(buckets), int(now // BUCKET))
+            retry_after = max(1.0, (first + 1) * BUCKET + HOUR - now)
+            raise QuotaExceeded(
+                f"tenant {tenant_id} has {max(limit - used, 0)} of its {limit} messages of "
+                f"the last hour left, a batch of {n} does not fit; retry in {retry_after:.0f} s",
+                retry_after=retry_after,
+            )
+        minute = int(now // BUCKET)
+        buckets[minute] = buckets.get(minute, 0) + n
+
+    def give_back(self, tenant_id: str, n: int, *, now: float | None = None) -> None:
+        """Undo :meth:`take_many` of a batch that was not written."""
+        buckets = self._buckets.get(tenant_id)
+        minute = int((time.time() if now is None else now) // BUCKET)
+        if buckets is not None and minute in buckets:
+            buckets[minute] = max(buckets[minute] - n, 0)
+
     async def grant(self, cmd: GrantQuota, *, now: float | None = None) -> QuotaGrant:
         """Take up to ``cmd.want`` (1-1000) submissions at once for a bus submitter."""
         if isinstance(cmd.want, bool) or not isinstance(cmd.want, int) or not 1 <= cmd.want <= 1000:

@@ -92,6 +92,7 @@ OPERATION_PERMISSIONS: dict[str, Permission] = {
     "terminate_agent": P.AGENTS_CONTROL,
     # tasks
     "submit_task": P.TASKS_WRITE,
+    "submit_tasks_batch": P.TASKS_WRITE,
     "list_tasks": P.TASKS_READ,
     "get_task": P.TASKS_READ,
     "cancel_task": P.TASKS_CONTROL,

@@ -15,7 +15,9 @@ key is a :class:`~agentmesh.errors.ConfigError`.
 from __future__ import annotations
 
 import re
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,6 +37,9 @@ MIN_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNITS = {"s": 1, "": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _TENANT = ids.TENANT_ID
+VERIFIED_CACHE_SIZE = 4096
+"""Tokens whose signature was verified, kept so a client's next request skips the
+signature check; each hit still checks the expiry."""
 
 
 def parse_duration(text: str) -> timedelta:
@@ -140,6 +145,7 @@ class TokenService:
 
     def __init__(self, config: TokenConfig) -> None:
         self.config = config
+        self._verified: OrderedDict[str, tuple[float, Claims]] = OrderedDict()
         if config.algorithm in HMAC_ALGORITHMS:
             self._sign_key: Any = config.secret
             self._verify_key: Any = config.secret
@@ -199,7 +205,22 @@ class TokenService:
         return jwt.encode(claims, self._sign_key, algorithm=self.config.algorithm)
 
     def verify(self, token: str) -> Claims:
-        """The claims of a valid token; anything else raises :class:`Unauthorized`."""
+        """The claims of a valid token; anything else raises :class:`Unauthorized`.
+
+        A token verified before is answered from a bounded cache until it expires
+        (the claims of a signed token cannot change; only time can invalidate it)."""
+        hit = self._verified.get(token)
+        if hit is not None:
+            if time.time() < hit[0]:
+                return hit[1]
+            del self._verified[token]
+        claims = self._verify(token)
+        self._verified[token] = (claims.expires_at.timestamp() + self.config.leeway_seconds, claims)
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return claims
+
+    def _verify(self, token: str) -> Claims:
         from agentmesh.security.rbac import parse_roles
 
         if not token or token.count(".") != 2:

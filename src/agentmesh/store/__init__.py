@@ -12,6 +12,7 @@ from agentmesh.store.base import (
     OutboxStore,
     ProcessedMessages,
     StoredEvent,
+    StreamAppend,
 )
 from agentmesh.store.factory import create_event_store
 
@@ -27,5 +28,6 @@ __all__ = [
     "OutboxStore",
     "ProcessedMessages",
     "StoredEvent",
+    "StreamAppend",
     "create_event_store",
 ]

@@ -93,6 +93,16 @@ class OutboxRecord:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class StreamAppend:
+    """One stream's part of :meth:`EventStore.append_streams`."""
+
+    stream_id: str
+    expected_version: int
+    events: Sequence[NewEvent]
+    outbox: Sequence[OutboxMessage] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class AppendResult:
     """The stream version after the append and the positions given to the events."""
 
@@ -152,6 +162,17 @@ class EventStore(EventReader, Protocol):
         """Append atomically when the stream is at ``expected_version`` (0 = new stream).
 
         Raises :class:`~agentmesh.errors.ConcurrencyError` otherwise; nothing is written.
+        """
+        ...
+
+    async def append_streams(
+        self, tenant_id: str, appends: Sequence[StreamAppend]
+    ) -> list[AppendResult]:
+        """Append to several streams of a tenant in ONE transaction, all or nothing.
+
+        Each stream must be at its ``expected_version`` and appear once; the events get
+        contiguous positions in the order given. A conflict on any stream raises
+        :class:`~agentmesh.errors.ConcurrencyError` and nothing is written.
         """
         ...
 

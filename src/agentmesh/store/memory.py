@@ -17,6 +17,7 @@ from agentmesh.store.base import (
     OutboxMessage,
     OutboxRecord,
     StoredEvent,
+    StreamAppend,
 )
 
 
@@ -48,37 +49,51 @@ class MemoryEventStore:
         *,
         outbox: Sequence[OutboxMessage] = (),
     ) -> AppendResult:
-        check_append(tenant_id, stream_id, expected_version, events)
+        one = StreamAppend(stream_id, expected_version, events, outbox)
+        return (await self.append_streams(tenant_id, [one]))[0]
+
+    async def append_streams(
+        self, tenant_id: str, appends: Sequence[StreamAppend]
+    ) -> list[AppendResult]:
+        check_appends(tenant_id, appends)
         async with self._lock:
-            stream = self._streams.get((tenant_id, stream_id), [])
-            if len(stream) != expected_version:
-                raise concurrency_error(tenant_id, stream_id, expected_version, len(stream))
-            dup = next((e.event_id for e in events if e.event_id in self._event_ids), None)
+            for a in appends:
+                stream = self._streams.get((tenant_id, a.stream_id), [])
+                if len(stream) != a.expected_version:
+                    raise concurrency_error(tenant_id, a.stream_id, a.expected_version, len(stream))
+            ids = [e.event_id for a in appends for e in a.events]
+            dup = next((i for i in ids if i in self._event_ids), None)
+            if dup is None and len(set(ids)) != len(ids):
+                dup = next(i for i in ids if ids.count(i) > 1)
             if dup is not None:
                 raise ConcurrencyError(f"event {dup} was already appended")
-            start = len(self._events) + 1
-            stored = [
-                StoredEvent(
-                    start + i,
-                    tenant_id,
-                    stream_id,
-                    expected_version + 1 + i,
-                    e.event_id,
-                    e.event_type,
-                    e.occurred_at,
-                    e.data,
-                )
-                for i, e in enumerate(events)
-            ]
-            self._events.extend(stored)
-            self._streams[(tenant_id, stream_id)] = stream + stored
-            self._event_ids.update(e.event_id for e in events)
-            for msg in outbox:
-                self._outbox_seq += 1
-                self._outbox[self._outbox_seq] = OutboxRecord(
-                    self._outbox_seq, tenant_id, stream_id, msg.subject, msg.envelope.encode()
-                )
-            return AppendResult(expected_version + len(events), tuple(s.position for s in stored))
+            return [self._write(tenant_id, a) for a in appends]
+
+    def _write(self, tenant_id: str, a: StreamAppend) -> AppendResult:
+        start = len(self._events) + 1
+        stored = [
+            StoredEvent(
+                start + i,
+                tenant_id,
+                a.stream_id,
+                a.expected_version + 1 + i,
+                e.event_id,
+                e.event_type,
+                e.occurred_at,
+                e.data,
+            )
+            for i, e in enumerate(a.events)
+        ]
+        key = (tenant_id, a.stream_id)
+        self._events.extend(stored)
+        self._streams[key] = self._streams.get(key, []) + stored
+        self._event_ids.update(e.event_id for e in a.events)
+        for msg in a.outbox:
+            self._outbox_seq += 1
+            self._outbox[self._outbox_seq] = OutboxRecord(
+                self._outbox_seq, tenant_id, a.stream_id, msg.subject, msg.envelope.encode()
+            )
+        return AppendResult(a.expected_version + len(a.events), tuple(s.position for s in stored))
 
     async def load(
         self, tenant_id: str, stream_id: str, from_version: int = 1
@@ -132,6 +147,18 @@ def check_append(
         raise ValidationError(f"expected_version must be >= 0, got {expected_version}")
     if not events:
         raise ValidationError("append needs at least one event")
+
+
+def check_appends(tenant_id: str, appends: Sequence[StreamAppend]) -> None:
+    """Validate :meth:`append_streams` arguments the same way in every implementation."""
+    if not appends:
+        raise ValidationError("append_streams needs at least one stream")
+    seen: set[str] = set()
+    for a in appends:
+        check_append(tenant_id, a.stream_id, a.expected_version, a.events)
+        if a.stream_id in seen:
+            raise ValidationError(f"stream {a.stream_id} appears twice in one append")
+        seen.add(a.stream_id)
 
 
 def concurrency_error(

@@ -111,6 +111,10 @@ class PostgresDatabase:
         ):
             yield metered(_Conn(conn))
 
+    async def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        async with self._need().acquire() as conn:
+            return await metered(_Conn(conn)).fetch(sql, *args)
+
 
 class PostgresEventStore(SqlEventStore):
     """The event store on PostgreSQL."""

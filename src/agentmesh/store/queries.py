@@ -2,11 +2,12 @@
 
 Every query takes a tenant id, except the tenant list (an admin path). Results are the
 JSON documents of :mod:`agentmesh.store.documents`; pages carry the pagination block
-``total, limit, offset, has_more, next_offset``.
+``total, limit, offset, has_more, next_offset`` (and task pages a keyset ``next_cursor``).
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -19,6 +20,8 @@ from agentmesh.store.db import Database
 from agentmesh.store.documents import current_task_doc
 from agentmesh.store.sealing import DOC_FIELDS, Sealer
 
+MAX_OFFSET = 10_000
+"""The largest ``offset``: deeper pages are reached with the keyset cursor."""
 SortBy = Literal["name", "created_at", "status"]
 SortOrder = Literal["asc", "desc"]
 
@@ -70,14 +73,22 @@ class Page:
     total: int
     limit: int
     offset: int
+    next_cursor: str | None = None
+    """Where the next page starts (keyset pages of tasks); None on the last page."""
+    more: bool | None = None
+    """Whether rows follow, when the query knows it (keyset pages)."""
 
     @property
     def has_more(self) -> bool:
+        if self.more is not None:
+            return self.more
         return self.offset + len(self.items) < self.total
 
     @property
     def next_offset(self) -> int | None:
-        return self.offset + len(self.items) if self.has_more else None
+        if not self.has_more or self.offset + len(self.items) > MAX_OFFSET:
+            return None
+        return self.offset + len(self.items)
 
     def pagination(self) -> dict[str, Any]:
         return {
@@ -87,6 +98,23 @@ class Page:
             "has_more": self.has_more,
             "next_offset": self.next_offset,
         }
+
+
+def encode_cursor(submitted_at: str, task_id: str) -> str:
+    """The opaque cursor of the page after the task (``submitted_at``, ``task_id``)."""
+    return base64.urlsafe_b64encode(orjson.dumps([submitted_at, task_id])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    """The position a cursor names; anything else is a 422 ``INVALID_CURSOR``."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, task_id = orjson.loads(raw)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise ValidationError("cursor is not one this API gave", code="INVALID_CURSOR") from None
+    if not isinstance(at, str) or not isinstance(task_id, str):
+        raise ValidationError("cursor is not one this API gave", code="INVALID_CURSOR")
+    return at, task_id
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -124,13 +152,10 @@ class ReadModels:
         return [self.sealer.open_fields(d, DOC_FIELDS) for d in docs]
 
     async def _docs(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        async with self.db.read() as c:
-            rows = await c.fetch(sql, *args)
-        return [orjson.loads(r[0]) for r in rows]
+        return [orjson.loads(r[0]) for r in await self.db.query(sql, *args)]
 
     async def _count(self, sql: str, *args: Any) -> int:
-        async with self.db.read() as c:
-            return int(await c.fetchval(sql, *args))
+        return int((await self.db.query(sql, *args))[0][0])
 
     # -- agents ------------------------------------------------------------------------
     async def list_agents(self, tenant_id: str, query: AgentListQuery | None = None) -> Page:
@@ -191,10 +216,17 @@ class ReadModels:
         parent_task_id: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        cursor: str | None = None,
     ) -> Page:
-        """Tasks of a tenant, newest first (``parent_task_id``: a task's subtasks)."""
-        if not 1 <= limit <= 1000 or not 0 <= offset <= 10000:
+        """Tasks of a tenant, newest first (``parent_task_id``: a task's subtasks).
+
+        Pages are keyset pages: ``cursor`` (the ``next_cursor`` of the page before)
+        starts after that page's last task, so any page costs an index seek whatever its
+        depth. ``offset`` (at most 10,000, without a cursor) still skips rows."""
+        if not 1 <= limit <= 1000 or not 0 <= offset <= MAX_OFFSET:
             raise ValidationError("limit must be 1-1000 and offset 0-10000")
+        if cursor is not None and offset:
+            raise ValidationError("give a cursor or an offset, not both", code="INVALID_CURSOR")
         where = ["tenant_id = ?"]
         args: list[Any] = [tenant_id]
         if status is not None:
@@ -208,16 +240,24 @@ class ReadModels:
             args.append(parent_task_id)
         cond = " AND ".join(where)
         total = await self._count(f"SELECT COUNT(*) FROM tasks WHERE {cond}", *args)
-        items = self._opened(
-            await self._docs(
-                f"SELECT doc FROM tasks WHERE {cond} "
-                "ORDER BY submitted_at DESC, task_id DESC LIMIT ? OFFSET ?",
-                *args,
-                limit,
-                offset,
-            )
+        after: list[Any] = []
+        if cursor is not None:
+            at, last_id = decode_cursor(cursor)
+            cond += " AND (submitted_at, task_id) < (?, ?)"  # a range seek on the index
+            after = [at, last_id]
+        rows = await self.db.query(
+            f"SELECT submitted_at, task_id, doc FROM tasks WHERE {cond} "
+            "ORDER BY submitted_at DESC, task_id DESC LIMIT ? OFFSET ?",
+            *args,
+            *after,
+            limit + 1,
+            offset,
         )
-        return Page(items, total, limit, offset)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = self._opened([orjson.loads(r[2]) for r in rows])
+        next_cursor = encode_cursor(str(rows[-1][0]), str(rows[-1][1])) if more else None
+        return Page(items, total, limit, offset, next_cursor, more)
 
     async def submitted_since(self, tenant_id: str, since: float) -> list[str]:
         """When the tenant's tasks submitted after ``since`` (epoch seconds) were submitted."""

@@ -27,6 +27,7 @@ from agentmesh.store.base import (
     OutboxMessage,
     OutboxRecord,
     StoredEvent,
+    StreamAppend,
 )
 
 SEALED = "$sealed"
@@ -132,6 +133,21 @@ class SealedStore:
             [s.seal_event(e) for e in events],
             outbox=[OutboxMessage(m.subject, s.seal_envelope(m.envelope)) for m in outbox],
         )
+
+    async def append_streams(
+        self, tenant_id: str, appends: Sequence[StreamAppend]
+    ) -> list[AppendResult]:
+        s = self.sealer
+        sealed = [
+            StreamAppend(
+                a.stream_id,
+                a.expected_version,
+                [s.seal_event(e) for e in a.events],
+                [OutboxMessage(m.subject, s.seal_envelope(m.envelope)) for m in a.outbox],
+            )
+            for a in appends
+        ]
+        return await self.inner.append_streams(tenant_id, sealed)
 
     async def load(
         self, tenant_id: str, stream_id: str, from_version: int = 1

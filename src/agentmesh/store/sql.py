@@ -31,9 +31,10 @@ from agentmesh.store.base import (
     OutboxMessage,
     OutboxRecord,
     StoredEvent,
+    StreamAppend,
 )
-from agentmesh.store.db import Database
-from agentmesh.store.memory import check_append, concurrency_error
+from agentmesh.store.db import Connection, Database
+from agentmesh.store.memory import check_append, check_appends, concurrency_error
 from agentmesh.store.migrate import migrate
 
 _EVENT_COLUMNS = "position, tenant_id, stream_id, version, event_id, event_type, occurred_at, data"
@@ -151,6 +152,83 @@ class SqlEventStore:
                 f"conflicts with a concurrent write: {exc}"
             ) from None
         return AppendResult(expected_version + n, tuple(range(first, first + n)))
+
+    async def append_streams(
+        self, tenant_id: str, appends: Sequence[StreamAppend]
+    ) -> list[AppendResult]:
+        check_appends(tenant_id, appends)
+        n = sum(len(a.events) for a in appends)
+        try:
+            async with self.db.write() as c:
+                if self.db.dialect == "postgresql":  # the counter's row lock = commit order
+                    rows = await c.fetch(
+                        "UPDATE event_position SET value = value + ? WHERE id = 1 RETURNING value",
+                        n,
+                    )
+                    last = int(rows[0][0])
+                else:
+                    last = int(await c.fetchval("SELECT COALESCE(MAX(position), 0) FROM events"))
+                    last += n
+                current = await self._versions(c, tenant_id, [a.stream_id for a in appends])
+                for a in appends:
+                    at = current.get(a.stream_id, 0)
+                    if at != a.expected_version:
+                        raise concurrency_error(tenant_id, a.stream_id, a.expected_version, at)
+                position = last - n + 1
+                rows_: list[tuple[object, ...]] = []
+                outbox: list[tuple[object, ...]] = []
+                results: list[AppendResult] = []
+                now = _now()
+                for a in appends:
+                    first = position
+                    for i, e in enumerate(a.events):
+                        rows_.append(
+                            (
+                                position,
+                                tenant_id,
+                                a.stream_id,
+                                a.expected_version + 1 + i,
+                                e.event_id,
+                                e.event_type,
+                                e.occurred_at,
+                                e.data,
+                            )
+                        )
+                        position += 1
+                    outbox.extend(
+                        (tenant_id, a.stream_id, m.subject, m.envelope.encode().decode(), now)
+                        for m in a.outbox
+                    )
+                    results.append(
+                        AppendResult(
+                            a.expected_version + len(a.events), tuple(range(first, position))
+                        )
+                    )
+                await c.executemany(_INSERT_EVENT, rows_)
+                if outbox:
+                    await c.executemany(_INSERT_OUTBOX, outbox)
+        except (sqlite3.IntegrityError, asyncpg.UniqueViolationError) as exc:
+            raise ConcurrencyError(
+                f"append to {len(appends)} streams of {tenant_id} conflicts with a "
+                f"concurrent write: {exc}"
+            ) from None
+        return results
+
+    @staticmethod
+    async def _versions(c: Connection, tenant_id: str, streams: list[str]) -> dict[str, int]:
+        """The current version of each of ``streams`` that exists."""
+        out: dict[str, int] = {}
+        for i in range(0, len(streams), 500):
+            chunk = streams[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await c.fetch(
+                "SELECT stream_id, MAX(version) FROM events "
+                f"WHERE tenant_id = ? AND stream_id IN ({marks}) GROUP BY stream_id",
+                tenant_id,
+                *chunk,
+            )
+            out.update((str(r[0]), int(r[1])) for r in rows)
+        return out
 
     async def load(
         self, tenant_id: str, stream_id: str, from_version: int = 1

@@ -1,8 +1,8 @@
 """SQLite (aiosqlite, WAL): ``sqlite+aiosqlite:///path`` or ``sqlite:///path``.
 
 One writer connection per process behind an asyncio lock, ``BEGIN IMMEDIATE`` so that
-writers in other processes wait on ``busy_timeout`` instead of failing, and a separate
-reader connection (WAL lets it read while a write is in progress).
+writers in other processes wait on ``busy_timeout`` instead of failing, and a small pool
+of reader connections (WAL lets them read while a write is in progress).
 
 Many connections opening one file at once (several processes starting together) race
 on the switch to WAL and on WAL recovery, where SQLite answers "database is locked"
@@ -31,6 +31,8 @@ from agentmesh.store.db import Connection, Dialect
 from agentmesh.store.sql import SqlEventStore
 
 BUSY_TIMEOUT_MS = 30_000
+READERS = 3
+"""Reader connections per database: concurrent requests read in parallel (WAL)."""
 _T = TypeVar("_T")
 
 
@@ -106,9 +108,9 @@ class SqliteDatabase:
         self.url = url
         self.path = sqlite_path(url)
         self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self._readers: list[aiosqlite.Connection] = []
+        self._free: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._wlock = asyncio.Lock()
-        self._rlock = asyncio.Lock()
 
     async def _open_once(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -134,26 +136,32 @@ class SqliteDatabase:
     async def connect(self) -> None:
         if self._writer is None:
             writer = await self._open()
+            readers: list[aiosqlite.Connection] = []
             try:
-                reader = await self._open()
+                for _ in range(READERS):
+                    readers.append(await self._open())
             except BaseException:
-                await asyncio.shield(writer.close())
+                for c in [writer, *readers]:
+                    await asyncio.shield(c.close())
                 raise
-            self._writer, self._reader = writer, reader
+            self._writer, self._readers = writer, readers
+            self._free = asyncio.Queue()
+            for r in readers:
+                self._free.put_nowait(r)
             track_database(self)
 
     def open_connections(self) -> int:
-        """Open connections (writer and reader), for ``agentmesh_db_connections_active``."""
-        return (self._writer is not None) + (self._reader is not None)
+        """Open connections (writer and readers), for ``agentmesh_db_connections_active``."""
+        return (self._writer is not None) + len(self._readers)
 
     async def close(self) -> None:
-        writer, reader = self._writer, self._reader
-        self._writer = self._reader = None
+        writer, readers = self._writer, self._readers
+        self._writer, self._readers = None, []
         try:
             if writer is not None:
                 await writer.close()
         finally:
-            if reader is not None:
+            for reader in readers:
                 await reader.close()
 
     def _need(self, conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
@@ -174,14 +182,27 @@ class SqliteDatabase:
             await conn.execute("COMMIT")
 
     @asynccontextmanager
+    async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A reader connection of the pool, for this task alone until it is given back."""
+        self._need(self._writer)
+        conn = await self._free.get()
+        try:
+            yield conn
+        finally:
+            self._free.put_nowait(conn)
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[Connection]:
-        conn = self._need(self._reader)
-        async with self._rlock:
+        async with self._reader() as conn:
             await retry_busy(lambda: conn.execute("BEGIN"))
             try:
                 yield metered(_Conn(conn))
             finally:
                 await conn.execute("COMMIT")
+
+    async def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        async with self._reader() as conn:
+            return await metered(_Conn(conn)).fetch(sql, *args)
 
 
 class SqliteEventStore(SqlEventStore):

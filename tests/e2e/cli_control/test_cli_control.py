@@ -74,6 +74,15 @@ def test_local_store(env: Env) -> None:
     table = env.run("task", "list")
     assert table.returncode == 0
     assert "cancelled" in table.stdout
+    second = env.json("task", "submit", "-c", "summarize")
+    first_page = env.json("task", "list", "--limit", "1")
+    assert [t["task_id"] for t in first_page["tasks"]] == [second["task_id"]]
+    rest = env.json("task", "list", "--limit", "1", "--cursor", first_page["next_cursor"])
+    assert [t["task_id"] for t in rest["tasks"]] == [task["task_id"]]
+    assert rest["next_cursor"] is None
+    paged = env.run("task", "list", "--limit", "1")
+    assert f"next page: --cursor {first_page['next_cursor']}" in paged.stdout
+    assert_one_line_error(env.run("task", "list", "--cursor", "bogus"), "cursor")
     # the control plane sees what the CLI wrote (same store)
     r = httpx.get(
         f"{env.live.url}/v1/tenants/acme/tasks/{task['task_id']}", headers=env.live.auth("acme")
@@ -108,6 +117,11 @@ def test_against_the_control_plane(env: Env) -> None:
     task = env.json("task", "submit", "-c", "summarize", "--task-id", "job-1", extra=remote)
     assert task["task_id"] == "job-1"
     assert env.json("task", "list", extra=remote)["pagination"]["total"] == 1
+    env.json("task", "submit", "-c", "summarize", "--task-id", "job-2", extra=remote)
+    page = env.json("task", "list", "--limit", "1", extra=remote)
+    assert [t["task_id"] for t in page["tasks"]] == ["job-2"]
+    after = env.json("task", "list", "--limit", "1", "--cursor", page["next_cursor"], extra=remote)
+    assert [t["task_id"] for t in after["tasks"]] == ["job-1"]
     assert env.json("task", "cancel", "job-1", extra=remote)["status"] == "cancelled"
     assert_one_line_error(
         env.run("task", "cancel", "job-1", extra=remote), "INVALID_TRANSITION", "409"

@@ -295,3 +295,30 @@ def test_every_security_level_runs_the_page(
         expect(page.locator("[style]")).to_have_count(0)
     finally:
         served.stop()
+
+
+DASH = "\u2013"  # the en dash of the pager's "from-to" note
+
+
+def test_the_task_pager_follows_cursors_both_ways(plane: Plane, open_tab: OpenTab) -> None:
+    with plane.client("paged", "admin") as c:
+        tasks = [{"capability": "summarize", "task_id": f"paged-{i:02d}"} for i in range(45)]
+        assert c.post("/v1/tenants/paged/tasks:batch", json={"tasks": tasks}).status_code == 201
+        newest = [t["task_id"] for t in c.get("/v1/tenants/paged/tasks?limit=45").json()["tasks"]]
+    page = signed_in(open_tab, plane, "paged", "admin", sub="pager").page
+    page.click("a[data-view=tasks]")
+    pager = page.locator("#tasks-pager")
+    rows = page.locator("#tasks-table tbody tr.row")
+    expect(pager).to_contain_text(f"1{DASH}20 of 45")
+    expect(rows.first).to_have_attribute("data-id", newest[0])
+    pager.get_by_role("button", name="Next").click()
+    expect(pager).to_contain_text(f"21{DASH}40 of 45")
+    expect(rows.first).to_have_attribute("data-id", newest[20])
+    pager.get_by_role("button", name="Next").click()
+    expect(pager).to_contain_text(f"41{DASH}45 of 45")
+    expect(rows).to_have_count(5)
+    expect(rows.last).to_have_attribute("data-id", newest[44])
+    expect(pager.get_by_role("button", name="Next")).to_be_disabled()
+    pager.get_by_role("button", name="Previous").click()
+    expect(pager).to_contain_text(f"21{DASH}40 of 45")
+    expect(rows.first).to_have_attribute("data-id", newest[20])

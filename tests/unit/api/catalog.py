@@ -77,6 +77,7 @@ def request_for(op: str, s: Seed) -> tuple[str, str, Any]:
         "resume_agent": ("POST", f"{t}/agents/{s.agent_id}/resume", None),
         "terminate_agent": ("POST", f"{t}/agents/{s.agent_id}/terminate", None),
         "submit_task": ("POST", f"{t}/tasks", {"capability": "summarize"}),
+        "submit_tasks_batch": ("POST", f"{t}/tasks:batch", {"tasks": [{"capability": "s"}]}),
         "list_tasks": ("GET", f"{t}/tasks", None),
         "get_task": ("GET", f"{t}/tasks/{s.task_id}", None),
         "cancel_task": ("POST", f"{t}/tasks/{s.task_id}/cancel", None),

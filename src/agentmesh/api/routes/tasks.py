@@ -103,11 +103,14 @@ async def list_tasks(
     parent_task_id: Annotated[str | None, Query(pattern=ids.SEGMENT.pattern)] = None,
     limit: LimitQuery = 50,
     offset: OffsetQuery = 0,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
     principal: Principal = Depends(require("list_tasks")),
     ctx: ApiContext = Depends(get_context),
 ) -> TaskListResponse:
     """Tasks of the tenant, newest first, filtered by status, agent and parent task (the
-    subtasks a workflow or pattern submitted while running that task)."""
+    subtasks a workflow or pattern submitted while running that task). Page on with
+    ``cursor`` = the ``next_cursor`` of the page before: every task is reachable and any
+    page is an index seek (``offset``, at most 10,000, still works)."""
     page = await ctx.bus.query(
         ListTasks(
             tenant_id,
@@ -116,11 +119,16 @@ async def list_tasks(
             parent_task_id=parent_task_id,
             limit=limit,
             offset=offset,
+            cursor=cursor,
         )
     )
     given = (("status", status), ("agent_id", agent_id), ("parent_task_id", parent_task_id))
     filters = {k: v for k, v in given if v is not None}
-    return TaskListResponse(tasks=[TaskInfo(**d) for d in page.items], **page_fields(page, filters))
+    return TaskListResponse(
+        tasks=[TaskInfo(**d) for d in page.items],
+        next_cursor=page.next_cursor,
+        **page_fields(page, filters),
+    )
 
 
 TASK.add_get("One task; unknown (or another tenant's) is 404 ``TASK_NOT_FOUND``.")

@@ -229,6 +229,8 @@ class Listing {
     this.row = row;
     this.empty = empty;
     this.offset = 0;
+    this.cursor = null; // keyset listings (tasks): where this page starts
+    this.back = []; // the {offset, cursor} of the pages before, for "Previous"
     this.rows = new Map(); // id -> {item, tr}
     this.seq = 0;
     this.timer = 0;
@@ -242,6 +244,8 @@ class Listing {
   clear() {
     this.seq += 1;
     this.offset = 0;
+    this.cursor = null;
+    this.back = [];
     this.placeholder("");
     this.pager.replaceChildren();
   }
@@ -253,14 +257,14 @@ class Listing {
     if (!quiet) this.placeholder(`Loading ${this.noun}…`);
     this.table.setAttribute("aria-busy", "true");
     try {
-      const { items, pagination } = await this.load(this.offset, PAGE_SIZE);
+      const { items, pagination, nextCursor } = await this.load(this.offset, PAGE_SIZE, this.cursor);
       if (seq !== this.seq) return;
       if (!items.length && this.offset > 0 && pagination.total > 0) {
-        this.offset = Math.max(0, this.offset - PAGE_SIZE); // the page emptied under us
+        this.previous(); // the page emptied under us
         this.reload({ quiet });
         return;
       }
-      this.render(items, pagination);
+      this.render(items, pagination, nextCursor);
     } catch (err) {
       if (seq !== this.seq) return;
       this.placeholder(`Could not load ${this.noun}.`);
@@ -277,14 +281,27 @@ class Listing {
     this.timer = setTimeout(() => this.reload({ quiet: true }), 250);
   }
 
-  render(items, pagination) {
+  /** Back to the first page (a filter changed). */
+  first() {
+    this.offset = 0;
+    this.cursor = null;
+    this.back = [];
+  }
+
+  previous() {
+    const before = this.back.pop();
+    if (before) ({ offset: this.offset, cursor: this.cursor } = before);
+    else this.offset = Math.max(0, this.offset - PAGE_SIZE);
+  }
+
+  render(items, pagination, nextCursor = null) {
     this.rows.clear();
     if (!items.length) {
       this.placeholder(this.empty());
     } else {
       this.tbody.replaceChildren(...items.map((item) => this.rowFor(item)));
     }
-    this.renderPager(items.length, pagination);
+    this.renderPager(items.length, pagination, nextCursor);
   }
 
   rowFor(item) {
@@ -305,17 +322,28 @@ class Listing {
     return true;
   }
 
-  renderPager(count, p) {
+  renderPager(count, p, nextCursor) {
     if (!p || !p.total) {
       this.pager.replaceChildren();
       return;
     }
-    const from = p.offset + 1;
-    const to = p.offset + count;
-    const prev = el("button", { type: "button", class: "secondary small", disabled: p.offset === 0 }, "‹ Previous");
+    const from = this.offset + 1;
+    const to = this.offset + count;
+    const prev = el("button", { type: "button", class: "secondary small", disabled: this.offset === 0 }, "‹ Previous");
     const next = el("button", { type: "button", class: "secondary small", disabled: !p.has_more }, "Next ›");
-    prev.addEventListener("click", () => { this.offset = Math.max(0, this.offset - PAGE_SIZE); this.reload(); });
-    next.addEventListener("click", () => { this.offset = p.next_offset ?? this.offset + PAGE_SIZE; this.reload(); });
+    prev.addEventListener("click", () => { this.previous(); this.reload(); });
+    next.addEventListener("click", () => {
+      if (nextCursor) {
+        // keyset: the next page starts after this one's last row, however deep
+        this.back.push({ offset: this.offset, cursor: this.cursor });
+        this.cursor = nextCursor;
+        this.offset += count;
+      } else {
+        this.back = [];
+        this.offset = p.next_offset ?? this.offset + PAGE_SIZE;
+      }
+      this.reload();
+    });
     this.pager.replaceChildren(el("span", {}, `${from}–${to} of ${fmtNumber(p.total)}`), prev, next);
   }
 }
@@ -376,7 +404,7 @@ const agents = {
       e.preventDefault();
       this.status = $("agents-status").value;
       this.capability = $("agents-capability").value.trim();
-      this.list.offset = 0;
+      this.list.first();
       this.list.reload();
     });
     $("agents-status").addEventListener("change", () => $("agents-filter").requestSubmit());
@@ -550,7 +578,7 @@ const tasks = {
     $("tasks-filter").addEventListener("submit", (e) => {
       e.preventDefault();
       this.status = $("tasks-status").value;
-      this.list.offset = 0;
+      this.list.first();
       this.list.reload();
     });
     $("tasks-status").addEventListener("change", () => $("tasks-filter").requestSubmit());
@@ -563,9 +591,10 @@ const tasks = {
       pager: "tasks-pager",
       noun: "tasks",
       key: (t) => t.task_id,
-      load: async (offset, limit) => {
-        const data = await api(`${tenantPath()}/tasks${query({ status: this.status, limit, offset })}`);
-        return { items: data.tasks, pagination: data.pagination };
+      load: async (offset, limit, cursor) => {
+        const page = cursor ? { cursor } : { offset };
+        const data = await api(`${tenantPath()}/tasks${query({ status: this.status, limit, ...page })}`);
+        return { items: data.tasks, pagination: data.pagination, nextCursor: data.next_cursor };
       },
       row: (t) => this.row(t),
       empty: () => (this.status ? "No task has this status." : "No tasks yet: submit one above."),
@@ -681,7 +710,7 @@ const tasks = {
         body: { capability, payload, priority: $("task-priority").value },
       });
       say(`Task ${doc.task_id} submitted for ${capability}.`, "ok");
-      this.list.offset = 0;
+      this.list.first();
       await this.list.reload({ quiet: true });
     } catch (err) {
       if (err instanceof ApiError && err.status !== 401) this.formError(`${err.message}${err.code ? ` (${err.code})` : ""}`);
@@ -721,7 +750,7 @@ const audit = {
     fillSelect($("audit-status"), state.config.audit_statuses);
     $("audit-filter").addEventListener("submit", (e) => {
       e.preventDefault();
-      this.list.offset = 0;
+      this.list.first();
       this.list.reload();
     });
     for (const id of ["audit-action", "audit-status"]) {
