@@ -26,6 +26,11 @@ def _now(at: datetime | None) -> datetime:
     return as_utc(at) if at is not None else utcnow()
 
 
+REPORTED_BY_RUNTIME = "reported QUARANTINED by its runtime"
+"""The reason the control plane records when it learns of a quarantine from the agent's
+heartbeat before the quarantine's own record arrives (which then replaces it)."""
+
+
 def quarantine(
     agent: AgentAggregate,
     reason: str,
@@ -36,13 +41,19 @@ def quarantine(
     at: datetime | None = None,
 ) -> tuple[AgentAggregate, list[AgentEvent]]:
     """Any live status -> QUARANTINED (a task it held went back to the queue); refused
-    from TERMINATED and when already quarantined."""
+    from TERMINATED and when already quarantined, except that the real reason replaces
+    :data:`REPORTED_BY_RUNTIME` (the heartbeat that said so came first)."""
     if agent.status is AgentStatus.TERMINATED:
         raise agent._refuse("quarantine", "TERMINATED is terminal")
-    if agent.status is AgentStatus.QUARANTINED:
-        raise agent._refuse("quarantine", "it is already QUARANTINED")
     if not reason or not reason.strip():
         raise ValidationError("a quarantine needs a reason")
+    refines = (
+        agent.status is AgentStatus.QUARANTINED
+        and agent.metadata.get("quarantine", {}).get("reason") == REPORTED_BY_RUNTIME
+        and reason != REPORTED_BY_RUNTIME
+    )
+    if agent.status is AgentStatus.QUARANTINED and not refines:
+        raise agent._refuse("quarantine", "it is already QUARANTINED")
     now = _now(at)
     events: list[AgentEvent] = [
         AgentQuarantinedEvent(
@@ -54,6 +65,8 @@ def quarantine(
             quarantined_at=now,
         )
     ]
+    if refines:
+        return agent._emit(events)
     return agent._emit(events + agent._status_change(AgentStatus.QUARANTINED, now, reason))
 
 

@@ -22,6 +22,7 @@ from agentmesh.commands.safety import (
     QuarantineAgent,
     RecordAlignment,
 )
+from agentmesh.domain.safety import REPORTED_BY_RUNTIME
 from agentmesh.domain.values import AgentStatus
 from agentmesh.errors import AgentMeshError, Conflict, InvalidTransition, NotFound
 from agentmesh.runtime.registry import AgentRecord, Registry
@@ -120,7 +121,7 @@ class SafetyPlane:
     async def _on_status(self, record: AgentRecord, old: str | None, new: str) -> None:
         t, a = record.tenant_id, record.agent_id
         if new == AgentStatus.QUARANTINED:
-            await self._execute(QuarantineAgent(t, a, "reported QUARANTINED by its runtime"))
+            await self._execute(QuarantineAgent(t, a, REPORTED_BY_RUNTIME))
         elif new in (AgentStatus.AVAILABLE, AgentStatus.BUSY) and old in REAPPEARED:
             # a quarantined agent whose process restarted (or came back) stays quarantined
             try:

@@ -14,7 +14,7 @@ from agentmesh.domain import (
     TaskRejectedEvent,
     TaskStatus,
 )
-from agentmesh.domain.safety import quarantine, reject, release
+from agentmesh.domain.safety import REPORTED_BY_RUNTIME, quarantine, reject, release
 from agentmesh.errors import InvalidTransition, ValidationError
 
 
@@ -38,6 +38,22 @@ def test_quarantine_and_release_replay_exactly() -> None:
     assert "quarantine" not in released.metadata
     assert released.metadata["last_release"]["reason"] == "fixed the prompt"
     assert AgentAggregate.replay([*created, *e1, *e2, *e3]) == released
+
+
+def test_the_real_reason_replaces_the_one_a_heartbeat_reported_first() -> None:
+    a, created = AgentAggregate.create("agent-1", "acme", "Agent", [AgentCapability("x", 3)])
+    reported, e1 = quarantine(a, REPORTED_BY_RUNTIME)
+    real, e2 = quarantine(reported, "5 violations", rule="pii.email", violations=5)
+    assert real.status is AgentStatus.QUARANTINED
+    assert [type(e) for e in e2] == [AgentQuarantinedEvent]  # no second status change
+    assert real.metadata["quarantine"]["reason"] == "5 violations"
+    assert AgentAggregate.replay([*created, *e1, *e2]) == real
+    with pytest.raises(InvalidTransition):  # the real reason is never overwritten
+        quarantine(real, "another")
+    with pytest.raises(InvalidTransition):
+        quarantine(real, REPORTED_BY_RUNTIME)
+    with pytest.raises(InvalidTransition):
+        quarantine(reported, REPORTED_BY_RUNTIME)
 
 
 def test_only_an_admin_release_lifts_a_quarantine() -> None:
