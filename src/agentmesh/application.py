@@ -24,6 +24,7 @@ from agentmesh.config import Settings, get_settings
 from agentmesh.controlplane import ControlPlane
 from agentmesh.mesh import Mesh
 from agentmesh.runtime.registry import Registry
+from agentmesh.security.bus_credentials import platform_token
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Application:
             transport_url or resolved.effective_transport_url(),
             tenant=tenant or resolved.agentmesh_tenant,
             settings=resolved,
+            bus_token=platform_token(resolved),
         )
         mesh.registry = Registry(
             mesh.transport, tenant="*", health_check_timeout=resolved.agentmesh_health_check_timeout

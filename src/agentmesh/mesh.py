@@ -31,11 +31,7 @@ from agentmesh.config import Settings, get_settings
 from agentmesh.domain.task_values import check_task_limits, parse_priority
 from agentmesh.domain.workflows import check_workflow_data, workflow_capability
 from agentmesh.envelope import Envelope
-from agentmesh.errors import (
-    MaxRetriesExceededError,
-    RemoteError,
-    ValidationError,
-)
+from agentmesh.errors import MaxRetriesExceededError, RemoteError, ValidationError
 from agentmesh.observability import metrics, tracing
 from agentmesh.observability.process_metrics import start_requested_metrics
 from agentmesh.resilience import RetryPolicy
@@ -46,7 +42,9 @@ from agentmesh.runtime.quota import QuotaLease
 from agentmesh.runtime.registry import Registry
 from agentmesh.runtime.routing import LiveRouter
 from agentmesh.safety.guard import SafetyGuard
+from agentmesh.security.bus_credentials import agent_token
 from agentmesh.transports import (
+    TOKEN_SCHEMES,
     Message,
     SubscribeOptions,
     Subscription,
@@ -60,7 +58,8 @@ re-declares the group when its own, broker-specific, ``provision_ttl`` ran out).
 
 
 class Mesh:
-    """Agents, a transport and a registry for one tenant; start with ``async with mesh``."""
+    """Agents, a transport and a registry for one tenant; start with ``async with mesh``.
+    ``bus_token``: what it presents to NATS (default: security/bus_credentials.py)."""
 
     def __init__(
         self,
@@ -68,17 +67,19 @@ class Mesh:
         *,
         tenant: str | None = None,
         settings: Settings | None = None,
+        bus_token: str | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        if transport is None:
-            transport = self.settings.effective_transport_url()
-        self.transport: Transport = (
-            create_transport(transport, connect_timeout=self.settings.agentmesh_connect_timeout)
-            if isinstance(transport, str)
-            else transport
-        )
         self.tenant = tenant or self.settings.agentmesh_tenant
         subjects.agent(self.tenant, "probe")  # validates the tenant id early
+        if transport is None:
+            transport = self.settings.effective_transport_url()
+        if isinstance(transport, str):
+            if bus_token is None and transport.split("://", 1)[0] in TOKEN_SCHEMES:
+                bus_token = agent_token(self.settings, self.tenant)
+            timeout = self.settings.agentmesh_connect_timeout
+            transport = create_transport(transport, connect_timeout=timeout, token=bus_token)
+        self.transport: Transport = transport
         self.agents: dict[str, AgentRuntime] = {}
         self.registry = Registry(
             self.transport,

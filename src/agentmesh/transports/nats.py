@@ -42,6 +42,7 @@ from agentmesh.errors import (
     RequestTimeout,
     ValidationError,
 )
+from agentmesh.security.bus_permissions import client_inbox_prefix
 from agentmesh.transports.base import SubscribeOptions, TransportCapabilities
 
 if TYPE_CHECKING:
@@ -103,10 +104,12 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
         *,
         connect_timeout: float = 4.0,
         name: str = "agentmesh",
+        token: str | None = None,
     ) -> None:
         super().__init__(url, TransportCapabilities(unique_first_delivery=True))
         self._connect_timeout = connect_timeout
         self._name = name
+        self._token = token  # never logged: the server hands it to the auth callout
         self._nc: NatsClient | None = None
         self._js: Any = None
         self._streams: set[str] = set()
@@ -118,7 +121,15 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
         if self._nc is not None and self._nc.is_connected:
             return
 
+        refused: list[Exception] = []
+
         async def quiet(exc: Exception) -> None:
+            if "Authorization Violation" in str(exc):
+                if not refused:  # once: a revoked or deactivated client keeps retrying
+                    logger.warning("NATS at {} refused this process's credentials", self.url)
+                refused.append(exc)
+                return
+            refused.clear()
             logger.debug("nats: {}", exc)
 
         async def disconnected() -> None:
@@ -142,10 +153,18 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
                     disconnected_cb=disconnected,
                     reconnected_cb=reconnected,
                     pending_size=64 * 1024 * 1024,
+                    token=self._token,
+                    inbox_prefix=client_inbox_prefix(self._token),
                 ),
                 timeout=self._connect_timeout,
             )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
+            if refused or "Authorization" in str(exc):
+                hint = "no token" if self._token is None else "the token was refused"
+                raise self.unavailable(
+                    f"authorization violation ({hint}; set AGENTMESH_TOKEN to a token of "
+                    "the tenant, see `agentmesh token create`)"
+                ) from None
             raise self.unavailable(exc) from None
         self.capabilities = TransportCapabilities(
             max_payload=self._nc.max_payload, unique_first_delivery=True
