@@ -25,6 +25,7 @@ from agentmesh.controlplane import ControlPlane
 from agentmesh.mesh import Mesh
 from agentmesh.runtime.registry import Registry
 from agentmesh.security.bus_credentials import platform_token
+from agentmesh.security.bus_guard import BusGuard
 
 
 @dataclass
@@ -35,6 +36,8 @@ class Application:
     mesh: Mesh
     plane: ControlPlane
     started: bool = False
+    bus_guard: BusGuard | None = None
+    """The broker's auth callout, when this process serves it (``agentmesh up``)."""
 
     @classmethod
     def from_settings(

@@ -260,7 +260,8 @@ async def test_revoked_token_and_deactivated_tenant_are_disconnected_at_once(
         assert jti is not None
         assert await callout.revoke_token(jti) == 1
         await eventually(lambda: not agent_a.nc.is_connected, 5)
-        assert agent_a2.nc.is_connected and agent_b.nc.is_connected
+        assert agent_a2.nc.is_connected
+        assert agent_b.nc.is_connected
         with pytest.raises(nats.errors.Error, match="Authorization Violation"):
             await Client().connect(url, token_a, a)
         assert await callout.deactivate_tenant(a) == 1

@@ -49,6 +49,7 @@ from agentmesh.api.routes import (
     messages,
     safety,
     tasks,
+    tenant_access,
     tenants,
 )
 from agentmesh.api.ui import mount_ui
@@ -114,8 +115,10 @@ def create_app(
     lifespan starts and stops it at the end (the module-level ``app``: the broker of
     ``NATS_URL``, outbox relay, task recorder and tracker included).
     """
+    bus_guard = None
     if application is not None:
         mesh, plane = application.mesh, application.plane
+        bus_guard = application.bus_guard
     settings = settings or get_settings()
     opts = options or ApiOptions()
     level = SecurityLevel.for_environment(settings.environment)
@@ -182,6 +185,7 @@ def create_app(
             hub=hub,
             stats=stats,
             mesh=mesh_,
+            bus_guard=bus_guard if owned is None else owned.bus_guard,
             routes=RouteTargets.from_settings(resolved, mesh_.transport if mesh_ else None),
         )
         context.append(ctx)
@@ -235,7 +239,18 @@ def create_app(
     )
     app.state.ctx = None
     install_error_handlers(app)
-    for module in (health, tenants, agents, tasks, messages, audit, federated, clusters, safety):
+    for module in (
+        health,
+        tenants,
+        tenant_access,
+        agents,
+        tasks,
+        messages,
+        audit,
+        federated,
+        clusters,
+        safety,
+    ):
         app.include_router(module.router)
     app.include_router(anomalies_router)  # /v1/tenants/{tenant_id}/metrics/history
     mount_ui(app)

@@ -154,15 +154,25 @@ async def run_up(
     workload: DemoWorkload | None = None
     try:
         if bus_auth is not None:
-            callout = NatsCalloutService(url, bus_auth, token_service_from_settings(settings))
+            callout = NatsCalloutService(
+                url,
+                bus_auth,
+                token_service_from_settings(settings),
+                revoked_file=data_dir / "nats" / "revoked-tokens",
+            )
             await callout.start()
         application = Application.from_settings(
             settings, transport_url=url, tenant=DEMO_TENANT if demo else None
         )
         mesh, plane = application.mesh, application.plane
+        application.bus_guard = callout
         if demo:
             workload = DemoWorkload(mesh)
         await application.start()
+        if callout is not None and plane.persistence is not None:
+            # tenants deactivated in an earlier run stay refused
+            tenants = await plane.persistence.read_models.list_tenants(limit=100_000, offset=0)
+            callout.refuse_tenants(str(t["id"]) for t in tenants if not t["is_active"])
         if workload is not None:
             workload.submit = await _demo_submitter(plane)
         api_url = None

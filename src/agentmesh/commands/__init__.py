@@ -47,6 +47,11 @@ from agentmesh.commands.messages import (
 )
 from agentmesh.commands.queries import QueryHandlers
 from agentmesh.commands.safety import register_safety
+from agentmesh.commands.tenant_state import (
+    DeactivateTenant,
+    ReactivateTenant,
+    register_tenant_state,
+)
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.store.base import EventStore
 from agentmesh.store.queries import ReadModels
@@ -87,6 +92,7 @@ def build_bus(
     if h.quota is not None:
         bus.register_command(GrantQuota, h.quota.grant)
     register_safety(bus, h)
+    register_tenant_state(bus, h)
     if read_models is not None:
         q = QueryHandlers(read_models)
         for query_type, qh in (
@@ -112,6 +118,7 @@ __all__ = [
     "CqrsBus",
     "CreateAgent",
     "CreateTenant",
+    "DeactivateTenant",
     "FailTask",
     "GetAgent",
     "GetMessage",
@@ -126,6 +133,7 @@ __all__ = [
     "PauseAgent",
     "QueryHandlers",
     "QuotaGrant",
+    "ReactivateTenant",
     "RecordHeartbeat",
     "RecordTask",
     "RegisterAgent",

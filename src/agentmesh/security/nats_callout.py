@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -46,14 +48,25 @@ class _Connection:
 class NatsCalloutService:
     """Answers the server's auth callout for one :class:`BusAuthConfig`."""
 
-    def __init__(self, url: str, config: BusAuthConfig, tokens: TokenService) -> None:
+    def __init__(
+        self,
+        url: str,
+        config: BusAuthConfig,
+        tokens: TokenService,
+        *,
+        revoked_file: Path | None = None,
+    ) -> None:
         self.url = url
+        self.revoked_file = revoked_file
+        """Where revoked token ids are kept (one a line) across restarts."""
         self.config = config
         self.tokens = tokens
         self._issuer: KeyPair = config.issuer
         self._auth: NatsClient | None = None
         self._system: NatsClient | None = None
         self._revoked: set[str] = set()
+        if revoked_file is not None and revoked_file.exists():
+            self._revoked = set(revoked_file.read_text().split())
         self._inactive: set[str] = set()
         self._connections: dict[tuple[str, int], _Connection] = {}
 
@@ -156,8 +169,15 @@ class NatsCalloutService:
     # -- revocation ---------------------------------------------------------------------
     async def revoke_token(self, token_id: str) -> int:
         """Refuse ``token_id`` from now on and disconnect its connections (their count)."""
+        if token_id not in self._revoked and self.revoked_file is not None:
+            with self.revoked_file.open("a") as fh:
+                fh.write(token_id + "\n")
         self._revoked.add(token_id)
         return await self._kick(lambda c: c.token_id == token_id)
+
+    def refuse_tenants(self, tenants: Iterable[str]) -> None:
+        """Refuse the tokens of ``tenants`` (deactivated in the store) from now on."""
+        self._inactive.update(tenants)
 
     async def deactivate_tenant(self, tenant: str) -> int:
         """Refuse ``tenant``'s tokens and disconnect its connections (their count)."""
