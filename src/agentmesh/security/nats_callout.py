@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from agentmesh.security.nkeys import KeyPair, decode_jwt, encode_jwt
 from agentmesh.security.tokens import Claims, TokenService
 
 AUTH_SUBJECT = "$SYS.REQ.USER.AUTH"
+REFUSAL_LOG_INTERVAL = 60.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class NatsCalloutService:
             self._revoked = set(revoked_file.read_text().split())
         self._inactive: set[str] = set()
         self._connections: dict[tuple[str, int], _Connection] = {}
+        self._logged: dict[str, float] = {}
 
     async def start(self) -> None:
         """Connect the callout user and the system user and serve requests."""
@@ -129,8 +132,8 @@ class NatsCalloutService:
                 raise Unauthorized("no token", code="AUTH_REQUIRED")
             claims = self.check(token)
         except Unauthorized as exc:
-            logger.warning(
-                "bus connection from {} refused: {}", client.get("host", "?"), exc.message
+            self._log_refusal(
+                f"bus connection from {client.get('host', '?')} refused: {exc.message}"
             )
             await self._respond(msg, user_nkey, server_id, error=exc.message)
             return
@@ -153,6 +156,15 @@ class NatsCalloutService:
             },
         }
         await self._respond(msg, user_nkey, server_id, user_jwt=encode_jwt(user, self._issuer))
+
+    def _log_refusal(self, line: str) -> None:
+        """Warn once a minute per distinct refusal: a refused client retries every 0.5 s."""
+        now = time.monotonic()
+        if now - self._logged.get(line, -REFUSAL_LOG_INTERVAL) >= REFUSAL_LOG_INTERVAL:
+            self._logged[line] = now
+            logger.warning("{}", line)
+        else:
+            logger.debug("{}", line)
 
     async def _respond(
         self, msg: Msg, user_nkey: str, server_id: str, *, user_jwt: str = "", error: str = ""
