@@ -89,6 +89,9 @@ def request_for(op: str, s: Seed) -> tuple[str, str, Any]:
         "put_safety_policy": ("PUT", f"{t}/safety/policy", {"version": 2, "name": "catalog"}),
         "agent_feedback": ("POST", f"{t}/agents/{s.agent_id}/feedback", {"rating": 0.9}),
         "release_agent": ("POST", f"{t}/agents/{s.agent_id}/release", {"reason": "catalog"}),
+        "deactivate_tenant": ("POST", f"{t}/deactivate", {"reason": "catalog"}),
+        "reactivate_tenant": ("POST", f"{t}/reactivate", None),
+        "revoke_token": ("POST", f"{t}/tokens/{uuid.uuid4().hex}/revoke", None),
     }
     return table[op]
 
@@ -105,5 +108,6 @@ OBJECT_OPERATIONS = frozenset(
         "get_message",
         "agent_feedback",
         "release_agent",
+        "revoke_token",
     }
 )

@@ -16,7 +16,7 @@ from agentmesh.api.context import ApiContext, get_context
 from agentmesh.api.errors import responses
 from agentmesh.api.schemas import BaseResponse, Strict, TenantResponse
 from agentmesh.commands import DeactivateTenant, GetTenant, ReactivateTenant
-from agentmesh.errors import NotSupported
+from agentmesh.errors import Conflict
 from agentmesh.security.audit import AuditAction, AuditStatus
 from agentmesh.security.tenancy import Principal
 
@@ -105,7 +105,7 @@ async def reactivate_tenant(
     "/{tenant_id}/tokens/{token_id}/revoke",
     response_model=TokenRevokedResponse,
     operation_id="revoke_token",
-    responses=responses(401, 403, 422, 501),
+    responses=responses(401, 403, 409, 422),
 )
 async def revoke_token(
     tenant_id: TenantPath,
@@ -116,8 +116,9 @@ async def revoke_token(
 ) -> TokenRevokedResponse:
     """Revoke a token by its ``jti`` on the bus: refused from now on, its clients closed."""
     if ctx.bus_guard is None:
-        raise NotSupported(
-            "this control plane does not serve the bus auth callout (run `agentmesh up`)",
+        raise Conflict(
+            "this control plane does not serve the bus auth callout, so it cannot revoke "
+            "bus access (revoke through the `agentmesh up` that runs the broker)",
             code="NO_BUS_GUARD",
         )
     closed = await ctx.bus_guard.revoke_token(token_id)
