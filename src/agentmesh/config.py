@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         description="bus auth file (issuer seed, callout and system users) of an external "
         "NATS server with auth_callout; the control plane then serves the callout",
     )
+    agentmesh_tls_ca_file: str | None = Field(
+        default=None,
+        description="CA file that verifies the NATS server's certificate (tls:// URLs); "
+        "rediss:// and amqps:// take theirs in the URL (?ssl_ca_certs= / ?cafile=)",
+    )
     agentmesh_heartbeat_interval: float = Field(default=5.0, gt=0)
     agentmesh_health_check_timeout: float = Field(default=30.0, gt=0)
     agentmesh_ack_wait: float = Field(default=30.0, gt=0)

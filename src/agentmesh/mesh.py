@@ -72,13 +72,15 @@ class Mesh:
         self.settings = settings or get_settings()
         self.tenant = tenant or self.settings.agentmesh_tenant
         subjects.agent(self.tenant, "probe")  # validates the tenant id early
-        if transport is None:
-            transport = self.settings.effective_transport_url()
+        transport = self.settings.effective_transport_url() if transport is None else transport
         if isinstance(transport, str):
+            s = self.settings
             if bus_token is None and transport.split("://", 1)[0] in TOKEN_SCHEMES:
-                bus_token = agent_token(self.settings, self.tenant)
-            timeout = self.settings.agentmesh_connect_timeout
-            transport = create_transport(transport, connect_timeout=timeout, token=bus_token)
+                bus_token = agent_token(s, self.tenant)
+            timeout, ca = s.agentmesh_connect_timeout, s.agentmesh_tls_ca_file
+            transport = create_transport(
+                transport, connect_timeout=timeout, token=bus_token, tls_ca_file=ca
+            )
         self.transport: Transport = transport
         self.agents: dict[str, AgentRuntime] = {}
         self.registry = Registry(

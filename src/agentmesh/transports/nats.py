@@ -42,7 +42,6 @@ from agentmesh.errors import (
     RequestTimeout,
     ValidationError,
 )
-from agentmesh.security.bus_permissions import client_inbox_prefix
 from agentmesh.transports.base import SubscribeOptions, TransportCapabilities
 
 if TYPE_CHECKING:
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
 from agentmesh.transports.broker import durable_scope
 from agentmesh.transports.dispatching import DispatchingTransport, LiveSubscription
 from agentmesh.transports.message import CoreDelivery, Dispatcher, encode_within
+from agentmesh.transports.nats_connect import ConnectionEvents, connect_options
 
 STREAM_MAX_AGE = 7 * 24 * 3600.0
 QUEUE_MEMBERS = 16
@@ -105,11 +105,13 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
         connect_timeout: float = 4.0,
         name: str = "agentmesh",
         token: str | None = None,
+        tls_ca_file: str | None = None,
     ) -> None:
         super().__init__(url, TransportCapabilities(unique_first_delivery=True))
         self._connect_timeout = connect_timeout
         self._name = name
         self._token = token  # never logged: the server hands it to the auth callout
+        self._tls_ca_file = tls_ca_file
         self._nc: NatsClient | None = None
         self._js: Any = None
         self._streams: set[str] = set()
@@ -121,25 +123,7 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
         if self._nc is not None and self._nc.is_connected:
             return
 
-        refused: list[Exception] = []
-
-        async def quiet(exc: Exception) -> None:
-            if "Authorization Violation" in str(exc):
-                if not refused:  # once: a revoked or deactivated client keeps retrying
-                    logger.warning("NATS at {} refused this process's credentials", self.url)
-                refused.append(exc)
-                return
-            refused.clear()
-            logger.debug("nats: {}", exc)
-
-        async def disconnected() -> None:
-            if self._closing:
-                return
-            logger.warning("disconnected from NATS at {}; reconnecting", self.url)
-
-        async def reconnected() -> None:
-            logger.info("reconnected to NATS at {}", self.url)
-
+        events = ConnectionEvents(self.url, lambda: self._closing)
         try:
             self._nc = await asyncio.wait_for(
                 nats.connect(
@@ -149,23 +133,13 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,
-                    error_cb=quiet,
-                    disconnected_cb=disconnected,
-                    reconnected_cb=reconnected,
                     pending_size=64 * 1024 * 1024,
-                    token=self._token,
-                    inbox_prefix=client_inbox_prefix(self._token),
+                    **connect_options(self.url, self._token, self._tls_ca_file, events),
                 ),
                 timeout=self._connect_timeout,
             )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
-            if refused or "Authorization" in str(exc):
-                hint = "no token" if self._token is None else "the token was refused"
-                raise self.unavailable(
-                    f"authorization violation ({hint}; set AGENTMESH_TOKEN to a token of "
-                    "the tenant, see `agentmesh token create`)"
-                ) from None
-            raise self.unavailable(exc) from None
+            raise self.unavailable(events.refusal(exc, self._token) or exc) from None
         self.capabilities = TransportCapabilities(
             max_payload=self._nc.max_payload, unique_first_delivery=True
         )
