@@ -31,6 +31,7 @@ MODULES = [
     "bench.federated",
     "bench.tracing",
     "bench.safety",
+    "bench.bus_auth",
 ]
 RESULTS = Path(__file__).parent / "results"
 
