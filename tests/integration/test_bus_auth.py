@@ -258,7 +258,9 @@ async def test_revoked_token_and_deactivated_tenant_are_disconnected_at_once(
     try:
         jti = tokens.verify(token_a).token_id
         assert jti is not None
-        assert await callout.revoke_token(jti) == 1
+        assert await callout.revoke_token(b, jti) == 0  # another tenant's admin: no effect
+        assert agent_a.nc.is_connected
+        assert await callout.revoke_token(a, jti) == 1
         await eventually(lambda: not agent_a.nc.is_connected, 5)
         assert agent_a2.nc.is_connected
         assert agent_b.nc.is_connected

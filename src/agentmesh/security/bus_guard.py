@@ -20,6 +20,6 @@ class BusGuard(Protocol):
         """Accept ``tenant``'s tokens again."""
         ...
 
-    async def revoke_token(self, token_id: str) -> int:
-        """Refuse the token ``token_id`` (its ``jti``) and disconnect its clients."""
+    async def revoke_token(self, tenant: str, token_id: str) -> int:
+        """Refuse ``tenant``'s token ``token_id`` (its ``jti``) and disconnect its clients."""
         ...

@@ -47,6 +47,10 @@ class _Connection:
     token_id: str | None
 
 
+def _revoked_key(tenant: str, token_id: str) -> str:
+    return f"{tenant}/{token_id}"
+
+
 class NatsCalloutService:
     """Answers the server's auth callout for one :class:`BusAuthConfig`."""
 
@@ -110,7 +114,9 @@ class NatsCalloutService:
     def check(self, token: str) -> Claims:
         """The claims of ``token`` if it may connect, else :class:`Unauthorized`."""
         claims = self.tokens.verify(token)
-        if claims.token_id is not None and claims.token_id in self._revoked:
+        if claims.token_id is not None and _revoked_key(claims.tenant_id, claims.token_id) in (
+            self._revoked
+        ):
             raise Unauthorized("token revoked", code="AUTH_REVOKED")
         if claims.tenant_id in self._inactive:
             raise Unauthorized(f"tenant {claims.tenant_id} is deactivated", code="TENANT_INACTIVE")
@@ -179,13 +185,15 @@ class NatsCalloutService:
             await self._auth.publish(msg.reply, answer.encode())
 
     # -- revocation ---------------------------------------------------------------------
-    async def revoke_token(self, token_id: str) -> int:
-        """Refuse ``token_id`` from now on and disconnect its connections (their count)."""
-        if token_id not in self._revoked and self.revoked_file is not None:
+    async def revoke_token(self, tenant: str, token_id: str) -> int:
+        """Refuse ``tenant``'s token ``token_id`` from now on and disconnect its connections
+        (their count); a token id of another tenant is left alone."""
+        key = _revoked_key(tenant, token_id)
+        if key not in self._revoked and self.revoked_file is not None:
             with self.revoked_file.open("a") as fh:
-                fh.write(token_id + "\n")
-        self._revoked.add(token_id)
-        return await self._kick(lambda c: c.token_id == token_id)
+                fh.write(key + "\n")
+        self._revoked.add(key)
+        return await self._kick(lambda c: c.token_id == token_id and c.tenant == tenant)
 
     def refuse_tenants(self, tenants: Iterable[str]) -> None:
         """Refuse the tokens of ``tenants`` (deactivated in the store) from now on."""

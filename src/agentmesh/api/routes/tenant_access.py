@@ -121,7 +121,7 @@ async def revoke_token(
             "bus access (revoke through the `agentmesh up` that runs the broker)",
             code="NO_BUS_GUARD",
         )
-    closed = await ctx.bus_guard.revoke_token(token_id)
+    closed = await ctx.bus_guard.revoke_token(tenant_id, token_id)
     await _record(
         ctx,
         request,
