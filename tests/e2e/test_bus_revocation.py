@@ -4,6 +4,7 @@ other tenant keeps working."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -127,6 +128,19 @@ def test_deactivating_a_tenant_or_revoking_a_token_disconnects_its_agents(
         # a tenant admin may not deactivate tenants (a platform operation)
         denied = httpx.post(f"{base}/v1/tenants/{kept}/deactivate", json={}, headers=kept_auth)
         assert denied.status_code == 403
+        status = subprocess.run(
+            [AGENTMESH, "status", "--json"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert '"auth": "tokens (auth callout)"' in status.stdout, status.stdout + status.stderr
+        secrets = [
+            line.split("=", 1)[1]
+            for line in (tmp_path / "secrets").read_text().splitlines()
+            if "=" in line
+        ]
+        auth_file = json.loads((tmp_path / "nats" / "auth.json").read_text())
+        secrets += [auth_file["auth_password"], auth_file["system_password"], revoked_token]
+        for secret in secrets:
+            assert secret not in status.stdout + status.stderr
         for name in ("up", gone, kept, revoked):
             text = (tmp_path / f"{name}.log").read_text()
             assert revoked_token not in text

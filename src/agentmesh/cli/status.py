@@ -69,7 +69,11 @@ async def gather_status(settings: Settings, tenant: str) -> dict[str, Any]:
     url = settings.effective_transport_url()
     record = read_runtime_record(settings.data_dir)
     report: dict[str, Any] = {
-        "broker": {"url": url, "embedded": bool(record and record.nats_url == url)},
+        "broker": {
+            "url": url,
+            "embedded": bool(record and record.nats_url == url),
+            "auth": "tokens (auth callout)" if record and record.bus_auth else "unknown",
+        },
         "store": await check_store(settings.effective_database_url),
         "agents": [],
     }
