@@ -32,6 +32,7 @@ MODULES = [
     "bench.tracing",
     "bench.safety",
     "bench.scale",
+    "bench.bus_auth",
 ]
 RESULTS = Path(__file__).parent / "results"
 

@@ -24,6 +24,8 @@ from agentmesh.config import Settings, get_settings
 from agentmesh.controlplane import ControlPlane
 from agentmesh.mesh import Mesh
 from agentmesh.runtime.registry import Registry
+from agentmesh.security.bus_credentials import platform_token
+from agentmesh.security.bus_guard import BusGuard
 
 
 @dataclass
@@ -34,6 +36,8 @@ class Application:
     mesh: Mesh
     plane: ControlPlane
     started: bool = False
+    bus_guard: BusGuard | None = None
+    """The broker's auth callout, when this process serves it (``agentmesh up``)."""
 
     @classmethod
     def from_settings(
@@ -52,6 +56,7 @@ class Application:
             transport_url or resolved.effective_transport_url(),
             tenant=tenant or resolved.agentmesh_tenant,
             settings=resolved,
+            bus_token=platform_token(resolved),
         )
         mesh.registry = Registry(
             mesh.transport, tenant="*", health_check_timeout=resolved.agentmesh_health_check_timeout

@@ -67,6 +67,21 @@ class Settings(BaseSettings):
     agentmesh_transport: str | None = Field(
         default=None, description="transport URL overriding NATS_URL, e.g. memory://"
     )
+    agentmesh_token: str | None = Field(
+        default=None,
+        repr=False,
+        description="token an agent presents to the API and the bus (agentmesh token create)",
+    )
+    agentmesh_nats_auth_file: Path | None = Field(
+        default=None,
+        description="bus auth file (issuer seed, callout and system users) of an external "
+        "NATS server with auth_callout; the control plane then serves the callout",
+    )
+    agentmesh_tls_ca_file: str | None = Field(
+        default=None,
+        description="CA file that verifies the NATS server's certificate (tls:// URLs); "
+        "rediss:// and amqps:// take theirs in the URL (?ssl_ca_certs= / ?cafile=)",
+    )
     agentmesh_heartbeat_interval: float = Field(default=5.0, gt=0)
     agentmesh_health_check_timeout: float = Field(default=30.0, gt=0)
     agentmesh_ack_wait: float = Field(default=30.0, gt=0)

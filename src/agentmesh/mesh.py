@@ -37,6 +37,7 @@ from agentmesh.observability.process_metrics import start_requested_metrics
 from agentmesh.resilience import RetryPolicy
 from agentmesh.runtime.agent import TASK_DELIVERY_CAP, AgentHandler, AgentRuntime
 from agentmesh.runtime.approval_client import submit_for_approval
+from agentmesh.runtime.bus_transport import mesh_transport
 from agentmesh.runtime.context import current_task_id
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.quota import QuotaLease
@@ -48,7 +49,6 @@ from agentmesh.transports import (
     SubscribeOptions,
     Subscription,
     Transport,
-    create_transport,
 )
 
 PROVISION_RECHECK = 30.0
@@ -57,7 +57,8 @@ re-declares the group when its own, broker-specific, ``provision_ttl`` ran out).
 
 
 class Mesh:
-    """Agents, a transport and a registry for one tenant; start with ``async with mesh``."""
+    """Agents, a transport and a registry for one tenant; start with ``async with mesh``.
+    ``bus_token``: what it presents to NATS (default: security/bus_credentials.py)."""
 
     def __init__(
         self,
@@ -65,17 +66,16 @@ class Mesh:
         *,
         tenant: str | None = None,
         settings: Settings | None = None,
+        bus_token: str | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        if transport is None:
-            transport = self.settings.effective_transport_url()
-        self.transport: Transport = (
-            create_transport(transport, connect_timeout=self.settings.agentmesh_connect_timeout)
-            if isinstance(transport, str)
-            else transport
-        )
         self.tenant = tenant or self.settings.agentmesh_tenant
         subjects.agent(self.tenant, "probe")  # validates the tenant id early
+        self.transport: Transport = (
+            transport
+            if transport is not None and not isinstance(transport, str)
+            else mesh_transport(self.settings, self.tenant, transport, bus_token)
+        )
         self.agents: dict[str, AgentRuntime] = {}
         self.registry = Registry(
             self.transport,

@@ -114,6 +114,8 @@ def test_tasks_submitted_from_a_broker_only_client_are_the_control_planes(
             k: v for k, v in os.environ.items() if not k.startswith(("DATABASE", "AGENTMESH_"))
         }
         client_env["NATS_URL"] = runtime["nats_url"]
+        # the bus authenticates every client: this one presents an agent token of its tenant
+        client_env["AGENTMESH_TOKEN"] = cli_token(env, "truth", "agent")
         (tmp_path / "elsewhere").mkdir()
         out = subprocess.run(
             [sys.executable, "-c", CLIENT, "truth", "100"],

@@ -19,6 +19,7 @@ from agentmesh.config import Settings
 from agentmesh.errors import AgentMeshError, BrokerUnavailable
 from agentmesh.mesh import Mesh
 from agentmesh.security.audit import AuditAction, AuditEntry, AuditStatus, AuditStore
+from agentmesh.security.bus_guard import BusGuard
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.security.tenancy import Principal
 from agentmesh.security.tokens import TokenService
@@ -41,6 +42,8 @@ class ApiContext:
     hub: WebSocketHub
     stats: RequestStats
     mesh: Mesh | None = None
+    bus_guard: BusGuard | None = None
+    """Who disconnects a deactivated tenant's or revoked token's bus clients (``up``)."""
     routes: RouteTargets | None = None
     """The brokers ``routing.targets`` may name (POST /messages)."""
     started_at: float = field(default_factory=time.time)

@@ -52,6 +52,7 @@ from agentmesh.api.routes import (
     safety,
     task_batch,
     tasks,
+    tenant_access,
     tenants,
 )
 from agentmesh.api.ui import mount_ui
@@ -117,8 +118,10 @@ def create_app(
     lifespan starts and stops it at the end (the module-level ``app``: the broker of
     ``NATS_URL``, outbox relay, task recorder and tracker included).
     """
+    bus_guard = None
     if application is not None:
         mesh, plane = application.mesh, application.plane
+        bus_guard = application.bus_guard
     settings = settings or get_settings()
     opts = options or ApiOptions()
     level = SecurityLevel.for_environment(settings.environment)
@@ -185,6 +188,7 @@ def create_app(
             hub=hub,
             stats=stats,
             mesh=mesh_,
+            bus_guard=bus_guard if owned is None else owned.bus_guard,
             routes=RouteTargets.from_settings(resolved, mesh_.transport if mesh_ else None),
         )
         context.append(ctx)
@@ -241,6 +245,7 @@ def create_app(
     for module in (
         health,
         tenants,
+        tenant_access,
         agents,
         task_batch,
         tasks,

@@ -118,6 +118,16 @@ def agent_start(
         typer.Option(help="Async handler 'module:function' (default: the built-in echo agent)."),
     ] = None,
     max_concurrent: Annotated[int, typer.Option(min=1, max=1000, help="Tasks at once.")] = 8,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="AGENTMESH_TOKEN",
+            show_envvar=True,
+            help="Token of the agent's tenant for the bus (agentmesh token create --role agent); "
+            "development mints one from the data directory's dev secrets.",
+        ),
+    ] = None,
 ) -> None:
     """Start an agent process that joins the mesh through the broker."""
     from agentmesh.mesh import Mesh
@@ -127,7 +137,7 @@ def agent_start(
 
     validate_agent_id(agent_id)
     caps = parse_capabilities(capabilities)
-    settings = load_settings()
+    settings = load_settings(**({"agentmesh_token": token} if token else {}))
     fn = _load_handler(handler)
     if not asyncio.iscoroutinefunction(fn):
         fail(f"handler {handler!r} must be an async function")

@@ -79,11 +79,14 @@ def agent_release(
 async def _tell_runtimes(tenant: str, agent_id: str, reason: str) -> None:
     from agentmesh.errors import AgentMeshError
     from agentmesh.safety import broadcast
+    from agentmesh.security.bus_credentials import platform_token
     from agentmesh.transports import create_transport
 
     config = settings()
     transport = create_transport(
-        config.effective_transport_url(), connect_timeout=config.agentmesh_connect_timeout
+        config.effective_transport_url(),
+        connect_timeout=config.agentmesh_connect_timeout,
+        token=platform_token(config),
     )
     try:
         await transport.connect()

@@ -13,6 +13,7 @@ from agentmesh.errors import AgentMeshError, NoResponders, RequestTimeout
 from agentmesh.runtime.embedded import read_runtime_record
 from agentmesh.runtime.queues import queue_depths
 from agentmesh.runtime.registry import Registry
+from agentmesh.security.bus_credentials import platform_token
 from agentmesh.transports import Transport, create_transport
 from agentmesh.transports.base import StreamInfo
 
@@ -68,11 +69,17 @@ async def gather_status(settings: Settings, tenant: str) -> dict[str, Any]:
     url = settings.effective_transport_url()
     record = read_runtime_record(settings.data_dir)
     report: dict[str, Any] = {
-        "broker": {"url": url, "embedded": bool(record and record.nats_url == url)},
+        "broker": {
+            "url": url,
+            "embedded": bool(record and record.nats_url == url),
+            "auth": "tokens (auth callout)" if record and record.bus_auth else "unknown",
+        },
         "store": await check_store(settings.effective_database_url),
         "agents": [],
     }
-    transport = create_transport(url, connect_timeout=settings.agentmesh_connect_timeout)
+    transport = create_transport(
+        url, connect_timeout=settings.agentmesh_connect_timeout, token=platform_token(settings)
+    )
     try:
         await transport.connect()
     except AgentMeshError as exc:

@@ -151,6 +151,7 @@ def register(app: typer.Typer) -> None:
         token: TokenOpt = None,
     ) -> None:
         """Live view of agents, queues, throughput and recent failures (Ctrl-C to quit)."""
+        from agentmesh.security.bus_credentials import platform_token
         from agentmesh.transports import create_transport
 
         config = settings()
@@ -159,7 +160,9 @@ def register(app: typer.Typer) -> None:
 
         async def work(backend: Any) -> None:
             transport = create_transport(
-                config.effective_transport_url(), connect_timeout=config.agentmesh_connect_timeout
+                config.effective_transport_url(),
+                connect_timeout=config.agentmesh_connect_timeout,
+                token=platform_token(config),
             )
             await transport.connect()
             try:

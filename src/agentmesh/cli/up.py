@@ -38,7 +38,10 @@ from agentmesh.runtime.embedded import (
 from agentmesh.runtime.queues import monitor_queues
 from agentmesh.runtime.registry import Registry
 from agentmesh.runtime.shutdown import stop_on_signals
+from agentmesh.security.bus_auth import AUTH_FILE, BusAuthConfig
+from agentmesh.security.nats_callout import NatsCalloutService
 from agentmesh.security.tokens import token_service_from_settings
+from agentmesh.transports import TOKEN_SCHEMES
 
 
 def _status_view(registry: Registry, demo: DemoWorkload | None, started: float) -> Group:
@@ -133,23 +136,43 @@ async def run_up(
     data_dir.mkdir(parents=True, exist_ok=True)
     embedded: EmbeddedNats | None = None
     url = settings.agentmesh_transport or settings.nats_url
+    bus_auth: BusAuthConfig | None = None
     if not url:
-        embedded = EmbeddedNats(data_dir / "nats", port=4222)
+        bus_auth = BusAuthConfig.load_or_create(data_dir / "nats" / AUTH_FILE)
+        embedded = EmbeddedNats(data_dir / "nats", port=4222, auth=bus_auth)
         url = embedded.start()  # main thread: the child's parent-death signal is tied to it
-        logger.info("embedded NATS (JetStream) at {} (store {})", url, embedded.store_dir)
+        logger.info(
+            "embedded NATS (JetStream, auth callout) at {} (store {})", url, embedded.store_dir
+        )
+    elif settings.agentmesh_nats_auth_file and url.split("://", 1)[0] in TOKEN_SCHEMES:
+        bus_auth = BusAuthConfig.load(settings.agentmesh_nats_auth_file)
     stop = stop_on_signals(asyncio.get_running_loop())
+    callout: NatsCalloutService | None = None
     application: Application | None = None
     server = None
     server_task: asyncio.Task[None] | None = None
     workload: DemoWorkload | None = None
     try:
+        if bus_auth is not None:
+            callout = NatsCalloutService(
+                url,
+                bus_auth,
+                token_service_from_settings(settings),
+                revoked_file=data_dir / "nats" / "revoked-tokens",
+            )
+            await callout.start()
         application = Application.from_settings(
             settings, transport_url=url, tenant=DEMO_TENANT if demo else None
         )
         mesh, plane = application.mesh, application.plane
+        application.bus_guard = callout
         if demo:
             workload = DemoWorkload(mesh)
         await application.start()
+        if callout is not None and plane.persistence is not None:
+            # tenants deactivated in an earlier run stay refused
+            tenants = await plane.persistence.read_models.list_tenants(limit=100_000, offset=0)
+            callout.refuse_tenants(str(t["id"]) for t in tenants if not t["is_active"])
         if workload is not None:
             workload.submit = await _demo_submitter(plane)
         api_url = None
@@ -166,6 +189,7 @@ async def run_up(
                 owner_pid=os.getpid(),
                 api_url=api_url,
                 started_at=time.time(),
+                bus_auth=callout is not None,
             ),
         )
         metrics.set_info("0.1.0", settings.environment)
@@ -213,6 +237,8 @@ async def run_up(
                     await asyncio.wait_for(server_task, 10)
         if application is not None:
             await application.stop()
+        if callout is not None:
+            await callout.stop()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
         clear_runtime_record(data_dir)

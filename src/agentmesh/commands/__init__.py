@@ -51,6 +51,11 @@ from agentmesh.commands.messages import (
 from agentmesh.commands.published import MessageHandlers
 from agentmesh.commands.queries import QueryHandlers
 from agentmesh.commands.safety import register_safety
+from agentmesh.commands.tenant_state import (
+    DeactivateTenant,
+    ReactivateTenant,
+    register_tenant_state,
+)
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.store.base import EventStore
 from agentmesh.store.queries import ReadModels
@@ -89,6 +94,7 @@ def build_bus(
     bus.register_command(RecordMessage, MessageHandlers(store, crypto).record_message)
     register_safety(bus, h)
     register_approvals(bus, h)  # SubmitTask: through the approval gate
+    register_tenant_state(bus, h)
     if read_models is not None:
         q = QueryHandlers(read_models)
         bus.register_query(GetAgent, q.get_agent)
@@ -112,6 +118,7 @@ __all__ = [
     "CqrsBus",
     "CreateAgent",
     "CreateTenant",
+    "DeactivateTenant",
     "FailTask",
     "GetAgent",
     "GetMessage",
@@ -126,6 +133,7 @@ __all__ = [
     "PauseAgent",
     "QueryHandlers",
     "QuotaGrant",
+    "ReactivateTenant",
     "RecordHeartbeat",
     "RecordMessage",
     "RecordTask",

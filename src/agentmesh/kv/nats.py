@@ -72,7 +72,11 @@ class NatsKV:
                     except nats.js.errors.BucketNotFoundError:
                         try:
                             self._kv = await js.create_key_value(
-                                KeyValueConfig(bucket=self.bucket, history=1, ttl=self.ttl)
+                                # direct gets name the key in the request subject, so
+                                # the bus permissions can scope reads to a tenant's keys
+                                KeyValueConfig(
+                                    bucket=self.bucket, history=1, ttl=self.ttl, direct=True
+                                )
                             )
                         except nats.js.errors.BadRequestError:
                             self._kv = await js.key_value(self.bucket)  # lost a creation race

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from agentmesh.errors import BrokerUnavailable, ConfigError
+from agentmesh.security.bus_auth import BusAuthConfig
 
 RUNTIME_FILE = "runtime.json"
 MAX_PAYLOAD = 8 * 1024 * 1024
@@ -34,6 +35,7 @@ class RuntimeRecord:
     owner_pid: int
     api_url: str | None = None
     started_at: float = 0.0
+    bus_auth: bool = False
 
 
 def find_binary() -> str:
@@ -91,12 +93,24 @@ def wait_for_port(
 
 
 class EmbeddedNats:
-    """A nats-server child process with JetStream (start/stop are idempotent)."""
+    """A nats-server child process with JetStream (start/stop are idempotent).
+
+    With ``auth`` the server authenticates every client through the auth callout of
+    :mod:`agentmesh.security.bus_auth` (the callout service must be started separately).
+    """
 
     def __init__(
-        self, store_dir: Path, *, port: int | None = 4222, host: str = "127.0.0.1"
+        self,
+        store_dir: Path,
+        *,
+        port: int | None = 4222,
+        host: str = "127.0.0.1",
+        auth: BusAuthConfig | None = None,
+        extra_config: str = "",
     ) -> None:
         self.store_dir = Path(store_dir)
+        self.auth = auth
+        self.extra_config = extra_config
         self.host = host
         self.requested_port = port
         self.port = 0
@@ -119,7 +133,10 @@ class EmbeddedNats:
             f'listen: "{self.host}:{port}"\n'
             f"max_payload: {MAX_PAYLOAD}\n"
             f'jetstream {{ store_dir: "{self.store_dir / "jetstream"}" }}\n'
+            + (self.auth.server_block() if self.auth is not None else "")
+            + self.extra_config
         )
+        os.chmod(conf, 0o600)  # holds the callout's passwords
         log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
             [find_binary(), "-c", str(conf)],

@@ -81,6 +81,9 @@ OPERATION_PERMISSIONS: dict[str, Permission] = {
     "create_tenant": P.TENANTS_MANAGE,
     "list_tenants": P.TENANTS_MANAGE,
     "get_tenant": P.TENANT_READ,
+    "deactivate_tenant": P.TENANTS_MANAGE,
+    "reactivate_tenant": P.TENANTS_MANAGE,
+    "revoke_token": P.TENANTS_MANAGE,  # a tenant's admin revokes its own tenant's tokens
     # agents
     "list_agents": P.AGENTS_READ,
     "create_agent": P.AGENTS_WRITE,
@@ -126,7 +129,9 @@ OPERATION_PERMISSIONS: dict[str, Permission] = {
 }
 """The permission each operation (REST operationId or ``ws:<channel>``) requires."""
 
-PLATFORM_OPERATIONS: frozenset[str] = frozenset({"create_tenant", "list_tenants"})
+PLATFORM_OPERATIONS: frozenset[str] = frozenset(
+    {"create_tenant", "list_tenants", "deactivate_tenant", "reactivate_tenant"}
+)
 """Operations across tenants: only an admin of the platform tenant may call them."""
 
 PLATFORM_TENANT = "_system"

@@ -54,9 +54,22 @@ def register(scheme: str, target: str) -> None:
     SCHEMES[scheme] = target
 
 
-def create_transport(url: str, **kwargs: Any) -> Transport:
-    """Build the transport for ``url`` (its scheme picks the implementation)."""
+TOKEN_SCHEMES = frozenset({"nats", "tls"})
+"""Schemes whose transport presents a bus token (``token=``; see security/bus_credentials)."""
+
+
+def create_transport(
+    url: str, *, token: str | None = None, tls_ca_file: str | None = None, **kwargs: Any
+) -> Transport:
+    """Build the transport for ``url`` (its scheme picks the implementation); ``token``
+    is presented to brokers that authenticate AgentMesh tokens (NATS) and ignored elsewhere;
+    ``tls_ca_file`` verifies a NATS server's certificate (``rediss://`` and ``amqps://``
+    take theirs in the URL: ``?ssl_ca_certs=`` / ``?cafile=``)."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if token and scheme in TOKEN_SCHEMES:
+        kwargs["token"] = token
+    if tls_ca_file and scheme in TOKEN_SCHEMES:
+        kwargs["tls_ca_file"] = tls_ca_file
     target = SCHEMES.get(scheme)
     if target is None:
         known = ", ".join(f"{s}://" for s in sorted(SCHEMES))

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 from agentmesh.transports.broker import durable_scope
 from agentmesh.transports.dispatching import DispatchingTransport, LiveSubscription
 from agentmesh.transports.message import CoreDelivery, Dispatcher, encode_within
+from agentmesh.transports.nats_connect import ConnectionEvents, connect_options
 
 STREAM_MAX_AGE = 7 * 24 * 3600.0
 QUEUE_MEMBERS = 16
@@ -103,10 +104,14 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
         *,
         connect_timeout: float = 4.0,
         name: str = "agentmesh",
+        token: str | None = None,
+        tls_ca_file: str | None = None,
     ) -> None:
         super().__init__(url, TransportCapabilities(unique_first_delivery=True))
         self._connect_timeout = connect_timeout
         self._name = name
+        self._token = token  # never logged: the server hands it to the auth callout
+        self._tls_ca_file = tls_ca_file
         self._nc: NatsClient | None = None
         self._js: Any = None
         self._streams: set[str] = set()
@@ -118,17 +123,7 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
         if self._nc is not None and self._nc.is_connected:
             return
 
-        async def quiet(exc: Exception) -> None:
-            logger.debug("nats: {}", exc)
-
-        async def disconnected() -> None:
-            if self._closing:
-                return
-            logger.warning("disconnected from NATS at {}; reconnecting", self.url)
-
-        async def reconnected() -> None:
-            logger.info("reconnected to NATS at {}", self.url)
-
+        events = ConnectionEvents(self.url, lambda: self._closing)
         try:
             self._nc = await asyncio.wait_for(
                 nats.connect(
@@ -138,15 +133,13 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,
-                    error_cb=quiet,
-                    disconnected_cb=disconnected,
-                    reconnected_cb=reconnected,
                     pending_size=64 * 1024 * 1024,
+                    **connect_options(self.url, self._token, self._tls_ca_file, events),
                 ),
                 timeout=self._connect_timeout,
             )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
-            raise self.unavailable(exc) from None
+            raise self.unavailable(events.refusal(exc, self._token) or exc) from None
         self.capabilities = TransportCapabilities(
             max_payload=self._nc.max_payload, unique_first_delivery=True
         )

@@ -33,6 +33,7 @@ from loguru import logger
 from agentmesh import subjects
 from agentmesh.aio import stop_task
 from agentmesh.envelope import Envelope
+from agentmesh.errors import Forbidden
 from agentmesh.transports.base import (
     DEFAULT_MAX_PAYLOAD,
     SubscribeOptions,
@@ -212,6 +213,8 @@ class RedisTransport(BrokerTransport):
             return int(await self.r.publish(subject, frame(data, reply)))
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise self.unavailable(exc) from None
+        except redis.exceptions.NoPermissionError as exc:  # a tenant ACL user (redis_acl.py)
+            raise Forbidden(f"Redis refused {subject!r} to this user: {exc}") from None
 
     async def _respond(self, reply: str, envelope: Envelope) -> None:
         await self.r.publish(reply, envelope.encode())

@@ -95,6 +95,9 @@ def request_for(op: str, s: Seed) -> tuple[str, str, Any]:
         "get_approval": ("GET", f"{t}/approvals/{s.task_id}__a1", None),
         "approve_task": ("POST", f"{t}/approvals/{s.task_id}__a1/approve", {"comment": "ok"}),
         "reject_approval": ("POST", f"{t}/approvals/{s.task_id}__a1/reject", None),
+        "deactivate_tenant": ("POST", f"{t}/deactivate", {"reason": "catalog"}),
+        "reactivate_tenant": ("POST", f"{t}/reactivate", None),
+        "revoke_token": ("POST", f"{t}/tokens/{uuid.uuid4().hex}/revoke", None),
     }
     return table[op]
 
@@ -114,5 +117,6 @@ OBJECT_OPERATIONS = frozenset(
         "get_approval",
         "approve_task",
         "reject_approval",
+        "revoke_token",
     }
 )
