@@ -31,7 +31,7 @@ async def tenant_a(rabbitmq_url: str) -> AsyncIterator[tuple[str, str, str]]:
     """(tenant a, tenant b, url of tenant a's user); the user is deleted afterwards."""
     suffix = uuid.uuid4().hex[:8]
     a, b = f"tenant-a-{suffix}", f"tenant-b-{suffix}"
-    password = secrets.token_urlsafe(16)
+    password = "-" + secrets.token_urlsafe(16)  # a leading "-" is not an option of rabbitmqctl
     user = await grant(a, password, user=f"am-test-{suffix}")
     try:
         yield a, b, f"amqp://{user}:{password}@127.0.0.1:5672/"

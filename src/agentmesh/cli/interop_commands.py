@@ -19,11 +19,14 @@ def register(app: typer.Typer) -> None:
 
 async def _tenant_specs(tenant: str, wait: float) -> dict[str, dict[str, Any]]:
     from agentmesh.cli.status import live_agents
+    from agentmesh.security.bus_credentials import platform_token
     from agentmesh.transports import create_transport
 
     config = settings()
     transport = create_transport(
-        config.effective_transport_url(), connect_timeout=config.agentmesh_connect_timeout
+        config.effective_transport_url(),
+        connect_timeout=config.agentmesh_connect_timeout,
+        token=platform_token(config),
     )
     await transport.connect()
     try:

@@ -74,16 +74,18 @@ async def grant(tenant: str, password: str, *, user: str | None = None, vhost: s
     name = user or tenant_user(tenant)
     p = tenant_permissions(tenant)
     try:
-        await _ctl("add_user", name, password)
+        await _ctl("add_user", "--", name, password)  # "--": a password may start with "-"
     except ConfigError as exc:
         if "already exists" not in exc.message:
             raise
-        await _ctl("change_password", name, password)
-    await _ctl("set_permissions", "-p", vhost, name, p.configure, p.write, p.read)
-    await _ctl("set_topic_permissions", "-p", vhost, name, EXCHANGE, p.topic_write, p.topic_read)
+        await _ctl("change_password", "--", name, password)
+    await _ctl("set_permissions", "-p", vhost, "--", name, p.configure, p.write, p.read)
+    await _ctl(
+        "set_topic_permissions", "-p", vhost, "--", name, EXCHANGE, p.topic_write, p.topic_read
+    )
     return name
 
 
 async def delete(user: str) -> None:
     """Delete the user (RabbitMQ closes its connections)."""
-    await _ctl("delete_user", user)
+    await _ctl("delete_user", "--", user)
