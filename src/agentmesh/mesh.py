@@ -31,11 +31,7 @@ from agentmesh.config import Settings, get_settings
 from agentmesh.domain.task_values import check_task_limits, parse_priority
 from agentmesh.domain.workflows import check_workflow_data, workflow_capability
 from agentmesh.envelope import Envelope
-from agentmesh.errors import (
-    MaxRetriesExceededError,
-    RemoteError,
-    ValidationError,
-)
+from agentmesh.errors import MaxRetriesExceededError, RemoteError, ValidationError
 from agentmesh.observability import metrics, tracing
 from agentmesh.observability.process_metrics import start_requested_metrics
 from agentmesh.resilience import RetryPolicy
@@ -44,7 +40,7 @@ from agentmesh.runtime.context import current_task_id
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.quota import QuotaLease
 from agentmesh.runtime.registry import Registry
-from agentmesh.runtime.routing import LiveRouter
+from agentmesh.runtime.routing import LiveRouter, vetting_route
 from agentmesh.safety.guard import SafetyGuard
 from agentmesh.transports import (
     Message,
@@ -199,6 +195,7 @@ class Mesh:
         strategy: str | None = None,
         to_agent: str | None = None,
         parent_task_id: str | None = None,
+        require_vetting: bool = False,
     ) -> str:
         """Offer a durable task to the agents with ``capability``; returns the task id.
 
@@ -220,6 +217,8 @@ class Mesh:
 
         Submitted from inside a task handler, the task records that task as its
         ``parent_task_id`` (or pass ``parent_task_id``): REST lists a task's subtasks.
+        ``require_vetting``: the tenant's safety agent vets the task before any worker may
+        take it; a vetoed task ends as ``task.rejected`` with the rule and the reason.
         """
         env = Envelope.create(
             "task.offered",
@@ -245,7 +244,10 @@ class Mesh:
             env.metadata["parent_task_id"] = parent
         subject = subjects.task(self.tenant, capability)
         mode = "pull"
-        if to_agent is not None:
+        if require_vetting:  # offered to the safety agent only; it forwards what it vets
+            subject, mode = vetting_route(env, to_agent, strategy), "vetting"
+            capability = subjects.VETTING_CAPABILITY
+        elif to_agent is not None:
             subject, mode = subjects.inbox(self.tenant, to_agent), "direct"
             env.routing["destination"] = to_agent
         elif strategy is not None:

@@ -189,6 +189,13 @@ def task_submit(
         ),
     ] = None,
     to_agent: Annotated[str | None, typer.Option(help="Offer it to this agent only.")] = None,
+    require_vetting: Annotated[
+        bool,
+        typer.Option(
+            "--require-vetting",
+            help="The tenant's safety agent vets it before any worker may take it.",
+        ),
+    ] = False,
     workflow_type: Annotated[
         str | None,
         typer.Option(
@@ -227,6 +234,7 @@ def task_submit(
         "max_attempts": max_attempts,
         "strategy": strategy,
         "to_agent": to_agent,
+        "require_vetting": require_vetting or None,
     }
     target.show(
         lambda backend, tenant: backend.submit_task(tenant, request),

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
+from agentmesh import subjects
 from agentmesh.domain.routing import (
     AgentCandidate,
     RouteRequest,
@@ -17,6 +18,7 @@ from agentmesh.errors import ValidationError
 from agentmesh.observability import metrics
 
 if TYPE_CHECKING:
+    from agentmesh.envelope import Envelope
     from agentmesh.mesh import Mesh
 
 
@@ -71,3 +73,15 @@ class LiveRouter:
         if record is not None:
             record.in_flight += 1
         return decision.agent_id
+
+
+def vetting_route(env: Envelope, to_agent: str | None, strategy: str | None) -> str:
+    """Route a task offer submitted with ``require_vetting`` to the tenant's safety agent
+    (``am.<tenant>.task.safety-vetting``), which forwards what it vets to the capability;
+    returns the subject. The vetted copy has an id of its own, so the task id rides in
+    the payload, as the control plane's offers carry it."""
+    if to_agent is not None or strategy is not None:
+        raise ValidationError("require_vetting does not combine with to_agent or strategy")
+    env.payload["task_id"] = env.id
+    env.routing["vetting"] = "required"
+    return subjects.vetting(env.tenant_id)
