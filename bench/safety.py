@@ -5,8 +5,8 @@
   the baseline is an orjson encode+decode of the same payload (what the path pays anyway
   to read a task). Budget: <= 50 us.
 * ``safety_task_path_1kib``: submit -> agent -> durable result -> ack on NATS JetStream
-  with 1 KiB payloads, default policy vs the same path with ``AGENTMESH_SAFETY=false``
-  (ratio >= 0.8 required).
+  with 1 KiB payloads, default policy vs the same path with ``AGENTMESH_SAFETY=false``,
+  interleaved rounds, the median of the per-round ratios (>= 0.8 required).
 """
 
 from __future__ import annotations
@@ -106,17 +106,26 @@ async def _path(url: str, n: int, tmp: Path, safety: bool) -> float:
     return throughput
 
 
-async def run(n: int = 2_000) -> Result:
+async def run(n: int = 2_000, rounds: int = 5) -> Result:
+    """The checker's cost, then the task path with and without the policy side by side:
+    ``rounds`` rounds, each running both back to back in alternating order; the figure
+    is the median of the per-round ratios (load drifting on a shared machine hits the two
+    runs of one round alike), next to every round's ratio."""
     results = bench_checker()
     with (
         tempfile.TemporaryDirectory() as tmp,
         EmbeddedNats(Path(tmp) / "nats", port=None) as server,
     ):
         await _path(server.url, n // 4, Path(tmp), safety=False)  # warm up server and code
-        runs: dict[bool, list[float]] = {True: [], False: []}
-        for order in ((False, True), (True, False), (False, True)):  # alternate, best of 3
-            for safety in order:
-                runs[safety].append(await _path(server.url, n, Path(tmp), safety=safety))
-        on, off = runs[True], runs[False]
-    results["safety_task_path_1kib"] = entry(max(on), "tasks/s", max(off))
+        await _path(server.url, n // 4, Path(tmp), safety=True)
+        on: list[float] = []
+        off: list[float] = []
+        for r in range(rounds):
+            for safety in (False, True) if r % 2 == 0 else (True, False):
+                (on if safety else off).append(await _path(server.url, n, Path(tmp), safety=safety))
+    ratios = [a / b for a, b in zip(on, off, strict=True)]
+    got = entry(statistics.median(on), "tasks/s", statistics.median(off))
+    got["ratio"] = round(statistics.median(ratios), 3)
+    got["ratios"] = [round(x, 3) for x in ratios]
+    results["safety_task_path_1kib"] = got
     return results

@@ -46,11 +46,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SpanKind",
+    "Status",
+    "StatusCode",
     "TracingMiddleware",
     "configure_tracing",
+    "current_trace_id",
     "current_traceparent",
     "enabled",
+    "flush",
     "inject",
+    "parse_traceparent",
     "reset_tracing",
     "span",
 ]
