@@ -41,6 +41,7 @@ from agentmesh.llm.base import (
     ToolSpec,
     Usage,
 )
+from agentmesh.observability import tracing
 from agentmesh.observability.metrics import REGISTRY
 from agentmesh.resilience import CircuitBreaker, CircuitBreakerConfig
 
@@ -194,7 +195,7 @@ class ResilientProvider:
                 llm_requests.labels(*self._labels, _outcome(exc)).inc()
             raise
         finally:
-            self._latency.observe(time.perf_counter() - started)
+            self._latency.observe(time.perf_counter() - started, tracing.exemplar())
         self.breaker.record_success()
         self._ok.inc()
         return result

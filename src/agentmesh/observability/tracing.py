@@ -53,6 +53,7 @@ __all__ = [
     "current_trace_id",
     "current_traceparent",
     "enabled",
+    "exemplar",
     "flush",
     "inject",
     "parse_traceparent",
@@ -163,6 +164,15 @@ def current_trace_id() -> str | None:
     if not ctx.is_valid or not ctx.trace_flags.sampled:
         return None
     return f"{ctx.trace_id:032x}"
+
+
+def exemplar() -> dict[str, str] | None:
+    """``{"trace_id": ...}`` of the current sampled span, for a histogram observation
+    (OpenMetrics exemplars), or None while tracing is off or the trace is not sampled."""
+    if _sink is None:
+        return None
+    trace_id = current_trace_id()
+    return None if trace_id is None else {"trace_id": trace_id}
 
 
 def inject(env: Envelope) -> None:

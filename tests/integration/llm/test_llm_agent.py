@@ -374,3 +374,17 @@ async def test_model_and_tool_calls_are_spans_of_the_task_trace(world: World) ->
     assert tool.attributes["gen_ai.tool.name"] == "calculator"
     assert tool.attributes["agentmesh.tool.status"] == "ok"
     assert calls[0].end_time <= tool.start_time <= tool.end_time <= calls[1].start_time
+    # the model call latency histogram links to the trace (OpenMetrics exemplar)
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    from agentmesh.observability.metrics import exposition
+
+    body, _ = exposition("application/openmetrics-text")
+    linked = {
+        s.exemplar.labels["trace_id"]
+        for fam in text_string_to_metric_families(body.decode())
+        if fam.name == "agentmesh_llm_request_seconds"
+        for s in fam.samples
+        if s.exemplar is not None
+    }
+    assert f"{submit.context.trace_id:032x}" in linked
