@@ -263,8 +263,8 @@ class Mesh:
                 subject,
                 subjects.inbox_group(dest) if dest else subjects.capability_group(capability),
             )
-        with tracing.span("task.submit", kind=tracing.SpanKind.PRODUCER, root=True):
-            tracing.inject(env)
+        with tracing.span("task.submit", kind=tracing.SpanKind.PRODUCER, root=True, leaf=True) as s:
+            tracing.inject(env, s)
             await self.publish_durably(subject, env)
         metrics.messages_routed.labels(self.tenant, "task.offered", mode).inc()
         metrics.message_routing_latency.labels(mode, self.tenant).observe(

@@ -43,7 +43,10 @@ def _varint(n: int) -> bytes:
 
 def _field(number: int, payload: bytes) -> bytes:
     """A length-delimited field (bytes, string, embedded message)."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+    n = len(payload)
+    if number < 16 and n < 0x80:
+        return bytes((number << 3 | 2, n)) + payload
+    return _varint(number << 3 | 2) + _varint(n) + payload
 
 
 def _value(value: Any) -> bytes:
@@ -61,14 +64,27 @@ def _value(value: Any) -> bytes:
     return bytes(_encode_value(value).SerializeToString())
 
 
+_KEYS: dict[str, bytes] = {}  # attribute key -> its encoded KeyValue.key field
+_NAMES: dict[tuple[str, int], bytes] = {}  # (span name, kind) -> their encoded fields
+_NO_STATUS = b"\x7a\x00"  # an empty Status (field 15), as the SDK always writes one
+_FLAGS = b"\x85\x01" + _pack_fixed32(_HAS_IS_REMOTE)  # field 16, fixed32
+_FLAGS_REMOTE = b"\x85\x01" + _pack_fixed32(_HAS_IS_REMOTE | _IS_REMOTE)
+
+
 def _attributes(number: int, attributes: Mapping[str, Any] | None) -> bytes:
     if not attributes:
         return b""
-    return b"".join(
-        _field(number, _field(1, k.encode()) + _field(2, _value(v)))
-        for k, v in attributes.items()
-        if v is not None
-    )
+    out = []
+    for k, v in attributes.items():
+        if v is None:
+            continue
+        key = _KEYS.get(k)
+        if key is None:
+            key = _field(1, k.encode())
+            if len(_KEYS) < 4096:  # attribute keys are a small set
+                _KEYS[k] = key
+        out.append(_field(number, key + _field(2, _value(v))))
+    return b"".join(out)
 
 
 def encode_span(span: LeanSpan) -> bytes:
@@ -83,22 +99,30 @@ def encode_span(span: LeanSpan) -> bytes:
         body.append(_field(3, ctx.trace_state.to_header().encode()))
     if parent is not None:
         body.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-    body.append(_field(5, span._name.encode()))
-    body.append(b"\x30" + _varint(span._kind.value + 1))  # OTLP kinds start at 1 (INTERNAL)
+    named = _NAMES.get((span._name, span._kind.value))
+    if named is None:
+        # OTLP kinds start at 1 (INTERNAL)
+        named = _field(5, span._name.encode()) + b"\x30" + _varint(span._kind.value + 1)
+        if len(_NAMES) < 4096:  # span names are a small set; a stray dynamic one is not kept
+            _NAMES[(span._name, span._kind.value)] = named
+    body.append(named)
     body.append(b"\x39" + _pack_fixed64(span._start))
     body.append(b"\x41" + _pack_fixed64(span._end or span._start))
-    body.append(_attributes(9, span._attrs))
+    if span._attrs:
+        body.append(_attributes(9, span._attrs))
     if span._events:
         for name, attrs, ts in span._events:
             event = b"\x09" + _pack_fixed64(ts) + _field(2, name.encode()) + _attributes(3, attrs)
             body.append(_field(11, event))
-    status = span._status  # always present, as the SDK writes it
-    inner = _field(2, status.description.encode()) if status.description else b""
-    if status.status_code.value:
-        inner += b"\x18" + _varint(status.status_code.value)
-    body.append(_field(15, inner))
-    flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
-    body.append(b"\x85\x01" + _pack_fixed32(flags))  # field 16, fixed32
+    status = span._status
+    if status.status_code.value or status.description:
+        inner = _field(2, status.description.encode()) if status.description else b""
+        if status.status_code.value:
+            inner += b"\x18" + _varint(status.status_code.value)
+        body.append(_field(15, inner))
+    else:
+        body.append(_NO_STATUS)
+    body.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS)
     return b"".join(body)
 
 

@@ -175,13 +175,16 @@ def exemplar() -> dict[str, str] | None:
     return None if trace_id is None else {"trace_id": trace_id}
 
 
-def inject(env: Envelope) -> None:
-    """Make the current span the parent of whoever handles ``env`` (no-op when off)."""
+def inject(env: Envelope, span: trace.Span | None = None) -> None:
+    """Make ``span`` (default: the current span) the parent of whoever handles ``env``
+    (no-op when off)."""
     if _sink is None:
         return
-    tp = current_traceparent()
-    if tp is not None:
-        env.context["traceparent"] = tp
+    ctx = (span if span is not None else trace.get_current_span()).get_span_context()
+    if ctx.is_valid:
+        env.context["traceparent"] = (
+            f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+        )
 
 
 def parse_traceparent(tp: str) -> SpanContext | None:
@@ -204,8 +207,12 @@ def span(
     kind: SpanKind = SpanKind.INTERNAL,
     attributes: Mapping[str, str | int | float | bool] | None = None,
     root: bool = False,
+    leaf: bool = False,
 ) -> contextlib.AbstractContextManager[Any]:
     """A span around a block, child of the current span or of ``parent``'s traceparent.
+
+    ``leaf``: nothing inside the block starts a span or logs, so the span is not made
+    the current one (no context switch); pass it to :func:`inject` explicitly.
 
     Returns a shared no-op context manager while tracing is off, and when the trace it
     would join is not sampled (the unsampled ``traceparent`` still travels on, as the
@@ -239,7 +246,7 @@ def span(
         else:
             return _NOOP
         attrs = dict(attributes) if attributes else None
-    return _start(sink, name, parent_ctx, kind, attrs)
+    return _start(sink, name, parent_ctx, kind, attrs, _Leaf if leaf else _Active)
 
 
 def _start(
@@ -248,13 +255,15 @@ def _start(
     parent: SpanContext | None,
     kind: SpanKind,
     attrs: dict[str, Any] | None,
+    block: type[_Active] | None = None,
 ) -> contextlib.AbstractContextManager[Any]:
+    block = block or _Active
     span_id = random.getrandbits(64) or 1
     if parent is not None and _parent_based:
         if not parent.trace_flags.sampled:
             return _NOOP
         ctx = SpanContext(parent.trace_id, span_id, False, _SAMPLED, parent.trace_state)
-        return _Active(LeanSpan(name, ctx, parent, kind, attrs, sink))
+        return block(LeanSpan(name, ctx, parent, kind, attrs, sink))
     assert _sampler is not None
     trace_id = parent.trace_id if parent is not None else (random.getrandbits(128) or 1)
     parent_context = (
@@ -266,10 +275,10 @@ def _start(
         trace_id, span_id, False, _SAMPLED if sampled else _NOT_SAMPLED, result.trace_state
     )
     if not sampled:  # carried on (inject) so the rest of the trace is not sampled either
-        return _Active(trace.NonRecordingSpan(ctx))
+        return block(trace.NonRecordingSpan(ctx))
     if result.attributes:
         attrs = {**(attrs or {}), **result.attributes}
-    return _Active(LeanSpan(name, ctx, parent, kind, attrs, sink))
+    return block(LeanSpan(name, ctx, parent, kind, attrs, sink))
 
 
 class _Active:
@@ -286,11 +295,27 @@ class _Active:
 
     def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         context_api.detach(self.token)
-        span = self.span
-        if isinstance(exc, Exception) and span.is_recording():
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-        span.end()
+        _finish(self.span, exc)
+
+
+class _Leaf(_Active):
+    """A span around a block that is not made the current span (see ``leaf``)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> trace.Span:
+        return self.span
+
+    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        _finish(self.span, exc)
+
+
+def _finish(span: trace.Span, exc: BaseException | None) -> None:
+    """End a span; an exception is recorded and marks it failed, as the SDK does."""
+    if isinstance(exc, Exception) and span.is_recording():
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+    span.end()
 
 
 class TracingMiddleware:
