@@ -105,3 +105,27 @@ def test_a_batch_exporter_gets_every_span_of_the_task_path(
         names = [s.name for s in exporter.spans]
     assert len(names) == 3600
     assert names.count("task.handler") == 1200
+
+
+def test_spans_still_queued_are_exported_when_the_process_exits() -> None:
+    import subprocess
+    import sys
+
+    script = """
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from agentmesh.observability import tracing
+class Print(SpanExporter):
+    def export(self, spans):
+        print("exported", *[s.name for s in spans], flush=True)
+        return SpanExportResult.SUCCESS
+    def shutdown(self):
+        pass
+tracing.configure_tracing("exit-test", exporter=Print())
+with tracing.span("last-words", root=True):
+    pass
+print("exiting", flush=True)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.splitlines() == ["exiting", "exported last-words"]

@@ -23,6 +23,7 @@ With tracing on, log lines carry ``trace_id`` and ``span_id`` in their ``extra``
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import random
@@ -64,6 +65,7 @@ __all__ = [
 _sink: SpanBatcher | None = None  # None: tracing is off (the hot-path check)
 _provider: TracerProvider | None = None  # resource and sampler as the SDK resolves them
 _sampler: Sampler | None = None
+_exit_hook = False
 _parent_based = True  # the sampler follows a parent's decision (ParentBased, the default)
 _NOOP: contextlib.nullcontext[None] = contextlib.nullcontext()
 _UNSAMPLED = frozenset("02468ace")  # last hex digit of trace-flags with the sampled bit 0
@@ -115,10 +117,15 @@ def configure_tracing(
     resource = Resource.create()
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: service_name}))
-    provider = TracerProvider(resource=resource, sampler=sampler)  # resolves OTEL_TRACES_SAMPLER
+    # the provider resolves OTEL_TRACES_SAMPLER; spans go through our batcher, flushed at exit
+    provider = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
     _provider, _sampler = provider, provider.sampler
     _parent_based = isinstance(_sampler, ParentBased)
     _sink = SpanBatcher(exporter, resource, batch=batch)
+    global _exit_hook
+    if not _exit_hook:
+        atexit.register(flush)  # what is still queued is exported before the process ends
+        _exit_hook = True
     logger.configure(patcher=_log_ids)
     logger.info(
         "tracing on: service {}, exporting to {}",
