@@ -10,7 +10,7 @@ PYTHON ?= python3
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[brokers,llm,test]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[brokers,llm,interop,test]'
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -217,8 +217,7 @@ class Mesh:
 
         Submitted from inside a task handler, the task records that task as its
         ``parent_task_id`` (or pass ``parent_task_id``): REST lists a task's subtasks.
-        ``require_vetting``: the tenant's safety agent vets the task before any worker may
-        take it; a vetoed task ends as ``task.rejected`` with the rule and the reason.
+        ``require_vetting``: the tenant's safety agent vets it first (a veto: ``task.rejected``).
         """
         env = Envelope.create(
             "task.offered",
@@ -245,8 +244,7 @@ class Mesh:
         subject = subjects.task(self.tenant, capability)
         mode = "pull"
         if require_vetting:  # offered to the safety agent only; it forwards what it vets
-            subject, mode = vetting_route(env, to_agent, strategy), "vetting"
-            capability = subjects.VETTING_CAPABILITY
+            subject, mode, capability = vetting_route(env, to_agent, strategy)
         elif to_agent is not None:
             subject, mode = subjects.inbox(self.tenant, to_agent), "direct"
             env.routing["destination"] = to_agent
@@ -339,6 +337,10 @@ class Mesh:
             subjects.agent(self.tenant, agent_id), env, timeout=timeout
         )
         return self._result(reply)
+
+    async def ask(self, payload: dict[str, Any] | None = None, **route: Any) -> dict[str, Any]:
+        """Send a message to the best live agent for it and wait: see :meth:`LiveRouter.ask`."""
+        return await self.router.ask(payload, **route)
 
     async def control(
         self, agent_id: str, action: str, *, timeout: float = 5.0, tenant: str | None = None

@@ -111,17 +111,23 @@ async def test_leader_sigkill_new_leader_within_two_timeouts_nothing_lost(
     killed_at, killed_wall = time.monotonic(), time.time()
     cluster.kill(old)
 
+    elected_at: list[float] = []
+
     async def new_leader_elected() -> bool:  # some survivor says it leads a newer term
         for i in survivors:
             view = await cluster.status(i, timeout=0.5)
             if view and view["raft"]["state"] == "leader" and view["raft"]["leader"] != leader:
+                elected_at.append(view["raft"]["state_since"])
                 return True
         return False
 
     # polled gently: a status request competes with Raft for the node's CPU
     await until(new_leader_elected, 2 * ELECTION_TIMEOUT + 10, interval=0.1)
-    took = time.monotonic() - killed_at
-    assert took <= 2 * ELECTION_TIMEOUT, f"new leader after {took:.2f}s"
+    # the node's own clock of its election: the polling of four busy processes adds
+    # up to seconds that are not the election's
+    took = elected_at[0] - killed_wall
+    assert 0 < took <= 2 * ELECTION_TIMEOUT, f"new leader after {took:.2f}s"
+    print(f"seen {time.monotonic() - killed_at:.2f}s after the SIGKILL")
     print(f"new leader {took:.2f}s after the SIGKILL (election timeout {ELECTION_TIMEOUT}s)")
     new_leader = {"address": await cluster.leader(survivors, 10)}
     assert new_leader["address"] != leader

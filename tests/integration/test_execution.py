@@ -15,10 +15,10 @@ import pytest
 
 from agentmesh import Envelope, Mesh, TaskContext, subjects
 from agentmesh.config import Settings
-from agentmesh.errors import RemoteError
+from agentmesh.errors import NotFound, RemoteError
 from agentmesh.runtime.execution import Decision
 from agentmesh.transports import Message
-from tests.helpers import Collector, eventually
+from tests.helpers import Collector, eventually, registry_knows
 
 pytestmark = pytest.mark.integration
 
@@ -68,41 +68,85 @@ async def events(
     await client.stop()
 
 
+async def lose_first_settle_then_redeliver_elsewhere(
+    make_mesh: Callable[..., Mesh],
+    client: Mesh,
+    capability: str,
+    handler: Callable[[TaskContext], Any],
+    settle: str,
+) -> tuple[str, list[str]]:
+    """Run a task on one agent whose ``settle`` (ack/term) of the offer never reaches the
+    broker (the agent dies right after publishing the outcome), then start another agent:
+    the broker redelivers the offer to it after the ack wait. Returns the task id and the
+    offers settled through ``settle`` (the lost one first)."""
+    original = getattr(Message, settle)
+    settled: list[str] = []
+
+    async def lose_first(self: Message) -> None:
+        if self.envelope.type != "task.offered":
+            await original(self)
+            return
+        settled.append(self.envelope.id)
+        if len(settled) == 1:
+            self.settled = True
+            self.outcome = "lost"
+            return
+        await original(self)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(Message, settle, lose_first)
+    try:
+        first = make_mesh()
+        first.agent(f"{capability}-1", capabilities=[capability])(handler)
+        async with first:
+            task_id = await client.submit(capability, {})
+            await eventually(lambda: len(settled) >= 1, timeout=15, what="the first settle")
+        second = make_mesh()
+        second.agent(f"{capability}-2", capabilities=[capability])(handler)
+        async with second:  # the redelivery reaches the second agent after the ack wait
+            await eventually(lambda: len(settled) >= 2, timeout=15, what="the redelivery")
+    finally:
+        patch.undo()
+    return task_id, settled
+
+
 async def test_a_redelivered_completed_task_is_not_run_again(
     make_mesh: Callable[..., Mesh], events: tuple[Mesh, dict[str, list[Envelope]]]
 ) -> None:
     client, seen = events
-    worker = make_mesh()
     calls: list[str] = []
 
-    @worker.agent("once-1", capabilities=["once"])
     async def once(task: TaskContext) -> dict[str, str]:
         calls.append(task.task_id)
         return {"ok": "yes"}
 
-    # the agent "dies" after publishing its result but before acking: the ack is lost
-    original = Message.ack
-    lost: list[str] = []
-
-    async def lose_first_ack(self: Message) -> None:
-        if self.envelope.type == "task.offered" and not lost:
-            lost.append(self.envelope.id)
-            self.settled = True
-            return
-        await original(self)
-
-    async with worker:
-        pytest.MonkeyPatch().setattr(Message, "ack", lose_first_ack)
-        try:
-            task_id = await client.submit("once", {})
-            await eventually(lambda: len(seen.get("task.completed", [])) >= 1, timeout=10)
-            await asyncio.sleep(2.5)  # past the ack wait: the broker redelivers
-        finally:
-            pytest.MonkeyPatch().setattr(Message, "ack", original)
-    assert lost == [task_id]
+    task_id, acked = await lose_first_settle_then_redeliver_elsewhere(
+        make_mesh, client, "once", once, "ack"
+    )
+    assert acked == [task_id, task_id]
     assert calls == [task_id], "the handler ran once although the task was delivered twice"
     announced = {e.id for e in seen["task.completed"]}
     assert len(announced) == 1, "re-announcing the result reuses its envelope id"
+
+
+async def test_a_redelivered_task_that_failed_for_good_is_not_run_again(
+    make_mesh: Callable[..., Mesh], events: tuple[Mesh, dict[str, list[Envelope]]]
+) -> None:
+    client, seen = events
+    calls: list[int] = []
+
+    async def strict(task: TaskContext) -> None:
+        calls.append(task.attempt)
+        raise ValueError("bad input, retrying cannot help")
+
+    task_id, termed = await lose_first_settle_then_redeliver_elsewhere(
+        make_mesh, client, "strict", strict, "term"
+    )
+    assert termed == [task_id, task_id]
+    assert calls == [1], "the handler ran once although the task was delivered twice"
+    await eventually(lambda: seen.get("task.failed"))
+    announced = {e.id for e in seen["task.failed"]}
+    assert len(announced) == 1, "re-announcing the failure reuses its envelope id"
 
 
 async def test_timeout_retries_then_fails_with_a_clear_error(
@@ -272,3 +316,34 @@ async def test_routed_mode_spreads_work_and_waits_for_a_capable_agent(
         late.agent("translator-9", capabilities=["translate"])(handle)
         async with late:
             assert await client.wait_result(waiting, timeout=15) == {"by": "translator-9"}
+
+
+async def test_ask_sends_a_message_to_the_best_scored_agent_and_spreads_by_load(
+    make_mesh: Callable[..., Mesh], events: tuple[Mesh, dict[str, list[Envelope]]]
+) -> None:
+    client, _ = events
+    worker = make_mesh()
+
+    async def handle(task: TaskContext) -> dict[str, Any]:
+        return {"by": task.agent.agent_id, "got": task.payload}
+
+    worker.agent("analyst-1", capabilities=["analyze", "reasoning"])(handle)
+    worker.agent("generalist-1", capabilities=["analyze"])(handle)
+    worker.agent("writer-1", capabilities=["generate", "create"])(handle)
+    async with worker:
+        await registry_knows(client, "analyst-1", "generalist-1", "writer-1")
+        first = await client.ask({"q": 1}, intent="analysis")
+        # both capabilities of the intent: 0.4 + 0.3 (idle) + 0.2 * 0.8 + 0.1 (same tenant) * 0.9
+        assert first == {"agent_id": "analyst-1", "score": 0.95, "result": first["result"]}
+        assert first["result"]["got"] == {"q": 1}
+        answered = [(await client.ask({}, intent="analysis"))["agent_id"] for _ in range(9)]
+        # each message routed to the analyst costs it 0.03: after seven the generalist
+        # (one of the two capabilities, 0.75) is ahead
+        assert answered[:6] == ["analyst-1"] * 6
+        assert "generalist-1" in answered
+        assert "writer-1" not in answered
+        wrote = await client.ask({}, capabilities=["generate"])
+        assert wrote["agent_id"] == "writer-1"
+        with pytest.raises(NotFound, match="no agent has any of translate") as caught:
+            await client.ask({}, capabilities=["translate"])
+        assert caught.value.code == "NO_ROUTE"

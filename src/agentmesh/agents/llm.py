@@ -65,6 +65,7 @@ from agentmesh.runtime.agent import AgentRuntime
 from agentmesh.runtime.context import TaskContext
 
 if TYPE_CHECKING:
+    from agentmesh.interop.mcp_client import MCPServerConfig, MCPTools
     from agentmesh.mesh import Mesh
 
 GUARD = (
@@ -99,6 +100,8 @@ class LLMAgentConfig:
     description: str = ""  # how other agents' models see this agent as a tool
     prices: Mapping[str, Price] = field(default_factory=dict)
     agent_type: str = "llm"  # the safety policy's tool allow-list for this type applies too
+    #: MCP servers whose allow-listed tools the model may use (see agentmesh.interop.mcp_client)
+    mcp_servers: Collection[MCPServerConfig] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_tool_rounds <= 64:
@@ -180,6 +183,11 @@ class LLMAgent:
         self.config = config or LLMAgentConfig()
         self.price = price_of(provider.model, self.config.prices)
         self.secrets = tuple(s for s in secrets if s)
+        self.mcp: MCPTools | None = None
+        if self.config.mcp_servers:
+            from agentmesh.interop.mcp_client import MCPTools
+
+            self.mcp = MCPTools(self.config.mcp_servers)
         self.toolbox = ToolBox(
             mesh,
             policy=ToolPolicy(
@@ -191,7 +199,13 @@ class LLMAgent:
             secrets=self.secrets,
             agent_id=agent_id,
             agent_type=self.config.agent_type,
+            mcp=self.mcp,
         )
+
+    async def aclose(self) -> None:
+        """Close the agent's MCP server connections (when it stops)."""
+        if self.mcp is not None:
+            await self.mcp.aclose()
 
     async def __call__(self, task: TaskContext) -> dict[str, Any]:
         try:

@@ -31,6 +31,7 @@ from agentmesh.llm.base import ToolCall, ToolSpec
 from agentmesh.observability import tracing
 
 if TYPE_CHECKING:
+    from agentmesh.interop.mcp_client import MCPTools
     from agentmesh.mesh import Mesh
     from agentmesh.runtime.context import TaskContext
 
@@ -90,8 +91,10 @@ class ToolBox:
         secrets: Collection[str] = (),
         agent_id: str = "llm",
         agent_type: str = "llm",
+        mcp: MCPTools | None = None,
     ) -> None:
         self.mesh = mesh
+        self.mcp = mcp  # tools of MCP servers (allow-listed per server), results untrusted
         self.policy = policy
         self.agent_type = agent_type
         self.own = frozenset(own)
@@ -104,7 +107,10 @@ class ToolBox:
 
     async def settle(self, tenant: str) -> None:
         """Right after start, wait (at most two heartbeat intervals) for allow-listed tools
-        whose agents have not been heard yet: processes started together find each other."""
+        whose agents have not been heard yet: processes started together find each other.
+        MCP servers not connected yet are connected."""
+        if self.mcp is not None:
+            await self.mcp.connect()
         if self._settled:
             return
         allow = self.policy.allow or frozenset()
@@ -154,6 +160,10 @@ class ToolBox:
                     str(spec.get("description") or f"The mesh capability {cap!r}"),
                     dict(spec.get("input_schema") or {"type": "object"}),
                 )
+        if self.mcp is not None:
+            for name, mcp_spec in self.mcp.offer().items():
+                if name not in tools and self.safety_allows(name):
+                    tools[name] = mcp_spec
         return tools
 
     async def call(
@@ -196,25 +206,55 @@ class ToolBox:
             payload.pop(DEPTH, None)  # the model never sets the depth
             if DEPTH in (spec.parameters.get("properties") or {}):
                 payload[DEPTH] = depth_of(task) + 1
-            try:
-                if call.name in self.policy.durable:
-                    result = await self.mesh.run(call.name, payload, timeout=self.policy.timeout)
-                else:
-                    result = await self.mesh.request(
-                        call.name, payload, timeout=self.policy.timeout
-                    )
-                record["status"] = "ok"
-                answer = redact(result, self.secrets)
-                record["result"] = answer
-            except (AgentMeshError, TimeoutError) as exc:
-                record["status"] = "error"
-                message = str(exc) or type(exc).__name__
-                answer = {"error": redact(f"{type(exc).__name__}: {message}", self.secrets)}
+            if self.mcp is not None and self.mcp.owns(call.name):
+                answer = await self._call_mcp(call.name, payload, record)
+            else:
+                answer = await self._call_mesh(call.name, payload, record)
         if "error" in answer and record["status"] != "ok":
             record["error"] = answer["error"]
         record["ms"] = round((time.perf_counter() - started) * 1000, 3)
         await self._audit(task, record)
         return _bounded(answer), record
+
+    async def _call_mesh(self, name: str, payload: dict[str, Any], record: dict[str, Any]) -> Any:
+        """A mesh capability as a tool: request/reply, or a durable task when listed so."""
+        try:
+            if name in self.policy.durable:
+                result = await self.mesh.run(name, payload, timeout=self.policy.timeout)
+            else:
+                result = await self.mesh.request(name, payload, timeout=self.policy.timeout)
+        except (AgentMeshError, TimeoutError) as exc:
+            record["status"] = "error"
+            message = str(exc) or type(exc).__name__
+            return {"error": redact(f"{type(exc).__name__}: {message}", self.secrets)}
+        record["status"] = "ok"
+        answer = redact(result, self.secrets)
+        record["result"] = answer
+        return answer
+
+    async def _call_mcp(self, name: str, args: dict[str, Any], record: dict[str, Any]) -> Any:
+        """An MCP tool call; its result is untrusted: the safety policy checks it before
+        the model reads it (blocked: an error instead; PII redacted)."""
+        assert self.mcp is not None
+        record["source"] = "mcp"
+        try:
+            data, is_error = await self.mcp.call(name, args)
+        except Exception as exc:  # noqa: BLE001 - any failure of a foreign server is the tool's error
+            record["status"] = "error"
+            return {"error": redact(f"{type(exc).__name__}: {exc}", self.secrets)}
+        guard = self.mesh.safety
+        if guard is not None:
+            verdict = guard.checker.check_result(data, agent_type=self.agent_type)
+            if not verdict.allowed:
+                record["status"] = "blocked"
+                return {"error": f"the result of {name!r} was withheld: {verdict.reason}"}
+            data = verdict.value
+        record["status"] = "error" if is_error else "ok"
+        answer = redact(data, self.secrets)
+        if is_error:
+            return {"error": answer}
+        record["result"] = answer
+        return answer
 
     async def call_all(
         self, task: TaskContext, calls: Collection[ToolCall], offered: Mapping[str, ToolSpec]

@@ -14,6 +14,7 @@ from agentmesh.api.middleware import RequestStats
 from agentmesh.api.options import ApiOptions, SecurityLevel
 from agentmesh.api.ws import WebSocketHub
 from agentmesh.commands import CqrsBus
+from agentmesh.commands.messages import Command
 from agentmesh.config import Settings
 from agentmesh.errors import AgentMeshError, BrokerUnavailable
 from agentmesh.mesh import Mesh
@@ -50,7 +51,7 @@ class ApiContext:
 
     async def audited_change(
         self,
-        command: object,
+        command: Command[Any],
         load: Callable[[], Awaitable[dict[str, Any]]],
         *,
         action: AuditAction,

@@ -42,6 +42,7 @@ from agentmesh.api.options import API_VERSION, DEFAULT_RATE_LIMIT, ApiOptions, S
 from agentmesh.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from agentmesh.api.routes import (
     agents,
+    asyncapi,
     audit,
     clusters,
     federated,
@@ -237,7 +238,10 @@ def create_app(
     install_error_handlers(app)
     for module in (health, tenants, agents, tasks, messages, audit, federated, clusters, safety):
         app.include_router(module.router)
+    for module in (asyncapi,):
+        app.include_router(module.router)
     app.include_router(anomalies_router)  # /v1/tenants/{tenant_id}/metrics/history
+    _mount_a2a(app)
     mount_ui(app)
 
     @app.websocket("/ws")
@@ -263,6 +267,16 @@ def create_app(
     app.add_middleware(TracingMiddleware)  # outermost: the whole request is one server span
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _mount_a2a(app: FastAPI) -> None:
+    """``/a2a/<tenant>/<agent>``: every live agent as an A2A agent (when ``a2a-sdk`` is
+    installed, the ``interop`` extra)."""
+    try:
+        from agentmesh.interop.a2a import PREFIX, A2AGateway
+    except ImportError:
+        return
+    app.mount(PREFIX, A2AGateway(lambda: app.state.ctx))
 
 
 def _metrics_provider(ctx: ApiContext) -> Callable[[str], Awaitable[dict[str, Any]]]:

@@ -6,6 +6,7 @@ the variable, exit code 2.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -87,20 +88,34 @@ def _start(
         s for s in (settings.openai_api_key, settings.gemini_api_key, settings.google_api_key) if s
     ]
     kind_of_agent = llm_orchestrator if orchestrate else llm_agent
+    built: list[Any] = []
+
+    async def cleanup() -> None:
+        for runtime in built:  # MCP server connections of the agent
+            close = getattr(runtime.handler, "aclose", None)
+            if close is not None:
+                await close()
+        await provider.aclose()
+
+    def build(m: Any) -> None:
+        built.append(
+            kind_of_agent(
+                m,
+                agent_id,
+                provider,
+                capabilities=caps,
+                config=config,
+                secrets=secrets,
+                max_concurrent=max_concurrent,
+            )
+        )
+
     _serve(
         settings,
         tenant,
-        lambda m: kind_of_agent(
-            m,
-            agent_id,
-            provider,
-            capabilities=caps,
-            config=config,
-            secrets=secrets,
-            max_concurrent=max_concurrent,
-        ),
+        build,
         f"LLM agent {agent_id} ({provider.name}/{provider.model})",
-        cleanup=provider.aclose,
+        cleanup=cleanup,
     )
 
 
@@ -140,12 +155,31 @@ def register_llm_commands(agent_app: typer.Typer) -> None:
                 help="An LLM orchestrator: plans subtasks ({'goal': ...}), runs them, answers.",
             ),
         ] = False,
+        mcp_config: Annotated[
+            Path | None,
+            typer.Option(
+                "--mcp-config",
+                help="JSON list of MCP servers whose allow-listed tools the model may use: "
+                '[{"name", "tools": [...], "command" + "args" | "url" + "headers"}].',
+            ),
+        ] = None,
     ) -> None:
         """Start an LLM agent: tasks become model calls; other agents are its tools."""
         from agentmesh.llm import PROVIDERS
 
         if provider not in PROVIDERS:
             fail(f"unknown provider {provider!r}: use one of {', '.join(PROVIDERS)}")
+        options = _options(
+            system_prompt, tools, durable_tools, max_tool_rounds, token_budget, cost_ceiling
+        )
+        if mcp_config is not None:
+            from agentmesh.errors import AgentMeshError
+            from agentmesh.interop.mcp_client import servers_from_file
+
+            try:
+                options["mcp_servers"] = servers_from_file(mcp_config)
+            except AgentMeshError as exc:
+                fail(f"--mcp-config {mcp_config}: {exc.message}", EXIT_CONFIG)
         _start(
             agent_id,
             capabilities,
@@ -155,9 +189,7 @@ def register_llm_commands(agent_app: typer.Typer) -> None:
             base_url=base_url,
             project=gcp_project_id,
             location=location,
-            options=_options(
-                system_prompt, tools, durable_tools, max_tool_rounds, token_budget, cost_ceiling
-            ),
+            options=options,
             max_concurrent=max_concurrent,
             orchestrate=orchestrate,
         )

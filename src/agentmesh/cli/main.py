@@ -240,6 +240,9 @@ _register_optional("agentmesh.cli.federated_commands", "register_agent_commands"
 _register_optional("agentmesh.cli.agent_metrics", "register", agent_app)
 _register_optional("agentmesh.cli.top", "register", app)
 _register_optional("agentmesh.cli.safety_commands", "register", agent_app)
+_register_optional("agentmesh.cli.interop_commands", "register", app)
+_register_optional("agentmesh.cli.mcp_commands", "register", app)
+_register_optional("agentmesh.cli.interop_commands", "register_agent_commands", agent_app)
 
 
 def _run_app() -> int:

@@ -34,6 +34,7 @@ from agentmesh.commands.messages import (
     PauseAgent,
     QuotaGrant,
     RecordHeartbeat,
+    RecordMessage,
     RecordTask,
     RegisterAgent,
     ResumeAgent,
@@ -45,6 +46,7 @@ from agentmesh.commands.messages import (
     TerminateAgent,
     TimeOutTask,
 )
+from agentmesh.commands.published import MessageHandlers
 from agentmesh.commands.queries import QueryHandlers
 from agentmesh.commands.safety import register_safety
 from agentmesh.security.crypto import EncryptionService
@@ -61,44 +63,39 @@ def build_bus(
     bus = CqrsBus()
     h = CommandHandlers(store, read_models, crypto)
     f = FactHandlers(h)
-    for command_type, handler in (
-        (CreateTenant, h.create_tenant),
-        (RegisterAgent, h.register_agent),
-        (ActivateAgent, h.activate_agent),
-        (PauseAgent, h.pause_agent),
-        (ResumeAgent, h.resume_agent),
-        (TerminateAgent, h.terminate_agent),
-        (RecordHeartbeat, h.record_heartbeat),
-        (MarkAgentUnhealthy, h.mark_unhealthy),
-        (MarkAgentHealthy, h.mark_healthy),
-        (SyncAgentCapabilities, f.sync_capabilities),
-        (SubmitTask, h.submit_task),
-        (RecordTask, f.record_task),
-        (RunTask, f.run_task),
-        (AssignTask, h.assign_task),
-        (StartTask, h.start_task),
-        (CompleteTask, h.complete_task),
-        (FailTask, h.fail_task),
-        (TimeOutTask, h.time_out_task),
-        (CancelTask, h.cancel_task),
-        (RetryTask, h.retry_task),
-    ):
-        bus.register_command(command_type, handler)
+    bus.register_command(CreateTenant, h.create_tenant)
+    bus.register_command(RegisterAgent, h.register_agent)
+    bus.register_command(ActivateAgent, h.activate_agent)
+    bus.register_command(PauseAgent, h.pause_agent)
+    bus.register_command(ResumeAgent, h.resume_agent)
+    bus.register_command(TerminateAgent, h.terminate_agent)
+    bus.register_command(RecordHeartbeat, h.record_heartbeat)
+    bus.register_command(MarkAgentUnhealthy, h.mark_unhealthy)
+    bus.register_command(MarkAgentHealthy, h.mark_healthy)
+    bus.register_command(SyncAgentCapabilities, f.sync_capabilities)
+    bus.register_command(SubmitTask, h.submit_task)
+    bus.register_command(RecordTask, f.record_task)
+    bus.register_command(RunTask, f.run_task)
+    bus.register_command(AssignTask, h.assign_task)
+    bus.register_command(StartTask, h.start_task)
+    bus.register_command(CompleteTask, h.complete_task)
+    bus.register_command(FailTask, h.fail_task)
+    bus.register_command(TimeOutTask, h.time_out_task)
+    bus.register_command(CancelTask, h.cancel_task)
+    bus.register_command(RetryTask, h.retry_task)
     if h.quota is not None:
         bus.register_command(GrantQuota, h.quota.grant)
+    bus.register_command(RecordMessage, MessageHandlers(store, crypto).record_message)
     register_safety(bus, h)
     if read_models is not None:
         q = QueryHandlers(read_models)
-        for query_type, qh in (
-            (GetAgent, q.get_agent),
-            (ListAgents, q.list_agents),
-            (GetTask, q.get_task),
-            (ListTasks, q.list_tasks),
-            (ListTenants, q.list_tenants),
-            (GetTenant, q.get_tenant),
-            (GetMessage, q.get_message),
-        ):
-            bus.register_query(query_type, qh)
+        bus.register_query(GetAgent, q.get_agent)
+        bus.register_query(ListAgents, q.list_agents)
+        bus.register_query(GetTask, q.get_task)
+        bus.register_query(ListTasks, q.list_tasks)
+        bus.register_query(ListTenants, q.list_tenants)
+        bus.register_query(GetTenant, q.get_tenant)
+        bus.register_query(GetMessage, q.get_message)
     return bus
 
 
@@ -127,6 +124,7 @@ __all__ = [
     "QueryHandlers",
     "QuotaGrant",
     "RecordHeartbeat",
+    "RecordMessage",
     "RecordTask",
     "RegisterAgent",
     "ResumeAgent",

@@ -1,16 +1,35 @@
-"""Command and query messages (plain frozen dataclasses) of the application layer."""
+"""Command and query messages (plain frozen dataclasses) of the application layer.
+
+Each command is a :class:`Command` and each query a :class:`Query`, generic in what its
+handler answers, so ``await bus.execute(SubmitTask(...))`` is typed ``CommandResult``
+without an annotation at the call site.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from agentmesh.domain import HealthMetrics
 from agentmesh.domain.task_values import DEFAULT_MAX_ATTEMPTS
 from agentmesh.envelope import Envelope
-from agentmesh.store.queries import AgentListQuery
+from agentmesh.store.queries import AgentListQuery, Page, StoredMessage
+
+R_co = TypeVar("R_co", covariant=True)
+
+
+class Command(Generic[R_co]):
+    """A request to change state; its handler answers ``R_co``."""
+
+    __slots__ = ()
+
+
+class Query(Generic[R_co]):
+    """A request to read; its handler answers ``R_co``."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True)
@@ -24,7 +43,7 @@ class CommandResult:
 
 # -- tenants ---------------------------------------------------------------------------
 @dataclass(frozen=True)
-class CreateTenant:
+class CreateTenant(Command["CommandResult"]):
     name: str
     tenant_id: str | None = None  # default: a new uuid4
     max_agents: int = 100
@@ -33,7 +52,7 @@ class CreateTenant:
 
 # -- agents ----------------------------------------------------------------------------
 @dataclass(frozen=True)
-class RegisterAgent:
+class RegisterAgent(Command["CommandResult"]):
     tenant_id: str
     agent_id: str
     name: str
@@ -49,33 +68,33 @@ CreateAgent = RegisterAgent
 
 
 @dataclass(frozen=True)
-class ActivateAgent:
+class ActivateAgent(Command["CommandResult"]):
     tenant_id: str
     agent_id: str
 
 
 @dataclass(frozen=True)
-class PauseAgent:
-    tenant_id: str
-    agent_id: str
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class ResumeAgent:
-    tenant_id: str
-    agent_id: str
-
-
-@dataclass(frozen=True)
-class TerminateAgent:
+class PauseAgent(Command["CommandResult"]):
     tenant_id: str
     agent_id: str
     reason: str = ""
 
 
 @dataclass(frozen=True)
-class RecordHeartbeat:
+class ResumeAgent(Command["CommandResult"]):
+    tenant_id: str
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class TerminateAgent(Command["CommandResult"]):
+    tenant_id: str
+    agent_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RecordHeartbeat(Command["CommandResult"]):
     tenant_id: str
     agent_id: str
     at: datetime | None = None
@@ -83,7 +102,7 @@ class RecordHeartbeat:
 
 
 @dataclass(frozen=True)
-class SyncAgentCapabilities:
+class SyncAgentCapabilities(Command["CommandResult"]):
     """What a live agent announces (its heartbeat): capabilities it did not have are
     added, higher levels upgrade; nothing is removed."""
 
@@ -93,14 +112,14 @@ class SyncAgentCapabilities:
 
 
 @dataclass(frozen=True)
-class MarkAgentUnhealthy:
+class MarkAgentUnhealthy(Command["CommandResult"]):
     tenant_id: str
     agent_id: str
     reason: str = "Heartbeat timeout"
 
 
 @dataclass(frozen=True)
-class MarkAgentHealthy:
+class MarkAgentHealthy(Command["CommandResult"]):
     tenant_id: str
     agent_id: str
     metrics: HealthMetrics | None = None
@@ -114,7 +133,7 @@ STRATEGY_NEEDS_PLANE = (
 
 
 @dataclass(frozen=True)
-class SubmitTask:
+class SubmitTask(Command["CommandResult"]):
     tenant_id: str
     capability: str
     payload: Mapping[str, Any] = field(default_factory=dict)
@@ -133,7 +152,7 @@ class SubmitTask:
 
 
 @dataclass(frozen=True)
-class GrantQuota:
+class GrantQuota(Command["QuotaGrant"]):
     """Take up to ``want`` messages of the tenant's ``max_messages_per_hour`` for a
     submitter that has only the broker; answered with a :class:`QuotaGrant`."""
 
@@ -152,7 +171,7 @@ class QuotaGrant:
 
 
 @dataclass(frozen=True)
-class RecordTask:
+class RecordTask(Command["CommandResult"]):
     """A task offered on the bus by a submitter without the store (``Mesh.submit`` in a
     notebook, a pattern, an agent process): recorded as submitted and offered, with the
     offer envelope it travelled in; nothing is published again."""
@@ -172,7 +191,7 @@ class RecordTask:
 
 
 @dataclass(frozen=True)
-class RunTask:
+class RunTask(Command["CommandResult"]):
     """The runtime of ``agent_id`` started the task (attempt ``attempt``): assigned and
     running, on the task and on the agent."""
 
@@ -184,21 +203,21 @@ class RunTask:
 
 
 @dataclass(frozen=True)
-class AssignTask:
+class AssignTask(Command["CommandResult"]):
     tenant_id: str
     task_id: str
     agent_id: str
 
 
 @dataclass(frozen=True)
-class StartTask:
+class StartTask(Command["CommandResult"]):
     tenant_id: str
     task_id: str
     agent_id: str | None = None
 
 
 @dataclass(frozen=True)
-class CompleteTask:
+class CompleteTask(Command["CommandResult"]):
     """A finished task. With ``started_at`` (the runtime's report) a task whose start was
     not recorded yet gets its assigned/running steps first."""
 
@@ -212,7 +231,7 @@ class CompleteTask:
 
 
 @dataclass(frozen=True)
-class FailTask:
+class FailTask(Command["CommandResult"]):
     """A failed attempt: retried (re-offered) while retries are left, else dead-lettered."""
 
     tenant_id: str
@@ -228,47 +247,62 @@ class FailTask:
 
 
 @dataclass(frozen=True)
-class TimeOutTask:
+class TimeOutTask(Command["CommandResult"]):
     tenant_id: str
     task_id: str
 
 
 @dataclass(frozen=True)
-class CancelTask:
+class CancelTask(Command["CommandResult"]):
     tenant_id: str
     task_id: str
     reason: str = ""
 
 
 @dataclass(frozen=True)
-class RetryTask:
+class RetryTask(Command["CommandResult"]):
     """An operator's replay of a failed, timed-out or dead-lettered task."""
 
     tenant_id: str
     task_id: str
 
 
+# -- messages --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecordMessage(Command["CommandResult"]):
+    """An envelope published through the control plane on ``subject``: recorded, sealed,
+    in the ``messages`` read model and, unless it was ``delivered`` to its target brokers
+    already, queued for the broker in the same transaction (the outbox). A second record
+    of one message id is a :class:`~agentmesh.errors.Conflict` (``MESSAGE_EXISTS``)."""
+
+    tenant_id: str
+    envelope: Envelope
+    subject: str
+    message_type: str
+    delivered: bool = False
+
+
 # -- queries ---------------------------------------------------------------------------
 @dataclass(frozen=True)
-class GetAgent:
+class GetAgent(Query[dict[str, Any]]):
     tenant_id: str
     agent_id: str
 
 
 @dataclass(frozen=True)
-class ListAgents:
+class ListAgents(Query[Page]):
     tenant_id: str
     query: AgentListQuery = field(default_factory=AgentListQuery)
 
 
 @dataclass(frozen=True)
-class GetTask:
+class GetTask(Query[dict[str, Any]]):
     tenant_id: str
     task_id: str
 
 
 @dataclass(frozen=True)
-class ListTasks:
+class ListTasks(Query[Page]):
     tenant_id: str
     status: str | None = None
     agent_id: str | None = None
@@ -278,17 +312,17 @@ class ListTasks:
 
 
 @dataclass(frozen=True)
-class ListTenants:
+class ListTenants(Query[list[dict[str, Any]]]):
     limit: int = 1000
     offset: int = 0
 
 
 @dataclass(frozen=True)
-class GetTenant:
+class GetTenant(Query[dict[str, Any]]):
     tenant_id: str
 
 
 @dataclass(frozen=True)
-class GetMessage:
+class GetMessage(Query[StoredMessage]):
     message_id: str
     tenant_id: str | None = None

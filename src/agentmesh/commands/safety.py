@@ -15,7 +15,7 @@ from typing import Any
 from agentmesh import subjects
 from agentmesh.commands.bus import CqrsBus
 from agentmesh.commands.handlers import CommandHandlers
-from agentmesh.commands.messages import CommandResult
+from agentmesh.commands.messages import Command, CommandResult, Query
 from agentmesh.domain import AgentStatus
 from agentmesh.domain.safety import quarantine, reject, release
 from agentmesh.domain.safety_events import SafetyPolicySetEvent
@@ -34,7 +34,7 @@ def parse_policy_data(data: Mapping[str, Any]) -> Policy:
 
 
 @dataclass(frozen=True)
-class RejectTask:
+class RejectTask(Command[CommandResult]):
     """A safety rule denied the task: REJECTED, never retried."""
 
     tenant_id: str
@@ -46,7 +46,7 @@ class RejectTask:
 
 
 @dataclass(frozen=True)
-class QuarantineAgent:
+class QuarantineAgent(Command[CommandResult]):
     tenant_id: str
     agent_id: str
     reason: str
@@ -56,7 +56,7 @@ class QuarantineAgent:
 
 
 @dataclass(frozen=True)
-class ReleaseAgent:
+class ReleaseAgent(Command[CommandResult]):
     """An admin lifts a quarantine (``released_by`` is the admin's subject)."""
 
     tenant_id: str
@@ -66,7 +66,7 @@ class ReleaseAgent:
 
 
 @dataclass(frozen=True)
-class RecordAlignment:
+class RecordAlignment(Command[CommandResult]):
     """The latest alignment of an agent (shown by GET agent as ``metadata.alignment``)."""
 
     tenant_id: str
@@ -212,7 +212,7 @@ POLICY_STREAM = "safety-policy"
 
 
 @dataclass(frozen=True)
-class SetSafetyPolicy:
+class SetSafetyPolicy(Command[CommandResult]):
     """Put a validated policy (its data form) in force; its version must be newer."""
 
     tenant_id: str
@@ -221,7 +221,7 @@ class SetSafetyPolicy:
 
 
 @dataclass(frozen=True)
-class GetQuarantine:
+class GetQuarantine(Query[dict[str, Any] | None]):
     """Whether the store (the event store, not a read model) has the agent quarantined:
     its quarantine record (``reason``, ``rule`` ...) or None."""
 
@@ -230,7 +230,7 @@ class GetQuarantine:
 
 
 @dataclass(frozen=True)
-class GetSafetyPolicy:
+class GetSafetyPolicy(Query[dict[str, Any]]):
     """The tenant's policy in force: ``{"policy", "version", "set_by", "set_at"}`` or the
     built-in default (``set_by`` empty)."""
 

@@ -11,3 +11,7 @@ def agent_stream(agent_id: str) -> str:
 
 def task_stream(task_id: str) -> str:
     return f"task-{task_id}"
+
+
+def message_stream(message_id: str) -> str:
+    return f"message-{message_id}"

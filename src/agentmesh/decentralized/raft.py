@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -148,6 +149,7 @@ class RaftNode:
         self._obj: SyncObj | None = None
         self._queue: list[tuple[dict[str, Any], asyncio.Future[tuple[Any, int]]]] = []
         self._flush_scheduled = False
+        self._state_since: float | None = None  # wall clock of the last raft state change
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -185,6 +187,7 @@ class RaftNode:
             loop.call_soon_threadsafe(hook, command, result)
 
     def _state_changed(self, old: int, new: int) -> None:
+        self._state_since = time.time()
         logger.info(
             "raft {} {}: {} -> {}", self.group, self.address, RAFT_STATES[old], RAFT_STATES[new]
         )
@@ -323,6 +326,7 @@ class RaftNode:
         return {
             "address": self.address,
             "state": "leader" if obj._isLeader() else "follower",
+            "state_since": self._state_since,
             "leader": self.leader(),
             "term": obj.raftCurrentTerm,
             "commit_index": obj.raftCommitIndex,

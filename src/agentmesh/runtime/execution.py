@@ -198,6 +198,13 @@ class DurableExecutor:
             if done is not None:  # handled before: announce again (deduped), never rerun
                 await self._publish_outcome(tenant, "task.completed", done)
                 return
+            last = await self.ledger.outcome(tenant, task_id)
+            if last is not None and last.type == "task.failed" and last.causation_id == env.id:
+                # this very offer failed for good (a copy redelivered before its term
+                # reached the broker): announce again (deduped), never rerun
+                await self._publish_outcome(tenant, "task.failed", last)
+                await msg.term()
+                return
         if task_id in self._cancelled or (
             redelivered and await self.ledger.is_cancelled(tenant, task_id)
         ):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agentmesh import subjects
-from agentmesh.commands import CqrsBus, GrantQuota, QuotaGrant
+from agentmesh.commands import CqrsBus, GrantQuota
 from agentmesh.errors import AgentMeshError
 from agentmesh.transports import Message, SubscribeOptions, Subscription, Transport
 
@@ -36,7 +36,7 @@ class QuotaResponder:
         env = msg.envelope
         want = env.payload.get("want", 1)
         try:
-            grant: QuotaGrant = await self.bus.execute(GrantQuota(env.tenant_id, want))
+            grant = await self.bus.execute(GrantQuota(env.tenant_id, want))
             body: dict[str, object] = {
                 "granted": grant.granted,
                 "limit": grant.limit,

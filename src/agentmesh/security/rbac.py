@@ -106,6 +106,8 @@ OPERATION_PERMISSIONS: dict[str, Permission] = {
     "put_safety_policy": P.SAFETY_ADMIN,
     "release_agent": P.SAFETY_ADMIN,
     "agent_feedback": P.AGENTS_CONTROL,
+    # interop (AsyncAPI, A2A)
+    "get_tenant_asyncapi": P.AGENTS_READ,
     # WebSocket channels
     "ws:agents": P.AGENTS_READ,
     "ws:tasks": P.TASKS_READ,

@@ -173,6 +173,14 @@ class ReadModels:
             )
         return await self._count("SELECT COUNT(*) FROM agents WHERE tenant_id = ?", tenant_id)
 
+    async def count_all_agents(self) -> int:
+        """Agents of every tenant that are not TERMINATED (a mesh-wide figure)."""
+        return await self._count("SELECT COUNT(*) FROM agents WHERE status <> 'TERMINATED'")
+
+    async def count_messages(self) -> int:
+        """Messages recorded for every tenant (a mesh-wide figure)."""
+        return await self._count("SELECT COUNT(*) FROM messages")
+
     # -- tasks -------------------------------------------------------------------------
     async def list_tasks(
         self,
@@ -236,6 +244,9 @@ class ReadModels:
         return await self._docs(
             "SELECT doc FROM tenants ORDER BY name LIMIT ? OFFSET ?", limit, offset
         )
+
+    async def count_tenants(self) -> int:
+        return await self._count("SELECT COUNT(*) FROM tenants")
 
     async def get_tenant(self, tenant_id: str) -> dict[str, Any] | None:
         docs = await self._docs("SELECT doc FROM tenants WHERE id = ?", tenant_id)

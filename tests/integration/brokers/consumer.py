@@ -2,7 +2,7 @@
 
 ``python -m tests.integration.brokers.consumer <url> <subject> <group> <out-file>``: appends the
 payload ``n`` of every handled envelope to ``out-file`` (flushed before the ack), slowly, so the
-test can SIGKILL it mid-stream.
+test can SIGKILL it mid-stream. ``<out-file>.ready`` appears once its durable group exists.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from agentmesh.transports import Message, SubscribeOptions, create_transport
@@ -27,6 +28,8 @@ async def main(url: str, subject: str, group: str, out: TextIO) -> None:
 
     options = SubscribeOptions(ack_wait=2.0, max_in_flight=4)
     await transport.subscribe(subject, handle, durable=group, options=options)
+    # the group exists: what is published from now on is kept
+    await asyncio.to_thread(Path(f"{out.name}.ready").touch)
     await asyncio.Event().wait()
 
 

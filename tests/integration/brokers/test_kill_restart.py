@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -44,11 +43,13 @@ async def kill_and_restart(url: str, tmp_path: Path) -> None:
     tenant = unique_tenant()
     subject = subjects.task(tenant, "crash")
     out = tmp_path / "handled.txt"
+    ready = tmp_path / "handled.txt.ready"
     first = start_consumer(url, subject, out)
     publisher = create_transport(url)
     await publisher.connect()
     try:
-        await asyncio.sleep(2.0)  # the group exists before the stream starts
+        # the group exists before the stream starts (a slow start must not lose the head)
+        await eventually(ready.exists, 60, what="the consumer's group is created")
         for n in range(COUNT):
             await publisher.publish(
                 subject, Envelope.create("test.crash", {"n": n}, tenant_id=tenant), durable=True
@@ -67,6 +68,7 @@ async def kill_and_restart(url: str, tmp_path: Path) -> None:
     finally:
         if first.poll() is None:
             first.kill()
+            first.wait(10)
         await publisher.close()
     assert set(handled(out)) == set(range(COUNT))
 

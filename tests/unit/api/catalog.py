@@ -89,6 +89,7 @@ def request_for(op: str, s: Seed) -> tuple[str, str, Any]:
         "put_safety_policy": ("PUT", f"{t}/safety/policy", {"version": 2, "name": "catalog"}),
         "agent_feedback": ("POST", f"{t}/agents/{s.agent_id}/feedback", {"rating": 0.9}),
         "release_agent": ("POST", f"{t}/agents/{s.agent_id}/release", {"reason": "catalog"}),
+        "get_tenant_asyncapi": ("GET", f"{t}/asyncapi.json", None),
     }
     return table[op]
 

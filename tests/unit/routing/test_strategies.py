@@ -14,7 +14,6 @@ from agentmesh.domain.routing import (
     RouteRequest,
     RoutingStrategy,
     StrategySelector,
-    TaskPriorityQueue,
     explain_no_route,
     success_rate_of,
 )
@@ -272,18 +271,3 @@ def test_selection_is_always_an_eligible_agent(
         assert decision is not None
         assert decision.agent_id in {c.agent_id for c in eligible}
         assert decision.considered == len(eligible)
-
-
-def test_task_priority_queue_orders_by_priority_then_fifo() -> None:
-    q = TaskPriorityQueue()
-    for task_id, prio in [("a", 3), ("b", 5), ("c", 3), ("d", 1), ("e", 5)]:
-        q.push(task_id, prio)
-    assert q.remove("c")
-    assert not q.remove("zzz")
-    q.push("c", 2)  # re-queued after removal: only the new entry is live
-    assert len(q) == 5
-    assert [s["task_id"] for s in q.snapshot()] == ["b", "e", "a", "c", "d"]
-    assert [q.pop() for _ in range(6)] == ["b", "e", "a", "c", "d", None]
-    q.push("x")
-    with pytest.raises(ValueError, match="already queued"):
-        q.push("x")

@@ -18,6 +18,7 @@ from agentmesh.commands import (
     GetMessage,
     ListAgents,
     PauseAgent,
+    RecordMessage,
     RegisterAgent,
     RetryTask,
     StartTask,
@@ -25,6 +26,7 @@ from agentmesh.commands import (
     TerminateAgent,
     build_bus,
 )
+from agentmesh.commands.messages import Command, Query
 from agentmesh.envelope import Envelope
 from agentmesh.errors import Conflict, InvalidTransition, NotFound, NotSupported, ValidationError
 from agentmesh.security.audit import AuditFilter
@@ -61,6 +63,43 @@ async def test_unknown_command_and_query_raise() -> None:
     with pytest.raises(ValueError, match="already registered"):
         bus.register_command(int, h)
     assert await bus.execute(3) == 1
+
+
+async def test_every_registered_message_is_typed_by_its_answer(
+    app: tuple[Persistence, CqrsBus, EncryptionService],
+) -> None:
+    _, bus, _ = app
+    assert bus.command_types
+    assert bus.query_types
+    assert [t for t in bus.command_types if not issubclass(t, Command)] == []
+    assert [t for t in bus.query_types if not issubclass(t, Query)] == []
+
+
+async def test_record_message_seals_it_queues_it_once_and_refuses_a_second(
+    app: tuple[Persistence, CqrsBus, EncryptionService],
+) -> None:
+    p, bus, crypto = app
+    await bus.execute(CreateTenant(name="acme", tenant_id="acme"))
+    env = Envelope.create("note", {"text": "secret"}, tenant_id="acme")
+    subject = subjects.event("acme", "note")
+    before = len(await p.store.outbox_pending(1000))
+    result = await bus.execute(RecordMessage("acme", env, subject, "note"))
+    assert (result.aggregate_id, result.version, result.events) == (
+        env.id,
+        1,
+        ("MessageRecorded",),
+    )
+    queued = (await p.store.outbox_pending(1000))[before:]
+    assert [(r.subject, Envelope.decode(r.envelope).id) for r in queued] == [(subject, env.id)]
+    await p.projector.catch_up()
+    stored = await bus.query(GetMessage(env.id, "acme"))
+    assert "secret" not in stored.payload
+    assert crypto.decrypt_json(stored.payload)["payload"]["text"] == "secret"
+    with pytest.raises(Conflict, match="already exists"):
+        await bus.execute(RecordMessage("acme", env, subject, "note"))
+    delivered = Envelope.create("note", {}, tenant_id="acme")
+    await bus.execute(RecordMessage("acme", delivered, subject, "note", delivered=True))
+    assert len(await p.store.outbox_pending(1000)) == before + 1  # delivered: not queued
 
 
 async def test_tenant_names_are_unique(app: tuple[Persistence, CqrsBus, EncryptionService]) -> None:

@@ -36,7 +36,7 @@ from agentmesh.domain import AgentStatus
 from agentmesh.errors import AgentMeshError, ValidationError
 from agentmesh.security.audit import AuditAction
 from agentmesh.security.tenancy import Principal
-from agentmesh.store.queries import AgentListQuery, Page
+from agentmesh.store.queries import AgentListQuery
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/agents", tags=["agents"])
 
@@ -82,7 +82,7 @@ async def list_agents(
         sort_by=sort_by,  # type: ignore[arg-type]
         sort_order=sort_order,  # type: ignore[arg-type]
     )
-    page: Page = await ctx.bus.query(ListAgents(tenant_id, query))
+    page = await ctx.bus.query(ListAgents(tenant_id, query))
     return AgentListResponse(
         agents=[AgentInfo(**d) for d in page.items],
         **page_fields(page, query.filters_applied()),

@@ -83,11 +83,6 @@ async def prometheus(request: Request) -> Response:
     return Response(body, media_type=content_type)
 
 
-async def _count(ctx: ApiContext, sql: str) -> int:
-    async with ctx.persistence.db.read() as c:
-        return int(await c.fetchval(sql))
-
-
 @router.get(
     "/v1/metrics",
     response_model=MetricsResponse,
@@ -99,8 +94,8 @@ async def v1_metrics(ctx: ApiContext = Depends(get_context)) -> MetricsResponse:
     if ctx.mesh is not None and getattr(ctx.mesh, "registry", None) is not None:
         agents = len(ctx.mesh.registry.snapshot())
     else:
-        agents = await _count(ctx, "SELECT COUNT(*) FROM agents WHERE status <> 'TERMINATED'")
-    messages = await _count(ctx, "SELECT COUNT(*) FROM messages")
+        agents = await ctx.persistence.read_models.count_all_agents()
+    messages = await ctx.persistence.read_models.count_messages()
     return MetricsResponse(
         agent_count=agents,
         messages_processed=messages,

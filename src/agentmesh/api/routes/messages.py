@@ -24,25 +24,18 @@ from agentmesh.api.context import ApiContext, get_context
 from agentmesh.api.errors import error_response, responses
 from agentmesh.api.links import SAME_TENANT, link
 from agentmesh.api.schemas import EnvelopeIn, MessageAccepted, MessageResponse
-from agentmesh.commands import GetMessage
-from agentmesh.domain import MessageRecordedEvent
+from agentmesh.commands import GetMessage, RecordMessage
 from agentmesh.envelope import Envelope
-from agentmesh.errors import ConcurrencyError, Conflict, ValidationError
+from agentmesh.errors import Conflict, ValidationError
 from agentmesh.security.audit import AuditAction, AuditStatus
 from agentmesh.security.crypto import DecryptionError
 from agentmesh.security.tenancy import Principal
-from agentmesh.store.base import NewEvent, OutboxMessage
-from agentmesh.store.queries import StoredMessage
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/messages", tags=["messages"])
 TenantPath = Annotated[str, Path(pattern=ids.TENANT_ID.pattern)]
 MessagePath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _TYPE = re.compile(r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$")
-
-
-def message_stream(message_id: str) -> str:
-    return f"message-{message_id}"
 
 
 @router.post(
@@ -86,28 +79,7 @@ async def publish_message(
             raise ValidationError("routing.targets: no target brokers in this control plane")
         ctx.routes.check(env)  # before anything is written or sent
         targets = await ctx.routes.deliver(env)
-    priority = metadata.get("priority")
-    recorded = MessageRecordedEvent(
-        aggregate_id=env.id,
-        tenant_id=tenant_id,
-        message_id=env.id,
-        message_type=mtype,
-        subject=subject,
-        source=str(metadata.get("source", "")),
-        priority=priority if isinstance(priority, int) and not isinstance(priority, bool) else None,
-        correlation_id=env.correlation_id,
-        ciphertext=ctx.crypto.encrypt(env.encode()),
-    )
-    try:
-        await ctx.persistence.store.append(
-            tenant_id,
-            message_stream(env.id),
-            0,
-            [NewEvent.of(recorded)],
-            outbox=[] if targets else [OutboxMessage(subject, env)],
-        )
-    except ConcurrencyError:
-        raise Conflict(f"message {env.id} already exists", code="MESSAGE_EXISTS") from None
+    await ctx.bus.execute(RecordMessage(tenant_id, env, subject, mtype, delivered=bool(targets)))
     await ctx.caught_up()
     await ctx.record(
         AuditAction.MESSAGE_ROUTED,
@@ -144,7 +116,7 @@ async def get_message(
     ctx: ApiContext = Depends(get_context),
 ) -> MessageResponse | JSONResponse:
     """A recorded message with its envelope decrypted (``secret_accessed`` is audited)."""
-    msg: StoredMessage = await ctx.bus.query(GetMessage(message_id, tenant_id))
+    msg = await ctx.bus.query(GetMessage(message_id, tenant_id))
     try:
         envelope = ctx.crypto.decrypt_json(msg.payload)
     except DecryptionError as exc:

@@ -17,6 +17,7 @@ from agentmesh.api.auth import require
 from agentmesh.api.context import ApiContext, get_context
 from agentmesh.api.errors import responses
 from agentmesh.api.links import same_object
+from agentmesh.commands.messages import Command, Query
 from agentmesh.security.audit import AuditAction, AuditStatus
 from agentmesh.security.tenancy import Principal
 
@@ -34,7 +35,7 @@ class Ref:
 
 
 Hook = Callable[[ApiContext, Ref], Awaitable[None]]
-CommandOf = Callable[[Ref, str], object]
+CommandOf = Callable[[Ref, str], Command[Any]]
 
 
 async def no_reason() -> str:
@@ -49,7 +50,7 @@ class Kind(Generic[M]):
     router: APIRouter
     resource_type: str
     """Audit records' ``resource_type`` and the operation ids' suffix, e.g. ``agent``."""
-    get: Callable[[str, str], object]
+    get: Callable[[str, str], Query[dict[str, Any]]]
     """The query reading one object from its tenant and id, e.g. ``GetAgent``."""
     model: type[M]
     """The response model of one object."""
@@ -63,8 +64,7 @@ class Kind(Generic[M]):
 
     async def load(self, ctx: ApiContext, ref: Ref) -> dict[str, Any]:
         """The object as the read model has it (its NotFound is the 404)."""
-        doc: dict[str, Any] = await ctx.bus.query(self.get(ref.tenant_id, ref.object_id))
-        return doc
+        return await ctx.bus.query(self.get(ref.tenant_id, ref.object_id))
 
     async def created(
         self,

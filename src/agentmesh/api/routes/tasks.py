@@ -27,7 +27,6 @@ from agentmesh.commands import CancelTask, GetTask, ListTasks, RetryTask, Submit
 from agentmesh.domain import parse_priority
 from agentmesh.security.audit import AuditAction
 from agentmesh.security.tenancy import Principal
-from agentmesh.store.queries import Page
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/tasks", tags=["tasks"])
 
@@ -108,7 +107,7 @@ async def list_tasks(
 ) -> TaskListResponse:
     """Tasks of the tenant, newest first, filtered by status, agent and parent task (the
     subtasks a workflow or pattern submitted while running that task)."""
-    page: Page = await ctx.bus.query(
+    page = await ctx.bus.query(
         ListTasks(
             tenant_id,
             status=status,

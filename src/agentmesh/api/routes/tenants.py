@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
@@ -63,7 +63,7 @@ async def create_tenant(
         )
     )
     await ctx.caught_up()
-    doc: dict[str, Any] = await ctx.bus.query(GetTenant(str(result.aggregate_id)))
+    doc = await ctx.bus.query(GetTenant(str(result.aggregate_id)))
     await ctx.record(
         AuditAction.ADMIN_ACTION,
         AuditStatus.SUCCESS,
@@ -91,8 +91,7 @@ async def list_tenants(
 ) -> TenantListResponse:
     """Every tenant, by name (platform admins only)."""
     docs = await ctx.persistence.read_models.list_tenants(limit=limit, offset=offset)
-    async with ctx.persistence.db.read() as c:
-        total = int(await c.fetchval("SELECT COUNT(*) FROM tenants"))
+    total = await ctx.persistence.read_models.count_tenants()
     has_more = offset + len(docs) < total
     return TenantListResponse(
         tenants=[TenantInfo(**d) for d in docs],
@@ -118,5 +117,5 @@ async def get_tenant(
     ctx: ApiContext = Depends(get_context),
 ) -> TenantResponse:
     """One tenant (a caller of another tenant gets 403)."""
-    doc: dict[str, Any] = await ctx.bus.query(GetTenant(tenant_id))
+    doc = await ctx.bus.query(GetTenant(tenant_id))
     return TenantResponse(**doc)

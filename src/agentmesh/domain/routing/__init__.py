@@ -25,8 +25,9 @@ Strategies (:class:`StrategySelector`), each over the agents that can serve the 
     ``reserve_fraction`` of agents while the rest have capacity, keeping headroom for
     urgent work, and take the least-utilised of the rest.
 
-:class:`AdvancedMessageRouter` is the seed's weighted scoring (capability 0.40, inverse
-load 0.30, performance 0.20, context 0.10). :class:`AgentLoadBalancerService` scores agent
+:class:`AdvancedMessageRouter` is the weighted scoring (capability 0.40, inverse
+load 0.30, performance 0.20, context 0.10) that picks the agent a message goes to
+(``Mesh.ask``). :class:`AgentLoadBalancerService` scores agent
 aggregates (capability match 0.40, availability 0.25, load 0.15, performance 0.15,
 response time 0.05).
 """
@@ -50,9 +51,6 @@ from agentmesh.domain.routing.candidates import (
     RoutingStrategy,
     explain_no_route,
     success_rate_of,
-)
-from agentmesh.domain.routing.pending import (
-    TaskPriorityQueue,
 )
 from agentmesh.domain.routing.scoring import (
     INTENT_CAPABILITIES,
@@ -85,7 +83,6 @@ __all__ = [
     "RouterWeights",
     "RoutingStrategy",
     "StrategySelector",
-    "TaskPriorityQueue",
     "capability_match",
     "capability_score",
     "context_score",

@@ -1,0 +1,3 @@
+"""The testing kit's fixtures (mesh, model_server, chaos) for the tests of this folder."""
+
+pytest_plugins = ["agentmesh.testing.plugin"]
