@@ -42,7 +42,7 @@ from agentmesh.runtime.context import current_task_id
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.quota import QuotaLease
 from agentmesh.runtime.registry import Registry
-from agentmesh.runtime.routing import LiveRouter
+from agentmesh.runtime.routing import LiveRouter, vetting_route
 from agentmesh.safety.guard import SafetyGuard
 from agentmesh.transports import (
     Message,
@@ -194,6 +194,7 @@ class Mesh:
         to_agent: str | None = None,
         parent_task_id: str | None = None,
         requires_approval: bool = False,
+        require_vetting: bool = False,
     ) -> str:
         """Offer a durable task to the agents with ``capability``; returns the task id.
         ``requires_approval``: held as ``pending_approval`` until approved (no agent sees it).
@@ -209,13 +210,12 @@ class Mesh:
         it, it waits in the capability queue. The result arrives as a ``task.completed``
         event (see :meth:`on_event` and :meth:`wait_result`).
 
-        Every submit counts against the tenant's ``max_messages_per_hour``: the control
-        plane grants it over the bus (:mod:`agentmesh.runtime.quota`), and a used-up hour
-        raises :class:`~agentmesh.errors.QuotaExceeded` (with ``retry_after``) before
-        anything is published. With no control plane reachable the submit proceeds.
+        Each submit takes one of the tenant's ``max_messages_per_hour`` from the control plane
+        (:mod:`agentmesh.runtime.quota`; a used-up hour: ``QuotaExceeded``, nothing published).
 
         Submitted from inside a task handler, the task records that task as its
         ``parent_task_id`` (or pass ``parent_task_id``): REST lists a task's subtasks.
+        ``require_vetting``: the tenant's safety agent vets it first (a veto: ``task.rejected``).
         """
         env = Envelope.create(
             "task.offered",
@@ -243,7 +243,9 @@ class Mesh:
             return await submit_for_approval(self.transport, env, capability, to_agent)
         subject = subjects.task(self.tenant, capability)
         mode = "pull"
-        if to_agent is not None:
+        if require_vetting:  # offered to the safety agent only; it forwards what it vets
+            subject, mode, capability = vetting_route(env, to_agent, strategy)
+        elif to_agent is not None:
             subject, mode = subjects.inbox(self.tenant, to_agent), "direct"
             env.routing["destination"] = to_agent
         elif strategy is not None:
@@ -259,8 +261,8 @@ class Mesh:
                 subject,
                 subjects.inbox_group(dest) if dest else subjects.capability_group(capability),
             )
-        with tracing.span("task.submit", kind=tracing.SpanKind.PRODUCER, root=True):
-            tracing.inject(env)
+        with tracing.span("task.submit", kind=tracing.SpanKind.PRODUCER, root=True, leaf=True) as s:
+            tracing.inject(env, s)
             await self.publish_durably(subject, env)
         metrics.messages_routed.labels(self.tenant, "task.offered", mode).inc()
         metrics.message_routing_latency.labels(mode, self.tenant).observe(

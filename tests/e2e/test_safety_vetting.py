@@ -8,6 +8,7 @@ new policy that changes the safety agent's decisions; only an admin may release.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -129,6 +130,21 @@ def test_require_vetting_veto_policy_and_release(nats_url: str, tmp_path: Path) 
         assert "content_filter" in vetoed["error"]
         assert "drop" in vetoed["error"]
         assert vetoed["result"] is None
+
+        # the CLI's --require-vetting takes the same path (the safety agent's veto)
+        cli_submit = subprocess.run(
+            [
+                AGENTMESH, "task", "submit", "-c", "summarize", "--require-vetting",
+                "--payload", '{"text": "DROP TABLE users"}', "--tenant", tenant,
+                "--api-url", base, "--token", token("orchestrator"), "--json",
+            ],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert cli_submit.returncode == 0, cli_submit.stderr
+        by_cli = final(json.loads(cli_submit.stdout)["task_id"])
+        assert by_cli["status"] == "rejected"
+        assert by_cli["error"].startswith("rejected by safety rule content_filter")
+        assert by_cli["agent_id"] == "guard-1"  # the safety agent's veto, not a worker's
 
         # policy: only an admin may put one; a bad one is a 422 naming the field
         policy = {"version": 2, "content_filter": {"blocked_patterns": ["(?i)quarterly"]}}

@@ -161,3 +161,23 @@ def test_spans_of_unsampled_traces_and_outside_any_trace_are_skipped(
     with tracing.span("task.submit", root=True), tracing.span("task.outcome"):
         pass
     assert sorted(s.name for s in spans.get_finished_spans()) == ["task.outcome", "task.submit"]
+
+
+def test_a_leaf_span_is_not_made_current_and_is_injected_explicitly(
+    spans: InMemorySpanExporter,
+) -> None:
+    from opentelemetry import trace
+
+    out = Envelope.create("task.completed", {})
+    with tracing.span("task.receive", root=True) as outer:
+        with tracing.span("task.outcome", leaf=True) as leaf:
+            assert trace.get_current_span() is outer  # no context switch for a leaf
+            tracing.inject(out, leaf)
+        with pytest.raises(RuntimeError), tracing.span("task.outcome", leaf=True):
+            raise RuntimeError("publish failed")
+    receive, outcome, failed = sorted(spans.get_finished_spans(), key=lambda s: s.start_time or 0)
+    assert outcome.parent.span_id == receive.context.span_id  # type: ignore[union-attr]
+    assert out.traceparent is not None
+    assert out.traceparent.split("-")[2] == f"{outcome.context.span_id:016x}"
+    assert not failed.status.is_ok
+    assert failed.events[0].name == "exception"

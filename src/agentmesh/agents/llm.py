@@ -61,6 +61,7 @@ from agentmesh.llm.base import (
     collect,
 )
 from agentmesh.llm.resilient import Price, price_of
+from agentmesh.observability import tracing
 from agentmesh.runtime.agent import AgentRuntime
 from agentmesh.runtime.context import TaskContext
 
@@ -290,12 +291,27 @@ class ModelRun:
     ) -> Completion:
         self._check()
         provider, tools = self.agent.provider, list(offered.values())
-        if self.agent.config.stream:
-            done = await collect(
-                self._progress(provider.stream(messages, tools=tools, options=options))
-            )
-        else:
-            done = await provider.complete(messages, tools=tools, options=options)
+        with tracing.span("llm.call", kind=tracing.SpanKind.CLIENT) as span:
+            if self.agent.config.stream:
+                done = await collect(
+                    self._progress(provider.stream(messages, tools=tools, options=options))
+                )
+            else:
+                done = await provider.complete(messages, tools=tools, options=options)
+            if span is not None:  # OpenTelemetry's GenAI attribute names
+                span.set_attributes(
+                    {
+                        "gen_ai.operation.name": "chat",
+                        "gen_ai.system": provider.name,
+                        "gen_ai.request.model": provider.model,
+                        "gen_ai.response.model": done.model or provider.model,
+                        "gen_ai.usage.input_tokens": done.usage.input_tokens,
+                        "gen_ai.usage.output_tokens": done.usage.output_tokens,
+                        "gen_ai.response.finish_reasons": [done.finish_reason],
+                        "agentmesh.llm.tools_offered": len(tools),
+                        "agentmesh.llm.tool_calls": len(done.tool_calls),
+                    }
+                )
         self.usage += done.usage
         self.cost += self.agent.price.cost(done.usage)
         self.model_name = done.model or self.model_name

@@ -28,6 +28,7 @@ from agentmesh.domain.values import AgentStatus
 from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError
 from agentmesh.llm.base import ToolCall, ToolSpec
+from agentmesh.observability import tracing
 
 if TYPE_CHECKING:
     from agentmesh.interop.mcp_client import MCPTools
@@ -169,6 +170,24 @@ class ToolBox:
         self, task: TaskContext, call: ToolCall, offered: Mapping[str, ToolSpec]
     ) -> tuple[Any, dict[str, Any]]:
         """Run one tool call; returns (what the model reads, the record for the result)."""
+        with tracing.span("tool.call", kind=tracing.SpanKind.CLIENT) as span:
+            answer, record = await self._call(task, call, offered)
+            if span is not None:
+                span.set_attributes(
+                    {
+                        "gen_ai.operation.name": "execute_tool",
+                        "gen_ai.tool.name": call.name,
+                        "gen_ai.tool.call.id": call.id,
+                        "agentmesh.tool.status": record["status"],
+                    }
+                )
+                if record["status"] != "ok":
+                    span.set_status(tracing.Status(tracing.StatusCode.ERROR, record["status"]))
+        return answer, record
+
+    async def _call(
+        self, task: TaskContext, call: ToolCall, offered: Mapping[str, ToolSpec]
+    ) -> tuple[Any, dict[str, Any]]:
         started = time.perf_counter()
         args = redact(call.arguments, self.secrets)
         record: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": args}

@@ -195,6 +195,13 @@ def task_submit(
             "--requires-approval", help="Hold it as pending_approval until an approver decides."
         ),
     ] = False,
+    require_vetting: Annotated[
+        bool,
+        typer.Option(
+            "--require-vetting",
+            help="The tenant's safety agent vets it before any worker may take it.",
+        ),
+    ] = False,
     workflow_type: Annotated[
         str | None,
         typer.Option(
@@ -234,6 +241,7 @@ def task_submit(
         "strategy": strategy,
         "to_agent": to_agent,
         "requires_approval": requires_approval,
+        "require_vetting": require_vetting or None,
     }
     target.show(
         lambda backend, tenant: backend.submit_task(tenant, request),

@@ -1,6 +1,13 @@
 """OpenAI and every OpenAI-compatible server (vLLM, Ollama, llama.cpp server, LM Studio)
 through the official ``openai`` SDK: ``base_url`` picks the server. SDK retries are off
-(``max_retries=0``): the resilient wrapper retries every provider alike."""
+(``max_retries=0``): the resilient wrapper retries every provider alike.
+
+Calls go through the SDK's own request method (``client.post`` with the SDK's
+``ChatCompletion`` / ``AsyncStream`` types: auth, headers, timeouts, errors and response
+parsing are the SDK's) with a body this module builds in wire form. That skips the
+type-driven re-walk ``chat.completions.create`` makes of every message (a no-op for the
+plain strings and dicts sent here), which costs more CPU than the rest of the call.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +53,18 @@ def _message(m: ChatMessage) -> dict[str, Any]:
     return out
 
 
+class _SdkTypes:
+    """The SDK's response types (imported with the provider, not with this module)."""
+
+    def __init__(self) -> None:
+        import openai
+        from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+        self.ChatCompletion = ChatCompletion
+        self.ChatCompletionChunk = ChatCompletionChunk
+        self.AsyncStream = openai.AsyncStream
+
+
 class OpenAIProvider:
     """An :class:`~agentmesh.llm.base.LLMProvider` over ``openai.AsyncOpenAI``."""
 
@@ -55,6 +74,9 @@ class OpenAIProvider:
         self.model = model
         self._client = client
         self._timeout = timeout
+        # what chat.completions.create passes the SDK's request method
+        self._options = {"timeout": timeout, "security": {"bearer_auth": True}}
+        self._types = _SdkTypes()
 
     def _kwargs(
         self,
@@ -66,7 +88,6 @@ class OpenAIProvider:
         kw: dict[str, Any] = {
             "model": self.model,
             "messages": [_message(m) for m in messages],
-            "timeout": self._timeout,
         }
         if tools:
             kw["tools"] = [
@@ -99,8 +120,11 @@ class OpenAIProvider:
         options: CompletionOptions | None = None,
     ) -> Completion:
         try:
-            response = await self._client.chat.completions.create(
-                **self._kwargs(messages, tools, options)
+            response = await self._client.post(
+                "/chat/completions",
+                body=self._kwargs(messages, tools, options),
+                cast_to=self._types.ChatCompletion,
+                options=self._options,
             )
         except Exception as exc:  # noqa: BLE001 - the SDK's errors are translated at this boundary
             raise translate_openai_error(exc) from None
@@ -134,8 +158,13 @@ class OpenAIProvider:
         model: str | None = None
         done = False
         try:
-            chunks = await self._client.chat.completions.create(
-                **kw, stream=True, stream_options={"include_usage": True}
+            chunks = await self._client.post(
+                "/chat/completions",
+                body={**kw, "stream": True, "stream_options": {"include_usage": True}},
+                cast_to=self._types.ChatCompletion,
+                options=self._options,
+                stream=True,
+                stream_cls=self._types.AsyncStream[self._types.ChatCompletionChunk],
             )
             async for chunk in chunks:
                 model = chunk.model or model

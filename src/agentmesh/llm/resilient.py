@@ -41,6 +41,7 @@ from agentmesh.llm.base import (
     ToolSpec,
     Usage,
 )
+from agentmesh.observability import tracing
 from agentmesh.observability.metrics import REGISTRY
 from agentmesh.resilience import CircuitBreaker, CircuitBreakerConfig
 
@@ -158,6 +159,13 @@ class ResilientProvider:
         self.attempts = 0  # calls made to the provider, retries included
         self._sleep = sleep
         self._labels = (inner.name, inner.model)
+        # labelled children resolved once: ``labels()`` costs more than the update itself
+        name, model = self._labels
+        self._ok = llm_requests.labels(name, model, "ok")
+        self._latency = llm_latency.labels(name, model)
+        self._tokens_in = llm_tokens.labels(name, model, "input")
+        self._tokens_out = llm_tokens.labels(name, model, "output")
+        self._cost = llm_cost.labels(name, model)
 
     def delay(self, attempt: int, exc: LLMError) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based)."""
@@ -167,11 +175,10 @@ class ResilientProvider:
 
     def account(self, usage: Usage) -> float:
         """Count tokens and cost of one completed call; returns its cost in USD."""
-        provider, model = self._labels
-        llm_tokens.labels(provider, model, "input").inc(usage.input_tokens)
-        llm_tokens.labels(provider, model, "output").inc(usage.output_tokens)
+        self._tokens_in.inc(usage.input_tokens)
+        self._tokens_out.inc(usage.output_tokens)
         cost = self.price.cost(usage)
-        llm_cost.labels(provider, model).inc(cost)
+        self._cost.inc(cost)
         return cost
 
     async def _attempt(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -188,9 +195,9 @@ class ResilientProvider:
                 llm_requests.labels(*self._labels, _outcome(exc)).inc()
             raise
         finally:
-            llm_latency.labels(*self._labels).observe(time.perf_counter() - started)
+            self._latency.observe(time.perf_counter() - started, tracing.exemplar())
         self.breaker.record_success()
-        llm_requests.labels(*self._labels, "ok").inc()
+        self._ok.inc()
         return result
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:

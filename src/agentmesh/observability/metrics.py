@@ -17,6 +17,7 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
+from prometheus_client.exposition import choose_encoder
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -165,8 +166,13 @@ def set_info(version: str, environment: str, commit: str = "unknown") -> None:
     info.info({"version": version, "environment": environment, "commit": commit})
 
 
-def exposition() -> tuple[bytes, str]:
-    """(body, content type) of the Prometheus text format for ``GET /metrics``."""
+def exposition(accept: str = "") -> tuple[bytes, str]:
+    """(body, content type) for ``GET /metrics``: the Prometheus text format, or OpenMetrics
+    (which carries the exemplars linking latency buckets to traces) when the ``Accept``
+    header asks for ``application/openmetrics-text``."""
+    if "application/openmetrics-text" in accept:
+        encode, content_type = choose_encoder(accept)
+        return encode(REGISTRY), content_type
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 

@@ -23,15 +23,20 @@ With tracing on, log lines carry ``trace_id`` and ``span_id`` in their ``extra``
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, MutableMapping
+import random
+import re
+from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+from opentelemetry import context as context_api
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+
+from agentmesh.observability.spans import LeanSpan, SpanBatcher
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -42,25 +47,36 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SpanKind",
+    "Status",
+    "StatusCode",
     "TracingMiddleware",
     "configure_tracing",
+    "current_trace_id",
     "current_traceparent",
     "enabled",
+    "exemplar",
+    "flush",
     "inject",
+    "parse_traceparent",
     "reset_tracing",
     "span",
 ]
 
-_tracer: trace.Tracer | None = None  # None: tracing is off (the hot-path check)
-_provider: TracerProvider | None = None
-_PROPAGATOR = TraceContextTextMapPropagator()
+_sink: SpanBatcher | None = None  # None: tracing is off (the hot-path check)
+_provider: TracerProvider | None = None  # resource and sampler as the SDK resolves them
+_sampler: Sampler | None = None
+_exit_hook = False
+_parent_based = True  # the sampler follows a parent's decision (ParentBased, the default)
 _NOOP: contextlib.nullcontext[None] = contextlib.nullcontext()
 _UNSAMPLED = frozenset("02468ace")  # last hex digit of trace-flags with the sampled bit 0
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 
 
 def enabled() -> bool:
     """True when spans are recorded and exported."""
-    return _tracer is not None
+    return _sink is not None
 
 
 def configure_tracing(
@@ -78,7 +94,7 @@ def configure_tracing(
     that the ``OTEL_EXPORTER_OTLP_*`` variables select; ``sampler`` replaces the one of
     ``OTEL_TRACES_SAMPLER``. Calling it again while tracing is on changes nothing.
     """
-    global _tracer, _provider
+    global _sink, _provider, _sampler, _parent_based
     if _provider is not None:
         return True
     env = os.environ if environ is None else environ
@@ -96,17 +112,20 @@ def configure_tracing(
         exporter = OTLPSpanExporter()
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased
 
     resource = Resource.create()
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: service_name}))
-    provider = TracerProvider(resource=resource, sampler=sampler)
-    provider.add_span_processor(
-        BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
-    )
-    _provider = provider
-    _tracer = provider.get_tracer("agentmesh")
+    # the provider resolves OTEL_TRACES_SAMPLER; spans go through our batcher, flushed at exit
+    provider = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
+    _provider, _sampler = provider, provider.sampler
+    _parent_based = isinstance(_sampler, ParentBased)
+    _sink = SpanBatcher(exporter, resource, batch=batch)
+    global _exit_hook
+    if not _exit_hook:
+        atexit.register(flush)  # what is still queued is exported before the process ends
+        _exit_hook = True
     logger.configure(patcher=_log_ids)
     logger.info(
         "tracing on: service {}, exporting to {}",
@@ -117,18 +136,18 @@ def configure_tracing(
 
 
 def reset_tracing() -> None:
-    """Flush and shut down the provider; tracing is off afterwards (tests, benchmarks)."""
-    global _tracer, _provider
-    provider, _provider, _tracer = _provider, None, None
+    """Flush and shut down the exporter; tracing is off afterwards (tests, benchmarks)."""
+    global _sink, _provider
+    sink, _sink, _provider = _sink, None, None
     logger.configure(patcher=None)
-    if provider is not None:
-        provider.shutdown()
+    if sink is not None:
+        sink.shutdown()
 
 
 def flush(timeout_millis: int = 5000) -> None:
     """Export the spans still buffered (before a process exits)."""
-    if _provider is not None:
-        _provider.force_flush(timeout_millis)
+    if _sink is not None:
+        _sink.force_flush()
 
 
 def _log_ids(record: Any) -> None:
@@ -146,13 +165,46 @@ def current_traceparent() -> str | None:
     return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
 
-def inject(env: Envelope) -> None:
-    """Make the current span the parent of whoever handles ``env`` (no-op when off)."""
-    if _tracer is None:
+def current_trace_id() -> str | None:
+    """The trace id of the current *sampled* span (for exemplars), or None."""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid or not ctx.trace_flags.sampled:
+        return None
+    return f"{ctx.trace_id:032x}"
+
+
+def exemplar() -> dict[str, str] | None:
+    """``{"trace_id": ...}`` of the current sampled span, for a histogram observation
+    (OpenMetrics exemplars), or None while tracing is off or the trace is not sampled."""
+    if _sink is None:
+        return None
+    trace_id = current_trace_id()
+    return None if trace_id is None else {"trace_id": trace_id}
+
+
+def inject(env: Envelope, span: trace.Span | None = None) -> None:
+    """Make ``span`` (default: the current span) the parent of whoever handles ``env``
+    (no-op when off)."""
+    if _sink is None:
         return
-    tp = current_traceparent()
-    if tp is not None:
-        env.context["traceparent"] = tp
+    ctx = (span if span is not None else trace.get_current_span()).get_span_context()
+    if ctx.is_valid:
+        env.context["traceparent"] = (
+            f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+        )
+
+
+def parse_traceparent(tp: str) -> SpanContext | None:
+    """The remote span context a W3C ``traceparent`` names, or None when it is malformed."""
+    m = _TRACEPARENT.fullmatch(tp)
+    if m is None or m.group(1) == "ff" or (m.group(1) == "00" and m.group(5)):
+        return None
+    trace_id, span_id = int(m.group(2), 16), int(m.group(3), 16)
+    if not trace_id or not span_id:
+        return None
+    return SpanContext(
+        trace_id, span_id, is_remote=True, trace_flags=TraceFlags(int(m.group(4), 16))
+    )
 
 
 def span(
@@ -162,48 +214,115 @@ def span(
     kind: SpanKind = SpanKind.INTERNAL,
     attributes: Mapping[str, str | int | float | bool] | None = None,
     root: bool = False,
+    leaf: bool = False,
 ) -> contextlib.AbstractContextManager[Any]:
     """A span around a block, child of the current span or of ``parent``'s traceparent.
+
+    ``leaf``: nothing inside the block starts a span or logs, so the span is not made
+    the current one (no context switch); pass it to :func:`inject` explicitly.
 
     Returns a shared no-op context manager while tracing is off, and when the trace it
     would join is not sampled (the unsampled ``traceparent`` still travels on, as the
     envelope's reply copies it). Without ``parent`` the span is a child of the current
     span and is skipped when there is none (or it is not recording), unless ``root``: a
-    block outside any trace (a task submitted from Python) starts one.
+    block outside any trace (a task submitted from Python) starts one. No attribute is
+    built for a span that is not recorded.
     """
-    if _tracer is None:
+    sink = _sink
+    if sink is None:
         return _NOOP
-    if parent is not None:
-        tp = parent.context.get("traceparent")
-        if isinstance(tp, str) and tp[-1:] in _UNSAMPLED:
-            return _NOOP
-    elif not root and not trace.get_current_span().is_recording():
-        return _NOOP
-    return _span(_tracer, name, parent, kind, attributes)
-
-
-@contextlib.contextmanager
-def _span(
-    tracer: trace.Tracer,
-    name: str,
-    parent: Envelope | None,
-    kind: SpanKind,
-    attributes: Mapping[str, str | int | float | bool] | None,
-) -> Iterator[trace.Span]:
-    ctx = None
+    attrs: dict[str, Any] | None
     if parent is not None:
         tp = parent.context.get("traceparent")
         if isinstance(tp, str):
-            ctx = _PROPAGATOR.extract({"traceparent": tp})
-        attrs: dict[str, Any] = {
-            "messaging.message.id": parent.id,
-            "agentmesh.tenant_id": parent.tenant_id,
-        }
+            if tp[-1:] in _UNSAMPLED:
+                return _NOOP
+            parent_ctx = parse_traceparent(tp)
+        else:
+            parent_ctx = None
+        attrs = {"messaging.message.id": parent.id, "agentmesh.tenant_id": parent.tenant_id}
         if attributes:
             attrs.update(attributes)
-        attributes = attrs
-    with tracer.start_as_current_span(name, context=ctx, kind=kind, attributes=attributes) as s:
-        yield s
+    else:
+        current = trace.get_current_span()
+        if current.is_recording():
+            parent_ctx = current.get_span_context()
+        elif root:
+            ctx = current.get_span_context()  # an unsampled trace goes on unsampled
+            parent_ctx = ctx if ctx.is_valid else None
+        else:
+            return _NOOP
+        attrs = dict(attributes) if attributes else None
+    return _start(sink, name, parent_ctx, kind, attrs, _Leaf if leaf else _Active)
+
+
+def _start(
+    sink: SpanBatcher,
+    name: str,
+    parent: SpanContext | None,
+    kind: SpanKind,
+    attrs: dict[str, Any] | None,
+    block: type[_Active] | None = None,
+) -> contextlib.AbstractContextManager[Any]:
+    block = block or _Active
+    span_id = random.getrandbits(64) or 1
+    if parent is not None and _parent_based:
+        if not parent.trace_flags.sampled:
+            return _NOOP
+        ctx = SpanContext(parent.trace_id, span_id, False, _SAMPLED, parent.trace_state)
+        return block(LeanSpan(name, ctx, parent, kind, attrs, sink))
+    assert _sampler is not None
+    trace_id = parent.trace_id if parent is not None else (random.getrandbits(128) or 1)
+    parent_context = (
+        trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else None
+    )
+    result = _sampler.should_sample(parent_context, trace_id, name, kind, attrs)
+    sampled = result.decision.is_sampled()  # type: ignore[no-untyped-call]
+    ctx = SpanContext(
+        trace_id, span_id, False, _SAMPLED if sampled else _NOT_SAMPLED, result.trace_state
+    )
+    if not sampled:  # carried on (inject) so the rest of the trace is not sampled either
+        return block(trace.NonRecordingSpan(ctx))
+    if result.attributes:
+        attrs = {**(attrs or {}), **result.attributes}
+    return block(LeanSpan(name, ctx, parent, kind, attrs, sink))
+
+
+class _Active:
+    """The current span for a block: ended on exit, an exception recorded as the SDK does."""
+
+    __slots__ = ("span", "token")
+
+    def __init__(self, span: trace.Span) -> None:
+        self.span = span
+
+    def __enter__(self) -> trace.Span:
+        self.token = context_api.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        context_api.detach(self.token)
+        _finish(self.span, exc)
+
+
+class _Leaf(_Active):
+    """A span around a block that is not made the current span (see ``leaf``)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> trace.Span:
+        return self.span
+
+    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        _finish(self.span, exc)
+
+
+def _finish(span: trace.Span, exc: BaseException | None) -> None:
+    """End a span; an exception is recorded and marks it failed, as the SDK does."""
+    if isinstance(exc, Exception) and span.is_recording():
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+    span.end()
 
 
 class TracingMiddleware:
@@ -214,17 +333,13 @@ class TracingMiddleware:
         self.app = app
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        tracer = _tracer
-        if tracer is None or scope["type"] != "http":
+        sink = _sink
+        if sink is None or scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        carrier = {
-            k.decode("latin-1"): v.decode("latin-1")
-            for k, v in scope.get("headers", ())
-            if k in (b"traceparent", b"tracestate")
-        }
-        ctx = _PROPAGATOR.extract(carrier) if carrier else None
+        parent = _remote_parent(scope.get("headers", ()))
         method = scope.get("method", "GET")
+        path = scope.get("path", "")
         status: list[int] = []
 
         async def send_status(message: MutableMapping[str, Any]) -> None:
@@ -232,13 +347,16 @@ class TracingMiddleware:
                 status.append(int(message["status"]))
             await send(message)
 
-        with tracer.start_as_current_span(
-            f"{method} {scope.get('path', '')}",
-            context=ctx,
-            kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "url.path": scope.get("path", "")},
-        ) as s:
+        active: contextlib.AbstractContextManager[Any]
+        if parent is not None and not parent.trace_flags.sampled:  # the caller's decision
+            active = _Active(trace.NonRecordingSpan(parent))
+        else:
+            attrs = {"http.request.method": method, "url.path": path}
+            active = _start(sink, f"{method} {path}", parent, SpanKind.SERVER, attrs)
+        with active as s:
             await self.app(scope, receive, send_status)
+            if s is None or not s.is_recording():
+                return
             route = scope.get("route")
             template = getattr(route, "path", None)
             if isinstance(template, str):
@@ -248,3 +366,23 @@ class TracingMiddleware:
                 s.set_attribute("http.response.status_code", status[0])
                 if status[0] >= 500:
                     s.set_status(Status(StatusCode.ERROR))
+
+
+def _remote_parent(headers: Any) -> SpanContext | None:
+    """The span context of a request's ``traceparent`` (and ``tracestate``) headers."""
+    parent: SpanContext | None = None
+    state: list[str] = []
+    for k, v in headers:
+        if k == b"traceparent":
+            parent = parse_traceparent(v.decode("latin-1").strip())
+        elif k == b"tracestate":
+            state.append(v.decode("latin-1"))
+    if parent is not None and state:
+        parent = SpanContext(
+            parent.trace_id,
+            parent.span_id,
+            True,
+            parent.trace_flags,
+            TraceState.from_header(state),
+        )
+    return parent

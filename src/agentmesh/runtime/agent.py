@@ -35,7 +35,7 @@ from agentmesh.errors import (
     BulkheadTimeoutError,
     InvalidTransition,
 )
-from agentmesh.observability import metrics
+from agentmesh.observability import metrics, tracing
 from agentmesh.resilience import (
     Bulkhead,
     BulkheadConfig,
@@ -348,7 +348,7 @@ class AgentRuntime:
             in_progress.dec()
             kind = ctx.capability or "direct"
             self._metric(metrics.task_execution_seconds, self.agent_id, kind).observe(
-                time.perf_counter() - started
+                time.perf_counter() - started, tracing.exemplar()
             )
             self._metric(metrics.tasks_completed, self.agent_id, kind, status).inc()
 

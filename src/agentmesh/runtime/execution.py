@@ -330,8 +330,8 @@ class DurableExecutor:
 
     async def _publish_outcome(self, tenant: str, kind: str, env: Envelope) -> None:
         task_id = str(env.payload["task_id"])
-        with tracing.span("task.outcome", kind=tracing.SpanKind.PRODUCER):
-            tracing.inject(env)
+        with tracing.span("task.outcome", kind=tracing.SpanKind.PRODUCER, leaf=True) as span:
+            tracing.inject(env, span)
             await self.ledger.record_outcome(tenant, task_id, env)
             await self.agent.publish_guarded(
                 subjects.task_outcome(tenant, kind, task_id), env, durable=True

@@ -238,6 +238,7 @@ class TaskRecorder:
             capability = (
                 subject.rsplit(".", 1)[-1]
                 if subjects.kind_of(subject) == "task"
+                and subject != subjects.vetting(env.tenant_id)
                 else (caps[0] if isinstance(caps, list) and caps else None)
             )
             payload = {k: v for k, v in p.items() if k != "task_id"}

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from agentmesh import subjects
 from agentmesh.domain.routing import (
     AdvancedMessageRouter,
     AgentCandidate,
@@ -20,6 +21,7 @@ from agentmesh.errors import NotFound, ValidationError
 from agentmesh.observability import metrics
 
 if TYPE_CHECKING:
+    from agentmesh.envelope import Envelope
     from agentmesh.mesh import Mesh
 
 
@@ -140,3 +142,18 @@ class LiveRouter:
         metrics.messages_routed.labels(self.mesh.tenant, type, "advanced").inc()
         result = await self.mesh.send(decision.agent_id, payload, type=type, timeout=timeout)
         return {"agent_id": decision.agent_id, "score": round(decision.score, 4), "result": result}
+
+
+def vetting_route(
+    env: Envelope, to_agent: str | None, strategy: str | None
+) -> tuple[str, str, str]:
+    """Route a task offer submitted with ``require_vetting`` to the tenant's safety agent
+    (``am.<tenant>.task.safety-vetting``), which forwards what it vets to the capability;
+    returns (subject, routing mode, the capability whose durable group reads it). The
+    vetted copy has an id of its own, so the task id rides in the payload, as the control
+    plane's offers carry it."""
+    if to_agent is not None or strategy is not None:
+        raise ValidationError("require_vetting does not combine with to_agent or strategy")
+    env.payload["task_id"] = env.id
+    env.routing["vetting"] = "required"
+    return subjects.vetting(env.tenant_id), "vetting", subjects.VETTING_CAPABILITY

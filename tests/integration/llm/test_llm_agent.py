@@ -336,3 +336,55 @@ async def test_llm_agents_calling_each_other_stop_at_max_depth(world: World) -> 
     assert "called each other" in json.dumps(out)  # the innermost call failed, bounded
     # per level one model call on the way in and one on the way out
     assert len(world.server.requests) == 2 * (MAX_DEPTH + 1)
+
+
+async def test_model_and_tool_calls_are_spans_of_the_task_trace(world: World) -> None:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from agentmesh.observability import tracing
+
+    spans = InMemorySpanExporter()
+    assert tracing.configure_tracing("llm-test", exporter=spans, batch=False)
+    try:
+        world.calculator()
+        world.llm(kind="openai")
+        await world.start(2)
+        world.server.script(Reply.call("calculator", {"expression": "6*7"}))
+        world.server.respond_with(answer_with_tool_result)
+        out = await world.mesh.run("research", {"prompt": "What is 6*7?"}, timeout=20)
+    finally:
+        tracing.reset_tracing()
+    assert out["tool_calls"][0]["status"] == "ok"
+    got = spans.get_finished_spans()
+    by_name: dict[str, list[Any]] = {}
+    for s in got:
+        by_name.setdefault(s.name, []).append(s)
+    [submit] = by_name["task.submit"]
+    handlers = {s.context.span_id: s for s in by_name["task.handler"]}
+    calls = by_name["llm.call"]
+    assert len(calls) == 2  # the tool call round, then the answer
+    for call in calls:
+        assert call.context.trace_id == submit.context.trace_id  # one trace per task
+        assert call.parent.span_id in handlers
+        assert call.attributes["gen_ai.system"] == "openai"
+        assert call.attributes["gen_ai.usage.input_tokens"] > 0
+    assert [c.attributes["agentmesh.llm.tool_calls"] for c in calls] == [1, 0]
+    [tool] = by_name["tool.call"]
+    assert tool.parent.span_id in handlers
+    assert tool.attributes["gen_ai.tool.name"] == "calculator"
+    assert tool.attributes["agentmesh.tool.status"] == "ok"
+    assert calls[0].end_time <= tool.start_time <= tool.end_time <= calls[1].start_time
+    # the model call latency histogram links to the trace (OpenMetrics exemplar)
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    from agentmesh.observability.metrics import exposition
+
+    body, _ = exposition("application/openmetrics-text")
+    linked = {
+        s.exemplar.labels["trace_id"]
+        for fam in text_string_to_metric_families(body.decode())
+        if fam.name == "agentmesh_llm_request_seconds"
+        for s in fam.samples
+        if s.exemplar is not None
+    }
+    assert f"{submit.context.trace_id:032x}" in linked

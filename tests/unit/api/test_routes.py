@@ -35,6 +35,9 @@ async def test_health_metrics_and_headers(api: Api) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
     assert "agentmesh_" in r.text
+    r = await api.client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
+    assert r.headers["content-type"].startswith("application/openmetrics-text")
+    assert r.text.endswith("# EOF\n")  # OpenMetrics: the format that carries exemplars
 
     r = await api.client.get("/v1/metrics")
     assert r.status_code == 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from agentmesh.api.context import ApiContext, get_context
@@ -76,9 +76,10 @@ async def ready(ctx: ApiContext = Depends(get_context)) -> JSONResponse:
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus exposition"}},
 )
-async def prometheus() -> Response:
-    """Every ``agentmesh_*`` metric in the Prometheus text format."""
-    body, content_type = exposition()
+async def prometheus(request: Request) -> Response:
+    """Every ``agentmesh_*`` metric in the Prometheus text format (OpenMetrics, with
+    exemplars, when the ``Accept`` header asks for it)."""
+    body, content_type = exposition(request.headers.get("accept", ""))
     return Response(body, media_type=content_type)
 
 
