@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     jwt_public_key_file: Path | None = None  # RS256 verification key (PEM)
     jwt_audience: str | None = None  # verified when set
     jwt_issuer: str | None = None  # verified when set
+    jwt_leeway_seconds: float = Field(default=60, ge=0, le=300)  # clock skew on exp/iat/nbf
     redis_url: str | None = None  # shared rate-limit windows across API replicas
     database_url: str | None = None
     nats_url: str | None = None

@@ -85,6 +85,20 @@ async def _guarded(
                 await asyncio.wait_for(stop.wait(), 1.0)
 
 
+def revocation_loop(
+    tokens: TokenService, audit: AuditStore, interval: float
+) -> Callable[[asyncio.Event], Awaitable[None]]:
+    """Reload the token deny list from the audit trail every ``interval`` seconds."""
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            await tokens.deny.load(audit)
+
+    return run
+
+
 def create_app(
     settings: Settings | None = None,
     mesh: Mesh | None = None,
@@ -189,8 +203,10 @@ def create_app(
         stop = asyncio.Event()
         feed = StoreFeed(p.store, hub, opts.feed_interval)
         await feed.start_at_head()
+        await token_svc.deny.load(audit_db)
         loops: list[tuple[str, Callable[[asyncio.Event], Awaitable[None]]]] = [
             ("projector", lambda s: p.projector.run(s, opts.projector_interval)),
+            ("revocations", revocation_loop(token_svc, audit_db, opts.revocation_interval)),
             ("ws feed", feed.run),
             ("ws metrics", MetricsPusher(hub, _metrics_provider(ctx), opts.metrics_interval).run),
             ("anomalies", anomaly_loop(feed, ctx, mesh_.registry if mesh_ is not None else None)),

@@ -120,8 +120,17 @@ def _api_server(settings: Settings, application: Application, host: str, port: i
         def capture_signals(self) -> Any:  # `up` owns SIGINT/SIGTERM and stops everything
             return contextlib.nullcontext()
 
+    from agentmesh.api.ws_protocol import MAX_FRAME_BYTES
+
     app = create_app(settings=settings, application=application)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ws_max_size=MAX_FRAME_BYTES,  # a bigger frame closes 1009 before it is buffered
+    )
     return Server(config)
 
 

@@ -97,7 +97,7 @@ async def test_jwt_battery_hs256(api: Api) -> None:
     payload["roles"] = ["admin", "orchestrator"]
     battery = {
         "alg-none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims())}.",
-        "expired": jwt.encode(_claims(exp=_now() - 5, iat=_now() - 60), SECRET, "HS256"),
+        "expired": jwt.encode(_claims(exp=_now() - 120, iat=_now() - 180), SECRET, "HS256"),
         "missing-exp": jwt.encode(_claims(exp=None), SECRET, "HS256"),
         "missing-tenant": jwt.encode(_claims(tenant_id=None), SECRET, "HS256"),
         "tampered": f"{head}.{_b64(payload)}.{sig}",
