@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: install chromium run test unit lint format bench clean
+.PHONY: install chromium run test unit lint format bench chaos clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ format: install
 
 bench: install  ## hot paths next to raw baselines; writes bench/results/latest.json
 	$(PY) -m bench.run
+
+chaos: install  ## the fault and abuse battery at full size: a table of scenario, target, measured, pass
+	$(PY) -m bench.chaos
 
 clean:
 	rm -rf $(VENV) .agentmesh .pytest_cache .mypy_cache .ruff_cache
