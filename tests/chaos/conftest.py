@@ -100,3 +100,9 @@ def plane(tmp_path: Path) -> Iterator[Plane]:
         yield Plane(live, settings, cli_env(settings))
     finally:
         stop_server(live)
+
+
+# the in-process API of the unit tests (memory store), for scenarios that need no server
+from tests.unit.api.conftest import api  # noqa: E402
+
+__all__ = ["api"]
