@@ -28,7 +28,12 @@ from starlette.middleware.gzip import GZipMiddleware
 from agentmesh.api.anomalies import anomaly_loop
 from agentmesh.api.anomalies import router as anomalies_router
 from agentmesh.api.context import ApiContext
-from agentmesh.api.errors import DESCRIPTIONS, install_error_handlers, reject_unknown_query
+from agentmesh.api.errors import (
+    DESCRIPTIONS,
+    install_error_handlers,
+    reject_unexpected_body,
+    reject_unknown_query,
+)
 from agentmesh.api.feed import MetricsPusher, StoreFeed, registry_listener
 from agentmesh.api.middleware import (
     BodyLimitMiddleware,
@@ -247,7 +252,7 @@ def create_app(
         redoc_url="/redoc",
         openapi_url="/openapi.json",
         lifespan=lifespan,
-        dependencies=[Depends(reject_unknown_query)],
+        dependencies=[Depends(reject_unknown_query), Depends(reject_unexpected_body)],
     )
     app.state.ctx = None
     install_error_handlers(app)
