@@ -27,6 +27,7 @@ from typing import Protocol
 from agentmesh import subjects
 from agentmesh.config import Settings, get_settings
 from agentmesh.envelope import Envelope
+from agentmesh.errors import ConfigError
 from agentmesh.kv.base import KeyValueStore, modify
 from agentmesh.kv.memory import MemoryKV
 from agentmesh.transports import Transport
@@ -159,8 +160,24 @@ def ledger_for(transport: Transport, settings: Settings | None = None) -> TaskLe
     """
     found = _LEDGERS.get(transport)
     if found is None:
-        found = _LEDGERS[transport] = _new_ledger(transport, settings or get_settings())
+        settings = settings or get_settings()
+        check_retention(settings)
+        found = _LEDGERS[transport] = _new_ledger(transport, settings)
     return found
+
+
+def check_retention(settings: Settings) -> None:
+    """Refuse (``ConfigError``) a mesh whose redeliveries outlast the ledger's memory.
+
+    A task can be redelivered until ``AGENTMESH_ACK_WAIT`` x ``AGENTMESH_MAX_DELIVER`` after
+    its first delivery; a ledger that forgot its outcome sooner would let it run again.
+    """
+    window = settings.agentmesh_ack_wait * settings.agentmesh_max_deliver
+    if window > TTL_SECONDS:
+        raise ConfigError(
+            f"AGENTMESH_ACK_WAIT x AGENTMESH_MAX_DELIVER = {window:g} s outlasts the task "
+            f"ledger's retention of {TTL_SECONDS:g} s; lower one of them"
+        )
 
 
 def _new_ledger(transport: Transport, settings: Settings) -> TaskLedger:
