@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from datetime import UTC, datetime
 from typing import Protocol
 
 from agentmesh import subjects
@@ -135,6 +136,22 @@ class KvLedger:
 
     async def close(self) -> None:
         """The bucket lives on the transport's connection: nothing to release."""
+
+
+TRUST_FIRST_DELIVERY_SECONDS = 60.0
+"""A first delivery (attempt 1) of an envelope created longer ago than this is checked
+against the ledger even on brokers with ``unique_first_delivery``: it may be a copy
+re-published after the broker's dedupe window (JetStream's is 120 s) closed."""
+
+
+def past_dedupe_window(envelope: Envelope) -> bool:
+    """Whether ``envelope`` was created more than :data:`TRUST_FIRST_DELIVERY_SECONDS` ago
+    (an unreadable timestamp counts as old: the ledger is asked)."""
+    try:
+        age = (datetime.now(UTC) - envelope.timestamp).total_seconds()
+    except (ValueError, TypeError, KeyError):
+        return True
+    return age > TRUST_FIRST_DELIVERY_SECONDS
 
 
 def unique_first_delivery(transport: Transport) -> bool:
