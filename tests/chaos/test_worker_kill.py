@@ -4,11 +4,8 @@ NATS, Redis and RabbitMQ."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -18,57 +15,12 @@ import pytest
 from agentmesh import Mesh
 from tests.chaos import handlers
 from tests.chaos.conftest import FULL, Report, size
+from tests.chaos.processes import ACK_WAIT, spawn, stop, wait_for
 from tests.helpers import fast_settings
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 ROW = "1 kill -9 worker"
-ACK_WAIT = 2.0
 SLEEP = 2.0
-
-
-def spawn(agent_id: str, tenant: str, url: str, work: Path) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ,
-        AGENTMESH_TRANSPORT=url,
-        AGENTMESH_DATA_DIR=str(work),
-        AGENTMESH_ACK_WAIT=str(ACK_WAIT),
-        AGENTMESH_HEARTBEAT_INTERVAL="0.2",
-        AGENTMESH_MAX_IN_FLIGHT="512",
-        CHAOS_LOG=str(work / "runs.log"),
-        LOG_LEVEL="WARNING",
-    )
-    with (work / f"{agent_id}.log").open("wb") as log:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agentmesh.cli.main",
-                "agent",
-                "start",
-                agent_id,
-                "-c",
-                "work",
-                "--tenant",
-                tenant,
-                "--handler",
-                "tests.chaos.handlers:counted",
-                "--max-concurrent",
-                "400",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-
-
-async def wait_for(check: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met in {timeout:g}s")
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.timeout(300 if FULL else 120)
@@ -108,12 +60,7 @@ async def test_sigkilled_worker_holding_many_tasks(
 
         await wait_for(all_done, 90, "every task done")
     finally:
-        for proc in (victim, survivor):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in (victim, survivor):
-            if proc is not None:
-                proc.wait(30)
+        stop(victim, survivor)
         await client.stop()
     runs = handlers.read(log_path)
     assert survivor is not None
