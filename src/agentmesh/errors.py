@@ -26,6 +26,7 @@ never see a raw driver exception::
     ├── BrokerUnavailable           the broker (or store) cannot be reached
     │   └── ConsensusUnavailable    a Raft group has no leader or lost the entry (retry)
     ├── CorruptEventError           a stored event cannot be decoded (names its position)
+    ├── RelayInterrupted            the outbox relay stopped at an injected fault (tests)
     ├── RemoteError                 an agent answered a request with an error
     ├── TaskTimeout                 a handler ran longer than its task's timeout
     ├── SafetyRejected              a safety rule denied a request or its answer
@@ -227,6 +228,12 @@ class CorruptEventError(AgentMeshError):
     def __init__(self, position: int, reason: str) -> None:
         super().__init__(f"event at position {position}: {reason}")
         self.position = position
+
+
+class RelayInterrupted(AgentMeshError):
+    """The outbox relay stopped where its ``fault`` hook asked it to, as a killed process."""
+
+    code = "RELAY_INTERRUPTED"
 
 
 class RemoteError(AgentMeshError):
