@@ -50,6 +50,13 @@ async def test_three_publishes_of_each_envelope_store_one(nats_url: str, report:
     assert stored == n
 
 
+async def wait_all(mesh: Mesh, ids: list[str]) -> None:
+    """Every result, 100 waiters at a time (on Redis each waiter holds a pooled connection
+    while it blocks, and the pool has 512)."""
+    for i in range(0, len(ids), 100):
+        await asyncio.gather(*(mesh.wait_result(t, timeout=120) for t in ids[i : i + 100]))
+
+
 @pytest.mark.parametrize("broker", ["nats_url", "redis_url", "rabbitmq_url"])
 async def test_a_copy_after_the_dedupe_window_is_caught_by_the_ledger(
     broker: str, request: pytest.FixtureRequest, tmp_path: Path, report: Report
@@ -93,13 +100,13 @@ async def test_a_copy_after_the_dedupe_window_is_caught_by_the_ledger(
         await mesh.provision(subject, subjects.capability_group(capability))
         for env in offers:
             await mesh.publish_durably(subject, env)
-        await asyncio.gather(*(mesh.wait_result(env.id, timeout=120) for env in offers))
+        await wait_all(mesh, [env.id for env in offers])
     first = sum(side_effects.values())
     async with agent_process() as mesh:
         for env in offers:  # past the window: the broker sees new ids
             await publish_raw(mesh.transport, subject, env.encode(), durable=True)
         sentinels = [await mesh.submit(capability, {"sentinel": k}) for k in range(5)]
-        await asyncio.gather(*(mesh.wait_result(t, timeout=120) for t in sentinels))
+        await wait_all(mesh, sentinels)
         # the copies went before the sentinels; a straggler gets two more ack waits
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(rerun.wait(), 2 * settings.agentmesh_ack_wait)

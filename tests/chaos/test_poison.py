@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 
 import pytest
@@ -61,7 +62,10 @@ async def test_poison_does_not_stall_the_queue_and_is_dead_lettered(
             await asyncio.wait_for(all_handled.wait(), 30)
     finally:
         await transport.close()
-    stall = max(handled_at[n] - sent_at[n] for n in handled_at) if handled_at else float("inf")
+    # the stall: the longest pause in the flow of good messages (the first one counted
+    # from its publication), which a blocked head of line would stretch
+    times = [sent_at[0], *sorted(handled_at.values())]
+    stall = max(b - a for a, b in itertools.pairwise(times)) if handled_at else float("inf")
     ctx = dead.envelope.context.get("error_context", {})
     content_ok = (
         dead.envelope.id == poison.id
@@ -71,8 +75,8 @@ async def test_poison_does_not_stall_the_queue_and_is_dead_lettered(
     )
     report(
         ROW,
-        f"{kind}: {good} messages behind a poison one (1 at a time): each handled < 1 s",
-        f"{len(handled_at)}/{good} handled, worst wait {stall * 1000:.0f} ms",
+        f"{kind}: {good} messages behind a poison one (1 at a time): no pause >= 1 s",
+        f"{len(handled_at)}/{good} handled, longest pause {stall * 1000:.0f} ms",
         len(handled_at) == good and stall < 1.0,
     )
     report(
