@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     agentmesh_max_deliver: int = Field(default=5, ge=1)
     agentmesh_max_in_flight: int = Field(default=64, ge=1)
     agentmesh_connect_timeout: float = Field(default=4.0, gt=0)
+    agentmesh_nats_sync_interval: str = Field(
+        default="2m",
+        pattern=r"^(always|\d+(ms|s|m|h))$",
+        description="JetStream fsync interval of the embedded NATS of 'agentmesh up' "
+        "('always': every write; see runtime/embedded.py)",
+    )
     agentmesh_llm_timeout: float = Field(default=60.0, gt=0, description="seconds per model call")
     agentmesh_llm_prices: str | None = Field(
         default=None,

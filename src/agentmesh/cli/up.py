@@ -143,7 +143,9 @@ async def run_up(
     embedded: EmbeddedNats | None = None
     url = settings.agentmesh_transport or settings.nats_url
     if not url:
-        embedded = EmbeddedNats(data_dir / "nats", port=4222)
+        embedded = EmbeddedNats(
+            data_dir / "nats", port=4222, sync_interval=settings.agentmesh_nats_sync_interval
+        )
         url = embedded.start()  # main thread: the child's parent-death signal is tied to it
         logger.info("embedded NATS (JetStream) at {} (store {})", url, embedded.store_dir)
     stop = stop_on_signals(asyncio.get_running_loop())
