@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from agentmesh.api.options import ApiOptions
+from agentmesh.api.options import ApiOptions, WsLimits
 from agentmesh.config import Settings
 from tests.e2e.api.conftest import LiveServer, start_server, stop_server
 
@@ -29,6 +29,12 @@ ISSUER = "agentmesh-chaos"
 def size(full: int, ci: int) -> int:
     """``full`` under ``make chaos``, ``ci`` in the test suite."""
     return full if FULL else ci
+
+
+def brokers(ci: tuple[str, ...] = ("nats_url",)) -> list[str]:
+    """The broker fixtures a scenario runs on: NATS, Redis and RabbitMQ under ``make
+    chaos``; ``ci`` in the test suite (the transport contract covers every broker)."""
+    return ["nats_url", "redis_url", "rabbitmq_url"] if FULL else list(ci)
 
 
 Report = Callable[[str, str, str, bool], None]
@@ -95,7 +101,9 @@ def cli_env(settings: Settings) -> dict[str, str]:
 def plane(tmp_path: Path) -> Iterator[Plane]:
     """A control plane at its real default limits (rate limiting on: ``testing`` level)."""
     settings = chaos_settings(tmp_path)
-    live = start_server(settings, ApiOptions(revocation_interval=1.0))
+    # the suite re-checks revocations every second; make chaos keeps the 5 s default
+    ws = WsLimits() if FULL else WsLimits(token_check_interval=1.0)
+    live = start_server(settings, ApiOptions(revocation_interval=1.0, ws=ws))
     try:
         yield Plane(live, settings, cli_env(settings))
     finally:

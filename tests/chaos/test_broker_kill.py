@@ -43,7 +43,7 @@ async def stored_ids(url: str, stream: str) -> list[str]:
 
 @pytest.mark.timeout(300 if FULL else 120)
 async def test_broker_killed_under_a_live_publisher(tmp_path: Path, report: Report) -> None:
-    seconds = float(size(10, 4))
+    seconds = float(size(10, 3))
     server = EmbeddedNats(tmp_path / "nats", port=free_port())  # kept across the restart
     url = server.start()
     tenant = "t" + uuid.uuid4().hex[:8]

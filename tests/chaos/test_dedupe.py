@@ -19,7 +19,7 @@ from agentmesh import Envelope, Mesh, TaskContext, subjects
 from agentmesh.runtime.ledger import TRUST_FIRST_DELIVERY_SECONDS
 from agentmesh.transports import create_transport
 from agentmesh.transports.nats import stream_for
-from tests.chaos.conftest import Report, size
+from tests.chaos.conftest import Report, brokers, size
 from tests.contract.raw import publish_raw
 from tests.helpers import fast_settings
 
@@ -57,7 +57,7 @@ async def wait_all(mesh: Mesh, ids: list[str]) -> None:
         await asyncio.gather(*(mesh.wait_result(t, timeout=120) for t in ids[i : i + 100]))
 
 
-@pytest.mark.parametrize("broker", ["nats_url", "redis_url", "rabbitmq_url"])
+@pytest.mark.parametrize("broker", brokers(("nats_url", "redis_url")))
 async def test_a_copy_after_the_dedupe_window_is_caught_by_the_ledger(
     broker: str, request: pytest.FixtureRequest, tmp_path: Path, report: Report
 ) -> None:

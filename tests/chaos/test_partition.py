@@ -33,9 +33,9 @@ def p99(samples: list[float]) -> float:
 async def test_a_silent_link_for_30_s_loses_nothing(
     nats_url: str, tmp_path: Path, report: Report
 ) -> None:
-    cut_for = float(size(30, 4))
+    cut_for = float(size(30, 2))
     tasks = size(2000, 400)  # an upper bound: the feed runs until the heal
-    probes = size(60, 20)
+    probes = size(60, 10)
     tenant = "t" + uuid.uuid4().hex[:8]
     log_path = str(tmp_path / "runs.log")
     target = urlparse(nats_url)

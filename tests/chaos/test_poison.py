@@ -16,7 +16,7 @@ import pytest
 from agentmesh import subjects
 from agentmesh.envelope import Envelope
 from agentmesh.transports import Message, SubscribeOptions, create_transport
-from tests.chaos.conftest import Report, size
+from tests.chaos.conftest import Report, brokers, size
 from tests.helpers import Collector, unique_tenant
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,7 @@ ROW = "4 poison message"
 STRICT = SubscribeOptions(ack_wait=5.0, max_deliver=5, max_in_flight=1, retry_base=0.2)
 
 
-@pytest.mark.parametrize("broker", ["nats_url", "redis_url", "rabbitmq_url"])
+@pytest.mark.parametrize("broker", brokers(("nats_url",)))
 async def test_poison_does_not_stall_the_queue_and_is_dead_lettered(
     broker: str, request: pytest.FixtureRequest, report: Report
 ) -> None:

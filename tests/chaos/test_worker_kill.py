@@ -14,7 +14,7 @@ import pytest
 
 from agentmesh import Mesh
 from tests.chaos import handlers
-from tests.chaos.conftest import FULL, Report, size
+from tests.chaos.conftest import FULL, Report, brokers, size
 from tests.chaos.processes import ACK_WAIT, spawn, stop, wait_for
 from tests.helpers import fast_settings
 
@@ -24,7 +24,7 @@ SLEEP = 2.0
 
 
 @pytest.mark.timeout(300 if FULL else 120)
-@pytest.mark.parametrize("broker", ["nats_url", "redis_url", "rabbitmq_url"])
+@pytest.mark.parametrize("broker", brokers(("nats_url",)))
 async def test_sigkilled_worker_holding_many_tasks(
     broker: str, request: pytest.FixtureRequest, tmp_path: Path, report: Report
 ) -> None:
