@@ -96,22 +96,26 @@ async def test_a_copy_after_the_dedupe_window_is_caught_by_the_ledger(
         )
         env.metadata["timestamp"] = born
         offers.append(env)
-    async with agent_process() as mesh:
-        await mesh.provision(subject, subjects.capability_group(capability))
-        for env in offers:
-            await mesh.publish_durably(subject, env)
-        await wait_all(mesh, [env.id for env in offers])
-    first = sum(side_effects.values())
-    async with agent_process() as mesh:
-        for env in offers:  # past the window: the broker sees new ids
-            await publish_raw(mesh.transport, subject, env.encode(), durable=True)
-        sentinels = [await mesh.submit(capability, {"sentinel": k}) for k in range(5)]
-        await wait_all(mesh, sentinels)
-        # the copies went before the sentinels; a straggler gets two more ack waits
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(rerun.wait(), 2 * settings.agentmesh_ack_wait)
-    reruns = sum(c - 1 for c in side_effects.values())
     kind = broker.removesuffix("_url")
+    try:
+        async with agent_process() as mesh:
+            await mesh.provision(subject, subjects.capability_group(capability))
+            for env in offers:
+                await mesh.publish_durably(subject, env)
+            await wait_all(mesh, [env.id for env in offers])
+        first = sum(side_effects.values())
+        async with agent_process() as mesh:
+            for env in offers:  # past the window: the broker sees new ids
+                await publish_raw(mesh.transport, subject, env.encode(), durable=True)
+            sentinels = [await mesh.submit(capability, {"sentinel": k}) for k in range(5)]
+            await wait_all(mesh, sentinels)
+            # the copies went before the sentinels; a straggler gets two more ack waits
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(rerun.wait(), 2 * settings.agentmesh_ack_wait)
+    except Exception as exc:  # a broker error is a row of the table too
+        report(ROW, f"{kind}: {n} tasks + {n} copies after the window", repr(exc)[:80], False)
+        raise
+    reruns = sum(c - 1 for c in side_effects.values())
     report(
         ROW,
         f"{kind}: {n} tasks + {n} copies after the dedupe window -> {n} runs (raw counter)",
