@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: install chromium run test unit lint format bench bench-tools clean
+.PHONY: install chromium run test unit lint format bench bench-tools chaos clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-tools: install  ## the load generator and profiler of the benchmarks
 
 bench: install bench-tools  ## hot paths next to raw baselines; writes bench/results/latest.json
 	$(PY) -m bench.run
+
+chaos: install  ## the fault and abuse battery at full size: a table of scenario, target, measured, pass
+	$(PY) -m bench.chaos
 
 clean:
 	rm -rf $(VENV) .agentmesh .pytest_cache .mypy_cache .ruff_cache

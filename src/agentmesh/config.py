@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     jwt_public_key_file: Path | None = None  # RS256 verification key (PEM)
     jwt_audience: str | None = None  # verified when set
     jwt_issuer: str | None = None  # verified when set
+    jwt_leeway_seconds: float = Field(default=60, ge=0, le=300)  # clock skew on exp/iat/nbf
     redis_url: str | None = None  # shared rate-limit windows across API replicas
     database_url: str | None = None
     nats_url: str | None = None
@@ -88,6 +89,12 @@ class Settings(BaseSettings):
     agentmesh_max_deliver: int = Field(default=5, ge=1)
     agentmesh_max_in_flight: int = Field(default=64, ge=1)
     agentmesh_connect_timeout: float = Field(default=4.0, gt=0)
+    agentmesh_nats_sync_interval: str = Field(
+        default="2m",
+        pattern=r"^(always|\d+(ms|s|m|h))$",
+        description="JetStream fsync interval of the embedded NATS of 'agentmesh up' "
+        "('always': every write; see runtime/embedded.py)",
+    )
     agentmesh_llm_timeout: float = Field(default=60.0, gt=0, description="seconds per model call")
     agentmesh_llm_prices: str | None = Field(
         default=None,

@@ -28,6 +28,7 @@ never see a raw driver exception::
     ├── BrokerUnavailable           the broker (or store) cannot be reached
     │   └── ConsensusUnavailable    a Raft group has no leader or lost the entry (retry)
     ├── CorruptEventError           a stored event cannot be decoded (names its position)
+    ├── RelayInterrupted            the outbox relay stopped at an injected fault (tests)
     ├── RemoteError                 an agent answered a request with an error
     ├── TaskPaused                  a handler's task waits for an approval (store state)
     ├── TaskTimeout                 a handler ran longer than its task's timeout
@@ -252,6 +253,12 @@ class TaskPaused(AgentMeshError):
     plane offers the task again once a person decides."""
 
     code = "TASK_PAUSED"
+
+
+class RelayInterrupted(AgentMeshError):
+    """The outbox relay stopped where its ``fault`` hook asked it to, as a killed process."""
+
+    code = "RELAY_INTERRUPTED"
 
 
 class RemoteError(AgentMeshError):

@@ -75,3 +75,22 @@ def test_default_is_a_sqlite_file_in_the_data_dir(tmp_path: Path) -> None:
     assert isinstance(ledger_for(t, _settings(tmp_path)), SqlLedger)
     r = create_transport("redis://127.0.0.1:6379/0")
     assert isinstance(ledger_for(r, _settings(tmp_path)), RedisLedger)
+
+
+def test_a_redelivery_window_longer_than_the_ledger_retention_refuses_to_start(
+    tmp_path: Path,
+) -> None:
+    from agentmesh.errors import ConfigError
+    from agentmesh.mesh import Mesh
+    from agentmesh.runtime.ledger import TTL_SECONDS
+
+    fits = _settings(tmp_path, agentmesh_ack_wait=TTL_SECONDS / 5, agentmesh_max_deliver=5)
+    assert ledger_for(create_transport("memory://retention-ok"), fits) is not None
+    too_long = _settings(
+        tmp_path,
+        agentmesh_ack_wait=TTL_SECONDS / 5 + 1,
+        agentmesh_max_deliver=5,
+        agentmesh_transport="memory://retention-long",
+    )
+    with pytest.raises(ConfigError, match="outlasts the task ledger's retention"):
+        Mesh(settings=too_long)

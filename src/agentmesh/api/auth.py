@@ -59,7 +59,10 @@ async def authenticate(
 
 def require(operation: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: authenticated, allowed to call ``operation``, and (for routes with
-    a ``tenant_id`` path parameter) acting inside that tenant's collection scope."""
+    a ``tenant_id`` path parameter) acting inside that tenant's collection scope.
+
+    An object of another tenant is 404 for every role (checked before the role), a
+    collection of another tenant 403; both audited."""
 
     async def dependency(
         request: Request,
@@ -67,6 +70,13 @@ def require(operation: str) -> Callable[..., Awaitable[Principal]]:
         ctx: ApiContext = Depends(get_context),
     ) -> Principal:
         tenant = request.path_params.get("tenant_id")
+        object_route = tenant is not None and _is_object_route(request)
+        if object_route and not principal.can_access_tenant(str(tenant)):
+            # another tenant's object is absent for every role: 404 before the role check,
+            # so a 403 never tells a caller that the object exists (BOLA)
+            await ensure_tenant(
+                ctx, request, principal, str(tenant), "object", operation, _missing(request)
+            )
         try:
             check_operation(principal, operation)
         except Forbidden:

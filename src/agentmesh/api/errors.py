@@ -162,6 +162,24 @@ def _query_params(dependant: Any) -> list[Any]:
     return params
 
 
+async def reject_unexpected_body(request: HTTPConnection) -> None:
+    """A request body sent to an operation that takes none is a 422, not silently ignored
+    (so extra fields can never look accepted; mass assignment)."""
+    if request.scope.get("type") != "http":
+        return
+    route = request.scope.get("route")
+    if getattr(route, "dependant", None) is None or getattr(route, "body_field", None) is not None:
+        return  # not an API route, or one that reads a body (its own or a dependency's)
+    length = request.headers.get("content-length")
+    has_body = (length is not None and length.strip() not in ("", "0")) or (
+        "transfer-encoding" in request.headers
+    )
+    if has_body:
+        raise e.ValidationError(
+            "this operation takes no request body; send none", code="UNEXPECTED_BODY"
+        )
+
+
 async def reject_unknown_query(request: HTTPConnection) -> None:
     """A query parameter the operation does not declare is a 422, not silently ignored
     (``api_version`` is the versioning middleware's, accepted everywhere; WebSockets pass)."""

@@ -28,7 +28,12 @@ from starlette.middleware.gzip import GZipMiddleware
 from agentmesh.api.anomalies import anomaly_loop
 from agentmesh.api.anomalies import router as anomalies_router
 from agentmesh.api.context import ApiContext
-from agentmesh.api.errors import DESCRIPTIONS, install_error_handlers, reject_unknown_query
+from agentmesh.api.errors import (
+    DESCRIPTIONS,
+    install_error_handlers,
+    reject_unexpected_body,
+    reject_unknown_query,
+)
 from agentmesh.api.feed import MetricsPusher, StoreFeed, registry_listener
 from agentmesh.api.middleware import (
     BodyLimitMiddleware,
@@ -87,6 +92,20 @@ async def _guarded(
             logger.error("{} loop failed ({}: {}); restarting", name, type(exc).__name__, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
+
+
+def revocation_loop(
+    tokens: TokenService, audit: AuditStore, interval: float
+) -> Callable[[asyncio.Event], Awaitable[None]]:
+    """Reload the token deny list from the audit trail every ``interval`` seconds."""
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            await tokens.deny.load(audit)
+
+    return run
 
 
 def create_app(
@@ -196,8 +215,10 @@ def create_app(
         stop = asyncio.Event()
         feed = StoreFeed(p.store, hub, opts.feed_interval)
         await feed.start_at_head()
+        await token_svc.deny.load(audit_db)
         loops: list[tuple[str, Callable[[asyncio.Event], Awaitable[None]]]] = [
             ("projector", lambda s: p.projector.run(s, opts.projector_interval)),
+            ("revocations", revocation_loop(token_svc, audit_db, opts.revocation_interval)),
             ("ws feed", feed.run),
             ("ws metrics", MetricsPusher(hub, _metrics_provider(ctx), opts.metrics_interval).run),
             ("anomalies", anomaly_loop(feed, ctx, mesh_.registry if mesh_ is not None else None)),
@@ -238,7 +259,7 @@ def create_app(
         redoc_url="/redoc",
         openapi_url="/openapi.json",
         lifespan=lifespan,
-        dependencies=[Depends(reject_unknown_query)],
+        dependencies=[Depends(reject_unknown_query), Depends(reject_unexpected_body)],
     )
     app.state.ctx = None
     install_error_handlers(app)

@@ -52,7 +52,8 @@ class SecurityLevel:
 @dataclass(frozen=True)
 class WsLimits:
     """WebSocket limits and timers: 5 connections per user, 1000 in all, ping every 30 s,
-    close after 10 s without a pong or 300 s without a message."""
+    close after 10 s without a pong or 300 s without a message, at the token's expiry or
+    within ``token_check_interval`` of its revocation; frames over 64 KiB close with 1009."""
 
     per_user: int = 5
     per_tenant: int = 100
@@ -62,6 +63,9 @@ class WsLimits:
     connection_timeout: float = 300.0
     auth_timeout: float = 10.0
     send_queue: int = 1000
+    max_frame_bytes: int = 64 * 1024
+    token_check_interval: float = 5.0
+    """How often an open socket re-checks its token's revocation (it closes at expiry)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ class ApiOptions:
     feed_interval: float = 0.1
     projector_interval: float = 0.1
     run_relay: bool = True
+    revocation_interval: float = 5.0
+    """How often the token deny list is reloaded from the audit trail."""
 
 
 DEFAULT_RATE_LIMIT = 1000

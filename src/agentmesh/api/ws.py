@@ -15,7 +15,8 @@ Every server message is ``{type, data, timestamp, message_id, connection_id}``.
 An ``Origin`` header must be on the CORS allow-list or name this server itself (the page
 served at ``/ui``).
 
-Close codes: 1008 origin refused / authentication failed (before any data frame),
+Close codes: 1008 origin refused / authentication failed (before any data frame) / the
+token expired or was revoked (an open socket re-checks it), 1009 a frame over 64 KiB,
 4001 too many connections (per user, per tenant or global), 4000 invalid message,
 1011 pong timeout, 1000 idle past the connection timeout.
 
@@ -51,7 +52,7 @@ from agentmesh.api.ws_protocol import (
 from agentmesh.api.ws_session import AuditHook, Connection, Session, audit_safely, authenticate
 from agentmesh.security.audit import AuditAction, AuditStatus
 from agentmesh.security.tenancy import Principal
-from agentmesh.security.tokens import TokenService
+from agentmesh.security.tokens import Claims, TokenService
 
 __all__ = [
     "CHANNELS",
@@ -125,10 +126,11 @@ class WebSocketHub:
             await websocket.close(CLOSE_POLICY, "Origin not allowed")
             return
         await websocket.accept()
-        principal = await authenticate(websocket, self.tokens, self.limits, self.audit)
-        if principal is None:
+        claims = await authenticate(websocket, self.tokens, self.limits, self.audit)
+        if claims is None:
             return
-        conn = self._register(websocket, principal)
+        principal = Principal.from_claims(claims)
+        conn = self._register(websocket, principal, claims)
         if conn is None:
             await audit_safely(
                 self.audit,
@@ -141,11 +143,13 @@ class WebSocketHub:
             await websocket.close(CLOSE_TOO_MANY, "Too many connections")
             return
         try:
-            await Session(conn, self.limits, self.audit).serve()
+            await Session(conn, self.limits, self.audit, self.tokens).serve()
         finally:
             self._unregister(conn)
 
-    def _register(self, websocket: WebSocket, principal: Principal) -> Connection | None:
+    def _register(
+        self, websocket: WebSocket, principal: Principal, claims: Claims | None = None
+    ) -> Connection | None:
         user = (principal.tenant_id, principal.subject)
         if (
             len(self.connections) >= self.limits.global_max
@@ -158,6 +162,7 @@ class WebSocketHub:
             websocket=websocket,
             principal=principal,
             queue=asyncio.Queue(self.limits.send_queue),
+            claims=claims,
         )
         self.connections[conn.id] = conn
         self._per_user[user] += 1

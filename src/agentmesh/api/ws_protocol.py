@@ -18,6 +18,9 @@ CLOSE_INVALID = 4000
 CLOSE_FAILED = 1011
 CLOSE_IDLE = 1000
 CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_BIG = 1009
+MAX_FRAME_BYTES = 64 * 1024
+"""A client frame larger than this closes the socket with 1009 (message too big)."""
 
 
 class WsType(StrEnum):

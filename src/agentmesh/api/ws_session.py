@@ -22,6 +22,7 @@ from agentmesh.api.ws_protocol import (
     CLOSE_IDLE,
     CLOSE_INVALID,
     CLOSE_POLICY,
+    CLOSE_TOO_BIG,
     Close,
     WsType,
     parse,
@@ -31,7 +32,7 @@ from agentmesh.errors import Unauthorized
 from agentmesh.security.audit import AuditAction, AuditStatus
 from agentmesh.security.rbac import allowed
 from agentmesh.security.tenancy import Principal
-from agentmesh.security.tokens import TokenService
+from agentmesh.security.tokens import Claims, TokenService
 
 AuditHook = Callable[..., Awaitable[None]]
 
@@ -48,6 +49,8 @@ class Connection:
     pending_ping: str | None = None
     pong: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: int = 0
+    claims: Claims | None = None
+    """The token the socket authenticated with (its expiry and revocation end the session)."""
 
     @property
     def user_key(self) -> tuple[str, str]:
@@ -68,8 +71,8 @@ async def audit_safely(
 
 async def authenticate(
     websocket: WebSocket, tokens: TokenService, limits: WsLimits, audit: AuditHook | None
-) -> Principal | None:
-    """The principal of an accepted socket, from ``?token=`` or a first ``auth`` message.
+) -> Claims | None:
+    """The claims of an accepted socket's token, from ``?token=`` or a first ``auth`` message.
 
     On failure the attempt is audited, the socket closed with 1008 and ``None`` returned.
     """
@@ -99,7 +102,7 @@ async def authenticate(
         principal=principal,
         details={"channel": "websocket"},
     )
-    return principal
+    return claims
 
 
 async def _auth_message(websocket: WebSocket, timeout: float) -> str:
@@ -117,10 +120,17 @@ async def _auth_message(websocket: WebSocket, timeout: float) -> str:
 class Session:
     """Serves one registered :class:`Connection` until it closes."""
 
-    def __init__(self, conn: Connection, limits: WsLimits, audit: AuditHook | None) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        limits: WsLimits,
+        audit: AuditHook | None,
+        tokens: TokenService | None = None,
+    ) -> None:
         self.conn = conn
         self.limits = limits
         self.audit = audit
+        self.tokens = tokens
 
     async def serve(self) -> None:
         """Greet the client, then run writer, reader and pinger until one of them ends."""
@@ -139,6 +149,7 @@ class Session:
             asyncio.create_task(self._writer()),
             asyncio.create_task(self._reader()),
             asyncio.create_task(self._pinger()),
+            asyncio.create_task(self._token_watch()),
         ]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -182,6 +193,32 @@ class Session:
                 await asyncio.sleep(self.limits.pong_timeout)  # let the writer close
                 return
 
+    async def _token_watch(self) -> None:
+        """Close 1008 when the token expires or is revoked (checked every few seconds)."""
+        claims, tokens = self.conn.claims, self.tokens
+        if claims is None or tokens is None:
+            await asyncio.Event().wait()  # nothing to watch: run until the session ends
+            return
+        while True:
+            left = claims.expires_at.timestamp() - tokens.clock()
+            if left <= 0:
+                reason = "Token expired"
+                break
+            if tokens.deny.token_revoked(claims.token_id) or tokens.deny.key_revoked(tokens.key_id):
+                reason = "Token revoked"
+                break
+            await asyncio.sleep(min(left, self.limits.token_check_interval))
+        await audit_safely(
+            self.audit,
+            AuditAction.AUTH_FAILURE,
+            AuditStatus.FAILURE,
+            tenant_id=self.conn.principal.tenant_id,
+            principal=self.conn.principal,
+            details={"reason": reason.lower(), "channel": "websocket"},
+        )
+        self._close(CLOSE_POLICY, reason)
+        await asyncio.sleep(1.0)  # let the writer send the close
+
     async def _reader(self) -> None:
         while True:
             try:
@@ -193,6 +230,10 @@ class Session:
                 await asyncio.sleep(1.0)
                 return
             except (WebSocketDisconnect, RuntimeError, KeyError):
+                return
+            if len(raw.encode()) > self.limits.max_frame_bytes:
+                self._close(CLOSE_TOO_BIG, "Message too big")
+                await asyncio.sleep(1.0)
                 return
             msg = parse(raw)
             if msg is None or not isinstance(msg.get("type"), str):

@@ -1,9 +1,11 @@
-"""``agentmesh audit list`` and ``agentmesh audit verify``: the audit trail.
+"""``agentmesh audit list``, ``agentmesh audit verify`` and ``agentmesh token revoke``.
 
 ``list`` reads the local store (``DATABASE_URL``), first bringing the trail up to date
 with the event store, or, with ``--api-url`` and ``--token`` (or ``AGENTMESH_API_URL`` /
 ``AGENTMESH_TOKEN``), asks a running control plane (``GET /v1/tenants/{t}/audit``).
 ``verify`` recomputes the hash chain of the local store and exits 1 when it is broken.
+``token revoke`` records a revoked token or signing key in the local store's audit trail,
+where every control plane on that database picks it up within seconds.
 Errors are one red line on stderr and a non-zero exit.
 """
 
@@ -27,6 +29,56 @@ audit_app = typer.Typer(help="The audit trail: list and verify.", no_args_is_hel
 def register(app: typer.Typer) -> None:
     """Add the ``audit`` group to the main CLI."""
     app.add_typer(audit_app, name="audit")
+    from agentmesh.cli.control_commands import token_app
+
+    token_app.command("revoke")(token_revoke)
+
+
+def token_revoke(
+    token: Annotated[
+        str | None, typer.Option("--token", help="The JWT to revoke (its jti is recorded).")
+    ] = None,
+    jti: Annotated[str | None, typer.Option(help="The id (jti) of a token to revoke.")] = None,
+    key: Annotated[
+        bool, typer.Option("--key", help="Revoke the current signing key: every token it signed.")
+    ] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Revoke a token (``--token`` or ``--jti``) or the signing key (``--key``): REST, the
+    WebSocket and the message router refuse it with 401 from then on."""
+    import jwt
+
+    from agentmesh.security.revocation import record_revocation
+    from agentmesh.security.tokens import token_service_from_settings
+
+    if token is not None:
+        try:
+            found = jwt.decode(token, options={"verify_signature": False}).get("jti")
+        except jwt.PyJWTError as exc:
+            fail(f"not a JWT: {exc}")
+        if not isinstance(found, str) or not found:
+            fail("the token has no jti claim")
+        jti = found
+    kid = None
+    if key:
+        try:
+            kid = token_service_from_settings(settings()).key_id
+        except AgentMeshError as exc:
+            fail(exc.message)
+    if not jti and not kid:
+        fail("give --token, --jti or --key")
+
+    async def work(p: Any, audit: Any) -> None:
+        await record_revocation(audit, jti=jti, kid=kid)
+
+    _local(work)
+    if json:
+        print_json({"revoked_jti": jti, "revoked_kid": kid})
+    else:
+        typer.echo(
+            f"revoked {'token ' + jti if jti else ''}{' and ' if jti and kid else ''}"
+            f"{'signing key ' + kid if kid else ''}"
+        )
 
 
 def _local(work: Callable[[Any, Any], Awaitable[T]]) -> T:

@@ -123,8 +123,17 @@ def _api_server(settings: Settings, application: Application, host: str, port: i
         def capture_signals(self) -> Any:  # `up` owns SIGINT/SIGTERM and stops everything
             return contextlib.nullcontext()
 
+    from agentmesh.api.ws_protocol import MAX_FRAME_BYTES
+
     app = create_app(settings=settings, application=application)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ws_max_size=MAX_FRAME_BYTES,  # a bigger frame closes 1009 before it is buffered
+    )
     return Server(config)
 
 
@@ -139,7 +148,12 @@ async def run_up(
     bus_auth: BusAuthConfig | None = None
     if not url:
         bus_auth = BusAuthConfig.load_or_create(data_dir / "nats" / AUTH_FILE)
-        embedded = EmbeddedNats(data_dir / "nats", port=4222, auth=bus_auth)
+        embedded = EmbeddedNats(
+            data_dir / "nats",
+            port=4222,
+            auth=bus_auth,
+            sync_interval=settings.agentmesh_nats_sync_interval,
+        )
         url = embedded.start()  # main thread: the child's parent-death signal is tied to it
         logger.info(
             "embedded NATS (JetStream, auth callout) at {} (store {})", url, embedded.store_dir

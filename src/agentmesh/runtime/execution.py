@@ -38,7 +38,7 @@ from agentmesh.errors import BulkheadFullError, BulkheadTimeoutError, TaskPaused
 from agentmesh.observability import metrics, tracing
 from agentmesh.resilience import RetryConfig
 from agentmesh.runtime.context import CURRENT_TASK, TaskContext
-from agentmesh.runtime.ledger import TaskLedger, unique_first_delivery
+from agentmesh.runtime.ledger import TaskLedger, past_dedupe_window, unique_first_delivery
 from agentmesh.transports import Message
 from agentmesh.transports.message import error_context
 
@@ -192,7 +192,7 @@ class DurableExecutor:
         if agent.status == AgentStatus.QUARANTINED:
             await msg.nak(self.decline_delay / 10)  # not here: another agent takes it
             return
-        redelivered = msg.attempt > 1 or self._ask_always
+        redelivered = msg.attempt > 1 or self._ask_always or past_dedupe_window(env)
         if redelivered:
             done = await self.ledger.completed(tenant, task_id)
             if done is not None:  # handled before: announce again (deduped), never rerun

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from datetime import UTC, datetime
 from typing import Protocol
 
 from agentmesh import subjects
 from agentmesh.config import Settings, get_settings
 from agentmesh.envelope import Envelope
+from agentmesh.errors import ConfigError
 from agentmesh.kv.base import KeyValueStore, modify
 from agentmesh.kv.memory import MemoryKV
 from agentmesh.transports import Transport
@@ -136,6 +138,22 @@ class KvLedger:
         """The bucket lives on the transport's connection: nothing to release."""
 
 
+TRUST_FIRST_DELIVERY_SECONDS = 60.0
+"""A first delivery (attempt 1) of an envelope created longer ago than this is checked
+against the ledger even on brokers with ``unique_first_delivery``: it may be a copy
+re-published after the broker's dedupe window (JetStream's is 120 s) closed."""
+
+
+def past_dedupe_window(envelope: Envelope) -> bool:
+    """Whether ``envelope`` was created more than :data:`TRUST_FIRST_DELIVERY_SECONDS` ago
+    (an unreadable timestamp counts as old: the ledger is asked)."""
+    try:
+        age = (datetime.now(UTC) - envelope.timestamp).total_seconds()
+    except (ValueError, TypeError, KeyError):
+        return True
+    return age > TRUST_FIRST_DELIVERY_SECONDS
+
+
 def unique_first_delivery(transport: Transport) -> bool:
     """Whether a delivery with attempt 1 is the first of its envelope id on the broker:
     the broker drops re-published ids and counts every redelivery, crashes included (the
@@ -159,8 +177,24 @@ def ledger_for(transport: Transport, settings: Settings | None = None) -> TaskLe
     """
     found = _LEDGERS.get(transport)
     if found is None:
-        found = _LEDGERS[transport] = _new_ledger(transport, settings or get_settings())
+        settings = settings or get_settings()
+        check_retention(settings)
+        found = _LEDGERS[transport] = _new_ledger(transport, settings)
     return found
+
+
+def check_retention(settings: Settings) -> None:
+    """Refuse (``ConfigError``) a mesh whose redeliveries outlast the ledger's memory.
+
+    A task can be redelivered until ``AGENTMESH_ACK_WAIT`` x ``AGENTMESH_MAX_DELIVER`` after
+    its first delivery; a ledger that forgot its outcome sooner would let it run again.
+    """
+    window = settings.agentmesh_ack_wait * settings.agentmesh_max_deliver
+    if window > TTL_SECONDS:
+        raise ConfigError(
+            f"AGENTMESH_ACK_WAIT x AGENTMESH_MAX_DELIVER = {window:g} s outlasts the task "
+            f"ledger's retention of {TTL_SECONDS:g} s; lower one of them"
+        )
 
 
 def _new_ledger(transport: Transport, settings: Settings) -> TaskLedger:

@@ -6,6 +6,13 @@ algorithm confusion are refused), requires ``exp``, ``iat``, ``sub`` and ``tenan
 and checks ``aud``/``iss`` when configured. There is never a fallback secret: a missing
 key is a :class:`~agentmesh.errors.ConfigError`.
 
+Every token names its signing key in the ``kid`` header (:attr:`TokenService.key_id`, a
+digest of the key); a token naming any other key, or a malformed one, is refused. A
+:class:`~agentmesh.security.revocation.DenyList` refuses revoked tokens (``jti``) and
+revoked keys. Time checks allow ``leeway_seconds`` of clock skew (``JWT_LEEWAY_SECONDS``,
+default 60): a token expired 59 s ago is still accepted, one expired 61 s ago is not;
+the clock is injectable (``TokenService(config, clock=...)``).
+
 >>> svc = TokenService(TokenConfig(algorithm="HS256", secret="s" * 32))
 >>> claims = svc.verify(svc.create("alice", "acme", ["observer"]))
 >>> (claims.subject, claims.tenant_id, claims.roles)
@@ -14,11 +21,12 @@ key is a :class:`~agentmesh.errors.ConfigError`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,10 +36,14 @@ import jwt
 
 from agentmesh import ids
 from agentmesh.errors import ConfigError, Unauthorized, ValidationError
+from agentmesh.security.revocation import DenyList
 
 Algorithm = Literal["HS256", "HS384", "HS512", "RS256"]
 HMAC_ALGORITHMS: frozenset[str] = frozenset({"HS256", "HS384", "HS512"})
 DEFAULT_EXPIRATION_HOURS = 24.0
+DEFAULT_LEEWAY_SECONDS = 60.0
+"""Clock skew allowed on ``exp``/``iat``/``nbf`` (RFC 8725 recommends a small one)."""
+_KID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MIN_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 """RFC 7518 3.2: an HMAC key at least as long as the hash output."""
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -68,7 +80,7 @@ class TokenConfig:
     expiration_hours: float = DEFAULT_EXPIRATION_HOURS
     audience: str | None = None
     issuer: str | None = None
-    leeway_seconds: float = 0.0
+    leeway_seconds: float = DEFAULT_LEEWAY_SECONDS
 
     def __post_init__(self) -> None:
         if self.algorithm in HMAC_ALGORITHMS:
@@ -86,6 +98,8 @@ class TokenConfig:
             raise ConfigError(f"unsupported JWT_ALGORITHM {self.algorithm!r}")
         if self.expiration_hours <= 0:
             raise ConfigError("JWT_EXPIRATION_HOURS must be positive")
+        if not 0 <= self.leeway_seconds <= 300:
+            raise ConfigError("JWT_LEEWAY_SECONDS must be between 0 and 300")
 
     @classmethod
     def from_settings(cls, settings: Any) -> TokenConfig:
@@ -105,6 +119,7 @@ class TokenConfig:
             expiration_hours=float(settings.jwt_expiration_hours),
             audience=getattr(settings, "jwt_audience", None),
             issuer=getattr(settings, "jwt_issuer", None),
+            leeway_seconds=float(getattr(settings, "jwt_leeway_seconds", DEFAULT_LEEWAY_SECONDS)),
         )
 
     @classmethod
@@ -140,12 +155,20 @@ class Claims:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
 
+Clock = Callable[[], float]
+"""Seconds since the epoch (``time.time`` unless a test injects another)."""
+
+
 class TokenService:
     """Creates and verifies tokens for one :class:`TokenConfig`."""
 
-    def __init__(self, config: TokenConfig) -> None:
+    def __init__(
+        self, config: TokenConfig, *, deny: DenyList | None = None, clock: Clock = time.time
+    ) -> None:
         self.config = config
-        self._verified: OrderedDict[str, tuple[float, Claims]] = OrderedDict()
+        self._verified: OrderedDict[str, tuple[float, float, Claims]] = OrderedDict()
+        self.deny = deny if deny is not None else DenyList()
+        self.clock = clock
         if config.algorithm in HMAC_ALGORITHMS:
             self._sign_key: Any = config.secret
             self._verify_key: Any = config.secret
@@ -164,6 +187,11 @@ class TokenService:
                     self._verify_key = self._sign_key.public_key()
             except (ValueError, TypeError) as exc:
                 raise ConfigError(f"invalid RS256 PEM key: {exc}") from None
+        self.key_id = _key_id(self._verify_key)
+
+    def now(self) -> datetime:
+        """The service's clock as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     def create(
         self,
@@ -187,7 +215,7 @@ class TokenService:
         role_list = [r.value for r in parse_roles(roles)]
         if self._sign_key is None:
             raise ConfigError("RS256 signing needs JWT_PRIVATE_KEY_FILE")
-        issued = now or datetime.now(UTC)
+        issued = now or self.now()
         lifetime = expires_in or timedelta(hours=self.config.expiration_hours)
         claims: dict[str, Any] = {
             **(extra or {}),
@@ -202,20 +230,30 @@ class TokenService:
             claims["aud"] = self.config.audience
         if self.config.issuer:
             claims["iss"] = self.config.issuer
-        return jwt.encode(claims, self._sign_key, algorithm=self.config.algorithm)
+        return jwt.encode(
+            claims, self._sign_key, algorithm=self.config.algorithm, headers={"kid": self.key_id}
+        )
 
     def verify(self, token: str) -> Claims:
         """The claims of a valid token; anything else raises :class:`Unauthorized`.
 
-        A token verified before is answered from a bounded cache until it expires
-        (the claims of a signed token cannot change; only time can invalidate it)."""
+        A token verified before is answered from a bounded cache until it expires (the
+        claims of a signed token cannot change) or the deny list revokes it or its key."""
         hit = self._verified.get(token)
         if hit is not None:
-            if time.time() < hit[0]:
-                return hit[1]
+            claims = hit[2]
+            if (
+                hit[0] <= self.clock() < hit[1]
+                and not self.deny.token_revoked(claims.token_id)
+                and not self.deny.key_revoked(self.key_id)
+            ):
+                return claims
             del self._verified[token]
         claims = self._verify(token)
-        self._verified[token] = (claims.expires_at.timestamp() + self.config.leeway_seconds, claims)
+        leeway = self.config.leeway_seconds
+        nbf = claims.raw.get("nbf")
+        start = max(claims.issued_at.timestamp(), float(nbf) if isinstance(nbf, int | float) else 0)
+        self._verified[token] = (start - leeway, claims.expires_at.timestamp() + leeway, claims)
         if len(self._verified) > VERIFIED_CACHE_SIZE:
             self._verified.popitem(last=False)
         return claims
@@ -230,8 +268,19 @@ class TokenService:
             required.append("aud")
         if self.config.issuer:
             required.append("iss")
-        options: Any = {"require": required}
+        # time claims are checked below against the injectable clock, not PyJWT's
+        options: Any = {
+            "require": required,
+            "verify_exp": False,
+            "verify_iat": False,
+            "verify_nbf": False,
+        }
         try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            if kid is not None and (not isinstance(kid, str) or not _KID.match(kid)):
+                raise Unauthorized("invalid token: malformed kid", code="AUTH_INVALID")
+            if kid is not None and kid != self.key_id:
+                raise Unauthorized("invalid token: unknown signing key", code="AUTH_INVALID")
             data = jwt.decode(
                 token,
                 self._verify_key,
@@ -239,12 +288,16 @@ class TokenService:
                 audience=self.config.audience,
                 issuer=self.config.issuer,
                 options=options,
-                leeway=self.config.leeway_seconds,
             )
-        except jwt.ExpiredSignatureError:
-            raise Unauthorized("token expired", code="AUTH_INVALID") from None
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {exc}", code="AUTH_INVALID") from None
+        self._check_times(data)
+        # the signature verified with this service's key, so that key signed it
+        if self.deny.key_revoked(self.key_id):
+            raise Unauthorized("signing key revoked", code="AUTH_INVALID")
+        jti = data.get("jti") if isinstance(data.get("jti"), str) else None
+        if self.deny.token_revoked(jti):
+            raise Unauthorized("token revoked", code="AUTH_INVALID")
         tenant = data.get("tenant_id")
         if not isinstance(tenant, str) or not _TENANT.match(tenant):
             raise Unauthorized("token has no valid tenant_id claim", code="AUTH_INVALID")
@@ -266,9 +319,38 @@ class TokenService:
             roles=roles,
             issued_at=datetime.fromtimestamp(int(data["iat"]), UTC),
             expires_at=datetime.fromtimestamp(int(data["exp"]), UTC),
-            token_id=data.get("jti") if isinstance(data.get("jti"), str) else None,
+            token_id=jti,
             raw=data,
         )
+
+    def _check_times(self, data: Mapping[str, Any]) -> None:
+        now, leeway = self.clock(), self.config.leeway_seconds
+        try:
+            exp, iat = float(data["exp"]), float(data["iat"])
+            nbf = float(data["nbf"]) if "nbf" in data else None
+        except (TypeError, ValueError):
+            raise Unauthorized(
+                "invalid token: exp/iat/nbf must be numbers", code="AUTH_INVALID"
+            ) from None
+        if now > exp + leeway:
+            raise Unauthorized("token expired", code="AUTH_INVALID")
+        if iat > now + leeway:
+            raise Unauthorized("invalid token: issued in the future", code="AUTH_INVALID")
+        if nbf is not None and nbf > now + leeway:
+            raise Unauthorized("invalid token: not yet valid", code="AUTH_INVALID")
+
+
+def _key_id(verify_key: Any) -> str:
+    """A short digest naming the verification key (never reveals the key)."""
+    if isinstance(verify_key, str):
+        material = verify_key.encode()
+    else:
+        from cryptography.hazmat.primitives import serialization
+
+        material = verify_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    return hashlib.sha256(b"agentmesh-kid\0" + material).hexdigest()[:16]
 
 
 def token_service_from_settings(settings: Any) -> TokenService:

@@ -12,6 +12,11 @@ consumers tolerate but which wastes work)::
 
     relay = OutboxRelay(store, transport)
     await relay.run(stop_event)          # or: await relay.drain()
+
+``fault=`` is a deterministic fault-injection hook for crash testing: it is called with
+the point the relay reached (``before_publish``, ``after_publish``, ``before_mark``) and
+when it returns True the relay stops right there, as a killed process would (nothing
+more is published or marked) and :class:`RelayInterrupted` is raised.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from loguru import logger
 
 from agentmesh.envelope import Envelope
-from agentmesh.errors import AgentMeshError, EnvelopeError
+from agentmesh.errors import AgentMeshError, EnvelopeError, RelayInterrupted
 from agentmesh.observability import metrics, tracing
 from agentmesh.store.base import OutboxStore, ProcessedMessages
 from agentmesh.transports import Message, Transport
@@ -39,12 +44,18 @@ class OutboxRelay:
         *,
         batch_size: int = 100,
         interval: float = 0.05,
+        fault: Callable[[str], bool] | None = None,
     ) -> None:
         self.store = store
         self.transport = transport
         self.batch_size = batch_size
         self.interval = interval
+        self.fault = fault
         self.published = 0
+
+    def _crash_point(self, point: str) -> None:
+        if self.fault is not None and self.fault(point):
+            raise RelayInterrupted(f"outbox relay stopped by an injected fault at {point}")
 
     async def publish_batch(self) -> int:
         """Publish up to ``batch_size`` pending rows; returns how many were published.
@@ -62,16 +73,26 @@ class OutboxRelay:
                     logger.error("outbox row {} is not an envelope, skipped: {}", row.id, exc)
                     done.append(row.id)
                     continue
+                self._crash_point("before_publish")
                 with tracing.span("outbox.relay", parent=envelope, kind=tracing.SpanKind.PRODUCER):
                     tracing.inject(envelope)
                     await self.transport.publish(row.subject, envelope, durable=True)
+                self._crash_point("after_publish")
                 metrics.messages_sent.labels("outbox", row.subject.split(".", 3)[2]).inc()
                 done.append(row.id)
-        finally:
-            if done:
-                await self.store.outbox_mark_sent(done)
-                self.published += len(done)
+        except RelayInterrupted:
+            raise  # a crash: nothing else happens, not even the mark
+        except BaseException:
+            await self._mark(done)
+            raise
+        self._crash_point("before_mark")
+        await self._mark(done)
         return len(done)
+
+    async def _mark(self, done: list[int]) -> None:
+        if done:
+            await self.store.outbox_mark_sent(done)
+            self.published += len(done)
 
     async def drain(self, timeout: float = 30.0) -> int:
         """Publish until nothing is pending (or ``timeout``); returns rows published."""

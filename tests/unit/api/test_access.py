@@ -97,7 +97,7 @@ async def test_jwt_battery_hs256(api: Api) -> None:
     payload["roles"] = ["admin", "orchestrator"]
     battery = {
         "alg-none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims())}.",
-        "expired": jwt.encode(_claims(exp=_now() - 5, iat=_now() - 60), SECRET, "HS256"),
+        "expired": jwt.encode(_claims(exp=_now() - 120, iat=_now() - 180), SECRET, "HS256"),
         "missing-exp": jwt.encode(_claims(exp=None), SECRET, "HS256"),
         "missing-tenant": jwt.encode(_claims(tenant_id=None), SECRET, "HS256"),
         "tampered": f"{head}.{_b64(payload)}.{sig}",
@@ -181,10 +181,10 @@ async def test_cross_tenant_matrix(api: Api) -> None:
             for secret in (SECRET_MARK, "Agent of tenant-a", victim.task_id):
                 if secret in r.text and secret not in path:
                     failures.append(f"{role.value} {op}: leaked {secret}")
-            if role is Role.ADMIN:
-                want = 404 if op in OBJECT_OPERATIONS else 403
-                if r.status_code != want:
-                    failures.append(f"admin {op}: {r.status_code} != {want}")
+            if op in OBJECT_OPERATIONS and r.status_code != 404:  # never 403 on objects
+                failures.append(f"{role.value} {op}: {r.status_code} != 404")
+            if role is Role.ADMIN and op not in OBJECT_OPERATIONS and r.status_code != 403:
+                failures.append(f"admin {op}: {r.status_code} != 403")
             rid = r.headers["X-Request-ID"]
             flt = AuditFilter(tenant_id="tenant-a", request_id=rid)
             entries, _ = await api.ctx.audit.query(flt)

@@ -110,7 +110,7 @@ def test_alg_none_is_refused(hs: TokenService) -> None:
 @pytest.mark.parametrize(
     "claims",
     [
-        _claims(exp=_now() - 10, iat=_now() - 100),
+        _claims(exp=_now() - 120, iat=_now() - 200),
         _claims(exp=None),
         _claims(iat=None),
         _claims(tenant_id=None),
@@ -216,3 +216,48 @@ def test_parse_duration(text: str, seconds: int) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValidationError):
         parse_duration(text)
+
+
+def test_kid_names_the_key_and_foreign_or_malformed_kids_are_refused(hs: TokenService) -> None:
+    token = hs.create("alice", "acme", ["observer"])
+    assert jwt.get_unverified_header(token)["kid"] == hs.key_id
+    other = TokenService(TokenConfig(secret="o" * 64))
+    assert other.key_id != hs.key_id
+    now = _now()
+    claims = {"sub": "a", "tenant_id": "acme", "iat": now, "exp": now + 60}
+    for kid, reason in (("0" * 16, "unknown signing key"), ("../../etc/passwd", "malformed kid")):
+        forged = jwt.encode(claims, SECRET, "HS256", headers={"kid": kid})
+        with pytest.raises(Unauthorized, match=reason):
+            hs.verify(forged)
+    assert hs.verify(jwt.encode(claims, SECRET, "HS256")).subject == "a"  # no kid: this key
+
+
+def test_leeway_is_60_seconds_at_the_boundary_on_an_injected_clock() -> None:
+    now = 1_800_000_000.0
+    at = {"t": now}
+    svc = TokenService(TokenConfig(secret=SECRET), clock=lambda: at["t"])
+    assert svc.config.leeway_seconds == 60
+    token = svc.create("alice", "acme", ["observer"], expires_in=timedelta(seconds=10))
+    at["t"] = now + 10 + 59
+    assert svc.verify(token).subject == "alice"
+    at["t"] = now + 10 + 61
+    with pytest.raises(Unauthorized, match="expired"):
+        svc.verify(token)
+    at["t"] = now - 59  # minted by a host 59 s ahead
+    assert svc.verify(token).subject == "alice"
+    at["t"] = now - 61
+    with pytest.raises(Unauthorized, match="future"):
+        svc.verify(token)
+    with pytest.raises(ConfigError, match="LEEWAY"):
+        TokenConfig(secret=SECRET, leeway_seconds=301)
+
+
+def test_deny_list_refuses_a_revoked_token_and_a_revoked_key(hs: TokenService) -> None:
+    first, second = (hs.create("alice", "acme", ["observer"]) for _ in range(2))
+    hs.deny.revoke_token(hs.verify(first).token_id or "")
+    with pytest.raises(Unauthorized, match="token revoked"):
+        hs.verify(first)
+    assert hs.verify(second).subject == "alice"
+    hs.deny.revoke_key(hs.key_id)
+    with pytest.raises(Unauthorized, match="signing key revoked"):
+        hs.verify(second)

@@ -16,7 +16,6 @@ from agentmesh.api.context import ApiContext, get_context
 from agentmesh.api.errors import responses
 from agentmesh.api.schemas import BaseResponse, Strict, TenantResponse
 from agentmesh.commands import DeactivateTenant, GetTenant, ReactivateTenant
-from agentmesh.errors import Conflict
 from agentmesh.security.audit import AuditAction, AuditStatus
 from agentmesh.security.tenancy import Principal
 
@@ -105,7 +104,7 @@ async def reactivate_tenant(
     "/{tenant_id}/tokens/{token_id}/revoke",
     response_model=TokenRevokedResponse,
     operation_id="revoke_token",
-    responses=responses(401, 403, 409, 422),
+    responses=responses(401, 403, 404, 409, 422),
 )
 async def revoke_token(
     tenant_id: TenantPath,
@@ -114,14 +113,16 @@ async def revoke_token(
     principal: Principal = Depends(require("revoke_token")),
     ctx: ApiContext = Depends(get_context),
 ) -> TokenRevokedResponse:
-    """Revoke a token by its ``jti`` on the bus: refused from now on, its clients closed."""
-    if ctx.bus_guard is None:
-        raise Conflict(
-            "this control plane does not serve the bus auth callout, so it cannot revoke "
-            "bus access (revoke through the `agentmesh up` that runs the broker)",
-            code="NO_BUS_GUARD",
-        )
-    closed = await ctx.bus_guard.revoke_token(tenant_id, token_id)
+    """Revoke a token by its ``jti``: REST and the WebSocket refuse it from now on (the
+    deny list of every control plane on this store, reloaded every 5 s), and where this
+    control plane serves the bus auth callout its bus clients are closed at once."""
+    from agentmesh.security.revocation import record_revocation
+
+    await record_revocation(ctx.audit, jti=token_id, actor=principal.subject)
+    ctx.tokens.deny.revoke_token(token_id)
+    closed = 0
+    if ctx.bus_guard is not None:
+        closed = await ctx.bus_guard.revoke_token(tenant_id, token_id)
     await _record(
         ctx,
         request,

@@ -1,0 +1,280 @@
+"""Rows 14 and 15: the limits at their real defaults against a live control plane.
+
+Body 1 MiB, page size 1000, 1000 requests a minute per client and tenant, WebSocket
+frames 64 KiB, 100 sockets per tenant (5 per user), sessions closed at token expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import statistics
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from agentmesh.api.options import DEFAULT_RATE_LIMIT, ApiOptions, WsLimits
+from agentmesh.runtime.embedded import free_port
+from agentmesh.security.tokens import TokenService, token_service_from_settings
+from tests.chaos.conftest import FULL, Plane, Report, chaos_settings, cli_env, size
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.e2e
+MIB = 1024 * 1024
+SERVER = """
+import sys, uvicorn
+from agentmesh.api.fastapi_app import create_app
+uvicorn.run(create_app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+"""
+NOISY = """
+import asyncio, sys, httpx
+url, auth, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+async def main():
+    codes = []
+    async with httpx.AsyncClient(timeout=30) as http:
+        async def one(k):
+            for _ in range(k):
+                codes.append((await http.get(url, headers={"Authorization": auth})).status_code)
+        await asyncio.gather(one(n // 2), one(n - n // 2))
+    print(" ".join(map(str, codes)))
+asyncio.run(main())
+"""
+
+
+def tenant() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+async def closed_with(ws: ClientConnection, timeout: float = 10.0) -> int:
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                await ws.recv()
+            except ConnectionClosed as exc:
+                return exc.rcvd.code if exc.rcvd is not None else -1
+
+
+async def greeted(ws: ClientConnection) -> None:
+    assert json.loads(await ws.recv())["type"] == "connect"
+    assert json.loads(await ws.recv())["type"] == "auth_response"
+
+
+async def declared_body_status(base: str, path: str, headers: dict[str, str], length: int) -> int:
+    """The status of a POST declaring ``length`` bytes with ``Expect: 100-continue``: the
+    server answers before the body is sent (as a careful client sends it), so a refusal
+    is never lost to a connection reset while uploading."""
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{head}Content-Length: {length}\r\n"
+            "Expect: 100-continue\r\nConnection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def test_body_and_page_limits(plane: Plane, report: Report) -> None:
+    live, t = plane.live, tenant()
+    url = f"{live.url}/v1/tenants/{t}/agents"
+    h = {**live.auth(t, "admin"), "content-type": "application/json"}
+    limit = ApiOptions().body_limit_bytes
+    over_status = await declared_body_status(live.url, f"/v1/tenants/{t}/agents", h, limit + 1)
+    async with httpx.AsyncClient(timeout=30) as http:
+        at = await http.post(url, content=b" " * limit, headers=h)
+        page_over = await http.get(url, params={"limit": 1001}, headers=h)
+        page_max = await http.get(url, params={"limit": 1000}, headers=h)
+    report(
+        "14 limits",
+        f"body {limit + 1} B -> 413, {limit} B passes the limit",
+        f"{over_status} / {at.status_code}",
+        over_status == 413 and at.status_code != 413,
+    )
+    report(
+        "14 limits",
+        "page size bounded: limit=1001 refused (422), 1000 served",
+        f"{page_over.status_code} / {page_max.status_code}",
+        page_over.status_code == 422 and page_max.status_code == 200,
+    )
+    assert limit == MIB
+    assert over_status == 413
+    assert at.status_code == 422  # read and parsed: blank JSON is a validation error
+    assert page_over.status_code == 422
+    assert page_max.status_code == 200
+
+
+async def test_tenant_burst_is_429_while_another_tenant_keeps_its_latency(
+    tmp_path: Path, report: Report
+) -> None:
+    # the control plane in its own process, so the clients do not share its interpreter
+    settings = chaos_settings(tmp_path)
+    port = free_port()
+    with (tmp_path / "server.log").open("wb") as log:
+        server = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            SERVER,
+            str(port),
+            env={**cli_env(settings), "API_HOST": "127.0.0.1"},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        wait_until(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200,
+            60,
+            "the control plane process answering",
+        )
+        await burst_against(
+            f"http://127.0.0.1:{port}", token_service_from_settings(settings), report
+        )
+    finally:
+        server.terminate()
+        await server.wait()
+
+
+async def burst_against(base: str, tokens: TokenService, report: Report) -> None:
+    noisy, quiet = tenant(), tenant()
+    quota = DEFAULT_RATE_LIMIT
+    burst = size(2000, 400)
+    probes = size(300, 100)
+    noisy_url, quiet_url = (f"{base}/v1/tenants/{t}/agents" for t in (noisy, quiet))
+    noisy_h, quiet_h = (
+        {"Authorization": f"Bearer {tokens.create('prober', t, ['observer'])}"}
+        for t in (noisy, quiet)
+    )
+
+    async def timed(http: httpx.AsyncClient) -> float:
+        started = time.perf_counter()
+        r = await http.get(quiet_url, headers=quiet_h)
+        assert r.status_code == 200
+        return time.perf_counter() - started
+
+    def p99(samples: list[float]) -> float:
+        return statistics.quantiles(samples, n=100)[98]
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        # the noisy tenant spends its quota, then bursts from 2 concurrent clients
+        # while the quiet tenant (its own window) is probed one request at a time
+        used = [(await http.get(noisy_url, headers=noisy_h)).status_code for _ in range(quota)]
+        baseline = [await timed(http) for _ in range(probes)]
+        # the burst comes from another process (its own interpreter), 2 requests at a time
+        noisy_proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            NOISY,
+            noisy_url,
+            noisy_h["Authorization"],
+            str(burst),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        during: list[float] = []
+        while noisy_proc.returncode is None and len(during) < probes:
+            during.append(await timed(http))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(noisy_proc.wait()), 0.001)
+        out, _ = await noisy_proc.communicate()
+        codes = [int(c) for c in out.split()]
+    before, under = p99(baseline), p99(during)
+    report(
+        "14 limits",
+        f"a tenant over its quota ({quota}/60 s) -> every further request 429",
+        f"{used.count(200)} x 200 within quota, then {codes.count(429)}/{burst} x 429",
+        used.count(200) == quota and codes.count(429) == burst,
+    )
+    report(
+        "14 limits",
+        "other tenant's p99 during the refused burst <= 2x its baseline",
+        f"p99 {under * 1000:.1f} ms vs {before * 1000:.1f} ms "
+        f"({under / before:.2f}x, {len(during)} probes)",
+        under <= 2 * before,
+    )
+    assert used.count(200) == quota
+    assert codes.count(429) == burst
+    assert len(during) >= 10
+    if FULL:  # the latency target is judged at full size only (make chaos): the reduced
+        # run on a shared 2-core machine measures other jobs as much as this server
+        assert under <= 2 * before
+
+
+async def test_websocket_frame_cap_tenant_cap_and_expiry(plane: Plane, report: Report) -> None:
+    live, t = plane.live, tenant()
+    limits = WsLimits()
+    frame = limits.max_frame_bytes
+    # a ping padded to exactly the limit is served; one byte more closes 1009
+    pad = frame - len(json.dumps({"type": "ping", "message_id": "m", "pad": ""}))
+    exact = json.dumps({"type": "ping", "message_id": "m", "pad": "x" * pad})
+    assert len(exact) == frame
+    async with connect(f"{live.ws_url}?token={live.token(t)}", max_size=None) as ws:
+        await greeted(ws)
+        await ws.send(exact)
+        pong = json.loads(await ws.recv())
+        await ws.send(exact + " ")
+        too_big = await closed_with(ws)
+    report(
+        "14 limits",
+        f"WS frame of {frame} B served, {frame + 1} B -> close 1009",
+        f"{pong['type']} / {too_big}",
+        pong["type"] == "pong" and too_big == 1009,
+    )
+    assert pong["type"] == "pong"
+    assert too_big == 1009
+
+    cap = limits.per_tenant
+    users = -(-cap // limits.per_user)
+    sockets: list[ClientConnection] = []
+    try:
+        for u in range(users):
+            token = live.token(t, "observer", sub=f"user-{u}")
+            for _ in range(limits.per_user):
+                if len(sockets) < cap:
+                    ws = await connect(f"{live.ws_url}?token={token}")
+                    await greeted(ws)
+                    sockets.append(ws)
+        extra_token = live.token(t, "observer", sub="one-more")
+        async with connect(f"{live.ws_url}?token={extra_token}") as ws:
+            over_cap = await closed_with(ws)
+        other = tenant()
+        async with connect(f"{live.ws_url}?token={live.token(other)}") as ws:
+            await greeted(ws)
+            other_ok = True
+    finally:
+        await asyncio.gather(*(s.close() for s in sockets))
+    report(
+        "14 limits",
+        f"per-tenant WS cap {cap}: socket {cap + 1} -> 4001, other tenant served",
+        f"{len(sockets)} open, next closed {over_cap}, other tenant served {other_ok}",
+        len(sockets) == cap and over_cap == 4001 and other_ok,
+    )
+    assert len(sockets) == cap
+    assert over_cap == 4001
+
+    lifetime = 3.0
+    short = live.tokens.create("brief", t, ["observer"], expires_in=timedelta(seconds=lifetime))
+    expires_at = live.tokens.verify(short).expires_at.timestamp()
+    async with connect(f"{live.ws_url}?token={short}") as ws:
+        await greeted(ws)
+        code = await closed_with(ws, timeout=70)
+        late = time.time() - expires_at
+    report(
+        "15 WS expiry",
+        "session closed <= 60 s after its token's expiry",
+        f"closed {code} {late:.1f} s after expiry",
+        code == 1008 and late <= 60,
+    )
+    assert code == 1008
+    assert late <= 60
