@@ -24,6 +24,7 @@ from agentmesh.envelope import Envelope
 from agentmesh.errors import AgentMeshError
 from agentmesh.mesh import Mesh
 from agentmesh.patterns.workflows import WorkflowHost
+from agentmesh.runtime.leader import Leadership, leader_for
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.quota_responder import QuotaResponder
 from agentmesh.runtime.recorder import TaskRecorder
@@ -38,7 +39,12 @@ from agentmesh.store.persistence import Persistence, open_persistence
 
 
 class ControlPlane:
-    """Everything ``agentmesh up`` runs besides agents and the HTTP server."""
+    """Everything ``agentmesh up`` runs besides agents and the HTTP server.
+
+    Several replicas may share one PostgreSQL store and one broker: the outbox relay and
+    the tracker's sweep run on the :attr:`leader` only; the recorder, the tracker's agent
+    commands, the projector and the safety plane run everywhere (idempotent; see the
+    README's *Cluster mode*)."""
 
     def __init__(
         self,
@@ -62,6 +68,9 @@ class ControlPlane:
         self.workflows: WorkflowHost | None = None
         self._tool_audit: ToolCallAudit | None = None
         self.safety: SafetyPlane | None = None
+        self.relay: OutboxRelay | None = None
+        self.leader: Leadership = leader_for(self.settings.effective_database_url)
+        """Held by one replica of a shared store: it runs the relay and the tracker's sweep."""
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -80,12 +89,14 @@ class ControlPlane:
         await self.audit.connect()
         p.projector.attach(AuditTrail(self.audit))
         self._bus = build_bus(p.store, p.read_models, self.crypto)
+        await self.leader.start()
         self.tracker = TaskTracker(
             self.mesh.transport,
             self._bus,
             self.mesh.registry,
             ledger_for(self.mesh.transport),
             sweep_interval=self.sweep_interval,
+            leading=lambda: self.leader.is_leader,
         )
         await self.tracker.start()
         self.recorder = TaskRecorder(
@@ -103,10 +114,10 @@ class ControlPlane:
         await self._tool_audit.start()
         self.safety = SafetyPlane(self.mesh.transport, self._bus, self.mesh.registry)
         await self.safety.start()
-        relay = OutboxRelay(p.store, self.mesh.transport)
+        relay = self.relay = OutboxRelay(p.store, self.mesh.transport)
         self._stop.clear()
         self._tasks = [
-            asyncio.create_task(relay.run(self._stop)),
+            asyncio.create_task(relay.run(self._stop, leading=lambda: self.leader.is_leader)),
             asyncio.create_task(self._project()),
         ]
 
@@ -159,6 +170,7 @@ class ControlPlane:
             await self._tool_audit.stop()
         if self.safety is not None:
             await self.safety.stop()
+        await self.leader.stop()
         if self.audit is not None:
             await self.audit.close()
             self.audit = None

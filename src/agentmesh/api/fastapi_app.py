@@ -193,7 +193,15 @@ def create_app(
             ("projector", lambda s: p.projector.run(s, opts.projector_interval)),
             ("ws feed", feed.run),
             ("ws metrics", MetricsPusher(hub, _metrics_provider(ctx), opts.metrics_interval).run),
-            ("anomalies", anomaly_loop(feed, ctx, mesh_.registry if mesh_ is not None else None)),
+            (
+                "anomalies",
+                anomaly_loop(
+                    feed,
+                    ctx,
+                    mesh_.registry if mesh_ is not None else None,
+                    leading=(lambda: plane_.leader.is_leader) if plane_ is not None else None,
+                ),
+            ),
         ]
         relay_here = opts.run_relay and plane_ is None
         if mesh_ is not None and relay_here:

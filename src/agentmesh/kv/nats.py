@@ -72,7 +72,12 @@ class NatsKV:
                     except nats.js.errors.BucketNotFoundError:
                         try:
                             self._kv = await js.create_key_value(
-                                KeyValueConfig(bucket=self.bucket, history=1, ttl=self.ttl)
+                                KeyValueConfig(
+                                    bucket=self.bucket,
+                                    history=1,
+                                    ttl=self.ttl,
+                                    replicas=self._transport.replicas,
+                                )
                             )
                         except nats.js.errors.BadRequestError:
                             self._kv = await js.key_value(self.bucket)  # lost a creation race

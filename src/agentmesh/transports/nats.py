@@ -61,6 +61,17 @@ def stream_for(subject: str) -> tuple[str, str]:
     return subjects.stream_name(tenant, kind), f"{subjects.PREFIX}.{tenant}.{kind}.>"
 
 
+def cluster_replicas(nc: NatsClient) -> int:
+    """3 when ``nc`` is connected to a cluster that has at least three servers (the
+    configured URLs plus those the cluster announced), else 1."""
+    info: dict[str, Any] = getattr(nc, "_server_info", None) or {}
+    if not info.get("cluster"):
+        return 1
+    known = {f"{u.hostname}:{u.port}" for u in (s.uri for s in nc._server_pool)}
+    known.update(str(u) for u in info.get("connect_urls") or ())
+    return 3 if len(known) >= 3 else 1
+
+
 class _JsRaw:
     __slots__ = ("_msg", "attempt", "data", "reply", "subject")
 
@@ -103,6 +114,7 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
         *,
         connect_timeout: float = 4.0,
         name: str = "agentmesh",
+        replicas: int | None = None,
     ) -> None:
         super().__init__(url, TransportCapabilities(unique_first_delivery=True))
         self._connect_timeout = connect_timeout
@@ -112,6 +124,11 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
         self._streams: set[str] = set()
         self._stream_lock = asyncio.Lock()
         self._closing = False
+        self._replicas = replicas
+        self.replicas = replicas or 1
+        """JetStream replicas of the streams and key-value buckets this transport creates:
+        the ``replicas`` argument, else 3 on a NATS cluster of three or more servers (R3),
+        else 1."""
 
     # -- connection ---------------------------------------------------------------------
     async def connect(self) -> None:
@@ -151,6 +168,7 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
             max_payload=self._nc.max_payload, unique_first_delivery=True
         )
         self._js = self._nc.jetstream(timeout=5.0)
+        self.replicas = self._replicas or cluster_replicas(self._nc)
 
     @property
     def jetstream(self) -> Any:
@@ -242,6 +260,7 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
                 storage=StorageType.FILE,
                 max_age=STREAM_MAX_AGE,
                 duplicate_window=120.0,
+                num_replicas=self.replicas,
             )
             try:
                 await self._js.add_stream(config)
