@@ -31,6 +31,7 @@ MODULES = [
     "bench.federated",
     "bench.tracing",
     "bench.safety",
+    "bench.cluster",
 ]
 RESULTS = Path(__file__).parent / "results"
 
