@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import threading
@@ -21,6 +24,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from agentmesh.cli.cluster import ClusterSpec, LocalCluster
 from agentmesh.config import Settings
@@ -189,3 +193,101 @@ def test_a_rolling_restart_of_the_nats_nodes_under_load_loses_nothing(
     with _client(c, 0, tenant) as client:
         wait_until(lambda: _completed(client, tenant) == TASKS, 240, f"{TASKS} tasks completed")
     _exactly_once(c, tenant, runs, ids)
+    asyncio.run(_ws_follows_other_replica(c, tenant))
+
+
+async def _ws_follows_other_replica(c: LocalCluster, tenant: str) -> None:
+    """A /ws client of replica 0 sees a task submitted on replica 1 complete."""
+    token = cli_token(c.base_env, tenant)
+    ws_url = c.api_urls[0].replace("http://", "ws://") + f"/ws?token={token}"
+    async with connect(ws_url) as ws:
+        await ws.send(json.dumps({"type": "SUBSCRIBE", "data": {"channel": "tasks"}}))
+        async with httpx.AsyncClient(base_url=c.api_urls[1], timeout=30) as http:
+            r = await http.post(
+                f"/v1/tenants/{tenant}/tasks",
+                json={"capability": "count", "payload": {"n": -1}},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert r.status_code == 201, r.text
+            task_id = r.json()["task_id"]
+        async with asyncio.timeout(60):
+            while True:
+                msg = json.loads(await ws.recv())
+                if msg["type"] == "ping":
+                    pong = {"type": "pong", "data": {"message_id": msg["message_id"]}}
+                    await ws.send(json.dumps(pong))
+                elif (
+                    msg["type"] == "task_update"
+                    and msg["data"].get("task_id") == task_id
+                    and msg["data"].get("status") == "completed"
+                ):
+                    return
+
+
+def test_up_cluster_starts_the_topology_and_sigterm_stops_every_process(tmp_path: Path) -> None:
+    name = asyncio.run(create_pg_database())
+    url = _db_url(name).replace("postgresql://", "postgresql+asyncpg://", 1)
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "AGENTMESH_DATA_DIR": str(tmp_path / "data"),
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("NATS_URL", None)
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        up = subprocess.Popen(
+            [AGENTMESH, "up", "--cluster", "3", "--replicas", "2", "--agents", "1", "--port", "18650"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        planes = wait_until(
+            lambda: re.findall(r"control plane: (http://\S+)", log.read_text()) or None,
+            120,
+            "the cluster's control planes announced",
+        )
+        assert len(planes) == 2
+        ports = [int(p.rsplit(":", 1)[1]) for p in planes]
+        assert ports[1] == ports[0] + 1  # consecutive
+        for p in planes:
+            assert httpx.get(f"{p}/health/ready", timeout=10).json()["status"] == "healthy"
+        nats_urls = re.search(r"NATS cluster \(JetStream R3\): (\S+)", log.read_text())
+        assert nats_urls is not None
+        assert len(nats_urls.group(1).split(",")) == 3
+        children = _children(up.pid)
+        assert len(children) >= 6  # 3 nats-server, 2 planes, 1 agent
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(60) == 0
+        wait_until(lambda: not [c for c in children if _alive(c)], 30, "every child stopped")
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        asyncio.run(drop_pg_database(name))
+
+
+def test_up_cluster_refuses_a_bad_size() -> None:
+    out = subprocess.run(
+        [AGENTMESH, "up", "--cluster", "12"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert "--cluster" in out.stderr
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, timeout=10
+    )
+    return [int(p) for p in out.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"

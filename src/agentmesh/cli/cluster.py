@@ -31,7 +31,7 @@ from pathlib import Path
 
 from agentmesh.config import Settings
 from agentmesh.errors import BrokerUnavailable
-from agentmesh.runtime.embedded import port_free
+from agentmesh.runtime.embedded import _die_with_parent, port_free
 from agentmesh.runtime.nats_cluster import NatsCluster
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -71,6 +71,7 @@ class _Proc:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
 
     @property
