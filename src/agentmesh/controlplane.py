@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 from loguru import logger
 
@@ -117,9 +118,24 @@ class ControlPlane:
         relay = self.relay = OutboxRelay(p.store, self.mesh.transport)
         self._stop.clear()
         self._tasks = [
-            asyncio.create_task(relay.run(self._stop, leading=lambda: self.leader.is_leader)),
+            asyncio.create_task(
+                self._supervise(
+                    "outbox relay",
+                    lambda: relay.run(self._stop, leading=lambda: self.leader.is_leader),
+                )
+            ),
             asyncio.create_task(self._project()),
         ]
+
+    async def _supervise(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run a background loop until stop; an unexpected error restarts it (logged)."""
+        while not self._stop.is_set():
+            try:
+                await loop()
+            except Exception as exc:  # noqa: BLE001 - a background loop must outlive any one failure
+                logger.error("{} failed ({}: {}); restarting", name, type(exc).__name__, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), 1.0)
 
     async def _audit_rejected(self, env: Envelope, subject: str, reason: str) -> None:
         """An offer the recorder could not record: dead-lettered, and audited here."""

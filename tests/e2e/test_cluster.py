@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import json
 import os
 import re
@@ -92,12 +93,18 @@ def _create_tenant(c: LocalCluster, tenant: str) -> None:
 
 
 def _submit(client: httpx.Client, tenant: str, n: int, ids: list[str]) -> None:
-    for i in range(n):
+    """Submit ``n`` tasks through REST, 8 requests at a time; their ids go to ``ids``."""
+
+    def one(i: int) -> None:
         r = client.post(
             f"/v1/tenants/{tenant}/tasks", json={"capability": "count", "payload": {"n": i}}
         )
         assert r.status_code == 201, r.text
         ids.append(r.json()["task_id"])
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        for f in [pool.submit(one, i) for i in range(n)]:
+            f.result()
 
 
 def _completed(client: httpx.Client, tenant: str) -> int:
@@ -237,7 +244,18 @@ def test_up_cluster_starts_the_topology_and_sigterm_stops_every_process(tmp_path
     log = tmp_path / "up.log"
     with log.open("wb") as out:
         up = subprocess.Popen(
-            [AGENTMESH, "up", "--cluster", "3", "--replicas", "2", "--agents", "1", "--port", "18650"],
+            [
+                AGENTMESH,
+                "up",
+                "--cluster",
+                "3",
+                "--replicas",
+                "2",
+                "--agents",
+                "1",
+                "--port",
+                "18650",
+            ],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -279,16 +279,19 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
             await self.nc.publish(subject, data)
 
     async def _js_publish(self, subject: str, data: bytes, msg_id: str) -> None:
-        await self.ensure_stream(subject)
         try:
-            await self._js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
-        except nats.js.errors.NoStreamResponseError:
-            self._streams.discard(stream_for(subject)[0])
             await self.ensure_stream(subject)
-            await self._js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
-        except (nats.errors.TimeoutError, nats.errors.ConnectionClosedError) as exc:
+            try:
+                await self._js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
+            except nats.js.errors.NoStreamResponseError:
+                self._streams.discard(stream_for(subject)[0])
+                await self.ensure_stream(subject)
+                await self._js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
+        except (TimeoutError, nats.errors.Error) as exc:
+            # a timeout, a closed connection, or no responder while a cluster node is
+            # down and the stream elects a new leader: the publish may be retried
             raise BrokerUnavailable(
-                f"JetStream at {self.url} did not confirm {subject}: {exc}"
+                f"JetStream at {self.url} did not confirm {subject}: {exc or type(exc).__name__}"
             ) from None
 
     # -- request/reply ------------------------------------------------------------------
