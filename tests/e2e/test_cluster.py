@@ -77,7 +77,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[LocalCluster, str, Path]]:
 def _client(c: LocalCluster, index: int, tenant: str) -> httpx.Client:
     token = cli_token(c.base_env, tenant)
     return httpx.Client(
-        base_url=c.api_urls[index], headers={"Authorization": f"Bearer {token}"}, timeout=30
+        base_url=c.api_urls[index], headers={"Authorization": f"Bearer {token}"}, timeout=120
     )
 
 
