@@ -125,10 +125,7 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
         self._stream_lock = asyncio.Lock()
         self._closing = False
         self._replicas = replicas
-        self.replicas = replicas or 1
-        """JetStream replicas of the streams and key-value buckets this transport creates:
-        the ``replicas`` argument, else 3 on a NATS cluster of three or more servers (R3),
-        else 1."""
+        self.replicas = replicas or 1  # of created streams and KV buckets: cluster_replicas()
 
     # -- connection ---------------------------------------------------------------------
     async def connect(self) -> None:
@@ -288,8 +285,7 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
                 await self.ensure_stream(subject)
                 await self._js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
         except (TimeoutError, nats.errors.Error) as exc:
-            # a timeout, a closed connection, or no responder while a cluster node is
-            # down and the stream elects a new leader: the publish may be retried
+            # timeout, closed, or no responder while a stream elects a leader: retryable
             raise BrokerUnavailable(
                 f"JetStream at {self.url} did not confirm {subject}: {exc or type(exc).__name__}"
             ) from None
