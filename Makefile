@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: install chromium run test unit lint format bench bench-tools chaos clean
+.PHONY: install chromium run cluster test unit lint format bench bench-tools chaos clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ install: $(STAMP)
 
 run: install  ## the embedded mesh: control plane + NATS + SQLite + demo agents
 	$(VENV)/bin/agentmesh up --demo
+
+cluster: install  ## 3 NATS nodes (JetStream R3) + PostgreSQL (DATABASE_URL) + 2 control planes + 3 agents
+	$(VENV)/bin/agentmesh up --cluster 3
 
 chromium:  ## the system browser the web UI tests drive (Playwright downloads none)
 	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }

@@ -33,6 +33,7 @@ MODULES = [
     "bench.safety",
     "bench.scale",
     "bench.bus_auth",
+    "bench.cluster",
 ]
 RESULTS = Path(__file__).parent / "results"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 from loguru import logger
 
@@ -25,6 +26,7 @@ from agentmesh.errors import AgentMeshError
 from agentmesh.mesh import Mesh
 from agentmesh.patterns.workflows import WorkflowHost
 from agentmesh.runtime.approvals import ApprovalService
+from agentmesh.runtime.leader import Leadership, leader_for
 from agentmesh.runtime.ledger import ledger_for
 from agentmesh.runtime.quota_responder import QuotaResponder
 from agentmesh.runtime.recorder import TaskRecorder
@@ -39,7 +41,12 @@ from agentmesh.store.persistence import Persistence, open_persistence
 
 
 class ControlPlane:
-    """Everything ``agentmesh up`` runs besides agents and the HTTP server."""
+    """Everything ``agentmesh up`` runs besides agents and the HTTP server.
+
+    Several replicas may share one PostgreSQL store and one broker: the outbox relay and
+    the tracker's sweep run on the :attr:`leader` only; the recorder, the tracker's agent
+    commands, the projector and the safety plane run everywhere (idempotent; see the
+    README's *Cluster mode*)."""
 
     def __init__(
         self,
@@ -64,6 +71,9 @@ class ControlPlane:
         self._tool_audit: ToolCallAudit | None = None
         self.safety: SafetyPlane | None = None
         self.approvals: ApprovalService | None = None
+        self.relay: OutboxRelay | None = None
+        self.leader: Leadership = leader_for(self.settings.effective_database_url)
+        """Held by one replica of a shared store: it runs the relay and the tracker's sweep."""
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -82,12 +92,14 @@ class ControlPlane:
         await self.audit.connect()
         p.projector.attach(AuditTrail(self.audit))
         self._bus = build_bus(p.store, p.read_models, self.crypto)
+        await self.leader.start()
         self.tracker = TaskTracker(
             self.mesh.transport,
             self._bus,
             self.mesh.registry,
             ledger_for(self.mesh.transport),
             sweep_interval=self.sweep_interval,
+            leading=lambda: self.leader.is_leader,
         )
         await self.tracker.start()
         self.recorder = TaskRecorder(
@@ -112,12 +124,27 @@ class ControlPlane:
             webhook_secret=self.settings.jwt_secret_key or "",
         )
         await self.approvals.start()  # approval requests over the bus, deadlines
-        relay = OutboxRelay(p.store, self.mesh.transport)
+        relay = self.relay = OutboxRelay(p.store, self.mesh.transport)
         self._stop.clear()
         self._tasks = [
-            asyncio.create_task(relay.run(self._stop)),
+            asyncio.create_task(
+                self._supervise(
+                    "outbox relay",
+                    lambda: relay.run(self._stop, leading=lambda: self.leader.is_leader),
+                )
+            ),
             asyncio.create_task(self._project()),
         ]
+
+    async def _supervise(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run a background loop until stop; an unexpected error restarts it (logged)."""
+        while not self._stop.is_set():
+            try:
+                await loop()
+            except Exception as exc:  # noqa: BLE001 - a background loop must outlive any one failure
+                logger.error("{} failed ({}: {}); restarting", name, type(exc).__name__, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), 1.0)
 
     async def _audit_rejected(self, env: Envelope, subject: str, reason: str) -> None:
         """An offer the recorder could not record: dead-lettered, and audited here."""
@@ -170,6 +197,7 @@ class ControlPlane:
             await self.safety.stop()
         if self.approvals is not None:
             await self.approvals.stop()
+        await self.leader.stop()
         if self.audit is not None:
             await self.audit.close()
             self.audit = None

@@ -51,8 +51,10 @@ class ToolCallAudit:
         self._sub: Subscription | None = None
 
     async def start(self) -> None:
+        # a queue group: with several control-plane replicas each call is audited once
+        queue = "am-plane-tool-audit" if self.transport.capabilities.queue_groups else None
         self._sub = await self.transport.subscribe(
-            subjects.events_of("llm.tool_call"), self._on_event
+            subjects.events_of("llm.tool_call"), self._on_event, queue=queue
         )
 
     async def stop(self) -> None:

@@ -70,9 +70,16 @@ async def metrics_history(
 
 
 def anomaly_loop(
-    feed: StoreFeed, ctx: ApiContext, registry: Any | None = None, interval: float = 0.5
+    feed: StoreFeed,
+    ctx: ApiContext,
+    registry: Any | None = None,
+    interval: float = 0.5,
+    leading: Callable[[], bool] | None = None,
 ) -> Callable[[asyncio.Event], Awaitable[None]]:
-    """Wire an :class:`AnomalyWatch` to ``feed`` and return its loop (tick + publish)."""
+    """Wire an :class:`AnomalyWatch` to ``feed`` and return its loop (tick + publish).
+
+    Every replica pushes its anomalies to its own ``/ws`` clients; only the one for which
+    ``leading`` returns True (the plane's leader) audits them, once."""
     watch = AnomalyWatch(
         heartbeat_gaps=(lambda: registry_gaps(registry)) if registry is not None else None
     )
@@ -83,14 +90,15 @@ def anomaly_loop(
         data = a.to_dict()
         # audited before it is announced: a client that reads the audit log on the WS
         # message finds the entry
-        await ctx.record(
-            AuditAction.ANOMALY_DETECTED,
-            AuditStatus.SUCCESS,
-            tenant_id=a.tenant_id,
-            resource_type="stream",
-            resource_id=a.stream,
-            details=data,
-        )
+        if leading is None or leading():
+            await ctx.record(
+                AuditAction.ANOMALY_DETECTED,
+                AuditStatus.SUCCESS,
+                tenant_id=a.tenant_id,
+                resource_type="stream",
+                resource_id=a.stream,
+                details=data,
+            )
         ctx.hub.publish(
             a.tenant_id,
             "system",

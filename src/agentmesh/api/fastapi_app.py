@@ -221,7 +221,15 @@ def create_app(
             ("revocations", revocation_loop(token_svc, audit_db, opts.revocation_interval)),
             ("ws feed", feed.run),
             ("ws metrics", MetricsPusher(hub, _metrics_provider(ctx), opts.metrics_interval).run),
-            ("anomalies", anomaly_loop(feed, ctx, mesh_.registry if mesh_ is not None else None)),
+            (
+                "anomalies",
+                anomaly_loop(
+                    feed,
+                    ctx,
+                    mesh_.registry if mesh_ is not None else None,
+                    leading=(lambda: plane_.leader.is_leader) if plane_ is not None else None,
+                ),
+            ),
         ]
         relay_here = opts.run_relay and plane_ is None
         if mesh_ is not None and relay_here:

@@ -68,11 +68,39 @@ def up(
     api: Annotated[bool, typer.Option("--api/--no-api", help="Serve the control plane.")] = True,
     host: Annotated[str | None, typer.Option(help="Control plane host (default API_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Control plane port (default API_PORT).")] = None,
+    cluster: Annotated[
+        int,
+        typer.Option(
+            "--cluster",
+            min=0,
+            max=9,
+            help="Run a local NATS cluster of N nodes (JetStream R3) with several control "
+            "planes on PostgreSQL (DATABASE_URL) and agent processes instead.",
+        ),
+    ] = 0,
+    replicas: Annotated[
+        int, typer.Option(min=1, max=9, help="With --cluster: control-plane replicas.")
+    ] = 2,
+    agents: Annotated[
+        int, typer.Option(min=0, max=32, help="With --cluster: agent processes.")
+    ] = 3,
 ) -> None:
     """Start the embedded mesh: NATS (JetStream) + registry + control plane (+ demo)."""
     from agentmesh.cli.up import run_up
 
     settings = load_settings()
+    if cluster:
+        from agentmesh.cli.cluster import ClusterSpec, run_cluster
+
+        spec = ClusterSpec(
+            size=cluster, replicas=replicas, agents=agents, port=port or settings.api_port
+        )
+        spec.demo = demo
+        try:
+            run_cluster(settings, spec)
+        except AgentMeshError as exc:
+            fail(str(exc))
+        return
     asyncio.run(
         run_up(
             settings,

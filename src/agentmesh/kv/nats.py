@@ -75,7 +75,11 @@ class NatsKV:
                                 # direct gets name the key in the request subject, so
                                 # the bus permissions can scope reads to a tenant's keys
                                 KeyValueConfig(
-                                    bucket=self.bucket, history=1, ttl=self.ttl, direct=True
+                                    bucket=self.bucket,
+                                    history=1,
+                                    ttl=self.ttl,
+                                    direct=True,
+                                    replicas=self._transport.replicas,
                                 )
                             )
                         except nats.js.errors.BadRequestError:

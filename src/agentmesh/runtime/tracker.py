@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,12 +85,15 @@ class TaskTracker:
         *,
         sweep_interval: float = 5.0,
         beat_interval: float = 10.0,
+        leading: Callable[[], bool] | None = None,
     ) -> None:
         self.transport = transport
         self.bus = bus
         self.registry = registry
         self.ledger = ledger
         self.sweep_interval = sweep_interval
+        self.leading = leading or (lambda: True)
+        """Sweeps and heartbeat records run only while it returns True (one replica)."""
         self._subs: list[Subscription] = []
         self._sweeper: asyncio.Task[None] | None = None
         self.applied = 0
@@ -181,7 +185,7 @@ class TaskTracker:
         """Record a heartbeat in the store at most every ``beat_interval`` seconds per agent
         (the live registry has every one)."""
         key = (record.tenant_id, record.agent_id)
-        if key not in self._in_store:
+        if key not in self._in_store or not self.leading():
             return
         last = self._beats.get(key)
         if last is not None and record.last_seen - last < self.beat_interval:
@@ -208,6 +212,8 @@ class TaskTracker:
     async def _sweep_loop(self) -> None:
         while True:
             await asyncio.sleep(self.sweep_interval)
+            if not self.leading():
+                continue
             try:
                 await self.sweep()
             except Exception:  # noqa: BLE001 - the sweep loop survives a failed pass

@@ -7,8 +7,9 @@ with ``durable=True`` and marks them sent afterwards. A crash between publish an
 republishes the row: delivery is at-least-once, and consumers stay correct by being
 idempotent (:class:`IdempotentHandler`, keyed by envelope id).
 
-Run one relay per store (several would publish the same rows twice, which idempotent
-consumers tolerate but which wastes work)::
+Run one relay per store (several would publish the same rows twice, which the
+JetStream dedupe window and idempotent consumers tolerate but which wastes work); the
+control plane gates it with a leader election (:mod:`agentmesh.runtime.leader`)::
 
     relay = OutboxRelay(store, transport)
     await relay.run(stop_event)          # or: await relay.drain()
@@ -106,10 +107,16 @@ class OutboxRelay:
                 break
         return total
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Poll until ``stop`` is set; a broker outage is logged and retried."""
+    async def run(self, stop: asyncio.Event, *, leading: Callable[[], bool] | None = None) -> None:
+        """Poll until ``stop`` is set; a broker outage is logged and retried. With
+        ``leading``, publish only while it returns True (the replica holding the
+        leadership of a shared store)."""
         backoff = self.interval
         while not stop.is_set():
+            if leading is not None and not leading():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.interval)
+                continue
             try:
                 n = await self.publish_batch()
                 backoff = self.interval

@@ -44,6 +44,8 @@ from agentmesh.store.read_model_projections import Table, default_projections
 from agentmesh.store.sealing import Sealer
 
 Key = tuple[Any, ...]
+PROJECTION_LOCK = 7_431_250_003
+"""PostgreSQL advisory lock held by a projector while it writes a page (one at a time)."""
 
 
 class Projection(Protocol):
@@ -92,6 +94,10 @@ class ProjectionStatus:
     @property
     def lag(self) -> int:
         return max(self.head - self.checkpoint, 0)
+
+
+class _Rebuilt(Exception):
+    """Another process reset the checkpoints (a rebuild) while this pass ran."""
 
 
 class _FoldError(Exception):
@@ -147,9 +153,13 @@ class Projector:
 
     async def checkpoints(self) -> dict[str, int]:
         async with self.db.read() as c:
-            rows = await c.fetch("SELECT name, position FROM projection_checkpoints")
-        stored = {str(n): int(p) for n, p in rows}
+            stored = await self._read_checkpoints(c)
         return {name: stored.get(name, 0) for name in self._names()}
+
+    @staticmethod
+    async def _read_checkpoints(c: Connection) -> dict[str, int]:
+        rows = await c.fetch("SELECT name, position FROM projection_checkpoints")
+        return {str(n): int(p) for n, p in rows}
 
     async def status(self) -> list[ProjectionStatus]:
         """Checkpoint, head and lag of every projection (also sets the lag metric)."""
@@ -178,7 +188,15 @@ class Projector:
             return total
 
     async def _pass(self) -> int:
-        """One catch-up pass (the caller holds the lock)."""
+        """One catch-up pass (the caller holds the lock), restarted from the checkpoints
+        when another process rebuilt the read models meanwhile."""
+        while True:
+            try:
+                return await self._pass_once()
+            except _Rebuilt:
+                continue
+
+    async def _pass_once(self) -> int:
         cps = await self.checkpoints()
         start = min(cps.values(), default=0) + 1
         total = 0
@@ -210,6 +228,8 @@ class Projector:
         """Empty every read model and checkpoint, then replay the whole store (sinks keep
         their data and get every event again)."""
         async with self._lock, self.db.write() as c:
+            if self.db.dialect == "postgresql":
+                await c.execute("SELECT pg_advisory_xact_lock(?)", PROJECTION_LOCK)
             for p in self.projections:
                 await c.execute(f"DELETE FROM {p.table.name}")
             for name in self._names():
@@ -227,21 +247,34 @@ class Projector:
     async def _apply(
         self, batch: list[tuple[StoredEvent, DomainEvent]], cps: dict[str, int]
     ) -> None:
+        """Fold ``batch`` into the read models in ONE write transaction that first takes
+        the projection lock and re-reads the checkpoints: projectors in several processes
+        (control-plane replicas, CLI commands) serialize their passes, and each folds
+        from rows that match its checkpoints, so no event is ever applied twice."""
+        last = batch[-1][0].position
         try:
-            work = await self._fold(batch, cps)
+            async with self.db.write() as c:
+                if self.db.dialect == "postgresql":
+                    await c.execute("SELECT pg_advisory_xact_lock(?)", PROJECTION_LOCK)
+                fresh = await self._read_checkpoints(c)
+                for p in self.projections:
+                    if fresh.get(p.name, 0) < cps[p.name]:
+                        raise _Rebuilt  # checkpoints went back: replay from them
+                    cps[p.name] = fresh.get(p.name, 0)
+                work = await self._fold(batch, cps, c)
+                for p, touched in work:
+                    if touched:
+                        await c.executemany(
+                            p.table.upsert_sql(), [p.row(s) for s in touched.values()]
+                        )
+                    if last > cps[p.name]:
+                        await self._checkpoint(c, p.name, last)
         except _FoldError as err:
             # commit everything before the offending event, then stop on it
             good = [(s, e) for s, e in batch if s.position < err.position]
             if good:
                 await self._apply(good, cps)
             raise CorruptEventError(err.position, err.reason) from None
-        last = batch[-1][0].position
-        async with self.db.write() as c:
-            for p, touched in work:
-                if touched:
-                    await c.executemany(p.table.upsert_sql(), [p.row(s) for s in touched.values()])
-                if last > cps[p.name]:
-                    await self._checkpoint(c, p.name, last)
         for p, _ in work:
             cps[p.name] = max(cps[p.name], last)
         await self._feed_sinks(batch, cps)
@@ -274,7 +307,7 @@ class Projector:
                 cps[name] = last
 
     async def _fold(
-        self, batch: list[tuple[StoredEvent, DomainEvent]], cps: dict[str, int]
+        self, batch: list[tuple[StoredEvent, DomainEvent]], cps: dict[str, int], c: Connection
     ) -> list[tuple[Projection, dict[Key, Any]]]:
         work: list[tuple[Projection, dict[Key, Any]]] = []
         for p in self.projections:
@@ -285,7 +318,7 @@ class Projector:
             ]
             states: dict[Key, Any] = {}
             if todo and not p.table.insert_only:
-                states = await self._load(p, {k for _, _, k in todo})
+                states = await self._load(c, p, {k for _, _, k in todo})
             touched: dict[Key, Any] = {}
             for stored, event, key in todo:
                 try:
@@ -301,32 +334,33 @@ class Projector:
 
     async def _checkpoint(self, c: Connection, name: str, position: int) -> None:
         await c.execute(
+            # never backwards: a sink fed by two processes at once keeps the higher one
             "INSERT INTO projection_checkpoints (name, position, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
-            "updated_at = excluded.updated_at",
+            "ON CONFLICT (name) DO UPDATE SET position = CASE WHEN excluded.position > "
+            "projection_checkpoints.position THEN excluded.position "
+            "ELSE projection_checkpoints.position END, updated_at = excluded.updated_at",
             name,
             position,
             _now(),
         )
 
-    async def _load(self, p: Projection, keys: Iterable[Key]) -> dict[Key, Any]:
+    async def _load(self, c: Connection, p: Projection, keys: Iterable[Key]) -> dict[Key, Any]:
         t = p.table
         out: dict[Key, Any] = {}
         groups: dict[Key, list[Any]] = {}
         for k in keys:
             groups.setdefault(k[:-1], []).append(k[-1])
-        async with self.db.read() as c:
-            for prefix, last_values in groups.items():
-                for i in range(0, len(last_values), 500):
-                    chunk = last_values[i : i + 500]
-                    where = " AND ".join(f"{col} = ?" for col in t.key[:-1])
-                    marks = ", ".join("?" for _ in chunk)
-                    cond = (where + " AND " if where else "") + f"{t.key[-1]} IN ({marks})"
-                    rows = await c.fetch(
-                        f"SELECT {', '.join(t.key)}, doc FROM {t.name} WHERE {cond}",
-                        *prefix,
-                        *chunk,
-                    )
-                    for r in rows:
-                        out[tuple(r[:-1])] = p.load(str(r[-1]))
+        for prefix, last_values in groups.items():
+            for i in range(0, len(last_values), 500):
+                chunk = last_values[i : i + 500]
+                where = " AND ".join(f"{col} = ?" for col in t.key[:-1])
+                marks = ", ".join("?" for _ in chunk)
+                cond = (where + " AND " if where else "") + f"{t.key[-1]} IN ({marks})"
+                rows = await c.fetch(
+                    f"SELECT {', '.join(t.key)}, doc FROM {t.name} WHERE {cond}",
+                    *prefix,
+                    *chunk,
+                )
+                for r in rows:
+                    out[tuple(r[:-1])] = p.load(str(r[-1]))
         return out

@@ -62,6 +62,17 @@ def stream_for(subject: str) -> tuple[str, str]:
     return subjects.stream_name(tenant, kind), f"{subjects.PREFIX}.{tenant}.{kind}.>"
 
 
+def cluster_replicas(nc: NatsClient) -> int:
+    """3 when ``nc`` is connected to a cluster that has at least three servers (the
+    configured URLs plus those the cluster announced), else 1."""
+    info: dict[str, Any] = getattr(nc, "_server_info", None) or {}
+    if not info.get("cluster"):
+        return 1
+    known = {f"{u.hostname}:{u.port}" for u in (s.uri for s in nc._server_pool)}
+    known.update(str(u) for u in info.get("connect_urls") or ())
+    return 3 if len(known) >= 3 else 1
+
+
 class _JsRaw:
     __slots__ = ("_msg", "attempt", "data", "reply", "subject")
 
@@ -106,6 +117,7 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
         name: str = "agentmesh",
         token: str | None = None,
         tls_ca_file: str | None = None,
+        replicas: int | None = None,
     ) -> None:
         super().__init__(url, TransportCapabilities(unique_first_delivery=True))
         self._connect_timeout = connect_timeout
@@ -117,6 +129,8 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
         self._streams: set[str] = set()
         self._stream_lock = asyncio.Lock()
         self._closing = False
+        self._replicas = replicas
+        self.replicas = replicas or 1  # of created streams and KV buckets: cluster_replicas()
 
     # -- connection ---------------------------------------------------------------------
     async def connect(self) -> None:
@@ -144,6 +158,7 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
             max_payload=self._nc.max_payload, unique_first_delivery=True
         )
         self._js = self._nc.jetstream(timeout=5.0)
+        self.replicas = self._replicas or cluster_replicas(self._nc)
 
     @property
     def jetstream(self) -> Any:
@@ -235,6 +250,7 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
                 storage=StorageType.FILE,
                 max_age=STREAM_MAX_AGE,
                 duplicate_window=120.0,
+                num_replicas=self.replicas,
             )
             try:
                 await self._js.add_stream(config)
@@ -253,16 +269,18 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
             await self.nc.publish(subject, data)
 
     async def _js_publish(self, subject: str, data: bytes, msg_id: str) -> None:
-        await self.ensure_stream(subject)
         try:
-            await self._js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
-        except nats.js.errors.NoStreamResponseError:
-            self._streams.discard(stream_for(subject)[0])
             await self.ensure_stream(subject)
-            await self._js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
-        except (nats.errors.TimeoutError, nats.errors.ConnectionClosedError) as exc:
+            try:
+                await self._js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
+            except nats.js.errors.NoStreamResponseError:
+                self._streams.discard(stream_for(subject)[0])
+                await self.ensure_stream(subject)
+                await self._js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
+        except (TimeoutError, nats.errors.Error) as exc:
+            # timeout, closed, or no responder while a stream elects a leader: retryable
             raise BrokerUnavailable(
-                f"JetStream at {self.url} did not confirm {subject}: {exc}"
+                f"JetStream at {self.url} did not confirm {subject}: {exc or type(exc).__name__}"
             ) from None
 
     # -- request/reply ------------------------------------------------------------------
