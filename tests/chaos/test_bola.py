@@ -60,7 +60,11 @@ async def test_every_object_route_is_404_for_every_role_of_another_tenant(
         for secret in (SECRET_MARK, "Agent of victim"):
             if secret in r.text:
                 leaks.append(f"{role.value} {op}")
-        if i < len(Role) * len(ops):  # once per pair: the answer equals a missing object's
+        if r.status_code != 404:
+            mismatched.append(f"{role.value} {op}: {r.status_code}")
+        # once per pair: the answer equals a missing object's (a token id names nothing
+        # stored: revoking an unknown one is not an error, so it has no "missing" answer)
+        if i < len(Role) * len(ops) and op != "revoke_token":
             g_method, g_path, g_body = request_for(op, absent(victim))
             ghost = await api.client.request(g_method, g_path, json=g_body, headers=api.root)
             if ghost.status_code != 404 or ghost.json()["code"] != r.json().get("code"):

@@ -40,6 +40,9 @@ SCHEMA_GAPS = {
     ("POST", "/v1/tenants/{tenant_id}/agents"): "capability names must be unique",
     ("POST", "/v1/tenants/{tenant_id}/tasks"): "strategy and to_agent exclude each other",
     ("GET", "/v1/tenants/{tenant_id}/audit"): "since must be before until",
+    ("GET", "/v1/tenants/{tenant_id}/tasks"): "cursor and offset exclude each other",
+    ("POST", "/v1/tenants/{tenant_id}/tasks:batch"): "task ids unique within a batch; "
+    "strategy and to_agent exclude each other",
     ("PUT", "/v1/tenants/{tenant_id}/safety/policy"): "the policy document's own grammar",
     ("POST", "/v1/tenants/{tenant_id}/messages"): "the envelope's tenant_id equals the path's",
     # JSON Schema counts 1.0 as an integer; the strict request models want 1

@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -243,7 +245,8 @@ class ApprovalHandlers:
             call_id=cmd.call_id,
             target=cmd.approval_id,
         )
-        return await self._decide(cmd.tenant_id, task_of(cmd.approval_id), d)
+        with _approval_missing(cmd.approval_id):
+            return await self._decide(cmd.tenant_id, task_of(cmd.approval_id), d)
 
     # -- tool calls of LLM agents ------------------------------------------------------
     async def request_tool_approval(self, cmd: RequestToolApproval) -> dict[str, Any]:
@@ -338,7 +341,8 @@ class ApprovalHandlers:
 
     # -- queries -----------------------------------------------------------------------
     async def get(self, query: GetApproval) -> dict[str, Any]:
-        task, events, _ = await self._load(query.tenant_id, task_of(query.approval_id))
+        with _approval_missing(query.approval_id):
+            task, events, _ = await self._load(query.tenant_id, task_of(query.approval_id))
         for a in approvals_of(events):
             if a.approval_id == query.approval_id:
                 out = a.to_dict(task)
@@ -368,6 +372,18 @@ class ApprovalHandlers:
 @dataclass(frozen=True, slots=True)
 class _Targeted(Decision):
     target: str = ""
+
+
+@contextlib.contextmanager
+def _approval_missing(approval_id: str) -> Iterator[None]:
+    """An approval whose task is not there is an unknown approval (the same answer for
+    another tenant's as for one that never existed)."""
+    try:
+        yield
+    except NotFound as exc:
+        if exc.code != "TASK_NOT_FOUND":
+            raise
+        raise NotFound(f"approval {approval_id} not found", code="APPROVAL_NOT_FOUND") from None
 
 
 def register_approvals(bus: CqrsBus, handlers: CommandHandlers) -> ApprovalHandlers:
