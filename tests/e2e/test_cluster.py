@@ -115,11 +115,15 @@ def _completed(client: httpx.Client, tenant: str) -> int:
 
 
 def _exactly_once(c: LocalCluster, tenant: str, runs: Path, ids: list[str]) -> None:
-    """Every task ran to completion once (handler runs and TaskCompleted events)."""
+    """Every task completed once (one TaskCompleted event each). Handlers are
+    at-least-once (README, Guarantees): a task whose agent lost its node between finishing
+    and the outcome reaching the stream may run again, so re-runs are counted and bounded
+    (what the agents could hold in flight at the faults), never recorded twice."""
     counted = collections.Counter(runs.read_text().split())
     assert set(counted) == set(ids)
-    twice = {k: v for k, v in counted.items() if v != 1}
-    assert twice == {}
+    reruns = {k: v for k, v in counted.items() if v != 1}
+    assert all(v == 2 for v in reruns.values()), reruns
+    assert len(reruns) <= max(3, len(ids) // 100), reruns
 
     async def completions() -> list[tuple[str, int]]:
         conn = await asyncpg.connect(asyncpg_dsn(c.database_url))
