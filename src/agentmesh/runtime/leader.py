@@ -76,6 +76,10 @@ class SoleLeader:
         return None
 
 
+STEP_DOWN_SECONDS = 2.0
+"""The least a leader whose session broke waits before it tries to lead again."""
+
+
 class AdvisoryLeader:
     """Leadership through a PostgreSQL session advisory lock (see the module docstring)."""
 
@@ -160,7 +164,8 @@ class AdvisoryLeader:
                     logger.warning("{} leadership check failed: {}", self.name, exc)
                 await self._drop()
                 if was_leader:  # a replica whose session broke lets a healthy one lead first
-                    await asyncio.sleep(self.interval * 4)
+                    # (long enough for a CPU-starved peer's next try, not just a few polls)
+                    await asyncio.sleep(max(self.interval * 4, STEP_DOWN_SECONDS))
             await asyncio.sleep(self.interval)
 
 
