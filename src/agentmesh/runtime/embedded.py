@@ -92,6 +92,23 @@ def wait_for_port(
     raise BrokerUnavailable(f"nats-server did not open {host}:{port} within {timeout:g}s")
 
 
+def spawn_server(conf: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start ``nats-server -c conf`` in its own session, logging to ``log_path``; it dies
+    with this process on Linux."""
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
+    try:
+        return subprocess.Popen(
+            [find_binary(), "-c", str(conf)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+    finally:
+        log.close()
+
+
 class EmbeddedNats:
     """A nats-server child process with JetStream (start/stop are idempotent).
 
@@ -145,16 +162,7 @@ class EmbeddedNats:
             + self.extra_config
         )
         os.chmod(conf, 0o600)  # holds the callout's passwords
-        log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen(
-            [find_binary(), "-c", str(conf)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
-        log.close()
+        self.proc = spawn_server(conf, self.store_dir / "nats-server.log")
         try:
             wait_for_port(self.host, port, timeout, self.proc)
         except BrokerUnavailable:

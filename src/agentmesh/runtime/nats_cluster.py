@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -28,10 +27,9 @@ from pathlib import Path
 from agentmesh.errors import BrokerUnavailable, ValidationError
 from agentmesh.runtime.embedded import (
     MAX_PAYLOAD,
-    _die_with_parent,
-    find_binary,
     free_port,
     port_free,
+    spawn_server,
     wait_for_port,
 )
 
@@ -118,16 +116,7 @@ class NatsCluster:
     def _spawn(self, node: NatsNode) -> None:
         node.store_dir.mkdir(parents=True, exist_ok=True)
         conf = self._config(node)
-        log = open(node.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the child
-        node.proc = subprocess.Popen(
-            [find_binary(), "-c", str(conf)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
-        log.close()
+        node.proc = spawn_server(conf, node.store_dir / "nats-server.log")
 
     def start(self, timeout: float = 30.0) -> str:
         """Start every node that is not running; return once all report healthy."""

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 
 from agentmesh.runtime.leader import AdvisoryLeader, SoleLeader, leader_for, lock_key
 from agentmesh.store.postgres import asyncpg_dsn
 from tests.helpers import eventually
 
+RUN = uuid.uuid4().hex[:8]  # this run's lock names: suites on one server never share one
+
 
 async def test_one_of_two_replicas_leads_and_the_other_takes_over_when_it_stops(
     pg_url: str,
 ) -> None:
-    a = AdvisoryLeader(pg_url, "relay-test", interval=0.1)
-    b = AdvisoryLeader(pg_url, "relay-test", interval=0.1)
+    a = AdvisoryLeader(pg_url, f"relay-test-{RUN}", interval=0.1)
+    b = AdvisoryLeader(pg_url, f"relay-test-{RUN}", interval=0.1)
     await a.start()
     assert await a.wait_leader(10)
     await b.start()
@@ -30,8 +34,8 @@ async def test_one_of_two_replicas_leads_and_the_other_takes_over_when_it_stops(
 
 
 async def test_a_leader_whose_session_dies_steps_down_and_another_leads(pg_url: str) -> None:
-    a = AdvisoryLeader(pg_url, "sweep-test", interval=0.1)
-    b = AdvisoryLeader(pg_url, "sweep-test", interval=0.1)
+    a = AdvisoryLeader(pg_url, f"sweep-test-{RUN}", interval=0.1)
+    b = AdvisoryLeader(pg_url, f"sweep-test-{RUN}", interval=0.1)
     await a.start()
     assert await a.wait_leader(10)
     await b.start()
@@ -42,7 +46,7 @@ async def test_a_leader_whose_session_dies_steps_down_and_another_leads(pg_url: 
             "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l "
             "WHERE l.locktype = 'advisory' AND l.granted "
             "AND ((l.classid::bigint << 32) | l.objid::bigint) = $1",
-            lock_key("sweep-test") & 0xFFFFFFFFFFFFFFFF,
+            lock_key(f"sweep-test-{RUN}") & 0xFFFFFFFFFFFFFFFF,
         )
         assert killed == 1
         assert await b.wait_leader(10)
@@ -57,8 +61,8 @@ async def test_a_leader_whose_session_dies_steps_down_and_another_leads(pg_url: 
 
 
 async def test_leaders_of_different_names_do_not_exclude_each_other(pg_url: str) -> None:
-    a = AdvisoryLeader(pg_url, "one", interval=0.1)
-    b = AdvisoryLeader(pg_url, "two", interval=0.1)
+    a = AdvisoryLeader(pg_url, f"one-{RUN}", interval=0.1)
+    b = AdvisoryLeader(pg_url, f"two-{RUN}", interval=0.1)
     await a.start()
     await b.start()
     try:

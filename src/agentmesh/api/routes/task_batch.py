@@ -3,7 +3,6 @@ as ``POST /tasks`` validates one, written in one transaction, all or nothing."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -13,10 +12,10 @@ from agentmesh.api.auth import require
 from agentmesh.api.context import ApiContext, get_context
 from agentmesh.api.errors import responses
 from agentmesh.api.routes.objects import TenantPath
+from agentmesh.api.routes.tasks import submit_command
 from agentmesh.api.schemas import BaseResponse, Strict, TaskSubmitRequest
-from agentmesh.commands import SubmitTask, SubmitTasks
+from agentmesh.commands import SubmitTasks
 from agentmesh.commands.batch import MAX_BATCH
-from agentmesh.domain import parse_priority
 from agentmesh.security.audit import AuditAction, AuditStatus
 from agentmesh.security.tenancy import Principal
 
@@ -52,30 +51,7 @@ async def submit_tasks_batch(
     task, a ``task_id`` given twice or one that exists refuses the whole batch (422 or
     409, nothing written). Every task counts against the tenant's hourly quota, and the
     read models include them when the answer comes (read-your-writes)."""
-    commands = []
-    for t in body.tasks:
-        task_id = t.task_id or str(uuid.uuid4())
-        to_agent = t.to_agent
-        if t.strategy is not None and ctx.mesh is not None:
-            to_agent = ctx.mesh.router.choose(
-                t.strategy, t.offered_on, parse_priority(t.priority), task_id, tenant=tenant_id
-            )
-        commands.append(
-            SubmitTask(
-                tenant_id=tenant_id,
-                capability=t.offered_on,
-                payload=t.payload,
-                task_type=t.task_type,
-                task_id=task_id,
-                priority=t.priority,
-                timeout_seconds=t.timeout_seconds,
-                max_attempts=t.max_attempts,
-                source=f"api:{principal.subject}",
-                to_agent=to_agent,
-                require_vetting=t.require_vetting,
-                requires_approval=t.requires_approval,
-            )
-        )
+    commands = [submit_command(ctx, tenant_id, t, principal) for t in body.tasks]
     result = await ctx.bus.execute(SubmitTasks(tenant_id, commands))
     await ctx.caught_up()
     await ctx.record_many(

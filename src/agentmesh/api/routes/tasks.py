@@ -38,6 +38,34 @@ async def _task_ref(tenant_id: TenantPath, task_id: IdPath) -> Ref:
 TASK = Kind(router, "task", GetTask, TaskResponse, _task_ref)
 
 
+def submit_command(
+    ctx: ApiContext, tenant_id: str, body: TaskSubmitRequest, principal: Principal
+) -> SubmitTask:
+    """The :class:`SubmitTask` of one request body; a ``strategy`` picks the agent among
+    the tenant's live ones (no registry: no live agent, so the task waits in the
+    capability queue)."""
+    task_id = body.task_id or str(uuid.uuid4())
+    to_agent = body.to_agent
+    if body.strategy is not None and ctx.mesh is not None:
+        to_agent = ctx.mesh.router.choose(
+            body.strategy, body.offered_on, parse_priority(body.priority), task_id, tenant=tenant_id
+        )
+    return SubmitTask(
+        tenant_id=tenant_id,
+        capability=body.offered_on,
+        payload=body.payload,
+        task_type=body.task_type,
+        task_id=task_id,
+        priority=body.priority,
+        timeout_seconds=body.timeout_seconds,
+        max_attempts=body.max_attempts,
+        source=f"api:{principal.subject}",
+        to_agent=to_agent,
+        require_vetting=body.require_vetting,
+        requires_approval=body.requires_approval,
+    )
+
+
 @router.post(
     "",
     status_code=201,
@@ -58,28 +86,7 @@ async def submit_task(
     """Submit a task for agents with ``capability`` (offered through the outbox); with
     ``to_agent`` to that agent's inbox, with ``strategy`` to the agent it picks among the
     tenant's live agents (the capability queue when none can take it)."""
-    task_id = body.task_id or str(uuid.uuid4())
-    to_agent = body.to_agent
-    if body.strategy is not None and ctx.mesh is not None:  # no registry: no live agent,
-        to_agent = ctx.mesh.router.choose(  # so the task waits in the capability queue
-            body.strategy, body.offered_on, parse_priority(body.priority), task_id, tenant=tenant_id
-        )
-    result = await ctx.bus.execute(
-        SubmitTask(
-            tenant_id=tenant_id,
-            capability=body.offered_on,
-            payload=body.payload,
-            task_type=body.task_type,
-            task_id=task_id,
-            priority=body.priority,
-            timeout_seconds=body.timeout_seconds,
-            max_attempts=body.max_attempts,
-            source=f"api:{principal.subject}",
-            to_agent=to_agent,
-            require_vetting=body.require_vetting,
-            requires_approval=body.requires_approval,
-        )
-    )
+    result = await ctx.bus.execute(submit_command(ctx, tenant_id, body, principal))
     return await TASK.created(
         ctx,
         Ref(tenant_id, str(result.aggregate_id)),
