@@ -144,6 +144,8 @@ class AdvisoryLeader:
         import asyncpg
 
         if self._conn is None or self._conn.is_closed():
+            if self._leader:  # through the step-down below, not straight back to the lock
+                raise ConnectionError("the leader's database session is gone")
             self._set(False)
             self._conn = await asyncpg.connect(self._dsn, timeout=5)
         if self._leader:
