@@ -152,8 +152,8 @@ class Projector:
         return [p.name for p in self.projections] + [s.name for s in self.sinks]
 
     async def checkpoints(self) -> dict[str, int]:
-        async with self.db.read() as c:
-            stored = await self._read_checkpoints(c)
+        rows = await self.db.query("SELECT name, position FROM projection_checkpoints")
+        stored = {str(n): int(p) for n, p in rows}
         return {name: stored.get(name, 0) for name in self._names()}
 
     @staticmethod
