@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,17 @@ def start_agent_process(
         return subprocess.Popen(
             command, cwd=ROOT, env=child_env, stdout=subprocess.DEVNULL, stderr=log
         )
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]], sig: int = signal.SIGINT) -> None:
+    """Signal every process still running (newest first), wait up to 30 s for each, and
+    kill one that does not exit by then (each by its own PID)."""
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.send_signal(sig)
+    for p in reversed(procs):
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
