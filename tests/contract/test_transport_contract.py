@@ -27,7 +27,13 @@ def env(tenant: str, n: int = 0, **payload: Any) -> Envelope:
 
 
 async def settle() -> None:
-    await asyncio.sleep(0.15)
+    """A new subscription's head start before another connection publishes to it.
+
+    Not a condition, for want of one: NATS core and Redis pub/sub return from subscribe()
+    before the server has confirmed the SUB/SUBSCRIBE, and the Transport seam has no
+    "ready" signal to wait on. Generous (0.3 s) so a busy machine does not lose the race;
+    replace it with a wait once subscribe() itself guarantees readiness."""
+    await asyncio.sleep(0.3)
 
 
 async def test_publish_delivers_the_exact_envelope(transport: Transport) -> None:

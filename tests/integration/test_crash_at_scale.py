@@ -119,7 +119,7 @@ async def test_broker_restart_loses_no_accepted_task(tmp_path: Path) -> None:
         server.proc.send_signal(signal.SIGKILL)  # the broker dies mid-run
         server.proc.wait(10)
         server.proc = None
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # the outage itself (not a wait for anything)
         down_at = time.monotonic()
         server.start()  # same port, same store
         await eventually(lambda: completed >= set(ids), timeout=90)

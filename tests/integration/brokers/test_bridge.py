@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
 import pytest
@@ -39,8 +38,8 @@ async def test_task_over_kafka_is_handled_on_nats_and_the_result_comes_back(
         await inbound.start()
         await outbound.start()
         results = Collector()
+        # every subscription is durable and a new group reads from the start: no head start
         await kafka.subscribe(subjects.event(t, "result"), results, durable="client")
-        await asyncio.sleep(0.3)
         tasks = [Envelope.create("task.double", {"n": n}, tenant_id=t) for n in range(5)]
         for task in tasks:
             await kafka.publish(subjects.task(t, "double"), task, durable=True)
