@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -50,7 +51,8 @@ class _Rule:
 class _Switchboard:
     rules: list[_Rule] = field(default_factory=list)
     up: asyncio.Event = field(default_factory=asyncio.Event)
-    dead: set[int] = field(default_factory=set)  # id() of killed agents' dispatchers
+    # killed agents' dispatchers; weak, as an id() could be reused by a new dispatcher
+    dead: weakref.WeakSet[Dispatcher] = field(default_factory=weakref.WeakSet)
 
     def __post_init__(self) -> None:
         self.up.set()
@@ -61,7 +63,7 @@ class _Gated:
 
     __slots__ = ("_board", "_key", "_raw")
 
-    def __init__(self, raw: RawDelivery, board: _Switchboard, key: int) -> None:
+    def __init__(self, raw: RawDelivery, board: _Switchboard, key: Dispatcher) -> None:
         self._raw, self._board, self._key = raw, board, key
 
     def __getattr__(self, name: str) -> Any:
@@ -111,7 +113,7 @@ class ChaosTransport(MemoryTransport):
 
     async def _open(self, dispatcher: Dispatcher, queue: str | None, durable: str | None) -> Any:
         submit = dispatcher.submit
-        board, key = self.board, id(dispatcher)
+        board, key = self.board, dispatcher
         pending: set[asyncio.Task[None]] = set()
 
         async def later(raw: RawDelivery, seconds: float) -> None:
@@ -191,7 +193,7 @@ class Chaos:
         held is acked or released, no last heartbeat (the registry finds it silent)."""
         runtime = self._runtime(agent_id)
         subs = [*runtime._work_subs, *runtime._control_subs]
-        self.board.dead.update(id(s.dispatcher) for s in subs if hasattr(s, "dispatcher"))
+        self.board.dead.update(s.dispatcher for s in subs if hasattr(s, "dispatcher"))
         runtime._beating = False
         if runtime._hb_task is not None:
             runtime._hb_task.cancel()
