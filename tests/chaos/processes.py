@@ -16,9 +16,15 @@ ACK_WAIT = 2.0
 
 
 def spawn(
-    agent_id: str, tenant: str, url: str, work: Path, capability: str = "work"
+    agent_id: str,
+    tenant: str,
+    url: str,
+    work: Path,
+    capability: str = "work",
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """An agent process on ``url`` running :func:`tests.chaos.handlers.counted`."""
+    """An agent process on ``url`` running :func:`tests.chaos.handlers.counted`, with
+    ``extra_env`` on top of its environment (e.g. libfaketime's ``LD_PRELOAD``)."""
     env = dict(
         os.environ,
         AGENTMESH_TRANSPORT=url,
@@ -28,6 +34,7 @@ def spawn(
         AGENTMESH_MAX_IN_FLIGHT="512",
         CHAOS_LOG=str(work / "runs.log"),
         LOG_LEVEL="WARNING",
+        **(extra_env or {}),
     )
     with (work / f"{agent_id}.log").open("wb") as log:
         return subprocess.Popen(
