@@ -39,7 +39,7 @@ from agentmesh.observability import metrics, tracing
 from agentmesh.resilience import RetryConfig
 from agentmesh.runtime.context import CURRENT_TASK, TaskContext
 from agentmesh.runtime.ledger import TaskLedger, past_dedupe_window, unique_first_delivery
-from agentmesh.runtime.outcomes import KeptOutcomes, result_id
+from agentmesh.runtime.outcomes import OutcomeWriter, result_id
 from agentmesh.transports import Message
 from agentmesh.transports.message import error_context
 
@@ -119,7 +119,9 @@ class DurableExecutor:
         self._stopping = False
         self.declined = 0
         self._announcing: set[asyncio.Task[None]] = set()
-        self.kept = KeptOutcomes()  # completed here, not written: written on redelivery
+        self.outcomes = OutcomeWriter(
+            ledger, agent.mesh.transport, agent.breaker, agent.options.ack_wait
+        )
         # where a first delivery may repeat a task (a crashed Kafka consumer's records come
         # back as first deliveries; a publish retried after a lost ack is stored twice),
         # the ledger is asked on every delivery
@@ -188,9 +190,9 @@ class DurableExecutor:
         if agent.status == AgentStatus.QUARANTINED:
             await msg.nak(self.decline_delay / 10)  # not here: another agent takes it
             return
-        kept = self.kept.take(task_id)
+        kept = self.outcomes.kept.take(task_id)
         if kept is not None:  # ran here; its outcome could not be written then
-            await self._publish_outcome(tenant, "task.completed", kept)
+            await self._publish_outcome(tenant, "task.completed", kept, msg)
             return
         redelivered = msg.attempt > 1 or self._ask_always or past_dedupe_window(env)
         if redelivered:
@@ -297,7 +299,7 @@ class DurableExecutor:
         )
         done.metadata["id"] = result_id(tenant, task_id, "completed")
         # durable (and findable by the ledger) before the dispatcher acks on return
-        await self._publish_outcome(tenant, "task.completed", done)
+        await self._publish_outcome(tenant, "task.completed", done, msg)
         reply_to = env.routing.get("reply_to")
         if isinstance(reply_to, str) and subjects.is_valid(reply_to):
             await agent.mesh.transport.publish(reply_to, done)
@@ -328,19 +330,12 @@ class DurableExecutor:
         except Exception as exc:  # noqa: BLE001 - the task runs on; the outcome fills the start in
             logger.debug("task {} progress {} not published: {}", ctx.task_id, kind, exc)
 
-    async def _publish_outcome(self, tenant: str, kind: str, env: Envelope) -> None:
-        task_id = str(env.payload["task_id"])
+    async def _publish_outcome(
+        self, tenant: str, kind: str, env: Envelope, held: Message | None = None
+    ) -> None:
         with tracing.span("task.outcome", kind=tracing.SpanKind.PRODUCER, leaf=True) as span:
             tracing.inject(env, span)
-            try:  # the ledger lives on the broker too: both writes count as one call
-                async with self.agent.breaker:
-                    await self.ledger.record_outcome(tenant, task_id, env)
-                    subject = subjects.task_outcome(tenant, kind, task_id)
-                    await self.agent.mesh.transport.publish(subject, env, durable=True)
-            except Exception:
-                if kind == "task.completed":
-                    self.kept.keep(task_id, env)
-                raise
+            await self.outcomes.write(tenant, kind, env, held)
 
     async def _rejected(self, ctx: TaskContext, msg: Message, verdict: Verdict, stage: str) -> None:
         """A safety rule denied the task: ``task.rejected`` (never retried), then drop it."""
