@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: install chromium run cluster test unit lint format bench bench-tools chaos clean
+.PHONY: install chromium faketime run cluster test unit lint format bench bench-tools chaos clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,11 +24,14 @@ cluster: install  ## 3 NATS nodes (JetStream R3) + PostgreSQL (DATABASE_URL) + 2
 chromium:  ## the system browser the web UI tests drive (Playwright downloads none)
 	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
 
+faketime:  ## libfaketime, the skewed wall clock of the chaos battery's clock-skew workers
+	@test -n "$$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null)" || { apt-get update -q && apt-get install -y -q faketime; }
+
 # two workers, one test file each at a time: the suite waits on brokers and processes
 # much of the time, so two cores run it in about half the wall time
 PYTEST_WORKERS ?= 2
 
-test: install lint chromium  ## every test suite (needs nothing running; starts its own servers)
+test: install lint chromium faketime  ## every test suite (needs nothing running; starts its own servers)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 unit: install
@@ -50,7 +53,7 @@ bench-tools: install  ## the load generator and profiler of the benchmarks
 bench: install bench-tools  ## hot paths next to raw baselines; writes bench/results/latest.json
 	$(PY) -m bench.run
 
-chaos: install  ## the fault and abuse battery at full size: a table of scenario, target, measured, pass
+chaos: install faketime  ## the fault and abuse battery at full size: a table of scenario, target, measured, pass
 	$(PY) -m bench.chaos
 
 clean:

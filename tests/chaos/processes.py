@@ -12,9 +12,15 @@ ACK_WAIT = 2.0
 
 
 def spawn(
-    agent_id: str, tenant: str, url: str, work: Path, capability: str = "work"
+    agent_id: str,
+    tenant: str,
+    url: str,
+    work: Path,
+    capability: str = "work",
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """An agent process on ``url`` running :func:`tests.chaos.handlers.counted`."""
+    """An agent process on ``url`` running :func:`tests.chaos.handlers.counted`, with
+    ``extra_env`` on top of its environment (e.g. libfaketime's ``LD_PRELOAD``)."""
     return start_agent_process(
         agent_id,
         tenant,
@@ -27,6 +33,7 @@ def spawn(
             "AGENTMESH_ACK_WAIT": str(ACK_WAIT),
             "AGENTMESH_MAX_IN_FLIGHT": "512",
             "CHAOS_LOG": str(work / "runs.log"),
+            **(extra_env or {}),
         },
     )
 

@@ -1,25 +1,39 @@
 """Row 7: clock skew. JWT leeway (``JWT_LEEWAY_SECONDS``, default 60) at its boundary on
 the control plane, through an injected clock standing for a skewed host; event order
-comes from store positions, never from (skewed) timestamps."""
+comes from store positions, never from (skewed) timestamps; agent processes whose wall
+clocks run 5 min ahead and behind (libfaketime's ``faketime``) retry nothing early and
+let nothing expire early; Fernet tokens sealed on a skewed host open."""
 
 from __future__ import annotations
 
+import asyncio
+import glob
+import os
+import subprocess
+import sys
 import time
 import uuid
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import jwt
+import pytest
 
+from agentmesh import Mesh, subjects
 from agentmesh.api.fastapi_app import create_app
 from agentmesh.api.options import ApiOptions
 from agentmesh.config import Settings
 from agentmesh.domain import AgentHeartbeatReceivedEvent
 from agentmesh.domain.values import utcnow
+from agentmesh.security.crypto import EncryptionService
 from agentmesh.security.tokens import DEFAULT_LEEWAY_SECONDS, TokenConfig, TokenService
 from agentmesh.store import NewEvent
 from agentmesh.store.factory import create_event_store
-from tests.chaos.conftest import ISSUER, SECRET, Report, chaos_settings
+from tests.chaos import handlers
+from tests.chaos.conftest import FULL, ISSUER, SECRET, Report, chaos_settings, size
+from tests.chaos.processes import ACK_WAIT, spawn, stop
+from tests.helpers import fast_settings, in_ci
 from tests.unit.api.conftest import running
 
 ROW = "7 clock skew"
@@ -106,3 +120,99 @@ async def test_order_comes_from_store_positions_not_timestamps(
         ROW, "events of writers +-5 min apart read in commit order", str(read == want), read == want
     )
     assert read == want
+
+
+def libfaketime() -> str:
+    """Debian's libfaketime (``make faketime`` installs it)."""
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+    if not found:
+        if FULL or in_ci():
+            pytest.fail("libfaketime is not installed: make faketime")
+        pytest.skip("libfaketime is not installed: make faketime")
+    return found[0]
+
+
+def skewed(offset: str) -> dict[str, str]:
+    """The environment of a process whose wall clock is ``offset`` off; its monotonic
+    clock is not (a skewed host's NTP error does not move that either)."""
+    return {"LD_PRELOAD": libfaketime(), "FAKETIME": offset, "DONT_FAKE_MONOTONIC": "1"}
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(180)
+async def test_workers_5_min_ahead_and_behind_run_each_task_once(
+    nats_url: str, tmp_path: Path, report: Report
+) -> None:
+    """Two agent processes, their wall clocks 5 min ahead and behind (libfaketime), take
+    tasks longer than the ack wait: no task is retried early (raw log: one start each),
+    none expires before its own timeout, both workers take work."""
+    n = size(200, 40)
+    tenant = "t" + uuid.uuid4().hex[:8]
+    log_path = str(tmp_path / "runs.log")
+    ahead = spawn("ahead-1", tenant, nats_url, tmp_path, "skew", skewed("+5m"))
+    behind = spawn("behind-1", tenant, nats_url, tmp_path, "skew", skewed("-5m"))
+    client = Mesh(nats_url, tenant=tenant, settings=fast_settings(tmp_path))
+    try:
+        await client.start()
+        await client.provision(subjects.task(tenant, "skew"), subjects.capability_group("skew"))
+        up_by = time.monotonic() + 90  # both workers up: each has run a warm-up task
+        while len({pid for _, _, pid, _ in handlers.read(log_path)}) < 2:
+            assert time.monotonic() < up_by, "both skewed workers up"
+            await asyncio.gather(*(client.run("skew", {}, timeout=60) for _ in range(8)))
+        # each task outlasts the ack wait: only in-progress signals keep it from a retry
+        hold = ACK_WAIT * 1.5
+        ids = [
+            await client.submit("skew", {"n": i, "sleep": hold}, timeout_seconds=30)
+            for i in range(n)
+        ]
+        results = await asyncio.gather(
+            *(client.wait_result(t, timeout=120) for t in ids), return_exceptions=True
+        )
+    finally:
+        stop(ahead, behind)
+        await client.stop()
+    failed = [r for r in results if isinstance(r, BaseException)]
+    now = time.time()
+    runs = [r for r in handlers.read(log_path) if r[0] == "start" and r[1] in ids]
+    starts = Counter(t for _, t, _, _ in runs)
+    early = sum(c - 1 for c in starts.values())
+    by_pid = Counter(pid for _, _, pid, _ in runs)
+    # the handler logs its own clock: the skew is real in the workers
+    stamps = {pid: stamp - now for _, _, pid, stamp in runs}
+    skews = sorted(round(off / 60) for off in stamps.values())
+    report(
+        ROW,
+        f"workers +-5 min (faketime): {n} tasks of {hold:g} s > ack wait, each run once",
+        f"{early} early retries, {len(failed)} failed/expired, "
+        f"ahead ran {by_pid[ahead.pid]}, behind ran {by_pid[behind.pid]}, "
+        f"their clocks {skews} min off",
+        not early and not failed and len(starts) == n and skews == [-5, 5],
+    )
+    assert not failed, failed[:3]
+    assert early == 0
+    assert len(starts) == n
+    assert by_pid[ahead.pid] > 0
+    assert by_pid[behind.pid] > 0
+    assert skews == [-5, 5]
+
+
+@pytest.mark.parametrize("offset", ["+5m", "-5m"])
+def test_fernet_tokens_of_a_skewed_host_decrypt(offset: str, report: Report) -> None:
+    """A Fernet token sealed on a host 5 min off opens here: decryption takes no TTL, so
+    the token's timestamp (the sealer's clock) is never compared with this clock."""
+    key = EncryptionService.generate_key()
+    code = (
+        "import sys; from agentmesh.security.crypto import EncryptionService; "
+        "print(EncryptionService(sys.argv[1]).encrypt(b'sealed'))"
+    )
+    sealed = subprocess.run(
+        [sys.executable, "-c", code, key],
+        capture_output=True,
+        check=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **skewed(offset)},
+    ).stdout.strip()
+    opened = EncryptionService(key).decrypt(sealed)
+    report(ROW, f"Fernet token sealed {offset} off opens here", repr(opened), opened == b"sealed")
+    assert opened == b"sealed"

@@ -13,6 +13,7 @@ import statistics
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 MIB = 1024 * 1024
+QUOTA = DEFAULT_RATE_LIMIT
 SERVER = """
 import sys, uvicorn
 from agentmesh.api.fastapi_app import create_app
@@ -147,68 +149,97 @@ async def test_tenant_burst_is_429_while_another_tenant_keeps_its_latency(
         await server.wait()
 
 
-async def burst_against(base: str, tokens: TokenService, report: Report) -> None:
+def p99(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=100)[98]
+
+
+@dataclass
+class Trial:
+    """One burst: the noisy tenant's status codes and the quiet tenant's latencies."""
+
+    used: list[int]
+    codes: list[int]
+    baseline: list[float]
+    during: list[float]
+
+    @property
+    def ratio(self) -> float:
+        return p99(self.during) / p99(self.baseline)
+
+
+async def burst_trial(http: httpx.AsyncClient, base: str, tokens: TokenService) -> Trial:
+    """Fresh tenants: the noisy one spends its quota, then bursts from another process
+    while the quiet one (its own window) is probed one request at a time; the quiet
+    tenant's baseline is probed right before and right after the burst, so load from
+    elsewhere on the machine weighs on both sides alike."""
     noisy, quiet = tenant(), tenant()
-    quota = DEFAULT_RATE_LIMIT
-    burst = size(2000, 400)
-    probes = size(300, 100)
+    burst, probes = size(2000, 400), size(300, 100)
     noisy_url, quiet_url = (f"{base}/v1/tenants/{t}/agents" for t in (noisy, quiet))
     noisy_h, quiet_h = (
         {"Authorization": f"Bearer {tokens.create('prober', t, ['observer'])}"}
         for t in (noisy, quiet)
     )
 
-    async def timed(http: httpx.AsyncClient) -> float:
+    async def timed() -> float:
         started = time.perf_counter()
         r = await http.get(quiet_url, headers=quiet_h)
         assert r.status_code == 200
         return time.perf_counter() - started
 
-    def p99(samples: list[float]) -> float:
-        return statistics.quantiles(samples, n=100)[98]
+    used = [(await http.get(noisy_url, headers=noisy_h)).status_code for _ in range(QUOTA)]
+    for _ in range(20):  # warm-up: the quiet tenant's first requests are not measured
+        await timed()
+    baseline = [await timed() for _ in range(probes // 2)]
+    noisy_proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        NOISY,
+        noisy_url,
+        noisy_h["Authorization"],
+        str(burst),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    during: list[float] = []
+    while noisy_proc.returncode is None and len(during) < probes:
+        during.append(await timed())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(noisy_proc.wait()), 0.001)
+    out, _ = await noisy_proc.communicate()
+    baseline += [await timed() for _ in range(probes - probes // 2)]
+    return Trial(used, [int(c) for c in out.split()], baseline, during)
 
+
+async def burst_against(base: str, tokens: TokenService, report: Report) -> None:
+    """The burst row: every trial's 429s, and the median over trials of the quiet
+    tenant's p99 ratio (one trial in the suite, three under ``make chaos``)."""
     async with httpx.AsyncClient(timeout=30) as http:
-        # the noisy tenant spends its quota, then bursts from 2 concurrent clients
-        # while the quiet tenant (its own window) is probed one request at a time
-        used = [(await http.get(noisy_url, headers=noisy_h)).status_code for _ in range(quota)]
-        baseline = [await timed(http) for _ in range(probes)]
-        # the burst comes from another process (its own interpreter), 2 requests at a time
-        noisy_proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            NOISY,
-            noisy_url,
-            noisy_h["Authorization"],
-            str(burst),
-            stdout=asyncio.subprocess.PIPE,
-        )
-        during: list[float] = []
-        while noisy_proc.returncode is None and len(during) < probes:
-            during.append(await timed(http))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(noisy_proc.wait()), 0.001)
-        out, _ = await noisy_proc.communicate()
-        codes = [int(c) for c in out.split()]
-    before, under = p99(baseline), p99(during)
+        trials = [await burst_trial(http, base, tokens) for _ in range(size(3, 1))]
+    burst = size(2000, 400)
+    refused = all(t.used.count(200) == QUOTA and t.codes.count(429) == burst for t in trials)
     report(
         "14 limits",
-        f"a tenant over its quota ({quota}/60 s) -> every further request 429",
-        f"{used.count(200)} x 200 within quota, then {codes.count(429)}/{burst} x 429",
-        used.count(200) == quota and codes.count(429) == burst,
+        f"a tenant over its quota ({QUOTA}/60 s) -> every further request 429",
+        ", ".join(
+            f"{t.used.count(200)} x 200 then {t.codes.count(429)}/{burst} x 429" for t in trials
+        ),
+        refused,
     )
+    ratio = statistics.median(t.ratio for t in trials)
     report(
         "14 limits",
         "other tenant's p99 during the refused burst <= 2x its baseline",
-        f"p99 {under * 1000:.1f} ms vs {before * 1000:.1f} ms "
-        f"({under / before:.2f}x, {len(during)} probes)",
-        under <= 2 * before,
+        f"median of {len(trials)} trials {ratio:.2f}x ("
+        + ", ".join(
+            f"{p99(t.during) * 1000:.1f} vs {p99(t.baseline) * 1000:.1f} ms" for t in trials
+        )
+        + ")",
+        ratio <= 2,
     )
-    assert used.count(200) == quota
-    assert codes.count(429) == burst
-    assert len(during) >= 10
+    assert refused
+    assert all(len(t.during) >= 10 for t in trials)
     if FULL:  # the latency target is judged at full size only (make chaos): the reduced
         # run on a shared 2-core machine measures other jobs as much as this server
-        assert under <= 2 * before
+        assert ratio <= 2
 
 
 async def test_websocket_frame_cap_tenant_cap_and_expiry(plane: Plane, report: Report) -> None:

@@ -18,10 +18,10 @@ import pytest
 
 from agentmesh import subjects
 from agentmesh.envelope import Envelope
-from agentmesh.runtime.execution import result_id
 from agentmesh.runtime.ledger import TTL_SECONDS, TaskLedger, ledger_for
 from agentmesh.runtime.ledger_redis import RedisLedger
 from agentmesh.runtime.ledger_sql import SqlLedger
+from agentmesh.runtime.outcomes import result_id
 from agentmesh.transports.memory import MemoryTransport
 from agentmesh.transports.nats import NatsTransport
 from tests.contract.store_fixtures import _db_url, create_pg_database, drop_pg_database

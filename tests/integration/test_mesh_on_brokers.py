@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -42,3 +43,28 @@ async def test_agents_work_the_same_on_every_broker(
             assert await client.request("shout", {"text": "rpc"}, timeout=10) == {"text": "RPC"}
     assert calls.count(1) >= 2
     assert 2 in calls
+
+
+@pytest.mark.parametrize("broker", ["nats_url", "redis_url", "rabbitmq_url"])
+async def test_batches_of_100_concurrent_waiters_are_all_answered(
+    broker: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """1,000 tasks in flight, their results awaited 100 at a time: each batch subscribes
+    as the one before unsubscribes (on RabbitMQ a subscription is a channel, and a
+    closing channel's number taken by a concurrent open dropped the connection)."""
+    url = request.getfixturevalue(broker)
+    tenant = "t" + uuid.uuid4().hex[:8]
+    mesh = Mesh(url, tenant=tenant, settings=fast_settings(tmp_path))
+
+    @mesh.agent("waited-1", capabilities={"echo": 4}, max_concurrent=16)
+    async def echo(task: TaskContext) -> dict[str, int]:
+        return {"i": int(task.payload["i"])}
+
+    got: list[int] = []
+    async with mesh:
+        ids = [await mesh.submit("echo", {"i": i}) for i in range(1000)]
+        for first in range(0, len(ids), 100):
+            batch = ids[first : first + 100]
+            results = await asyncio.gather(*(mesh.wait_result(t, timeout=60) for t in batch))
+            got += [r["i"] for r in results]
+    assert got == list(range(1000))

@@ -25,7 +25,7 @@ from agentmesh.agents.kinds import execute_operation
 from agentmesh.envelope import Envelope
 from agentmesh.runtime.agent import AgentRuntime
 from agentmesh.runtime.context import TaskContext
-from agentmesh.runtime.execution import result_id
+from agentmesh.runtime.outcomes import result_id
 from agentmesh.safety.alignment import Alignment
 from agentmesh.safety.engine import SafetyChecker
 from agentmesh.safety.policy import DEFAULT_POLICY

@@ -11,9 +11,10 @@ For every durable task delivery an agent:
    (``metadata.timeout_seconds``, 1-3600, default 300) while keeping the delivery alive
    with in-progress signals, and cancels it when asked;
 5. on success writes the result to the ledger and publishes ``task.completed`` durably,
-   both before the delivery is acked; on failure retries with the RetryConfig backoff up
-   to ``metadata.max_attempts`` (default ``AGENTMESH_MAX_DELIVER``), then publishes
-   ``task.failed`` and dead-letters the envelope with its error context.
+   both before the delivery is acked (a result it cannot write is kept and written when
+   the delivery comes back, instead of running again); on failure retries with the
+   RetryConfig backoff up to ``metadata.max_attempts`` (default ``AGENTMESH_MAX_DELIVER``),
+   then publishes ``task.failed`` and dead-letters the envelope with its error context.
 
 Errors of type ValueError, KeyError, TypeError and NonRetryableError are not retried.
 """
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -39,6 +39,7 @@ from agentmesh.observability import metrics, tracing
 from agentmesh.resilience import RetryConfig
 from agentmesh.runtime.context import CURRENT_TASK, TaskContext
 from agentmesh.runtime.ledger import TaskLedger, past_dedupe_window, unique_first_delivery
+from agentmesh.runtime.outcomes import OutcomeWriter, result_id
 from agentmesh.transports import Message
 from agentmesh.transports.message import error_context
 
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 300.0
 STARTED_DELAY = 0.2
 """Seconds a task runs before its start is announced to the control plane."""
-RESULT_NAMESPACE = uuid.UUID("6f1c3a1e-5b7e-4c55-9a0e-2d6b1f3c9e11")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +75,6 @@ def rejection(agent: AgentRuntime, verdict: Verdict) -> dict[str, Any]:
         "severity": main.severity if main else "",
         "agent_id": agent.agent_id,
     }
-
-
-def result_id(tenant: str, task_id: str, outcome: str) -> str:
-    """Deterministic envelope id of a task's outcome, so re-announcing it is deduped."""
-    return str(uuid.uuid5(RESULT_NAMESPACE, f"{tenant}/{task_id}/{outcome}"))
 
 
 def _task_settings(env: Envelope, default_attempts: int) -> tuple[float, int]:
@@ -124,6 +119,9 @@ class DurableExecutor:
         self._stopping = False
         self.declined = 0
         self._announcing: set[asyncio.Task[None]] = set()
+        self.outcomes = OutcomeWriter(
+            ledger, agent.mesh.transport, agent.breaker, agent.options.ack_wait
+        )
         # where a first delivery may repeat a task (a crashed Kafka consumer's records come
         # back as first deliveries; a publish retried after a lost ack is stored twice),
         # the ledger is asked on every delivery
@@ -195,6 +193,10 @@ class DurableExecutor:
         guard = agent.mesh.safety
         if agent.status == AgentStatus.QUARANTINED:
             await msg.nak(self.decline_delay / 10)  # not here: another agent takes it
+            return
+        kept = self.outcomes.kept.take(task_id)
+        if kept is not None:  # ran here; its outcome could not be written then
+            await self._publish_outcome(tenant, "task.completed", kept, msg)
             return
         redelivered = msg.attempt > 1 or self._ask_always or past_dedupe_window(env)
         if redelivered:
@@ -301,7 +303,7 @@ class DurableExecutor:
         )
         done.metadata["id"] = result_id(tenant, task_id, "completed")
         # durable (and findable by the ledger) before the dispatcher acks on return
-        await self._publish_outcome(tenant, "task.completed", done)
+        await self._publish_outcome(tenant, "task.completed", done, msg)
         reply_to = env.routing.get("reply_to")
         if isinstance(reply_to, str) and subjects.is_valid(reply_to):
             await agent.mesh.transport.publish(reply_to, done)
@@ -332,14 +334,12 @@ class DurableExecutor:
         except Exception as exc:  # noqa: BLE001 - the task runs on; the outcome fills the start in
             logger.debug("task {} progress {} not published: {}", ctx.task_id, kind, exc)
 
-    async def _publish_outcome(self, tenant: str, kind: str, env: Envelope) -> None:
-        task_id = str(env.payload["task_id"])
+    async def _publish_outcome(
+        self, tenant: str, kind: str, env: Envelope, held: Message | None = None
+    ) -> None:
         with tracing.span("task.outcome", kind=tracing.SpanKind.PRODUCER, leaf=True) as span:
             tracing.inject(env, span)
-            await self.ledger.record_outcome(tenant, task_id, env)
-            await self.agent.publish_guarded(
-                subjects.task_outcome(tenant, kind, task_id), env, durable=True
-            )
+            await self.outcomes.write(tenant, kind, env, held)
 
     async def _rejected(self, ctx: TaskContext, msg: Message, verdict: Verdict, stage: str) -> None:
         """A safety rule denied the task: ``task.rejected`` (never retried), then drop it."""

@@ -219,7 +219,7 @@ class RabbitMQTransport(BrokerTransport):
         else:
             q = await channel.declare_queue(exclusive=True, auto_delete=True)
         await q.bind(EXCHANGE, binding_key(sub.subject))
-        self._consume(sub, channel, q, no_ack=True, make=_core)
+        await self._consume(sub, channel, q, no_ack=True, make=_core)
 
     async def _group_queue(
         self, channel: AbstractChannel, subject: str, durable: str
@@ -251,9 +251,11 @@ class RabbitMQTransport(BrokerTransport):
         def make(message: AbstractIncomingMessage) -> _QueueRaw:
             return _QueueRaw(message, options.ack_wait)
 
-        self._consume(sub, channel, q, no_ack=False, make=make, max_deliver=options.max_deliver)
+        await self._consume(
+            sub, channel, q, no_ack=False, make=make, max_deliver=options.max_deliver
+        )
 
-    def _consume(
+    async def _consume(
         self,
         sub: BrokerSubscription,
         channel: AbstractChannel,
@@ -263,11 +265,23 @@ class RabbitMQTransport(BrokerTransport):
         make: Any,
         max_deliver: int | None = None,
     ) -> None:
-        iterator = queue.iterator(no_ack=no_ack)
+        """Consume ``queue`` through a callback feeding one pump task per subscription.
+
+        Not ``queue.iterator()``: aio-pika's robust iterator consumes again when it is
+        closed between two messages (it takes the close for a reconnection), RabbitMQ
+        answers 404 on the deleted auto-delete queue and closes the channel, and aiormq
+        frees that channel's number before its ``close-ok`` is written: a concurrent
+        ``channel.open`` takes the number and the broker drops the whole connection
+        ("second 'channel.open' seen"; 100 concurrent ``wait_result`` calls did it).
+        """
+        inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
         d = sub.dispatcher
 
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            inbox.put_nowait(message)
+
         async def pump() -> None:
-            async for message in iterator:
+            while (message := await inbox.get()) is not None:
                 if d.closed:
                     if not no_ack:
                         with contextlib.suppress(
@@ -277,8 +291,13 @@ class RabbitMQTransport(BrokerTransport):
                     continue
                 await sub.deliver(make(message), max_deliver)
 
+        tag = await queue.consume(on_message, no_ack=no_ack)
+
         async def stop_intake() -> None:
-            await iterator.close()
+            try:
+                await queue.cancel(tag)
+            finally:
+                inbox.put_nowait(None)  # what arrived before the cancel is given back
 
         async def close_channel() -> None:
             await channel.close()
