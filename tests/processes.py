@@ -24,7 +24,7 @@ def start_agent_process(
     """``agentmesh agent start`` in a child process running ``handler`` (``module:function``).
 
     The child gets this process's environment, ``data_dir`` as its data directory, a 2 s ack
-    wait, 0.2 s heartbeats and WARNING logs; ``env`` adds to or overrides that (the broker
+    wait, 0.2 s heartbeats, WARNING logs and /metrics on a free loopback port; ``env`` adds to or overrides that (the broker
     URL, the handler's own settings). Its stderr goes to ``data_dir/<agent_id>.log``; the
     caller stops it by its PID.
     """
@@ -34,6 +34,8 @@ def start_agent_process(
         "AGENTMESH_ACK_WAIT": "2",
         "AGENTMESH_HEARTBEAT_INTERVAL": "0.2",
         "LOG_LEVEL": "WARNING",
+        "API_HOST": "127.0.0.1",  # its /metrics on loopback, on a free port
+        "PROMETHEUS_PORT": "0",
         **env,
     }
     command = [
