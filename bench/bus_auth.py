@@ -25,14 +25,13 @@ from typing import Any
 
 import nats
 
-from agentmesh import Envelope, Mesh, TaskContext
-from agentmesh.config import Settings
 from agentmesh.runtime.embedded import EmbeddedNats
 from agentmesh.security.bus_auth import BusAuthConfig
 from agentmesh.security.bus_permissions import inbox_prefix
 from agentmesh.security.nats_callout import NatsCalloutService
 from agentmesh.security.tokens import TokenConfig, TokenService
 from bench.core import entry
+from bench.task_path import noop_task_rate
 
 Result = dict[str, dict[str, Any]]
 CORE_MESSAGES = 20_000
@@ -74,35 +73,9 @@ async def core(url: str, tenant: str, token: str | None) -> float:
     return rate
 
 
-async def _noop(task: TaskContext) -> dict[str, Any]:
-    return {"ok": True}
-
-
 async def task_path(url: str, tenant: str, token: str | None, tmp: Path) -> float:
     """Tasks per wall second through submit -> agent -> result event."""
-    settings = Settings(agentmesh_data_dir=tmp)  # type: ignore[call-arg]
-    mesh = Mesh(url, tenant=tenant, settings=settings, bus_token=token)
-    for i in range(4):
-        mesh.agent(f"bench-{i}", capabilities=["noop"], max_concurrent=64)(_noop)
-    await mesh.start(registry=False)
-    done = asyncio.Event()
-    count = [0]
-
-    async def on_done(env: Envelope) -> None:
-        count[0] += 1
-        if count[0] == TASKS:
-            done.set()
-
-    await mesh.on_event("task.completed", on_done)
-    start = time.perf_counter()
-    await asyncio.gather(*(mesh.submit("noop", {"i": i}) for i in range(TASKS)))
-    try:
-        await asyncio.wait_for(done.wait(), 120)
-    except TimeoutError:
-        raise RuntimeError(f"only {count[0]} of {TASKS} tasks completed") from None
-    rate = TASKS / (time.perf_counter() - start)
-    await mesh.stop()
-    return rate
+    return await noop_task_rate(url, tenant, TASKS, tmp, clock=time.perf_counter, bus_token=token)
 
 
 async def run() -> Result:

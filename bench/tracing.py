@@ -14,7 +14,6 @@ CPU-second of the benchmark process; ``ratio`` is the median over interleaved ro
 
 from __future__ import annotations
 
-import asyncio
 import os
 import statistics
 import tempfile
@@ -29,11 +28,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from agentmesh import Envelope, Mesh, TaskContext
-from agentmesh.config import Settings
 from agentmesh.observability import tracing
 from agentmesh.runtime.embedded import EmbeddedNats
 from bench.core import entry
+from bench.task_path import noop_task_rate
 
 Result = dict[str, dict[str, Any]]
 N = 2000
@@ -63,45 +61,20 @@ class EncodingExporter(SpanExporter):
         pass
 
 
-async def _noop(task: TaskContext) -> dict[str, Any]:
-    return {"ok": True}
-
-
 async def task_path(url: str, n: int, tmp: Path) -> float:
     """Tasks per CPU-second of this process through submit -> agent -> result event.
 
     CPU time, not wall time: the machine is shared, and wall time swings with other
     load; the process's CPU time includes the batch processor's export thread. (The
     NATS server's CPU is left out, the same in every mode, which makes the ratio
-    conservative.)"""
+    conservative.) The export work of these tasks belongs to them: the clock runs on
+    through the flush after the mesh stops."""
     if url == "memory://":
         url = f"memory://bench-tracing-{uuid.uuid4().hex[:6]}"
-    settings = Settings(agentmesh_data_dir=tmp)  # type: ignore[call-arg]
-    mesh = Mesh(url, tenant="bt" + uuid.uuid4().hex[:6], settings=settings)
-    for i in range(4):
-        mesh.agent(f"bench-{i}", capabilities=["noop"], max_concurrent=64)(_noop)
-    await mesh.start(registry=False)
-    done = asyncio.Event()
-    count = [0]
-
-    async def on_done(env: Envelope) -> None:
-        count[0] += 1
-        if count[0] == n:
-            done.set()
-
-    await mesh.on_event("task.completed", on_done)
-    start = time.process_time()
-    for chunk in range(0, n, 500):
-        await asyncio.gather(
-            *(mesh.submit("noop", {"i": i}) for i in range(chunk, min(chunk + 500, n)))
-        )
-    try:
-        await asyncio.wait_for(done.wait(), 120)
-    except TimeoutError:
-        raise RuntimeError(f"only {count[0]} of {n} tasks completed") from None
-    await mesh.stop()
-    tracing.flush()  # the export work of these tasks belongs to them
-    return n / (time.process_time() - start)
+    tenant = "bt" + uuid.uuid4().hex[:6]
+    return await noop_task_rate(
+        url, tenant, n, tmp, clock=time.process_time, batch=500, after_stop=tracing.flush
+    )
 
 
 async def _mode(url: str, n: int, sampling: float | None, tmp: Path) -> tuple[float, int]:
