@@ -8,8 +8,10 @@ watch (a named consumer whose filter is in the API subject).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import nats.errors
@@ -21,6 +23,7 @@ from nats.js.kv import KeyValue
 from agentmesh.config import Settings
 from agentmesh.mesh import Mesh
 from agentmesh.patterns.blackboard import Blackboard
+from agentmesh.patterns.swarm import SwarmOrchestrator, SwarmWorker
 from agentmesh.security.bus_auth import BusAuthConfig
 from agentmesh.security.nats_callout import NatsCalloutService
 from agentmesh.security.tokens import TokenService
@@ -30,6 +33,7 @@ from tests.integration.bus_tenancy.conftest import Client
 pytestmark = pytest.mark.integration
 
 BUCKET, STREAM = "AM_BB", "KV_AM_BB"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def _bucket(js: Any) -> KeyValue:
@@ -217,3 +221,33 @@ async def test_the_blackboard_works_under_tenant_credentials(
     finally:
         await mesh_a.stop()
         await mesh_b.stop()
+
+
+async def test_the_swarm_example_runs_under_tenant_credentials(
+    auth_server: tuple[str, BusAuthConfig],
+    callout: NatsCalloutService,
+    tokens: TokenService,
+    tenants: tuple[str, str],
+    tmp_path: Any,
+) -> None:
+    """The swarm's leader lease, jobs and shared knowledge (AM_SWARM: create, update with
+    a revision, key listing, a job watch) with an agent token of one tenant."""
+    spec = importlib.util.spec_from_file_location("example_swarm", EXAMPLES / "swarm.py")
+    assert spec is not None
+    assert spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    url, _ = auth_server
+    a, _ = tenants
+    settings = Settings(agentmesh_data_dir=tmp_path)  # type: ignore[call-arg]
+    mesh = Mesh(url, tenant=a, settings=settings, bus_token=tokens.create("s", a, ["agent"]))
+    mesh.add(SwarmOrchestrator(mesh, "coord-1", swarm_id="build", capabilities="build"))
+    for caps in ("compile", "link", "test"):
+        mesh.add(
+            SwarmWorker(mesh, f"{caps}-1", example.build_step, swarm_id="build", capabilities=caps)
+        )
+    async with mesh:
+        job = await mesh.submit("build", example.BUILD)
+        out = await mesh.wait_result(job, timeout=60)
+    assert set(out["results"]) == {"compile-core", "compile-cli", "link", "test"}
+    assert out["results"]["link"]["from"] == ["core.o", "cli.o"]
