@@ -68,11 +68,24 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @contextmanager
 def tls_redis(directory: Path, cert: Path, key: Path, ca: Path) -> Iterator[int]:
     """A redis-server with only a TLS port (clients are not asked for a certificate)."""
+    with own_redis(
+        directory,
+        *("--tls-auth-clients", "no", "--tls-cert-file", str(cert), "--tls-key-file", str(key)),
+        *("--tls-ca-cert-file", str(ca)),
+        tls=True,
+    ) as port:
+        yield port
+
+
+@contextmanager
+def own_redis(directory: Path, *extra: str, tls: bool = False) -> Iterator[int]:
+    """A redis-server of this test on a free loopback port (``extra``: more options)."""
     port, log = free_port(), directory / "redis.log"
+    ports = ("--port", "0", "--tls-port", str(port)) if tls else ("--port", str(port))
     args = [
-        *("--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)),
-        *("--save", "", "--appendonly", "no", "--tls-auth-clients", "no"),
-        *("--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca)),
+        *ports,
+        *("--bind", "127.0.0.1", "--dir", str(directory), "--save", "", "--appendonly", "no"),
+        *extra,
     ]
     with log.open("wb") as out:
         proc = subprocess.Popen(
