@@ -155,7 +155,28 @@ def tls_rabbitmq(cert: Path, key: Path, ca: Path) -> Iterator[int]:
         with suppress(subprocess.TimeoutExpired):
             subprocess.run([ctl, "-n", node, "stop"], env=env, capture_output=True, timeout=60)
         _stop(proc)
-        epmd = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
-        with suppress(OSError, subprocess.TimeoutExpired):  # the node's own epmd
-            subprocess.run([epmd, "-kill"], env=env, capture_output=True, timeout=15)
+        _stop_epmd(env)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _stop_epmd(env: dict[str, str]) -> None:
+    """End the epmd the node started on its own port: ``epmd -kill`` (refused while a node
+    is still registered, so retried), else the epmd process with that port in its
+    environment, by PID."""
+    epmd = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with suppress(OSError, subprocess.TimeoutExpired):
+            done = subprocess.run([epmd, "-kill"], env=env, capture_output=True, timeout=5)
+            if b"living nodes" not in done.stdout + done.stderr:
+                return  # killed, or no epmd answers on that port any more
+        time.sleep(0.5)
+    mark = f"ERL_EPMD_PORT={env['ERL_EPMD_PORT']}".encode()
+    for proc in Path("/proc").iterdir():
+        with suppress(OSError, ValueError):
+            if (
+                proc.name.isdigit()
+                and (proc / "comm").read_text().strip() == "epmd"
+                and mark in (proc / "environ").read_bytes().split(b"\0")
+            ):
+                os.kill(int(proc.name), signal.SIGKILL)
