@@ -15,17 +15,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agentmesh.domain.agent import AgentAggregate
 from agentmesh.domain.routing import (
     ROUTABLE_STATUSES,
     AdvancedMessageRouter,
     AgentCandidate,
-    AgentLoadBalancerService,
     RouteRequest,
     RoutingStrategy,
     StrategySelector,
 )
-from agentmesh.domain.values import AgentCapability, AgentStatus
 
 AGENTS = 1_000
 CAPABILITIES = [f"cap-{i}" for i in range(20)]
@@ -55,15 +52,6 @@ def _fleet(rng: random.Random) -> list[AgentCandidate]:
             )
         )
     return fleet
-
-
-def _aggregates(fleet: list[AgentCandidate]) -> list[AgentAggregate]:
-    out = []
-    for c in fleet:
-        caps = [AgentCapability(n, lvl) for n, lvl in c.capabilities.items()]
-        agent, _ = AgentAggregate.create(c.agent_id, "bench", c.agent_id, caps)
-        out.append(agent)
-    return out
 
 
 def _rate(decide: Callable[[], object]) -> float:
@@ -138,17 +126,6 @@ def run() -> Result:
         ),
     )
 
-    aggregates = _aggregates(fleet)
-    balancer = AgentLoadBalancerService()
-    results["routing_load_balancer_service_1k"] = _entry(
-        _rate(lambda: balancer.select_best_agent([cap], aggregates)),
-        _rate(
-            lambda: max(
-                (a for a in aggregates if a.status is AgentStatus.AVAILABLE),
-                key=lambda a: a.has_capability(cap),
-            )
-        ),
-    )
     return results
 
 

@@ -7,7 +7,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,41 @@ async def eventually(
             raise AssertionError(f"{what or 'condition'} not met in {timeout:g}s")
         await asyncio.sleep(interval)
     return value
+
+
+async def until(
+    check: Callable[[], Awaitable[Any]],
+    timeout: float = 10.0,
+    what: str = "",
+    interval: float = 0.05,
+    not_yet: tuple[type[BaseException], ...] = (),
+) -> Any:
+    """Await ``check()`` until it returns something truthy and return that; an exception
+    of ``not_yet`` (say ``NotFound`` while the read model has not caught up) counts as
+    not yet. AssertionError with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = await check()
+        except not_yet as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what or 'condition'} not met in {timeout:g}s (last: {last!r})")
+        await asyncio.sleep(interval)
+
+
+async def quiet_period(seconds: float) -> None:
+    """Let ``seconds`` pass before a negative check ("nothing more arrives", "nothing
+    changes"), which no condition can end early: an absence has no event to wait on.
+
+    Only for that; a test waiting for something to happen uses :func:`eventually` or
+    :func:`until`. The period bounds what the check can see (a late arrival after it goes
+    unnoticed), so choose it from the timers under test (an ack wait, a poll period)."""
+    await asyncio.sleep(seconds)
 
 
 WAIT_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError)

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from agentmesh.security.revocation import DenyList
 from agentmesh.security.tokens import TokenService, token_service_from_settings
 from agentmesh.store.audit_log import audit_store_for
 from tests.chaos.conftest import ISSUER, SECRET, Plane, Report
+from tests.helpers import until
 
 pytestmark = pytest.mark.e2e
 AGENTMESH = str(Path(sys.executable).parent / "agentmesh")
@@ -41,15 +41,6 @@ def cli(plane: Plane, *args: str) -> Any:
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-async def poll(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    """Await ``check()`` every 0.1 s until it is true (AssertionError after ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met in {timeout:g}s")
-        await asyncio.sleep(0.1)
 
 
 def forged(claims: dict[str, Any], **headers: Any) -> str:
@@ -142,7 +133,7 @@ async def test_hostile_tokens_are_401_everywhere_and_audited(plane: Plane, repor
         async def refused() -> bool:
             return (await http.get(url, headers=victim_h)).status_code == 401
 
-        await poll(refused, 30, "the revoked token refused by REST")
+        await until(refused, 30, "the revoked token refused by REST")
         rest_revoked_seconds = time.monotonic() - revoked_at
         statuses["revoked token"] = (await http.get(url, headers=victim_h)).status_code
         ws_codes["revoked token"] = await ws_close_code(f"{live.ws_url}?token={victim}")
@@ -157,7 +148,7 @@ async def test_hostile_tokens_are_401_everywhere_and_audited(plane: Plane, repor
             r = await http.get(url, headers={"Authorization": f"Bearer {fresh}"})
             return r.status_code == 401
 
-        await poll(key_refused, 30, "the revoked key refused by REST")
+        await until(key_refused, 30, "the revoked key refused by REST")
         statuses["revoked key"] = 401
         ws_codes["revoked key"] = await ws_close_code(f"{live.ws_url}?token={fresh}")
         bus["revoked key"] = await router_refuses(plane, fresh, tenant)

@@ -17,9 +17,9 @@ import pytest
 from agentmesh import Mesh, subjects
 from tests.chaos import handlers
 from tests.chaos.conftest import FULL, Report, size
-from tests.chaos.processes import ACK_WAIT, spawn, stop, wait_for
+from tests.chaos.processes import ACK_WAIT, spawn, stop
 from tests.chaos.proxy import PartitionProxy
-from tests.helpers import fast_settings
+from tests.helpers import eventually, fast_settings
 
 pytestmark = pytest.mark.integration
 ROW = "6 partition"
@@ -84,7 +84,7 @@ async def test_a_silent_link_for_30_s_loses_nothing(
         def all_done() -> bool:
             return {t for e, t, *_ in far_runs() if e == "done"} >= set(ids)
 
-        await wait_for(all_done, 60 + 4 * ACK_WAIT, "every far task done after the heal")
+        await eventually(all_done, 60 + 4 * ACK_WAIT, what="every far task done after the heal")
         recovered = time.monotonic() - cut_at - cut_for
     finally:
         stop(far, near)

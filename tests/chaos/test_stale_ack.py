@@ -16,8 +16,8 @@ import pytest
 from agentmesh import Mesh, subjects
 from tests.chaos import handlers
 from tests.chaos.conftest import Report, size
-from tests.chaos.processes import ACK_WAIT, spawn, stop, wait_for
-from tests.helpers import fast_settings
+from tests.chaos.processes import ACK_WAIT, spawn, stop
+from tests.helpers import eventually, fast_settings
 
 pytestmark = pytest.mark.integration
 ROW = "5 stale ack"
@@ -41,7 +41,7 @@ async def test_a_stale_ack_after_redelivery_makes_no_second_completion(
         def started_by(pid: int) -> set[str]:
             return {t for e, t, p, _ in handlers.read(log_path) if e == "start" and p == pid}
 
-        await wait_for(lambda: started_by(slow.pid) >= set(ids), 30, "slow worker took all")
+        await eventually(lambda: started_by(slow.pid) >= set(ids), 30, what="slow worker took all")
         slow.send_signal(signal.SIGSTOP)  # frozen mid-handler: no progress, no ack
         spare = spawn("spare-1", tenant, nats_url, tmp_path)
         results = [await client.wait_result(t, timeout=60 + 4 * ACK_WAIT) for t in ids]
@@ -52,7 +52,7 @@ async def test_a_stale_ack_after_redelivery_makes_no_second_completion(
                 t for e, t, p, _ in handlers.read(log_path) if e == "done" and p == slow.pid
             } >= set(ids)
 
-        await wait_for(slow_finished, 30, "the thawed worker finished its stale runs")
+        await eventually(slow_finished, 30, what="the thawed worker finished its stale runs")
         # its late outcomes (if any) reach the broker before these reads: one more task
         await client.run("work", {"sleep": 0.0}, timeout=60)
     finally:

@@ -15,8 +15,8 @@ import pytest
 from agentmesh import Mesh
 from tests.chaos import handlers
 from tests.chaos.conftest import FULL, Report, brokers, size
-from tests.chaos.processes import ACK_WAIT, spawn, stop, wait_for
-from tests.helpers import fast_settings
+from tests.chaos.processes import ACK_WAIT, spawn, stop
+from tests.helpers import eventually, fast_settings
 
 pytestmark = pytest.mark.integration
 ROW = "1 kill -9 worker"
@@ -48,7 +48,7 @@ async def test_sigkilled_worker_holding_many_tasks(
             done = {t for e, t, p, _ in runs if e == "done" and p == victim.pid}
             return started - done
 
-        await wait_for(lambda: len(held()) >= target, 60, f"victim holding {target}")
+        await eventually(lambda: len(held()) >= target, 60, what=f"victim holding {target}")
         in_flight = held()
         victim.send_signal(signal.SIGKILL)
         killed_at = time.time()
@@ -58,7 +58,7 @@ async def test_sigkilled_worker_holding_many_tasks(
         def all_done() -> bool:
             return {t for e, t, _, _ in handlers.read(log_path) if e == "done"} >= set(ids)
 
-        await wait_for(all_done, 90, "every task done")
+        await eventually(all_done, 90, what="every task done")
     finally:
         stop(victim, survivor)
         await client.stop()

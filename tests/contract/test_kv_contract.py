@@ -12,7 +12,7 @@ from agentmesh.errors import ConcurrencyError, Conflict, ValidationError
 from agentmesh.kv import KeyValueStore, KvEntry, open_kv
 from agentmesh.kv.base import modify
 from agentmesh.transports import Transport, create_transport
-from tests.helpers import eventually
+from tests.helpers import eventually, quiet_period
 
 MakeKv = Callable[[], Awaitable[KeyValueStore]]
 
@@ -132,7 +132,7 @@ async def test_watch_delivers_current_values_then_changes(make_kv: MakeKv) -> No
     await watch.stop()
     await live_watch.stop()
     await writer.put("w.after", b"3")
-    await asyncio.sleep(0.1)
+    await quiet_period(0.1)  # a stopped watch sees nothing more
     assert len(seen) == 3
 
 

@@ -17,7 +17,7 @@ from agentmesh.errors import NoResponders, NotSupported, PayloadTooLarge, Reques
 from agentmesh.transports import Message, SubscribeOptions, Transport
 from tests.contract.conftest import TransportFactory
 from tests.contract.raw import publish_raw
-from tests.helpers import Collector, eventually, unique_tenant
+from tests.helpers import Collector, eventually, quiet_period, unique_tenant
 
 FAST = SubscribeOptions(ack_wait=1.0, max_deliver=3, retry_base=0.05, retry_max=0.2)
 
@@ -27,7 +27,13 @@ def env(tenant: str, n: int = 0, **payload: Any) -> Envelope:
 
 
 async def settle() -> None:
-    await asyncio.sleep(0.15)
+    """A new subscription's head start before another connection publishes to it.
+
+    Not a condition, for want of one: NATS core and Redis pub/sub return from subscribe()
+    before the server has confirmed the SUB/SUBSCRIBE, and the Transport seam has no
+    "ready" signal to wait on. Generous (0.3 s) so a busy machine does not lose the race;
+    replace it with a wait once subscribe() itself guarantees readiness."""
+    await asyncio.sleep(0.3)
 
 
 async def test_publish_delivers_the_exact_envelope(transport: Transport) -> None:
@@ -70,7 +76,7 @@ async def test_wildcard_subscriptions(transport: Transport) -> None:
     await transport.publish(subjects.event(t, "agent.created"), env(t, 2))
     await transport.publish(subjects.agent(t, "agent-x1"), env(t, 3))
     await gt.wait_for(3)
-    await asyncio.sleep(0.2)
+    await quiet_period(0.2)  # nothing more reaches the narrower subscription
     assert [m.payload["n"] for m in star.messages] == [1]
     assert sorted(m.payload["n"] for m in gt.messages) == [1, 2, 3]
 
@@ -100,7 +106,7 @@ async def test_group_splits_work_without_duplicates(
         target = subjects.task(t, f"split{i % 12}") if per_key else subject
         await publisher.publish(target, env(t, i), durable=durable)
     await eventually(lambda: len(a.messages) + len(b.messages) >= 60)
-    await asyncio.sleep(0.3)
+    await quiet_period(0.3)  # no duplicate follows
     ids_a, ids_b = set(a.ids), set(b.ids)
     assert not ids_a & ids_b
     assert len(a.messages) + len(b.messages) == 60
@@ -181,7 +187,7 @@ async def test_term_is_never_redelivered(transport: Transport) -> None:
     await transport.subscribe(subject, got, durable="termer", options=FAST)
     await transport.publish(subject, env(t, 1), durable=True)
     await got.wait_for(1)
-    await asyncio.sleep(FAST.ack_wait * 2)
+    await quiet_period(FAST.ack_wait * 2)  # two ack waits: a redelivery would be here
     assert len(got.messages) == 1
 
 
@@ -198,7 +204,7 @@ async def test_same_envelope_id_is_delivered_once(transport: Transport, durable:
     await transport.publish(subject, once, durable=durable)
     await transport.publish(subject, env(t, 2), durable=durable)
     await got.wait_for(2)
-    await asyncio.sleep(0.3)
+    await quiet_period(0.3)  # the duplicate does not come after all
     assert [m.payload["n"] for m in got.messages] == [1, 2]
 
 
@@ -283,7 +289,7 @@ async def test_unsubscribe_stops_delivery(transport: Transport) -> None:
     await got.wait_for(1)
     await sub.unsubscribe()
     await transport.publish(subject, env(t, 2))
-    await asyncio.sleep(0.3)
+    await quiet_period(0.3)  # nothing reaches the unsubscribed handler
     assert len(got.messages) == 1
 
 
@@ -309,7 +315,7 @@ async def test_close_drains_in_flight_handlers(make_transport: TransportFactory)
     again = Collector()
     other = await make_transport()
     await other.subscribe(subject, again, durable="drainer", options=FAST)
-    await asyncio.sleep(FAST.ack_wait + 0.5)
+    await quiet_period(FAST.ack_wait + 0.5)  # past an ack wait: no redelivery
     assert again.messages == []
 
 
@@ -329,7 +335,7 @@ async def test_provisioned_group_keeps_messages_published_before_it_subscribes(
     got = Collector()
     await worker.subscribe(subject, got, durable="late", options=FAST)
     await got.wait_for(3, timeout=10)
-    await asyncio.sleep(FAST.ack_wait + 0.5)  # acked: nothing may come back
+    await quiet_period(FAST.ack_wait + 0.5)  # acked: nothing may come back
     assert sorted(got.ids) == sorted(e.id for e in sent)
     assert [m.attempt for m in got.messages] == [1, 1, 1]  # provisioning delivered nothing
 

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,26 +17,13 @@ import pytest
 
 from agentmesh.runtime.embedded import free_port
 from agentmesh.testing import LocalModelServer, ModelRequest, Reply
-from tests.helpers import cli_token
+from tests.helpers import cli_token, wait_until
+from tests.processes import stop_processes
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 AGENTMESH = str(Path(sys.executable).parent / "agentmesh")
 KEY = "sk-e2e-" + "e" * 30
-
-
-def wait_until(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (httpx.HTTPError, OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not happen in {timeout}s (last: {last!r})")
 
 
 def model(request: ModelRequest) -> Reply:
@@ -53,15 +39,7 @@ def model(request: ModelRequest) -> Reply:
 def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     procs: list[subprocess.Popen[bytes]] = []
     yield procs
-    for p in reversed(procs):
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-    for p in reversed(procs):
-        try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    stop_processes(procs)
 
 
 def test_llm_agent_process_uses_a_tool_agent_for_a_rest_task(

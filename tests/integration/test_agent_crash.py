@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -14,46 +12,23 @@ import pytest
 from agentmesh import Envelope, Mesh
 from agentmesh.config import Settings
 from tests.helpers import eventually
+from tests.processes import start_agent_process
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_agent(
     agent_id: str, tenant: str, nats_url: str, data_dir: Path, hang: bool
 ) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ,
-        NATS_URL=nats_url,
-        AGENTMESH_DATA_DIR=str(data_dir),
-        AGENTMESH_ACK_WAIT="2",
-        AGENTMESH_HEARTBEAT_INTERVAL="0.2",
-        HANG="1" if hang else "0",
-        LOG_LEVEL="WARNING",
+    return start_agent_process(
+        agent_id,
+        tenant,
+        capability="crunch",
+        handler="tests.integration.agent_handlers:crunch",
+        max_concurrent=4,
+        data_dir=data_dir,
+        env={"NATS_URL": nats_url, "HANG": "1" if hang else "0"},
     )
-    with (data_dir / f"{agent_id}.log").open("wb") as log:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agentmesh.cli.main",
-                "agent",
-                "start",
-                agent_id,
-                "--capabilities",
-                "crunch",
-                "--tenant",
-                tenant,
-                "--handler",
-                "tests.integration.agent_handlers:crunch",
-                "--max-concurrent",
-                "4",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
 
 
 async def test_sigkilled_agent_loses_no_task(nats_url: str, tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ escalation to a role (then its own deadline), plus the reminder; all audited."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from agentmesh.commands.safety import SetSafetyPolicy
 from agentmesh.controlplane import ControlPlane
 from agentmesh.errors import Forbidden
 from agentmesh.security.audit import AuditFilter
-from tests.helpers import eventually, fast_settings
+from tests.helpers import eventually, fast_settings, until
 
 pytestmark = pytest.mark.integration
 
@@ -67,14 +66,14 @@ async def test_deadline_fallbacks_escalation_and_reminder(tmp_path: Path) -> Non
             doc = await rm.get_task(tenant, task_id)
             return str(doc["status"]) if doc else ""
 
-        async def until(task_id: str, want: str, timeout: float = 10) -> None:
-            deadline = asyncio.get_running_loop().time() + timeout
-            while (got := await status(task_id)) != want:
-                assert asyncio.get_running_loop().time() < deadline, f"{task_id}: {got}"
-                await asyncio.sleep(0.05)
+        async def reaches(task_id: str, want: str, timeout: float = 10) -> None:
+            async def there() -> bool:
+                return await status(task_id) == want
 
-        await until("rej-1", "rejected")
-        await until("auto-1", "completed")
+            await until(there, timeout, f"{task_id} {want}")
+
+        await reaches("rej-1", "rejected")
+        await reaches("auto-1", "completed")
         assert ran == ["auto-1"]
         await eventually(
             lambda: "escalated" in [w for _, t, w in plane.approvals.swept if t == "esc-1"],
@@ -87,7 +86,7 @@ async def test_deadline_fallbacks_escalation_and_reminder(tmp_path: Path) -> Non
             await bus.execute(
                 DecideApproval(tenant, "esc-1__a1", "approved", "bob", roles=("approver",))
             )
-        await until("esc-1", "rejected")  # the escalated approval's own deadline
+        await reaches("esc-1", "rejected")  # the escalated approval's own deadline
         await eventually(
             lambda: ("remind-1", "reminded") in [(t, w) for _, t, w in plane.approvals.swept],
             timeout=10,

@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -17,45 +16,22 @@ from agentmesh import Envelope, Mesh, TaskContext
 from agentmesh.config import Settings
 from agentmesh.runtime.embedded import EmbeddedNats, free_port
 from tests.helpers import eventually
+from tests.processes import start_agent_process
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 TASKS = 10_000
 
 
 def spawn(agent_id: str, tenant: str, nats_url: str, work: Path) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ,
-        NATS_URL=nats_url,
-        AGENTMESH_DATA_DIR=str(work),
-        AGENTMESH_ACK_WAIT="2",
-        AGENTMESH_HEARTBEAT_INTERVAL="0.2",
-        SIDE_EFFECT_DIR=str(work),
-        LOG_LEVEL="WARNING",
+    return start_agent_process(
+        agent_id,
+        tenant,
+        capability="work",
+        handler="tests.integration.agent_handlers:side_effect",
+        max_concurrent=32,
+        data_dir=work,
+        env={"NATS_URL": nats_url, "SIDE_EFFECT_DIR": str(work)},
     )
-    with (work / f"{agent_id}.log").open("wb") as log:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agentmesh.cli.main",
-                "agent",
-                "start",
-                agent_id,
-                "-c",
-                "work",
-                "--tenant",
-                tenant,
-                "--handler",
-                "tests.integration.agent_handlers:side_effect",
-                "--max-concurrent",
-                "32",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
 
 
 async def test_10k_tasks_4_agents_one_sigkilled(nats_url: str, tmp_path: Path) -> None:
@@ -143,7 +119,7 @@ async def test_broker_restart_loses_no_accepted_task(tmp_path: Path) -> None:
         server.proc.send_signal(signal.SIGKILL)  # the broker dies mid-run
         server.proc.wait(10)
         server.proc = None
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # the outage itself (not a wait for anything)
         down_at = time.monotonic()
         server.start()  # same port, same store
         await eventually(lambda: completed >= set(ids), timeout=90)

@@ -18,7 +18,7 @@ from agentmesh.config import Settings
 from agentmesh.errors import NotFound, RemoteError
 from agentmesh.runtime.execution import Decision
 from agentmesh.transports import Message
-from tests.helpers import Collector, eventually, registry_knows
+from tests.helpers import Collector, eventually, quiet_period, registry_knows
 
 pytestmark = pytest.mark.integration
 
@@ -237,7 +237,8 @@ async def test_cancel_reaches_a_running_task(
         # cancelled before start: the agent drops it when it arrives
         early = str(uuid.uuid4())
         await client.cancel(early)
-        await asyncio.sleep(0.2)
+        executor = worker.agents["long-1"].executor
+        await eventually(lambda: executor.heard_cancel(early), what="the cancel heard")
         await client.submit("long", {}, task_id=early)
         await eventually(
             lambda: any(e.payload["task_id"] == early for e in seen.get("task.cancelled", []))
@@ -261,7 +262,7 @@ async def test_long_tasks_are_kept_alive_and_never_redelivered(
     async with worker:
         task_id = await client.submit("marathon", {})
         assert await client.wait_result(task_id, timeout=20) == {"done": True}
-        await asyncio.sleep(1.2)
+        await quiet_period(1.2)  # past another ack wait: no redelivery may follow
     assert deliveries == [1]
 
 

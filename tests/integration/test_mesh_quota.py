@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +22,7 @@ from agentmesh.config import Settings
 from agentmesh.controlplane import ControlPlane
 from agentmesh.errors import NotFound, QuotaExceeded, ValidationError
 from agentmesh.runtime.registry import Registry
+from tests.helpers import until
 
 pytestmark = pytest.mark.integration
 
@@ -53,18 +51,7 @@ async def plane(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 async def projected(cp: ControlPlane, tenant: str) -> None:
     """Wait until the tenant read model knows ``tenant`` (the quota is read there)."""
 
-    await until(lambda: cp.bus.query(GetTenant(tenant)))
-
-
-async def until(probe: Callable[[], Awaitable[object]], timeout: float = 15.0) -> None:
-    """Wait until ``probe()`` returns something truthy (NotFound counts as not yet)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(NotFound):
-            if await probe():
-                return
-        assert time.monotonic() < deadline, "condition not met"
-        await asyncio.sleep(0.05)
+    await until(lambda: cp.bus.query(GetTenant(tenant)), 15, not_yet=(NotFound,))
 
 
 async def test_bus_submitter_gets_a_clear_quota_error(plane: ControlPlane) -> None:
@@ -88,7 +75,7 @@ async def test_bus_submitter_gets_a_clear_quota_error(plane: ControlPlane) -> No
         page = await cp.bus.query(ListTasks(tenant))
         return bool(page.total == 5)
 
-    await until(recorded)
+    await until(recorded, 15, not_yet=(NotFound,))
     for task_id in ids:
         assert (await cp.bus.query(GetTask(tenant, task_id)))["status"] == "offered"
     with pytest.raises(NotFound):  # nothing half-written for the refused submit

@@ -71,8 +71,8 @@ async def test_envelope_published_raw_by_nats_py_is_handled(mesh: Mesh, nats_url
     assert answer.causation_id == hand_made["metadata"]["id"]
 
     durable = dict(hand_made, metadata=dict(hand_made["metadata"], id=str(uuid.uuid4())))
+    # no head start needed: wait_result finds an outcome that came first in the ledger
     waiter = asyncio.create_task(mesh.wait_result(durable["metadata"]["id"], timeout=10))  # type: ignore[index]
-    await asyncio.sleep(0.2)
     ack = await js.publish(
         subjects.task(mesh.tenant, "upper"),
         orjson.dumps(durable),

@@ -4,12 +4,10 @@ more capabilities, a termination."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from agentmesh import Mesh
 from agentmesh.application import Application
 from agentmesh.commands import CreateTenant, GetAgent, GetTask, TerminateAgent
 from agentmesh.errors import NotFound
-from tests.helpers import fast_settings
+from tests.helpers import fast_settings, until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,18 +55,9 @@ TASK_EVENTS = {
 }
 
 
-async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 15) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = await check()
-        except NotFound:
-            last = None
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what} did not happen in {timeout}s (last: {last!r})")
+async def settled(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 15) -> Any:
+    """:func:`tests.helpers.until` where the store not knowing the thing yet is "not yet"."""
+    return await until(check, timeout, what, not_yet=(NotFound,))
 
 
 @pytest.fixture
@@ -139,7 +128,7 @@ async def test_every_event_type_comes_from_a_real_run(
     try:
         await app.bus.execute(CreateTenant(tenant, tenant_id=tenant))
         proc = start_agent("work:2")
-        await until(agent, "the agent registered by its heartbeats", 30)
+        await settled(agent, "the agent registered by its heartbeats", 30)
         await client.transport.connect()
 
         ok = await client.submit("work", {"mode": "ok"})
@@ -148,38 +137,38 @@ async def test_every_event_type_comes_from_a_real_run(
         slow = await client.submit("work", {"mode": "slow", "seconds": 60})
         lonely = await client.submit("nobody", {}, timeout_seconds=1, max_attempts=1)
         for task_id, wanted in ((ok, "completed"), (flaky, "completed"), (bad, "dead_lettered")):
-            await until(lambda t=task_id, w=wanted: status(t, w), f"{task_id} {wanted}")
-        await until(lambda: status(slow, "running"), "the slow task running")
+            await settled(lambda t=task_id, w=wanted: status(t, w), f"{task_id} {wanted}")
+        await settled(lambda: status(slow, "running"), "the slow task running")
         await client.cancel(slow)
-        await until(lambda: status(slow, "cancelled"), "the slow task cancelled")
-        await until(lambda: status(lonely, "dead_lettered"), "the lonely task timed out", 20)
+        await settled(lambda: status(slow, "cancelled"), "the slow task cancelled")
+        await settled(lambda: status(lonely, "dead_lettered"), "the lonely task timed out", 20)
 
         # paused and resumed through the process itself
         await app.mesh.control("truth-1", "pause", tenant=tenant)
-        await until(lambda: _is(agent, "PAUSED"), "paused in the store")
+        await settled(lambda: _is(agent, "PAUSED"), "paused in the store")
         await app.mesh.control("truth-1", "resume", tenant=tenant)
-        await until(lambda: _is(agent, "AVAILABLE"), "resumed in the store")
+        await settled(lambda: _is(agent, "AVAILABLE"), "resumed in the store")
 
         # frozen past the health timeout, then alive again
         proc.send_signal(signal.SIGSTOP)
-        await until(lambda: _is(agent, "UNHEALTHY"), "unhealthy after SIGSTOP", 20)
+        await settled(lambda: _is(agent, "UNHEALTHY"), "unhealthy after SIGSTOP", 20)
         proc.send_signal(signal.SIGCONT)
-        await until(lambda: _is(agent, "AVAILABLE"), "healthy after SIGCONT", 20)
+        await settled(lambda: _is(agent, "AVAILABLE"), "healthy after SIGCONT", 20)
 
         # restarted with a higher level and one more capability
         proc.terminate()
         proc.wait(20)
-        await until(lambda: _is(agent, "UNHEALTHY"), "stopped (heard as TERMINATED)")
+        await settled(lambda: _is(agent, "UNHEALTHY"), "stopped (heard as TERMINATED)")
         proc = start_agent("work:4,extra:3")
 
         async def upgraded() -> bool:
             caps = {c["name"]: c["level"] for c in (await agent())["capabilities"]}
             return caps == {"work": 4, "extra": 3}
 
-        await until(upgraded, "the restart's capabilities recorded", 30)
+        await settled(upgraded, "the restart's capabilities recorded", 30)
         proc.terminate()
         proc.wait(20)
-        await until(lambda: _is(agent, "UNHEALTHY"), "stopped again")
+        await settled(lambda: _is(agent, "UNHEALTHY"), "stopped again")
         await app.bus.execute(TerminateAgent(tenant, "truth-1", "decommissioned"))
 
         await app.plane.persistence.projector.catch_up()  # type: ignore[union-attr]

@@ -187,6 +187,8 @@ async def test_hot_reload_under_load_changes_decisions_and_loses_nothing(
         assert all(outcomes[t] == ["task.rejected"] for t in after)
         assert all(t not in runs for t in after), "a rejected task never reaches a handler"
         # a policy that does not compile is refused whole; the last good one stays
+        assert side_a.safety is not None
+        refused = side_a.safety.refusals
         await client.transport.publish(
             channel(client.tenant),
             Envelope.create(
@@ -196,8 +198,8 @@ async def test_hot_reload_under_load_changes_decisions_and_loses_nothing(
             ),
         )
         await client.submit("echo", {"text": "probe"})
-        await asyncio.sleep(0.2)
-        assert side_a.safety is not None
+        guard = side_a.safety
+        await eventually(lambda: guard.refusals == refused + 1, timeout=10, what="refused")
         assert side_a.safety.policy.version == 2
         assert {outcomes[t][0] for t in before} <= {"task.completed", "task.rejected"}
     finally:
@@ -239,9 +241,9 @@ async def test_sighup_rereads_the_policy_file_and_keeps_the_last_good_one(
         with pytest.raises(RemoteError):
             await mesh.run("echo", {"text": "a zebra"}, timeout=10)
         policy.write_text("version: 3\nlimits:\n  max_depth: 0\n", encoding="utf-8")
-        reloads = guard.reloads
+        reloads, refused = guard.reloads, guard.refusals
         os.kill(os.getpid(), signal.SIGHUP)
-        await asyncio.sleep(0.2)  # the refused reload leaves no state to wait on
+        await eventually(lambda: guard.refusals == refused + 1, timeout=10, what="refused")
         assert guard.reloads == reloads
         assert guard.policy.version == 2, "a bad file is refused; the last good policy stays"
         exposition = metrics.exposition()[0].decode()
@@ -259,14 +261,16 @@ async def test_running_tasks_of_a_quarantined_agent_go_back_to_others(
     client, bad_side = make_mesh(), make_mesh(agentmesh_safety_policy=policy)
     good_side = make_mesh()
     release = asyncio.Event()
+    running: list[str] = []
     interrupted: list[str] = []
     done_by: dict[str, str] = {}
 
     @bad_side.agent("leaker-2", capabilities=["slow"], max_concurrent=4)
     async def leaker(task: TaskContext) -> dict[str, Any]:
         if task.payload.get("leak"):
-            await asyncio.sleep(0.2)  # the others are running by now
+            await eventually(lambda: len(running) == 3, timeout=20, what="the others running")
             return {"mail": "ceo@example.com"}
+        running.append(task.task_id)
         try:
             await release.wait()
         except asyncio.CancelledError:

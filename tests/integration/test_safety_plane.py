@@ -128,8 +128,9 @@ async def test_a_process_started_after_a_put_gets_the_tenant_policy(plane: Contr
     other = worker(cp, "t" + uuid.uuid4().hex[:8])  # no policy put for its tenant
     await other.start()
     try:
-        await asyncio.sleep(0.3)  # the answer ("none") leaves nothing to wait on
-        assert other.safety is not None
-        assert other.safety.policy.version == 1
+        guard = other.safety
+        assert guard is not None
+        await eventually(lambda: not guard.fetching, timeout=10, what="the policy asked for")
+        assert guard.policy.version == 1
     finally:
         await other.stop()

@@ -6,10 +6,7 @@ QUARANTINED; an admin's release puts it back to work."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -25,9 +22,9 @@ from agentmesh.runtime.registry import Registry
 from agentmesh.safety import broadcast
 from agentmesh.transports import Message
 from tests.helpers import eventually, fast_settings
+from tests.processes import start_agent_process
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 TASKS = 500
 POLICY = """\
 version: 1
@@ -38,41 +35,23 @@ content_filter:
 
 
 def start_agent(agent_id: str, tenant: str, nats_url: str, data: Path, leak: bool) -> Any:
-    env = dict(
-        os.environ,
-        NATS_URL=nats_url,
-        AGENTMESH_DATA_DIR=str(data),
-        AGENTMESH_ACK_WAIT="5",
-        AGENTMESH_HEARTBEAT_INTERVAL="0.2",
-        AGENTMESH_SAFETY_POLICY=str(data / "policy.yaml"),
-        SAFETY_LOG=str(data / "calls.log"),
-        LOG_LEVEL="WARNING",
-    )
+    env = {
+        "NATS_URL": nats_url,
+        "AGENTMESH_ACK_WAIT": "5",
+        "AGENTMESH_SAFETY_POLICY": str(data / "policy.yaml"),
+        "SAFETY_LOG": str(data / "calls.log"),
+    }
     if leak:
         env["LEAK_FLAG"] = str(data / "leak.flag")
-    with (data / f"{agent_id}.log").open("wb") as log:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agentmesh.cli.main",
-                "agent",
-                "start",
-                agent_id,
-                "--capabilities",
-                "work",
-                "--tenant",
-                tenant,
-                "--handler",
-                "tests.integration.agent_handlers:safety_work",
-                "--max-concurrent",
-                "4",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+    return start_agent_process(
+        agent_id,
+        tenant,
+        capability="work",
+        handler="tests.integration.agent_handlers:safety_work",
+        max_concurrent=4,
+        data_dir=data,
+        env=env,
+    )
 
 
 def calls(data: Path) -> list[tuple[float, str, str]]:

@@ -3,11 +3,8 @@ result is the workflow's, and the subtasks are recorded tasks naming their paren
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +21,7 @@ from agentmesh.patterns.market import MarketParticipant
 from agentmesh.patterns.swarm import SwarmOrchestrator, SwarmWorker
 from agentmesh.patterns.workflows import WorkflowHost
 from agentmesh.runtime.registry import Registry
-from tests.helpers import registry_knows
+from tests.helpers import registry_knows, until
 
 pytestmark = pytest.mark.integration
 
@@ -53,24 +50,12 @@ async def plane(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await mesh.stop()
 
 
-async def until(probe: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
-    """``probe()``'s first truthy value (NotFound counts as not yet)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(NotFound):
-            value = await probe()
-            if value:
-                return value
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
 async def finished(cp: ControlPlane, tenant: str, task_id: str) -> dict[str, Any]:
     async def done() -> dict[str, Any] | None:
         doc: dict[str, Any] = await cp.bus.query(GetTask(tenant, task_id))
         return doc if doc["status"] in ("completed", "failed", "dead_lettered") else None
 
-    doc: dict[str, Any] = await until(done)
+    doc: dict[str, Any] = await until(done, 20, not_yet=(NotFound,))
     return doc
 
 
@@ -83,7 +68,7 @@ async def children(cp: ControlPlane, tenant: str, parent: str, n: int) -> list[d
         ok = len(items) == n and all(t["status"] == "completed" for t in items)
         return items if ok else None
 
-    found: list[dict[str, Any]] = await until(listed)
+    found: list[dict[str, Any]] = await until(listed, 20, not_yet=(NotFound,))
     return found
 
 
@@ -238,7 +223,7 @@ async def test_a_restarted_host_resumes_workflows_offered_while_it_was_down(
             )
         )
         wf = str(stored.aggregate_id)
-        await until(lambda: cp.bus.query(GetTask(tenant, wf)))
+        await until(lambda: cp.bus.query(GetTask(tenant, wf)), 20, not_yet=(NotFound,))
         assert (await cp.bus.query(GetTask(tenant, wf)))["status"] == "offered"
         host = cp.workflows = WorkflowHost(cp.mesh, cp.bus)
         assert await host.resume() == [tenant]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -76,6 +77,13 @@ from agentmesh.store.persistence import Persistence, open_persistence
 from agentmesh.transports.targets import RouteTargets
 
 TITLE = "AgentMesh EDA API"
+_NO_NATIVE_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
+"""FastAPI's own OpenTelemetry (newer releases) is off: ``TracingMiddleware`` makes the
+server spans, and its per-request provider lookups read the environment every time."""
 COMMON_ERRORS = (400, 413, 429, 500)
 
 
@@ -268,6 +276,7 @@ def create_app(
         openapi_url="/openapi.json",
         lifespan=lifespan,
         dependencies=[Depends(reject_unknown_query), Depends(reject_unexpected_body)],
+        **_NO_NATIVE_TELEMETRY,
     )
     app.state.ctx = None
     install_error_handlers(app)

@@ -28,6 +28,7 @@ from agentmesh.domain.tenant_events import MessageRecordedEvent
 from agentmesh.domain.values import AgentStatus
 from agentmesh.errors import CorruptEventError
 from agentmesh.store.base import EventReader
+from agentmesh.store.sealing import SealedStore
 from agentmesh.subjects import SYSTEM_TENANT
 
 TASK_STATUS_BY_TOPIC = {
@@ -107,7 +108,9 @@ class StoreFeed:
     """Tails an event store and publishes each new event to its tenant's subscribers."""
 
     def __init__(self, events: EventReader, hub: WebSocketHub, interval: float = 0.1) -> None:
-        self.events = events
+        # nothing it pushes or observes carries a task's payload or result: it reads the
+        # events as stored (still sealed), which saves a decryption per task event
+        self.events: EventReader = events.inner if isinstance(events, SealedStore) else events
         self.hub = hub
         self.interval = interval
         self.position = 0
@@ -130,6 +133,8 @@ class StoreFeed:
                 continue
             for observe in self.observers:
                 observe(stored.tenant_id, event)
+            if not self.hub.connections:
+                continue  # nobody to push to (the common case under load)
             mapped = event_to_ws(event)
             if mapped is not None:
                 channel, type, data = mapped

@@ -11,6 +11,7 @@ import typer
 from loguru import logger
 
 from agentmesh.cli.output import console, fail
+from agentmesh.cli.serving import run_or_fail
 
 CapabilitiesOpt = Annotated[
     list[str],
@@ -45,7 +46,6 @@ def _serve(
 ) -> None:
     """Run a mesh with the agent(s) ``build(mesh)`` adds until SIGINT/SIGTERM
     (then ``cleanup()``, on the same event loop)."""
-    from agentmesh.errors import AgentMeshError
     from agentmesh.mesh import Mesh
     from agentmesh.runtime.shutdown import stop_on_signals
 
@@ -62,10 +62,7 @@ def _serve(
             if cleanup is not None:
                 await cleanup()
 
-    try:
-        asyncio.run(main())
-    except AgentMeshError as exc:
-        fail(exc.message)
+    run_or_fail(main())
 
 
 def register_agent_kinds(agent_app: typer.Typer) -> None:

@@ -11,13 +11,13 @@ Errors are one red line on stderr and a non-zero exit.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
 
 from agentmesh.cli.output import console, fail, print_json
+from agentmesh.cli.serving import run_or_fail
 from agentmesh.cli.target import ApiUrlOpt, JsonOpt, TenantOpt, TokenOpt, settings
 from agentmesh.errors import AgentMeshError
 
@@ -100,10 +100,7 @@ def _local(work: Callable[[Any, Any], Awaitable[T]]) -> T:
             await audit.close()
             await p.close()
 
-    try:
-        return asyncio.run(main())
-    except AgentMeshError as exc:
-        fail(exc.message)
+    return run_or_fail(main())
 
 
 def _remote(api_url: str, token: str, path: str, params: dict[str, Any]) -> dict[str, Any]:

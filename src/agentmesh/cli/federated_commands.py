@@ -13,8 +13,8 @@ from rich.table import Table
 
 from agentmesh.cli.agent_kinds import CapabilitiesOpt, _prepare
 from agentmesh.cli.output import console, fail, print_json
+from agentmesh.cli.serving import run_or_fail
 from agentmesh.cli.target import JsonOpt, TenantOpt, settings
-from agentmesh.errors import AgentMeshError
 
 federated_app = typer.Typer(help="Federated learning jobs.", no_args_is_help=True)
 
@@ -141,10 +141,7 @@ def start_federated_agent(
             if store is not None:
                 await store.close()
 
-    try:
-        asyncio.run(main())
-    except AgentMeshError as exc:
-        fail(exc.message)
+    run_or_fail(main())
 
 
 def _render(rows: list[dict[str, Any]]) -> None:
@@ -186,10 +183,7 @@ def rounds_command(
         finally:
             await store.close()
 
-    try:
-        rows = asyncio.run(main())
-    except AgentMeshError as exc:
-        fail(exc.message)
+    rows = run_or_fail(main())
     if json:
         print_json({"tenant": t, "rounds": rows})
     else:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from agentmesh.cli.output import fail, print_json
+from agentmesh.cli.serving import platform_transport, run_or_fail, serve_until_signalled
 from agentmesh.cli.target import settings
 
 
@@ -19,15 +20,8 @@ def register(app: typer.Typer) -> None:
 
 async def _tenant_specs(tenant: str, wait: float) -> dict[str, dict[str, Any]]:
     from agentmesh.cli.status import live_agents
-    from agentmesh.security.bus_credentials import platform_token
-    from agentmesh.transports import create_transport
 
-    config = settings()
-    transport = create_transport(
-        config.effective_transport_url(),
-        connect_timeout=config.agentmesh_connect_timeout,
-        token=platform_token(config),
-    )
+    transport = platform_transport(settings())
     await transport.connect()
     try:
         _, agents = await live_agents(transport, tenant, wait)
@@ -102,14 +96,12 @@ def start_a2a_proxy(
 ) -> None:
     """Join a remote A2A agent to the mesh: its card's skills become capabilities, each
     task becomes an A2A message to it."""
-    from loguru import logger
 
     from agentmesh.cli.main import load_settings
     from agentmesh.errors import AgentMeshError
     from agentmesh.interop.a2a_proxy import a2a_proxy_agent, fetch_card
     from agentmesh.mesh import Mesh
     from agentmesh.runtime.capabilities import validate_agent_id
-    from agentmesh.runtime.shutdown import stop_on_signals
 
     try:
         validate_agent_id(agent_id)
@@ -136,20 +128,12 @@ def start_a2a_proxy(
         runtime = await a2a_proxy_agent(
             mesh, agent_id, url, headers=headers, card=card, max_concurrent=max_concurrent
         )
-        stop = stop_on_signals(asyncio.get_running_loop())
-        await mesh.start(registry=False)
-        logger.info(
+        await serve_until_signalled(
+            mesh,
             "A2A proxy {} of {} serving {}; Ctrl-C to stop",
             agent_id,
             url,
             ", ".join(runtime.capabilities),
         )
-        try:
-            await stop.wait()
-        finally:
-            await mesh.stop()
 
-    try:
-        asyncio.run(main())
-    except AgentMeshError as exc:
-        fail(exc.message)
+    run_or_fail(main())

@@ -7,14 +7,13 @@ The agent serves its capabilities on the Kafka brokers of ``KAFKA_BROKERS`` (wha
 from __future__ import annotations
 
 import asyncio
-import signal
 from typing import Annotated
 
 import typer
-from loguru import logger
 
 from agentmesh.cli.agent_kinds import CapabilitiesOpt, TenantOpt, _prepare
 from agentmesh.cli.output import fail
+from agentmesh.cli.serving import run_or_fail, serve_until_signalled
 
 
 def kafka_url(brokers: str) -> str:
@@ -43,7 +42,6 @@ def register(agent_app: typer.Typer) -> None:
     ) -> None:
         """Start an agent on the Kafka brokers of KAFKA_BROKERS."""
         from agentmesh.cli.main import _load_handler
-        from agentmesh.errors import AgentMeshError
         from agentmesh.mesh import Mesh
         from agentmesh.runtime.agent import AgentRuntime
 
@@ -58,18 +56,8 @@ def register(agent_app: typer.Typer) -> None:
             mesh.add(
                 AgentRuntime(mesh, agent_id, fn, capabilities=caps, max_concurrent=max_concurrent)
             )
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await mesh.start(registry=False)
-            logger.info("kafka agent {} serving {} on {}", agent_id, ", ".join(caps), url)
-            try:
-                await stop.wait()
-            finally:
-                await mesh.stop()
+            await serve_until_signalled(
+                mesh, "kafka agent {} serving {} on {}", agent_id, ", ".join(caps), url
+            )
 
-        try:
-            asyncio.run(main())
-        except AgentMeshError as exc:
-            fail(exc.message)
+        run_or_fail(main())

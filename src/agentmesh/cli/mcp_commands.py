@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from loguru import logger
 
 from agentmesh.cli.output import fail
+from agentmesh.cli.serving import run_or_fail
 
 if TYPE_CHECKING:
     from agentmesh.config import Settings
@@ -47,7 +47,6 @@ def serve(
     """
     from agentmesh import ids
     from agentmesh.cli.main import load_settings
-    from agentmesh.errors import AgentMeshError
     from agentmesh.interop.mcp_server import MeshToolServer
     from agentmesh.mesh import Mesh
 
@@ -70,9 +69,7 @@ def serve(
             await mesh.stop()
 
     try:
-        asyncio.run(main())
-    except AgentMeshError as exc:
-        fail(exc.message)
+        run_or_fail(main())
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 

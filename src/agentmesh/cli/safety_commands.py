@@ -11,6 +11,7 @@ from loguru import logger
 
 from agentmesh.cli.agent_kinds import CapabilitiesOpt, TenantOpt, _prepare
 from agentmesh.cli.output import fail
+from agentmesh.cli.serving import platform_transport, run_or_fail
 from agentmesh.cli.target import Target, settings, with_target
 
 
@@ -32,7 +33,6 @@ def start_safety_agent(
     """Start a SafetyAwareAgent: vets tasks submitted with require_vetting and answers
     safety_status_request / alignment_check."""
     from agentmesh.agents.safety import SafetyAgent
-    from agentmesh.errors import AgentMeshError
     from agentmesh.mesh import Mesh
     from agentmesh.runtime.shutdown import stop_on_signals
 
@@ -55,10 +55,7 @@ def start_safety_agent(
             await agent.stop()
             await mesh.stop()
 
-    try:
-        asyncio.run(main())
-    except AgentMeshError as exc:
-        fail(exc.message)
+    run_or_fail(main())
 
 
 @with_target
@@ -79,15 +76,8 @@ def agent_release(
 async def _tell_runtimes(tenant: str, agent_id: str, reason: str) -> None:
     from agentmesh.errors import AgentMeshError
     from agentmesh.safety import broadcast
-    from agentmesh.security.bus_credentials import platform_token
-    from agentmesh.transports import create_transport
 
-    config = settings()
-    transport = create_transport(
-        config.effective_transport_url(),
-        connect_timeout=config.agentmesh_connect_timeout,
-        token=platform_token(config),
-    )
+    transport = platform_transport(settings())
     try:
         await transport.connect()
         await broadcast.release(transport, tenant, agent_id, f"cli:{_user()}", reason)

@@ -7,13 +7,13 @@ exit non-zero.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
 
 from agentmesh.cli.output import console, fail, print_json
+from agentmesh.cli.serving import run_or_fail
 from agentmesh.config import get_settings
 from agentmesh.errors import AgentMeshError, NotFound
 
@@ -55,10 +55,7 @@ def _run(work: Callable[[Any], Awaitable[T]]) -> T:
         finally:
             await p.close()
 
-    try:
-        return asyncio.run(main())
-    except AgentMeshError as exc:
-        fail(exc.message)
+    return run_or_fail(main())
 
 
 @tenant_app.command("create")

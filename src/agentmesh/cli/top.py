@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from agentmesh.cli.output import console, print_json
+from agentmesh.cli.serving import platform_transport
 from agentmesh.cli.target import ApiUrlOpt, TenantOpt, TokenOpt, _run, settings
 
 Snapshot = dict[str, Any]
@@ -151,19 +152,13 @@ def register(app: typer.Typer) -> None:
         token: TokenOpt = None,
     ) -> None:
         """Live view of agents, queues, throughput and recent failures (Ctrl-C to quit)."""
-        from agentmesh.security.bus_credentials import platform_token
-        from agentmesh.transports import create_transport
 
         config = settings()
         who = tenant or config.agentmesh_tenant
         wait = config.agentmesh_heartbeat_interval + 0.5
 
         async def work(backend: Any) -> None:
-            transport = create_transport(
-                config.effective_transport_url(),
-                connect_timeout=config.agentmesh_connect_timeout,
-                token=platform_token(config),
-            )
+            transport = platform_transport(config)
             await transport.connect()
             try:
                 agents, queues = await sample(transport, who, wait)

@@ -80,12 +80,15 @@ class ApprovalHandlers:
     async def policy(self, tenant_id: str) -> ApprovalPolicy:
         """The ``approvals`` section of the tenant's policy in force (parsed once per
         version)."""
+        cached = self._rules.get(tenant_id)
+        if cached is not None and cached[0] == await self.h.store.stream_version(
+            tenant_id, POLICY_STREAM
+        ):
+            return cached[1]  # one version lookup on the hot path (every submission)
         stored = await self.h.store.load(tenant_id, POLICY_STREAM)
         if not stored:
+            self._rules[tenant_id] = (0, ApprovalPolicy())
             return ApprovalPolicy()
-        cached = self._rules.get(tenant_id)
-        if cached is not None and cached[0] == stored[-1].version:
-            return cached[1]
         event = stored[-1].decode()
         section = (
             policy_from_data(event.policy).approvals

@@ -5,6 +5,7 @@ all or nothing."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -121,11 +122,11 @@ async def submit_tasks(h: CommandHandlers, cmd: SubmitTasks) -> BatchResult:
         raise Conflict(
             f"the batch was refused, a task already exists: {exc}", code="TASK_EXISTS"
         ) from None
-    for _, domain in prepared:
-        _count(cmd.tenant_id, domain)
+    _count(cmd.tenant_id, [e for _, domain in prepared for e in domain])
     return BatchResult(tuple(ids), tuple(r.version for r in results))
 
 
 def _count(tenant_id: str, events: Sequence[DomainEvent]) -> None:
-    for e in events:
-        metrics.events_saved.labels(tenant_id, e.event_type).inc()
+    """``events_saved`` once per event type (a batch has few types and many events)."""
+    for event_type, n in Counter(e.event_type for e in events).items():
+        metrics.events_saved.labels(tenant_id, event_type).inc(n)

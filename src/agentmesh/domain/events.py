@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from agentmesh.domain.values import as_utc, utcnow
@@ -30,6 +30,8 @@ def new_event_id() -> str:
 
 def iso(value: datetime) -> str:
     """Canonical text of a datetime: ISO-8601 UTC with microseconds and ``+00:00``."""
+    if value.tzinfo is UTC:  # the domain's own clock: no conversion needed (hot path)
+        return value.isoformat(timespec="microseconds")
     return as_utc(value).isoformat(timespec="microseconds")
 
 
@@ -72,31 +74,59 @@ class DomainEvent:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: every field plus ``event_type``; datetimes as ISO-8601 text."""
         out: dict[str, Any] = {"event_type": self.event_type}
-        for f in dataclasses.fields(self):
-            out[f.name] = _to_json(getattr(self, f.name))
+        for name in _names(type(self)):
+            out[name] = _to_json(getattr(self, name))
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DomainEvent:
         """Rebuild an event of this class from :meth:`to_dict` output."""
         kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in data:
+        for name, kind in _plan(cls):
+            if name not in data:
                 continue
-            value = data[f.name]
-            ann = str(f.type)
-            if "datetime" in ann and value is not None:
-                value = parse_datetime(value, f.name)
-            elif ann.startswith("tuple") and isinstance(value, list):
+            value = data[name]
+            if kind == _DATETIME and value is not None:
+                value = parse_datetime(value, name)
+            elif kind == _TUPLE and isinstance(value, list):
                 value = tuple(value)
-            kwargs[f.name] = value
+            kwargs[name] = value
         try:
             return cls(**kwargs)
         except TypeError as exc:
             raise ValidationError(f"{cls.event_type}: {exc}") from None
 
 
+_DATETIME, _TUPLE, _PLAIN = 1, 2, 0
+_NAMES: dict[type, tuple[str, ...]] = {}
+_PLANS: dict[type, tuple[tuple[str, int], ...]] = {}
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    """The field names of an event class (``dataclasses.fields`` once per class: hot)."""
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+def _plan(cls: type) -> tuple[tuple[str, int], ...]:
+    """Each field of an event class with how :meth:`DomainEvent.from_dict` converts it."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        out = []
+        for f in dataclasses.fields(cls):
+            ann = str(f.type)
+            kind = _DATETIME if "datetime" in ann else _TUPLE if ann.startswith("tuple") else _PLAIN
+            out.append((f.name, kind))
+        plan = _PLANS[cls] = tuple(out)
+    return plan
+
+
 def _to_json(value: Any) -> Any:
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, datetime):
         return iso(value)
     if isinstance(value, tuple | list):

@@ -34,6 +34,7 @@ __all__ = [
     "MeteredConnection",
     "collaboration",
     "metered",
+    "observe_query",
     "platform_of",
     "query_type",
     "received",
@@ -63,6 +64,11 @@ class _Conn(Protocol):
 
 
 _children: dict[str, Any] = {}
+
+
+def observe_query(sql: str, started: float) -> None:
+    """Record one statement's duration (``started``: its ``time.perf_counter()``)."""
+    _observe(sql, started)
 
 
 def _observe(sql: str, started: float) -> None:

@@ -153,6 +153,10 @@ class DurableExecutor:
                     await msg.in_progress()
 
     # -- cancel -------------------------------------------------------------------------
+    def heard_cancel(self, task_id: str) -> bool:
+        """Whether a cancel of ``task_id`` reached this agent (a later delivery is dropped)."""
+        return task_id in self._cancelled
+
     def cancel_local(self, task_id: str) -> bool:
         """Cancel the task if it runs here; remember it so a later delivery is dropped."""
         self._cancelled[task_id] = None

@@ -66,6 +66,7 @@ class SafetyGuard:
         self._hup = False
         self._fetches: set[asyncio.Task[None]] = set()
         self.reloads = 0
+        self.refusals = 0  # policies refused whole (a bad file on reload, a bad broadcast)
 
     @classmethod
     def from_settings(cls, mesh: Mesh) -> SafetyGuard | None:
@@ -77,6 +78,11 @@ class SafetyGuard:
     @property
     def policy(self) -> Policy:
         return self.checker.policy
+
+    @property
+    def fetching(self) -> bool:
+        """Whether a tenant's policy is still being asked of the control plane."""
+        return bool(self._fetches)
 
     # -- policy -------------------------------------------------------------------------
     def set_policy(self, policy: Policy) -> None:
@@ -93,6 +99,7 @@ class SafetyGuard:
         try:
             self.set_policy(load_policy_file(self.path))
         except AgentMeshError as exc:
+            self.refusals += 1
             logger.error(
                 "safety policy reload refused, keeping version {}: {}", self.policy.version, exc
             )
@@ -313,6 +320,7 @@ class SafetyGuard:
                 return
             self.set_policy(policy)
         except AgentMeshError as exc:
+            self.refusals += 1
             logger.error(
                 "broadcast safety policy refused, keeping version {}: {}", self.policy.version, exc
             )

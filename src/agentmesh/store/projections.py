@@ -152,8 +152,8 @@ class Projector:
         return [p.name for p in self.projections] + [s.name for s in self.sinks]
 
     async def checkpoints(self) -> dict[str, int]:
-        async with self.db.read() as c:
-            stored = await self._read_checkpoints(c)
+        rows = await self.db.query("SELECT name, position FROM projection_checkpoints")
+        stored = {str(n): int(p) for n, p in rows}
         return {name: stored.get(name, 0) for name in self._names()}
 
     @staticmethod
@@ -201,6 +201,7 @@ class Projector:
         start = min(cps.values(), default=0) + 1
         total = 0
         self._failed.clear()
+        ended = False
         try:
             while True:
                 page = await self.events.read_all(start, self.batch_size)
@@ -220,9 +221,20 @@ class Projector:
                 if error is not None:
                     raise error
                 start = page[-1].position + 1
+                if len(page) < self.batch_size:
+                    break  # a short page was the end: no need to ask again
+            ended = True
         finally:
-            await self.status()
+            if ended:  # every event up to start - 1 was read: that was the head
+                self._report_lag(cps, start - 1)
+            else:
+                await self.status()
         return total
+
+    @staticmethod
+    def _report_lag(cps: dict[str, int], head: int) -> None:
+        for name, cp in cps.items():
+            metrics.projection_lag.labels(name).set(max(head - cp, 0))
 
     async def rebuild(self) -> int:
         """Empty every read model and checkpoint, then replay the whole store (sinks keep
@@ -267,8 +279,7 @@ class Projector:
                         await c.executemany(
                             p.table.upsert_sql(), [p.row(s) for s in touched.values()]
                         )
-                    if last > cps[p.name]:
-                        await self._checkpoint(c, p.name, last)
+                await self._checkpoint(c, [p.name for p, _ in work if last > cps[p.name]], last)
         except _FoldError as err:
             # commit everything before the offending event, then stop on it
             good = [(s, e) for s, e in batch if s.position < err.position]
@@ -301,8 +312,7 @@ class Projector:
             done.append(sink.name)
         if done:
             async with self.db.write() as c:
-                for name in done:
-                    await self._checkpoint(c, name, last)
+                await self._checkpoint(c, done, last)
             for name in done:
                 cps[name] = last
 
@@ -332,16 +342,18 @@ class Projector:
             work.append((p, touched))
         return work
 
-    async def _checkpoint(self, c: Connection, name: str, position: int) -> None:
-        await c.execute(
+    async def _checkpoint(self, c: Connection, names: Sequence[str], position: int) -> None:
+        """Move the checkpoints of ``names`` to ``position`` (one statement for all)."""
+        if not names:
+            return
+        now = _now()
+        await c.executemany(
             # never backwards: a sink fed by two processes at once keeps the higher one
             "INSERT INTO projection_checkpoints (name, position, updated_at) VALUES (?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET position = CASE WHEN excluded.position > "
             "projection_checkpoints.position THEN excluded.position "
             "ELSE projection_checkpoints.position END, updated_at = excluded.updated_at",
-            name,
-            position,
-            _now(),
+            [(name, position, now) for name in names],
         )
 
     async def _load(self, c: Connection, p: Projection, keys: Iterable[Key]) -> dict[Key, Any]:

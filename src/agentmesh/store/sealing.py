@@ -86,10 +86,15 @@ class Sealer:
     def seal_envelope(self, env: Envelope) -> Envelope:
         """A copy whose payload is ``{"ciphertext": <Fernet token>}`` and
         ``security.encrypted`` true."""
-        sealed = Envelope.decode(env.encode())
-        sealed.payload = {"ciphertext": self.crypto.encrypt(orjson.dumps(env.payload))}
-        sealed.security = {**sealed.security, "encrypted": True, "at_rest": True}
-        return sealed
+        # a shallow copy: the other parts are only read (encoded into the outbox row)
+        return Envelope(
+            metadata=env.metadata,
+            routing=env.routing,
+            payload={"ciphertext": self.crypto.encrypt(orjson.dumps(env.payload))},
+            context=env.context,
+            security={**env.security, "encrypted": True, "at_rest": True},
+            tenant_id=env.tenant_id,
+        )
 
     def open_envelope(self, data: bytes) -> bytes:
         """The envelope bytes with an at-rest-sealed payload opened (others unchanged)."""

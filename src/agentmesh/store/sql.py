@@ -38,12 +38,12 @@ from agentmesh.store.memory import check_append, check_appends, concurrency_erro
 from agentmesh.store.migrate import migrate
 
 _EVENT_COLUMNS = "position, tenant_id, stream_id, version, event_id, event_type, occurred_at, data"
-_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-_INSERT_OUTBOX = (
+INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_OUTBOX = (
     "INSERT INTO outbox (tenant_id, stream_id, subject, envelope, created_at) "
     "VALUES (?, ?, ?, ?, ?)"
 )
-_STREAM_VERSION = (
+STREAM_VERSION = (
     "SELECT COALESCE(MAX(version), 0) FROM events WHERE tenant_id = ? AND stream_id = ?"
 )
 
@@ -64,6 +64,33 @@ def _stored(row: tuple[object, ...]) -> StoredEvent:
         str(occurred_at),
         str(data),
     )
+
+
+def event_rows(
+    tenant_id: str, stream_id: str, expected_version: int, events: Sequence[NewEvent], first: int
+) -> list[tuple[object, ...]]:
+    """The ``events`` rows of one stream append whose first position is ``first``."""
+    return [
+        (
+            first + i,
+            tenant_id,
+            stream_id,
+            expected_version + 1 + i,
+            e.event_id,
+            e.event_type,
+            e.occurred_at,
+            e.data,
+        )
+        for i, e in enumerate(events)
+    ]
+
+
+def outbox_rows(
+    tenant_id: str, stream_id: str, outbox: Sequence[OutboxMessage]
+) -> list[tuple[object, ...]]:
+    """The ``outbox`` rows of one stream append."""
+    now = _now()
+    return [(tenant_id, stream_id, m.subject, m.envelope.encode().decode(), now) for m in outbox]
 
 
 class SqlEventStore:
@@ -102,7 +129,7 @@ class SqlEventStore:
                     # ConcurrencyError below, so nothing wrong is ever written.
                     rows = await c.fetch(
                         "WITH bumped AS (UPDATE event_position SET value = value + ? "
-                        f"WHERE id = 1 RETURNING value) SELECT ({_STREAM_VERSION}), value "
+                        f"WHERE id = 1 RETURNING value) SELECT ({STREAM_VERSION}), value "
                         "FROM bumped",
                         n,
                         tenant_id,
@@ -111,7 +138,7 @@ class SqlEventStore:
                     current, last = int(rows[0][0]), int(rows[0][1])
                 else:
                     rows = await c.fetch(
-                        f"SELECT ({_STREAM_VERSION}), "
+                        f"SELECT ({STREAM_VERSION}), "
                         "(SELECT COALESCE(MAX(position), 0) FROM events)",
                         tenant_id,
                         stream_id,
@@ -120,32 +147,13 @@ class SqlEventStore:
                 if current != expected_version:
                     raise concurrency_error(tenant_id, stream_id, expected_version, current)
                 first = last - n + 1
-                rows_ = [
-                    (
-                        first + i,
-                        tenant_id,
-                        stream_id,
-                        expected_version + 1 + i,
-                        e.event_id,
-                        e.event_type,
-                        e.occurred_at,
-                        e.data,
-                    )
-                    for i, e in enumerate(events)
-                ]
+                rows_ = event_rows(tenant_id, stream_id, expected_version, events, first)
                 if n == 1:
-                    await c.execute(_INSERT_EVENT, *rows_[0])
+                    await c.execute(INSERT_EVENT, *rows_[0])
                 else:
-                    await c.executemany(_INSERT_EVENT, rows_)
+                    await c.executemany(INSERT_EVENT, rows_)
                 if outbox:
-                    now = _now()
-                    await c.executemany(
-                        _INSERT_OUTBOX,
-                        [
-                            (tenant_id, stream_id, m.subject, m.envelope.encode().decode(), now)
-                            for m in outbox
-                        ],
-                    )
+                    await c.executemany(INSERT_OUTBOX, outbox_rows(tenant_id, stream_id, outbox))
         except (sqlite3.IntegrityError, asyncpg.UniqueViolationError) as exc:
             raise ConcurrencyError(
                 f"append to {tenant_id}/{stream_id} at version {expected_version} "
@@ -204,9 +212,9 @@ class SqlEventStore:
                             a.expected_version + len(a.events), tuple(range(first, position))
                         )
                     )
-                await c.executemany(_INSERT_EVENT, rows_)
+                await c.executemany(INSERT_EVENT, rows_)
                 if outbox:
-                    await c.executemany(_INSERT_OUTBOX, outbox)
+                    await c.executemany(INSERT_OUTBOX, outbox)
         except (sqlite3.IntegrityError, asyncpg.UniqueViolationError) as exc:
             raise ConcurrencyError(
                 f"append to {len(appends)} streams of {tenant_id} conflicts with a "
@@ -233,43 +241,37 @@ class SqlEventStore:
     async def load(
         self, tenant_id: str, stream_id: str, from_version: int = 1
     ) -> list[StoredEvent]:
-        async with self.db.read() as c:
-            rows = await c.fetch(
-                f"SELECT {_EVENT_COLUMNS} FROM events "
-                "WHERE tenant_id = ? AND stream_id = ? AND version >= ? ORDER BY version",
-                tenant_id,
-                stream_id,
-                from_version,
-            )
+        rows = await self.db.query(
+            f"SELECT {_EVENT_COLUMNS} FROM events "
+            "WHERE tenant_id = ? AND stream_id = ? AND version >= ? ORDER BY version",
+            tenant_id,
+            stream_id,
+            from_version,
+        )
         return [_stored(r) for r in rows]
 
     async def stream_version(self, tenant_id: str, stream_id: str) -> int:
-        async with self.db.read() as c:
-            return int(await c.fetchval(_STREAM_VERSION, tenant_id, stream_id))
+        return int((await self.db.query(STREAM_VERSION, tenant_id, stream_id))[0][0])
 
     async def read_all(
         self, from_position: int = 1, limit: int = DEFAULT_PAGE
     ) -> list[StoredEvent]:
-        async with self.db.read() as c:
-            rows = await c.fetch(
-                f"SELECT {_EVENT_COLUMNS} FROM events "
-                "WHERE position >= ? ORDER BY position LIMIT ?",
-                from_position,
-                limit,
-            )
+        rows = await self.db.query(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE position >= ? ORDER BY position LIMIT ?",
+            from_position,
+            limit,
+        )
         return [_stored(r) for r in rows]
 
     async def head(self) -> int:
-        async with self.db.read() as c:
-            return int(await c.fetchval("SELECT COALESCE(MAX(position), 0) FROM events"))
+        return int((await self.db.query("SELECT COALESCE(MAX(position), 0) FROM events"))[0][0])
 
     async def outbox_pending(self, limit: int = 100) -> list[OutboxRecord]:
-        async with self.db.read() as c:
-            rows = await c.fetch(
-                "SELECT id, tenant_id, stream_id, subject, envelope FROM outbox "
-                "WHERE sent_at IS NULL ORDER BY id LIMIT ?",
-                limit,
-            )
+        rows = await self.db.query(
+            "SELECT id, tenant_id, stream_id, subject, envelope FROM outbox "
+            "WHERE sent_at IS NULL ORDER BY id LIMIT ?",
+            limit,
+        )
         return [
             OutboxRecord(int(i), str(t), str(s), str(subj), str(env).encode())
             for i, t, s, subj, env in rows
@@ -285,8 +287,8 @@ class SqlEventStore:
             )
 
     async def outbox_pending_count(self) -> int:
-        async with self.db.read() as c:
-            return int(await c.fetchval("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL"))
+        rows = await self.db.query("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
+        return int(rows[0][0])
 
     async def record_processed(self, consumer: str, message_id: str) -> bool:
         async with self.db.write() as c:

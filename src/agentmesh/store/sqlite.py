@@ -25,10 +25,20 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from agentmesh.errors import BrokerUnavailable, ConfigError
-from agentmesh.observability.process_metrics import metered, track_database
+from agentmesh.errors import BrokerUnavailable, ConcurrencyError, ConfigError
+from agentmesh.observability.process_metrics import metered, observe_query, track_database
+from agentmesh.store.base import AppendResult, NewEvent, OutboxMessage
 from agentmesh.store.db import Connection, Dialect
-from agentmesh.store.sql import SqlEventStore
+from agentmesh.store.group_commit import GroupCommitter
+from agentmesh.store.memory import check_append, concurrency_error
+from agentmesh.store.sql import (
+    INSERT_EVENT,
+    INSERT_OUTBOX,
+    STREAM_VERSION,
+    SqlEventStore,
+    event_rows,
+    outbox_rows,
+)
 
 BUSY_TIMEOUT_MS = 30_000
 READERS = 3
@@ -88,9 +98,8 @@ class _Conn:
         return [tuple(r) for r in rows]
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
-        async with self._c.execute(sql, args) as cur:
-            row = await cur.fetchone()
-        return None if row is None else row[0]
+        rows = await self._c.execute_fetchall(sql, args)  # one round trip to the thread
+        return next(iter(rows))[0] if rows else None
 
     async def execute(self, sql: str, *args: Any) -> None:
         await self._c.execute(sql, args)
@@ -204,9 +213,63 @@ class SqliteDatabase:
         async with self._reader() as conn:
             return await metered(_Conn(conn)).fetch(sql, *args)
 
+    async def run_in_writer(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``fn(raw connection)`` in the writer's thread, in ONE round trip, holding the
+        writer lock; ``fn`` owns the transaction (see :mod:`agentmesh.store.group_commit`).
+        A busy or locked answer (``fn`` must have rolled back) runs it again."""
+        conn = self._need(self._writer)
+        async with self._wlock:
+            # aiosqlite's own queue of calls to its thread: one hop for the whole of fn
+            run: Callable[..., Awaitable[_T]] = conn._execute
+            return await retry_busy(lambda: run(lambda: fn(conn._conn)))
+
+
+_VERSION_AND_HEAD = f"SELECT ({STREAM_VERSION}), (SELECT COALESCE(MAX(position), 0) FROM events)"
+
 
 class SqliteEventStore(SqlEventStore):
-    """The event store on a SQLite file."""
+    """The event store on a SQLite file; concurrent single-stream appends are group
+    committed (:mod:`agentmesh.store.group_commit`)."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(SqliteDatabase(url))
+        db = SqliteDatabase(url)
+        super().__init__(db)
+        self._group = GroupCommitter(db.run_in_writer)
+
+    async def append(
+        self,
+        tenant_id: str,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        *,
+        outbox: Sequence[OutboxMessage] = (),
+    ) -> AppendResult:
+        check_append(tenant_id, stream_id, expected_version, events)
+        n = len(events)
+        boxed = outbox_rows(tenant_id, stream_id, outbox)
+
+        def work(raw: sqlite3.Connection) -> int:
+            started = time.perf_counter()
+            current, last = raw.execute(_VERSION_AND_HEAD, (tenant_id, stream_id)).fetchone()
+            observe_query(_VERSION_AND_HEAD, started)
+            if current != expected_version:
+                raise concurrency_error(tenant_id, stream_id, expected_version, int(current))
+            first = int(last) + 1
+            started = time.perf_counter()
+            raw.executemany(
+                INSERT_EVENT, event_rows(tenant_id, stream_id, expected_version, events, first)
+            )
+            if boxed:
+                raw.executemany(INSERT_OUTBOX, boxed)
+            observe_query(INSERT_EVENT, started)
+            return first
+
+        try:
+            first: int = await self._group.submit(work)
+        except sqlite3.IntegrityError as exc:
+            raise ConcurrencyError(
+                f"append to {tenant_id}/{stream_id} at version {expected_version} "
+                f"conflicts with a concurrent write: {exc}"
+            ) from None
+        return AppendResult(expected_version + n, tuple(range(first, first + n)))

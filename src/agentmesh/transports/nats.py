@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 import nats
 import nats.errors
 import nats.js.errors
-from loguru import logger
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import (
@@ -50,10 +49,10 @@ from agentmesh.transports.broker import durable_scope
 from agentmesh.transports.dispatching import DispatchingTransport, LiveSubscription
 from agentmesh.transports.message import CoreDelivery, Dispatcher, encode_within
 from agentmesh.transports.nats_connect import ConnectionEvents, connect_options
+from agentmesh.transports.nats_pull import FETCH_TIMEOUT, fetch_loop, give_back, left_over
 
 STREAM_MAX_AGE = 7 * 24 * 3600.0
 QUEUE_MEMBERS = 16
-"""At most this many NATS queue members (each a reader task) per queue subscription."""
 
 
 def stream_for(subject: str) -> tuple[str, str]:
@@ -71,37 +70,6 @@ def cluster_replicas(nc: NatsClient) -> int:
     known = {f"{u.hostname}:{u.port}" for u in (s.uri for s in nc._server_pool)}
     known.update(str(u) for u in info.get("connect_urls") or ())
     return 3 if len(known) >= 3 else 1
-
-
-class _JsRaw:
-    __slots__ = ("_msg", "attempt", "data", "reply", "subject")
-
-    def __init__(self, msg: Msg) -> None:
-        self._msg = msg
-        self.subject = msg.subject
-        self.data = msg.data
-        self.reply: str | None = None
-        try:
-            self.attempt = int(msg.metadata.num_delivered)
-        except (
-            nats.errors.Error,
-            AttributeError,
-            TypeError,
-            ValueError,
-        ):  # not a JetStream message
-            self.attempt = 1
-
-    async def ack(self) -> None:
-        await self._msg.ack()
-
-    async def nak(self, delay: float | None = None) -> None:
-        await self._msg.nak(delay=delay if delay and delay > 0 else None)
-
-    async def term(self) -> None:
-        await self._msg.term()
-
-    async def in_progress(self) -> None:
-        await self._msg.in_progress()
 
 
 class NatsTransport(DispatchingTransport["_NatsSubscription"]):
@@ -369,35 +337,8 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
                 raise ValidationError(
                     f"cannot bind durable consumer {durable!r} on {subject!r}: {exc.description}"
                 ) from None
-            sub.task = asyncio.create_task(self._fetch_loop(sub))
+            sub.task = asyncio.create_task(fetch_loop(sub.pull, sub.dispatcher, subject))
         return sub
-
-    async def _fetch_loop(self, sub: _NatsSubscription) -> None:
-        d = sub.dispatcher
-        assert sub.pull is not None
-        while not d.closed:
-            want = d.free_slots
-            if want <= 0:
-                await asyncio.sleep(0.005)
-                continue
-            try:
-                msgs = await sub.pull.fetch(batch=min(want, 256), timeout=0.5)
-            except (nats.errors.TimeoutError, TimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
-            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionDrainingError):
-                return
-            except Exception as exc:  # noqa: BLE001 - the fetch loop retries after any client error while open
-                if d.closed:
-                    return
-                logger.warning("fetch on {} failed: {}; retrying", sub.subject, exc)
-                await asyncio.sleep(0.5)
-                continue
-            for m in msgs:
-                if m.headers and m.headers.get("Status") in ("404", "408", "409"):
-                    continue
-                await d.submit(_JsRaw(m))
 
 
 class _NatsSubscription(LiveSubscription[NatsTransport]):
@@ -426,8 +367,8 @@ class _NatsSubscription(LiveSubscription[NatsTransport]):
                     await member.unsubscribe()
             self.members = []
         if self.task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self.task), 1.0)
+            try:  # the loop ends at its next turn: a fetch lasts at most FETCH_TIMEOUT
+                await asyncio.wait_for(asyncio.shield(self.task), FETCH_TIMEOUT + 4.5)
             except TimeoutError:
                 self.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -435,6 +376,7 @@ class _NatsSubscription(LiveSubscription[NatsTransport]):
             self.task = None
         await self.dispatcher.drain()
         if self.pull is not None:
+            await give_back(left_over(self.pull))
             with contextlib.suppress(
                 Exception
             ):  # unsubscribing while closing; the server may be gone

@@ -12,6 +12,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.e2e.api.conftest import LiveServer
+from tests.helpers import until
 
 pytestmark = pytest.mark.e2e
 
@@ -185,8 +186,13 @@ async def test_sixth_connection_of_a_user_is_closed_4001(live: LiveServer) -> No
     finally:
         for ws in clients:
             await ws.close()
-    await asyncio.sleep(0.2)
-    again = await open_client(live, "acme", "observer", sub="carol")  # slots are released
+    # slots are released once the server has seen the closes: a 6th try is refused until then
+    again = await until(
+        lambda: open_client(live, "acme", "observer", sub="carol"),
+        10,
+        "carol's connection slots released",
+        not_yet=(ConnectionClosed,),
+    )
     await again.close()
 
 

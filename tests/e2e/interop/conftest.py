@@ -4,18 +4,19 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from agentmesh.runtime.embedded import free_port
 from tests.helpers import cli_token, unique_tenant, wait_until
+from tests.processes import stop_processes
 
 ROOT = Path(__file__).resolve().parents[3]
 AGENTMESH = str(Path(sys.executable).parent / "agentmesh")
@@ -50,17 +51,25 @@ class Up:
             r = c.get(f"/v1/tenants/{self.tenant}/agents/live")
             return set(agent_ids) <= {a["agent_id"] for a in r.json()["agents"]}
 
+    def submit(self, capability: str, payload: dict[str, Any]) -> str:
+        """A task submitted over REST; its id."""
+        with self.client() as rest:
+            created = rest.post(
+                f"/v1/tenants/{self.tenant}/tasks",
+                json={"capability": capability, "payload": payload},
+            )
+        assert created.status_code == 201, created.text
+        return str(created.json()["task_id"])
 
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in reversed(procs):
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-    for p in reversed(procs):
-        try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    def task_in(self, task_id: str, statuses: set[str], timeout: float, what: str) -> Any:
+        """Wait until the control plane shows the task in one of ``statuses``; its document."""
+
+        def reached() -> dict[str, Any] | None:
+            with self.client() as rest:
+                doc: dict[str, Any] = rest.get(f"/v1/tenants/{self.tenant}/tasks/{task_id}").json()
+            return doc if doc.get("status") in statuses else None
+
+        return wait_until(reached, timeout, what)
 
 
 @pytest.fixture(scope="module")
@@ -97,4 +106,4 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         )
         yield mesh
     finally:
-        stop(mesh.procs)
+        stop_processes(mesh.procs)

@@ -88,17 +88,8 @@ async def _send_and_stream(up: Up, url: str, http: httpx.AsyncClient) -> None:
     assert _result(final) == {"value": 42.0}
     fetched = await client.get_task(GetTaskRequest(id=final.id))
     assert fetched.status.state == TaskState.TASK_STATE_COMPLETED
-    with up.client() as rest:  # the A2A task is a mesh task the control plane recorded
-        doc = wait_until(
-            lambda: (
-                d
-                if (d := rest.get(f"/v1/tenants/{up.tenant}/tasks/{final.id}").json()).get("status")
-                == "completed"
-                else None
-            ),
-            20,
-            "the A2A task recorded as completed",
-        )
+    # the A2A task is a mesh task the control plane recorded
+    doc = up.task_in(final.id, {"completed"}, 20, "the A2A task recorded as completed")
     assert doc["agent_id"] == "calculator-1"
 
     # stream a task to completion
@@ -159,18 +150,7 @@ async def _start_and_cancel(up: Up, url: str, http: httpx.AsyncClient) -> None:
         )
     cancelled = await client.cancel_task(CancelTaskRequest(id=task_id))
     assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
-    with up.client() as rest:
-        doc = await asyncio.to_thread(
-            wait_until,
-            lambda: (
-                d
-                if (d := rest.get(f"/v1/tenants/{up.tenant}/tasks/{task_id}").json())["status"]
-                == "cancelled"
-                else None
-            ),
-            20,
-            "the mesh task cancelled",
-        )
+    doc = await asyncio.to_thread(up.task_in, task_id, {"cancelled"}, 20, "the mesh task cancelled")
     assert doc["agent_id"] == "slow-1"
 
 
@@ -189,22 +169,8 @@ def test_a_remote_a2a_agent_joins_the_mesh(up: Up) -> None:
         live = rest.get(f"/v1/tenants/{up.tenant}/agents/live").json()["agents"]
         (proxy,) = [a for a in live if a["agent_id"] == "shouter-1"]
         assert set(proxy["capabilities"]) == {"shout"}
-        created = rest.post(
-            f"/v1/tenants/{up.tenant}/tasks",
-            json={"capability": "shout", "payload": {"word": "mesh"}},
-        )
-        assert created.status_code == 201, created.text
-        task_id = created.json()["task_id"]
-        doc = wait_until(
-            lambda: (
-                d
-                if (d := rest.get(f"/v1/tenants/{up.tenant}/tasks/{task_id}").json())["status"]
-                in ("completed", "failed")
-                else None
-            ),
-            30,
-            "the proxied task",
-        )
+    task_id = up.submit("shout", {"word": "mesh"})
+    doc = up.task_in(task_id, {"completed", "failed"}, 30, "the proxied task")
     assert doc["status"] == "completed", doc
     assert doc["result"] == {"shout": "MESH", "by": "remote"}
 

@@ -36,23 +36,8 @@ def test_llm_agent_process_uses_an_mcp_tool(up: Up, tmp_path: Path) -> None:
             OPENAI_API_KEY="offline",
         )  # fmt: skip
         wait_until(lambda: up.listed("mcp-user-1"), 40, "the LLM agent: " + up.logs())
-        with up.client() as rest:
-            created = rest.post(
-                f"/v1/tenants/{up.tenant}/tasks",
-                json={"capability": "mcp-assist", "payload": {"prompt": "20 + 22?"}},
-            )
-            assert created.status_code == 201, created.text
-            task_id = created.json()["task_id"]
-            doc = wait_until(
-                lambda: (
-                    d
-                    if (d := rest.get(f"/v1/tenants/{up.tenant}/tasks/{task_id}").json())["status"]
-                    in ("completed", "failed")
-                    else None
-                ),
-                60,
-                "the LLM task: " + up.logs(),
-            )
+        task_id = up.submit("mcp-assist", {"prompt": "20 + 22?"})
+        doc = up.task_in(task_id, {"completed", "failed"}, 60, "the LLM task: " + up.logs())
     assert doc["status"] == "completed", doc
     assert doc["result"]["text"] == "The MCP tool answered 42."
     (call,) = doc["result"]["tool_calls"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
 import pytest
@@ -12,7 +11,7 @@ from agentmesh.envelope import Envelope
 from agentmesh.errors import ConfigError
 from agentmesh.transports import Message, SubscribeOptions, create_transport
 from agentmesh.transports.bridge import Bridge, TargetRouter, parse_target
-from tests.helpers import Collector, eventually, unique_tenant
+from tests.helpers import Collector, eventually, quiet_period, unique_tenant
 
 pytestmark = pytest.mark.integration
 OPTS = SubscribeOptions(ack_wait=5.0, max_deliver=3, retry_base=0.05)
@@ -39,8 +38,8 @@ async def test_task_over_kafka_is_handled_on_nats_and_the_result_comes_back(
         await inbound.start()
         await outbound.start()
         results = Collector()
+        # every subscription is durable and a new group reads from the start: no head start
         await kafka.subscribe(subjects.event(t, "result"), results, durable="client")
-        await asyncio.sleep(0.3)
         tasks = [Envelope.create("task.double", {"n": n}, tenant_id=t) for n in range(5)]
         for task in tasks:
             await kafka.publish(subjects.task(t, "double"), task, durable=True)
@@ -48,7 +47,7 @@ async def test_task_over_kafka_is_handled_on_nats_and_the_result_comes_back(
         await kafka.publish(subjects.task(t, "double"), tasks[0], durable=True)
         await nats.publish(subjects.task(t, "double"), tasks[1], durable=True)
         await results.wait_for(5, timeout=30)
-        await asyncio.sleep(1.0)
+        await quiet_period(1.0)  # no duplicate result follows
         assert sorted(m.payload["double"] for m in results.messages) == [0, 2, 4, 6, 8]
         assert {m.envelope.causation_id for m in results.messages} == {x.id for x in tasks}
         assert dict(handled) == {x.id: 1 for x in tasks}

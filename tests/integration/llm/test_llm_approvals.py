@@ -6,7 +6,6 @@ approval cannot be replayed onto the next call."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from agentmesh.commands.approvals import DecideApproval, GetApproval
 from agentmesh.controlplane import ControlPlane
 from agentmesh.errors import ApprovalConflict, NotFound
 from agentmesh.testing import ModelRequest, Reply
+from tests.helpers import until
 from tests.integration.llm.conftest import World
 from tests.unit.api.conftest import running
 
@@ -56,17 +56,15 @@ def _say(results: list[tuple[str, Any]]) -> str:
 
 async def _approval(plane: ControlPlane, tenant: str, approval_id: str) -> dict[str, Any]:
     """The approval once it is pending (polled, bounded)."""
-    deadline = asyncio.get_running_loop().time() + 20
-    while True:
-        try:
-            found: dict[str, Any] = await plane.bus.query(GetApproval(tenant, approval_id))
-            if found["status"] == "pending":
-                return found
-        except NotFound:
-            pass
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"approval {approval_id} not pending in 20 s")
-        await asyncio.sleep(0.05)
+
+    async def pending() -> dict[str, Any] | None:
+        found: dict[str, Any] = await plane.bus.query(GetApproval(tenant, approval_id))
+        return found if found["status"] == "pending" else None
+
+    found: dict[str, Any] = await until(
+        pending, 20, f"approval {approval_id} pending", not_yet=(NotFound,)
+    )
+    return found
 
 
 async def test_gated_tool_call_pauses_resumes_with_edits_and_refuses_replay(

@@ -4,8 +4,6 @@ a database from before the trail keeps its chain through the migration."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -45,6 +43,7 @@ from tests.contract.store_fixtures import (  # noqa: F401  (pg_template is a fix
     pg_template,
     store_url_for,
 )
+from tests.helpers import until
 
 pytestmark = pytest.mark.integration
 SECRET = "audit-trail-secret-" + "a" * 45
@@ -59,10 +58,10 @@ async def audit_page(client: httpx.AsyncClient, headers: dict[str, str], **param
 async def until_listed(
     client: httpx.AsyncClient, headers: dict[str, str], action: str, timeout: float = 10
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while (await audit_page(client, headers, action=action))["pagination"]["total"] == 0:
-        assert time.monotonic() < deadline, f"{action} not in the audit trail in time"
-        await asyncio.sleep(0.05)
+    async def listed() -> int:
+        return int((await audit_page(client, headers, action=action))["pagination"]["total"])
+
+    await until(listed, timeout, f"{action} in the audit trail")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -7,7 +7,7 @@ from pathlib import Path
 from agentmesh.api.fastapi_app import create_app
 from agentmesh.api.options import ApiOptions
 from agentmesh.mesh import Mesh
-from tests.helpers import Collector
+from tests.helpers import Collector, quiet_period
 from tests.unit.api.catalog import envelope
 from tests.unit.api.conftest import make_settings, running
 
@@ -46,7 +46,6 @@ async def test_outbox_reaches_the_broker_and_ready_reports_it(tmp_path: Path) ->
 
 
 async def test_shares_a_started_control_plane(tmp_path: Path) -> None:
-    import asyncio
 
     from agentmesh.controlplane import ControlPlane
 
@@ -69,7 +68,7 @@ async def test_shares_a_started_control_plane(tmp_path: Path) -> None:
             )
             assert r.status_code == 201
             await offers.wait_for(1, timeout=5)
-            await asyncio.sleep(0.3)
+            await quiet_period(0.3)  # no second relay offers it again
             assert len(offers.messages) == 1  # one relay (the plane's), one offer
         assert plane.persistence is not None  # the app did not close what it shares
         assert await plane.persistence.store.head() > 0

@@ -106,9 +106,10 @@ async def test_failing_winner_then_no_one_left(make_mesh: MakeMesh) -> None:
 
 async def test_busy_or_unqualified_agents_do_not_bid(make_mesh: MakeMesh) -> None:
     farm = make_mesh()
-    gate = asyncio.Event()
+    gate, working = asyncio.Event(), asyncio.Event()
 
     async def slow(task: TaskContext) -> dict[str, Any]:
+        working.set()
         await gate.wait()
         return {}
 
@@ -121,7 +122,7 @@ async def test_busy_or_unqualified_agents_do_not_bid(make_mesh: MakeMesh) -> Non
     await busy.start()
     auctioneer = Auctioneer(client, bid_window=0.2)
     first = asyncio.create_task(auctioneer.auction("render", {"frames": 1, "priority": 1}))
-    await asyncio.sleep(0.4)
+    await asyncio.wait_for(working.wait(), 10)  # busy-1 won and holds its only slot
     with pytest.raises(AuctionFailed, match="no bid"):
         await auctioneer.auction("render", {"frames": 2, "priority": 1})
     gate.set()

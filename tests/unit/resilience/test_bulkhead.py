@@ -12,6 +12,7 @@ import pytest
 from agentmesh.errors import BulkheadFullError, BulkheadTimeoutError
 from agentmesh.observability.metrics import REGISTRY
 from agentmesh.resilience import Bulkhead, BulkheadConfig
+from tests.helpers import eventually
 
 
 @pytest.mark.parametrize(
@@ -75,7 +76,7 @@ async def test_full_queue_rejects_at_once() -> None:
 
     first = asyncio.create_task(bulkhead.execute(blocked))
     second = asyncio.create_task(bulkhead.execute(blocked))
-    await asyncio.sleep(0.01)
+    await eventually(lambda: bulkhead.get_stats()["current_queued"] == 1, timeout=10)
     assert bulkhead.get_stats()["current_executing"] == 1
     assert bulkhead.get_stats()["current_queued"] == 1
     with pytest.raises(BulkheadFullError):

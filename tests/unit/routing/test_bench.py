@@ -17,7 +17,6 @@ def test_bench_routing_shape(monkeypatch: pytest.MonkeyPatch) -> None:
         "routing_load_balanced_1k",
         "routing_priority_queue_1k",
         "routing_advanced_router_1k",
-        "routing_load_balancer_service_1k",
     }
     for figure in results.values():
         assert set(figure) == {"value", "unit", "baseline", "ratio"}

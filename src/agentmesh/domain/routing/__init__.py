@@ -1,5 +1,5 @@
-"""Choosing an agent for a task: five strategies, the multi-factor router and the
-load-balancer service. Pure: no I/O, no asyncio, no logging.
+"""Choosing an agent for a task: five strategies and the multi-factor router.
+Pure: no I/O, no asyncio, no logging.
 
 Inputs are :class:`AgentCandidate` snapshots (built by the runtime from the live registry,
 or from an aggregate with :meth:`AgentCandidate.from_aggregate`). The little state that
@@ -27,20 +27,12 @@ Strategies (:class:`StrategySelector`), each over the agents that can serve the 
 
 :class:`AdvancedMessageRouter` is the weighted scoring (capability 0.40, inverse
 load 0.30, performance 0.20, context 0.10) that picks the agent a message goes to
-(``Mesh.ask``). :class:`AgentLoadBalancerService` scores agent
-aggregates (capability match 0.40, availability 0.25, load 0.15, performance 0.15,
-response time 0.05).
+(``Mesh.ask``). Balancing load across agents is the ``load_balanced`` strategy above;
+there is no separate load-balancer service.
 """
 
 from __future__ import annotations
 
-from agentmesh.domain.routing.balancer import (
-    BALANCER_AVAILABILITY,
-    DEFAULT_BALANCER_WEIGHTS,
-    AgentLoadBalancerService,
-    AgentScoreResult,
-    capability_match,
-)
 from agentmesh.domain.routing.candidates import (
     ROUTABLE_STATUSES,
     AgentCandidate,
@@ -67,15 +59,11 @@ from agentmesh.domain.routing.strategies import (
 )
 
 __all__ = [
-    "BALANCER_AVAILABILITY",
-    "DEFAULT_BALANCER_WEIGHTS",
     "INTENT_CAPABILITIES",
     "ROUTABLE_STATUSES",
     "AdvancedMessageRouter",
     "AgentCandidate",
-    "AgentLoadBalancerService",
     "AgentScore",
-    "AgentScoreResult",
     "RoundRobinCursor",
     "RouteDecision",
     "RouteHistory",
@@ -83,7 +71,6 @@ __all__ = [
     "RouterWeights",
     "RoutingStrategy",
     "StrategySelector",
-    "capability_match",
     "capability_score",
     "context_score",
     "eligible_candidates",
