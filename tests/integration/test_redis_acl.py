@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from agentmesh.security.redis_acl import grant, revoke
 from agentmesh.transports.base import SubscribeOptions
 from agentmesh.transports.redis import RedisTransport
 from tests.helpers import eventually
+from tests.integration.tls_brokers import own_redis
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +104,27 @@ async def test_our_transport_works_with_the_tenant_user(tenant_a: tuple[str, str
         await sub.unsubscribe()
     finally:
         await transport.close()
+
+
+async def test_with_the_default_user_off_an_unauthenticated_client_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The deployment the README asks for (``user default off`` plus an admin user): a
+    client without credentials can do nothing, a tenant's user works on its keys."""
+    admin_password = secrets.token_urlsafe(16)
+    users = ("--user", "default", "off", "--user", "admin", "on", f">{admin_password}")
+    with own_redis(tmp_path, *users, "~*", "&*", "+@all") as port:
+        admin = aioredis.from_url(f"redis://admin:{admin_password}@127.0.0.1:{port}/0")
+        password = secrets.token_urlsafe(16)
+        user = await grant(admin, "tenant-a", password)
+        anonymous = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
+        tenant = aioredis.from_url(f"redis://{user}:{password}@127.0.0.1:{port}/0")
+        try:
+            with pytest.raises(redis.exceptions.AuthenticationError):
+                await anonymous.ping()
+            assert await tenant.xadd("am:s:tenant-a.task", {"s": "am.tenant-a.task.x", "d": b"1"})
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                await tenant.xadd("am:s:tenant-b.task", {"s": "am.tenant-b.task.x", "d": b"1"})
+        finally:
+            for client in (anonymous, tenant, admin):
+                await client.aclose()

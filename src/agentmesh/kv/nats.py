@@ -1,10 +1,12 @@
-"""Key-value store on a JetStream key-value bucket (nats-py ``js.key_value``)."""
+"""Key-value store on a JetStream key-value bucket (nats-py's ``KeyValue``, bound by
+:func:`agentmesh.kv.nats_bind.bind` so that a tenant's permissions can scope it)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import nats.errors
 import nats.js.errors
@@ -14,9 +16,17 @@ from nats.js.api import KeyValueConfig
 from agentmesh.errors import BrokerUnavailable, ConcurrencyError, Conflict, ValidationError
 from agentmesh.kv.base import KvEntry, WatchHandler
 from agentmesh.kv.memory import check_key
+from agentmesh.kv.nats_bind import bind
 from agentmesh.transports.nats import NatsTransport
 
 _DELETES = ("DEL", "PURGE")
+_MISSING = (
+    nats.errors.NoRespondersError,  # a direct get: no stream answers its subject
+    nats.js.errors.NoStreamResponseError,  # a put: no stream stores the key's subject
+    nats.js.errors.NotFoundError,  # a watch: the consumer's stream does not exist
+)
+"""What an operation on a bucket that does not exist yet raises."""
+T = TypeVar("T")
 
 
 class _NatsWatch:
@@ -64,32 +74,40 @@ class NatsKV:
 
     async def _open(self) -> Any:
         if self._kv is None:
-            async with self._lock:
-                if self._kv is None:
-                    js = self._transport.jetstream
-                    try:
-                        self._kv = await js.key_value(self.bucket)
-                    except nats.js.errors.BucketNotFoundError:
-                        try:
-                            self._kv = await js.create_key_value(
-                                # direct gets name the key in the request subject, so
-                                # the bus permissions can scope reads to a tenant's keys
-                                KeyValueConfig(
-                                    bucket=self.bucket,
-                                    history=1,
-                                    ttl=self.ttl,
-                                    direct=True,
-                                    replicas=self._transport.replicas,
-                                )
-                            )
-                        except nats.js.errors.BadRequestError:
-                            self._kv = await js.key_value(self.bucket)  # lost a creation race
+            self._kv = bind(self._transport.jetstream, self.bucket)
         return self._kv
 
-    async def get(self, key: str) -> KvEntry | None:
+    async def _create(self) -> None:
+        """Create the bucket (a no-op when it exists, whatever its settings)."""
+        async with self._lock:
+            with contextlib.suppress(nats.js.errors.BadRequestError):  # exists already
+                await self._transport.jetstream.create_key_value(
+                    # direct gets name the key in the request subject, so the bus
+                    # permissions can scope reads to a tenant's keys
+                    KeyValueConfig(
+                        bucket=self.bucket,
+                        history=1,
+                        ttl=self.ttl,
+                        direct=True,
+                        replicas=self._transport.replicas,
+                    )
+                )
+
+    async def _call(self, op: Callable[[Any], Awaitable[T]]) -> T:
+        """``op(bucket)``; a bucket that does not exist yet is created, then ``op`` retried."""
         kv = await self._open()
         try:
-            raw = await kv.get(check_key(key))
+            return await op(kv)
+        except _MISSING as exc:
+            if isinstance(exc, nats.js.errors.KeyNotFoundError):
+                raise
+        await self._create()
+        return await op(kv)
+
+    async def get(self, key: str) -> KvEntry | None:
+        check_key(key)
+        try:
+            raw = await self._call(lambda kv: kv.get(key))
         except nats.js.errors.KeyNotFoundError:
             return None
         except nats.errors.TimeoutError as exc:
@@ -97,30 +115,31 @@ class NatsKV:
         return KvEntry(key, bytes(raw.value or b""), int(raw.revision or 0))
 
     async def put(self, key: str, value: bytes) -> int:
-        kv = await self._open()
-        return int(await kv.put(check_key(key), value))
+        check_key(key)
+        return int(await self._call(lambda kv: kv.put(key, value)))
 
     async def create(self, key: str, value: bytes) -> int:
-        kv = await self._open()
+        check_key(key)
         try:
-            return int(await kv.create(check_key(key), value))
+            return int(await self._call(lambda kv: kv.create(key, value)))
         except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.BadRequestError):
             raise Conflict(f"key {key!r} already exists", code="KEY_EXISTS") from None
 
     async def update(self, key: str, value: bytes, revision: int) -> int:
-        kv = await self._open()
+        check_key(key)
         try:
-            return int(await kv.update(check_key(key), value, last=revision))
+            return int(await self._call(lambda kv: kv.update(key, value, last=revision)))
         except (nats.js.errors.KeyWrongLastSequenceError, nats.js.errors.BadRequestError):
             raise ConcurrencyError(f"key {key!r} is no longer at revision {revision}") from None
 
     async def delete(self, key: str) -> None:
-        kv = await self._open()
-        await kv.delete(check_key(key))
+        check_key(key)
+        await self._call(lambda kv: kv.delete(key))
 
     async def keys(self, pattern: str = ">") -> list[str]:
-        kv = await self._open()
-        watcher = await kv.watch(pattern, ignore_deletes=True, meta_only=True)
+        watcher = await self._call(
+            lambda kv: kv.watch(pattern, ignore_deletes=True, meta_only=True)
+        )
         found: list[str] = []
         try:
             while True:
@@ -138,9 +157,8 @@ class NatsKV:
     async def watch(
         self, pattern: str, handler: WatchHandler, *, initial: bool = True
     ) -> _NatsWatch:
-        kv = await self._open()
         try:
-            watcher = await kv.watch(pattern)
+            watcher = await self._call(lambda kv: kv.watch(pattern))
         except nats.js.errors.BadRequestError as exc:
             raise ValidationError(f"invalid watch pattern {pattern!r}: {exc}") from None
         return _NatsWatch(watcher, handler, initial)

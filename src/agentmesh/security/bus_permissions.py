@@ -49,7 +49,7 @@ STREAM_KINDS = (
 KV_BUCKETS = ("AM_TASKS", "AM_BB", "AM_SWARM")
 """The key-value buckets the mesh keeps; keys start with the tenant."""
 WATCHED_BUCKETS = ("AM_BB", "AM_SWARM")
-"""Buckets whose keys are listed or watched (an ephemeral consumer, filter in the body)."""
+"""Buckets whose keys are listed or watched (a named consumer, filter in the subject)."""
 WRITERS = frozenset({Role.AGENT, Role.ORCHESTRATOR, Role.TASK_EXECUTOR, Role.ADMIN})
 
 
@@ -120,18 +120,23 @@ def _stream_api(stream: str, *, write: bool) -> list[str]:
 
 
 def _kv_api(tenant: str, bucket: str, *, write: bool) -> list[str]:
+    """A tenant's rights on a shared bucket: only subjects that name its own keys.
+
+    No stream info (its ``subjects_filter`` lists every key of the bucket) and no consumer
+    created by ``$JS.API.CONSUMER.CREATE.<stream>`` (its filter is in the body): watches
+    and key listings name their filter in the subject (see :mod:`agentmesh.kv.nats_bind`),
+    and the server refuses a body whose filter differs from it.
+    """
     stream = f"KV_{bucket}"
-    allow = [
-        f"$JS.API.STREAM.INFO.{stream}",
-        f"$JS.API.DIRECT.GET.{stream}.$KV.{bucket}.{tenant}.>",
-    ]
+    own = f"$KV.{bucket}.{tenant}.>"
+    allow = [f"$JS.API.DIRECT.GET.{stream}.{own}"]
     if write:
-        allow += [f"$JS.API.STREAM.CREATE.{stream}", f"$KV.{bucket}.{tenant}.>"]
+        allow += [f"$JS.API.STREAM.CREATE.{stream}", own]
     if bucket in WATCHED_BUCKETS:
         allow += [
-            f"$JS.API.CONSUMER.CREATE.{stream}",
-            f"$JS.API.CONSUMER.DELETE.{stream}.>",
-            f"$JS.API.CONSUMER.INFO.{stream}.>",
+            f"$JS.API.CONSUMER.CREATE.{stream}.*.{own}",
+            f"$JS.API.CONSUMER.DELETE.{stream}.*",
+            f"$JS.API.CONSUMER.INFO.{stream}.*",
         ]
     return allow
 

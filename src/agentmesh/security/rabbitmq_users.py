@@ -5,13 +5,13 @@ The transport publishes every subject as a routing key on the topic exchange
 groups from ``am.q.<group>.<subject>`` and core subscriptions from server-named exclusive
 queues (``amq.gen-*``). A tenant's user gets:
 
-* configure / write / read on its own queues, the ``agentmesh`` exchange and ``amq.gen-*``;
+* configure / write / read on its own queues, the ``agentmesh`` exchange and exclusive
+  queues with generated names (``amq.gen-*`` by the server, ``amq_<uuid hex>`` by
+  aio-pika's robust channel): only the connection that declared one may use it;
 * topic permissions on ``agentmesh``: it may publish (write) and bind (read) only routing
-  keys ``am.<tenant>.*``, so it can neither send into another tenant's subjects nor bind a
-  queue to them.
-
-Not covered: request/reply replies travel through the default exchange to the requester's
-reply queue, which a tenant user is not granted (no requests over RabbitMQ with it).
+  keys ``am.<tenant>.*`` and its reply inboxes ``_INBOX.<tenant>.*`` (replies travel on
+  the exchange, not the default one, which would reach any queue by name), so it can
+  neither send into another tenant's subjects or inboxes nor bind a queue to them.
 
 :func:`grant` and :func:`delete` drive ``rabbitmqctl`` (the management plugin is optional);
 an agent then connects with ``amqp://<user>:<password>@host:5672/``.
@@ -49,8 +49,8 @@ def tenant_permissions(tenant: str) -> TenantPermissions:
     """The permissions confining a user to ``tenant``'s queues and routing keys."""
     t = re.escape(ids.check_tenant_id(tenant))
     queues = rf"am\.[dq]\.[^.]+\.am\.{t}\..*"
-    own = rf"^({re.escape(EXCHANGE)}|{queues}|amq\.gen-.*)$"
-    keys = rf"^am\.{t}\..*"
+    own = rf"^({re.escape(EXCHANGE)}|{queues}|amq\.gen-.*|amq_[0-9a-f]{{32}})$"
+    keys = rf"^(am|_INBOX)\.{t}\..*"
     return TenantPermissions(own, own, own, keys, keys)
 
 

@@ -3,11 +3,11 @@
 The Redis transport names everything after the subject, so a tenant's names are patterns:
 streams ``am:s:<t>.<kind>``, dedupe keys ``am:dd:am:s:<t>.*``, queue-group keys
 ``am:qg:<queue>:am.<t>.*`` / ``am:qc:...``, channels ``am.<t>.*`` and
-``am:qg-changed:<queue>:am.<t>.*``. :func:`tenant_rules` is the ``ACL SETUSER`` rule list;
-an agent then connects with ``redis://<user>:<password>@host:6379/0``.
-
-Not covered: request/reply (reply inboxes are ``_INBOX.<process>.*``, not per tenant), so
-a tenant user cannot make requests over Redis; and ``TASK_LEDGER_URL=redis://`` keys.
+``am:qg-changed:<queue>:am.<t>.*``, reply inboxes ``_INBOX.<t>.*``
+(:mod:`agentmesh.transports.redis_inbox`), and its task ledger hashes
+``am:ledger:<t>:*`` (the ledger of the Redis transport, or ``TASK_LEDGER_URL=redis://``).
+:func:`tenant_rules` is the ``ACL SETUSER`` rule list; an agent then connects with
+``redis://<user>:<password>@host:6379/0``.
 
 >>> "~am:s:acme.*" in tenant_rules("acme", "pw")
 True
@@ -39,8 +39,10 @@ def tenant_rules(tenant: str, password: str) -> list[str]:
         f"~am:dd:am:s:{t}.*",
         f"~am:qg:*:am.{t}.*",
         f"~am:qc:*:am.{t}.*",
+        f"~am:ledger:{t}:*",
         f"&am.{t}.*",
         f"&am:qg-changed:*:am.{t}.*",
+        f"&_INBOX.{t}.*",
         *COMMANDS,
     ]
 

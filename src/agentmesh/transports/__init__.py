@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from agentmesh.errors import ConfigError
 from agentmesh.transports.base import (
@@ -56,6 +57,20 @@ def register(scheme: str, target: str) -> None:
 
 TOKEN_SCHEMES = frozenset({"nats", "tls"})
 """Schemes whose transport presents a bus token (``token=``; see security/bus_credentials)."""
+CA_QUERY = {"rediss": "ssl_ca_certs", "amqps": "cafile", "rabbitmqs": "cafile"}
+"""TLS schemes that take their CA file in the URL query, and that parameter's name."""
+
+
+def with_ca_file(url: str, ca_file: str) -> str:
+    """``url`` with ``ca_file`` as its CA parameter (``rediss://``, ``amqps://``), unless
+    the URL names one already; other URLs unchanged."""
+    parts = urlsplit(url)
+    name = CA_QUERY.get(parts.scheme.lower())
+    query = dict(parse_qsl(parts.query))
+    if name is None or name in query:
+        return url
+    query[name] = ca_file
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def create_transport(
@@ -63,13 +78,15 @@ def create_transport(
 ) -> Transport:
     """Build the transport for ``url`` (its scheme picks the implementation); ``token``
     is presented to brokers that authenticate AgentMesh tokens (NATS) and ignored elsewhere;
-    ``tls_ca_file`` verifies a NATS server's certificate (``rediss://`` and ``amqps://``
-    take theirs in the URL: ``?ssl_ca_certs=`` / ``?cafile=``)."""
+    ``tls_ca_file`` verifies the server's certificate on ``tls://``, ``rediss://`` and
+    ``amqps://`` (where a CA named in the URL, ``?ssl_ca_certs=`` / ``?cafile=``, wins)."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if token and scheme in TOKEN_SCHEMES:
         kwargs["token"] = token
     if tls_ca_file and scheme in TOKEN_SCHEMES:
         kwargs["tls_ca_file"] = tls_ca_file
+    elif tls_ca_file:
+        url = with_ca_file(url, tls_ca_file)
     target = SCHEMES.get(scheme)
     if target is None:
         known = ", ".join(f"{s}://" for s in sorted(SCHEMES))

@@ -152,7 +152,7 @@ class BrokerTransport(DispatchingTransport[BrokerSubscription]):
         self.connect_timeout = connect_timeout
         self.instance = uuid.uuid4().hex[:12]
         self._waiters: dict[str, asyncio.Future[bytes]] = {}
-        self._inbox: str | None = None
+        self._inboxes: dict[str, str] = {}
         self._inbox_lock = asyncio.Lock()
         self._connected = False
 
@@ -183,6 +183,26 @@ class BrokerTransport(DispatchingTransport[BrokerSubscription]):
         """Start receiving replies; return the reply-address prefix (``<prefix>.<token>``)."""
         ...
 
+    tenant_inboxes = False
+    """True: the replies to a request on ``am.<t>...`` come to an inbox of its own in
+    tenant ``t``'s namespace (:meth:`_open_tenant_inbox`), which a tenant's broker user
+    is granted; False: one inbox per transport."""
+
+    async def _open_tenant_inbox(self, tenant: str | None) -> str:
+        """Like :meth:`_open_inbox`, for the requests of ``tenant`` (None: no tenant)."""
+        return await self._open_inbox()
+
+    async def _inbox_for(self, subject: str) -> str:
+        tenant = subjects.tenant_of(subject) if self.tenant_inboxes else None
+        key = tenant or ""
+        inbox = self._inboxes.get(key)
+        if inbox is None:
+            async with self._inbox_lock:
+                inbox = self._inboxes.get(key)
+                if inbox is None:
+                    inbox = self._inboxes[key] = await self._open_tenant_inbox(tenant)
+        return inbox
+
     # -- connection -----------------------------------------------------------------------
     async def connect(self) -> None:
         """Connect; raises :class:`BrokerUnavailable` naming the URL within the timeout."""
@@ -210,7 +230,7 @@ class BrokerTransport(DispatchingTransport[BrokerSubscription]):
             self._connected = False
             with contextlib.suppress(Exception):  # disconnecting: the broker may already be gone
                 await self._disconnect()
-        self._inbox = None
+        self._inboxes.clear()
 
     # -- publish --------------------------------------------------------------------------
     def check(self, subject: str, data: bytes) -> None:
@@ -242,16 +262,13 @@ class BrokerTransport(DispatchingTransport[BrokerSubscription]):
         self.require_connected()
         data = envelope.encode()
         self.check(subject, data)
-        if self._inbox is None:
-            async with self._inbox_lock:
-                if self._inbox is None:
-                    self._inbox = await self._open_inbox()
+        inbox = await self._inbox_for(subject)
         token = uuid.uuid4().hex
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._waiters[token] = fut
         try:
             sent = await self._send(
-                subject, data, durable=False, msg_id=envelope.id, reply=f"{self._inbox}.{token}"
+                subject, data, durable=False, msg_id=envelope.id, reply=f"{inbox}.{token}"
             )
             if sent == 0:
                 raise NoResponders(f"no agent serves {subject!r}")

@@ -4,8 +4,11 @@
   its pattern (``>`` becomes ``#``; the NATS rule is re-checked client-side).
 * Core subscriptions consume (no-ack) from an exclusive auto-delete queue; a queue group
   shares one auto-delete queue named after the group, so RabbitMQ round-robins it.
-* Request/reply: the request carries ``reply_to`` = the requester's exclusive reply queue;
-  it is published ``mandatory`` with returns raised, so nobody listening -> ``NoResponders``.
+* Request/reply: the request carries ``reply_to`` = ``_INBOX.<tenant>.<instance>.<token>``;
+  the requester's exclusive reply queue is bound to ``_INBOX.<tenant>.<instance>`` on the
+  exchange (a tenant's user may bind and publish there), and the responder publishes to
+  that routing key with ``correlation_id`` = token. The request is published
+  ``mandatory`` with returns raised, so nobody listening -> ``NoResponders``.
 * ``durable=True`` publishes persistent messages with publisher confirms and
   ``message_id`` = envelope id. ``subscribe(durable=name)`` consumes a quorum queue
   ``am.d.<name>.<pattern>`` (prefetch = ``max_in_flight``); its ``x-delivery-count`` header
@@ -192,22 +195,30 @@ class RabbitMQTransport(BrokerTransport):
         return None
 
     async def _respond(self, reply: str, envelope: Envelope) -> None:
-        queue, _, token = reply.rpartition(".")
-        assert self._fast is not None
-        await self._fast.default_exchange.publish(
-            aio_pika.Message(envelope.encode(), correlation_id=token), routing_key=queue
+        key, _, token = reply.rpartition(".")
+        assert self._x_fast is not None
+        await self._x_fast.publish(
+            aio_pika.Message(envelope.encode(), correlation_id=token), routing_key=key
         )
 
+    tenant_inboxes = True
+
     async def _open_inbox(self) -> str:
+        return await self._open_tenant_inbox(None)
+
+    async def _open_tenant_inbox(self, tenant: str | None) -> str:
+        """An exclusive queue bound to ``_INBOX.<tenant>.<instance>`` on the exchange."""
+        key = f"_INBOX.{tenant}.{self.instance}" if tenant else f"_INBOX.{self.instance}"
         channel = await self.conn.channel()
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(EXCHANGE, key)
 
         async def on_reply(message: AbstractIncomingMessage) -> None:
             if message.correlation_id:
                 self.deliver_reply(message.correlation_id, message.body)
 
         await queue.consume(on_reply, no_ack=True)
-        return queue.name
+        return key
 
     # -- subscriptions --------------------------------------------------------------------
     async def _start_core(self, sub: BrokerSubscription, queue: str | None) -> None:

@@ -2,7 +2,8 @@
 
 * Core publish = ``PUBLISH <subject>``; subscriptions use ``PSUBSCRIBE`` (``*``/``>`` become
   glob ``*``, then the NATS rule is applied client-side). ``PUBLISH`` returns the receiver
-  count, so a request nobody listens to fails fast with ``NoResponders``.
+  count, so a request nobody listens to fails fast with ``NoResponders``. Replies come to
+  a channel per tenant (see :mod:`agentmesh.transports.redis_inbox`).
 * Queue groups: every member sees the message; the member chosen by a hash over the live
   member list (a heartbeat sorted set) claims it with ``SET NX``; the others claim it only
   if the preferred member did not (dead or just joined), so each message runs once.
@@ -46,6 +47,13 @@ from agentmesh.transports.broker import (
     durable_scope,
 )
 from agentmesh.transports.message import CoreDelivery as _CoreRaw
+from agentmesh.transports.redis_inbox import (
+    inbox_channel,
+    is_acl_user,
+    listen,
+    psubscribe_pattern,
+    reply_target,
+)
 
 STREAM_MAXLEN = 1_000_000
 DEDUPE_SECONDS = 120
@@ -156,7 +164,8 @@ class RedisTransport(BrokerTransport):
         self._r: aioredis.Redis | None = None
         self._publish_durable: Any = None
         self._counter = 0
-        self._inbox_task: asyncio.Task[None] | None = None
+        self._inbox_tasks: list[asyncio.Task[None]] = []
+        self._acl_user = is_acl_user(url)
 
     @property
     def r(self) -> aioredis.Redis:
@@ -180,8 +189,9 @@ class RedisTransport(BrokerTransport):
         self._publish_durable = self._r.register_script(_PUBLISH_DURABLE)
 
     async def _disconnect(self) -> None:
-        await stop_task(self._inbox_task)
-        self._inbox_task = None
+        for task in self._inbox_tasks:
+            await stop_task(task)
+        self._inbox_tasks.clear()
         if self._r is not None:
             pool = self._r.connection_pool
             await self._r.aclose()  # type: ignore[no-untyped-call]
@@ -217,28 +227,24 @@ class RedisTransport(BrokerTransport):
             raise Forbidden(f"Redis refused {subject!r} to this user: {exc}") from None
 
     async def _respond(self, reply: str, envelope: Envelope) -> None:
-        await self.r.publish(reply, envelope.encode())
+        channel, token = reply_target(reply)  # see redis_inbox
+        await self.r.publish(channel, frame(envelope.encode(), token))
+
+    tenant_inboxes = True
 
     async def _open_inbox(self) -> str:
-        prefix = f"_INBOX.{self.instance}"
-        ps = self.r.pubsub(ignore_subscribe_messages=True)
-        await ps.psubscribe(f"{prefix}.*")
+        return await self._open_tenant_inbox(None)
 
-        async def read() -> None:
-            try:
-                while self._connected:
-                    msg = await ps.get_message(timeout=1.0)
-                    if msg is not None:
-                        token = msg["channel"].decode().rpartition(".")[2]
-                        self.deliver_reply(token, msg["data"])
-            finally:
-                with contextlib.suppress(
-                    Exception
-                ):  # closing the reply listener; the connection may be gone
-                    await ps.aclose()  # type: ignore[no-untyped-call]
+    async def _open_tenant_inbox(self, tenant: str | None) -> str:
+        channel = inbox_channel(tenant, self.instance)
 
-        self._inbox_task = asyncio.create_task(read())
-        return prefix
+        def on_reply(raw: bytes) -> None:
+            data, token = unframe(raw)
+            if token:
+                self.deliver_reply(token, data)
+
+        self._inbox_tasks.append(await listen(self.r, channel, on_reply))
+        return channel
 
     # -- core subscriptions ---------------------------------------------------------------
     async def _start_core(self, sub: BrokerSubscription, queue: str | None) -> None:
@@ -248,7 +254,7 @@ class RedisTransport(BrokerTransport):
         if exact:
             await ps.subscribe(pattern)
         else:
-            await ps.psubscribe(".".join("*" if t in ("*", ">") else t for t in pattern.split(".")))
+            await ps.psubscribe(psubscribe_pattern(pattern, acl_user=self._acl_user))
         group = _QueueMember(self, queue, pattern) if queue else None
         if group is not None:
             await ps.subscribe(group.changed_channel)

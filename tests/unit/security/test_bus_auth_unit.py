@@ -71,6 +71,8 @@ def test_an_agent_is_confined_to_its_tenant() -> None:
         "$JS.ACK.AM_acme_task.cap-echo.1.2.3.4.5",
         "$KV.AM_TASKS.acme.t1.done",
         "$JS.API.DIRECT.GET.KV_AM_TASKS.$KV.AM_TASKS.acme.t1.done",
+        "$JS.API.CONSUMER.CREATE.KV_AM_BB.w1.$KV.AM_BB.acme.bb.main.>",
+        "$JS.API.CONSUMER.CREATE.KV_AM_SWARM.w1.$KV.AM_SWARM.acme.s1.job.j1",
     ):
         assert _allowed(p.publish_allow, subject), subject
     for subject in (
@@ -80,6 +82,14 @@ def test_an_agent_is_confined_to_its_tenant() -> None:
         "$KV.AM_TASKS.other.t1.done",
         "$JS.API.DIRECT.GET.KV_AM_TASKS.$KV.AM_TASKS.other.t1.done",
         "$JS.API.STREAM.MSG.GET.KV_AM_TASKS",  # the body names the key: never allowed
+        # the bodies of these name the keys (a subjects_filter, a consumer's filter)
+        "$JS.API.STREAM.INFO.KV_AM_BB",
+        "$JS.API.STREAM.INFO.KV_AM_TASKS",
+        "$JS.API.CONSUMER.CREATE.KV_AM_BB",
+        "$JS.API.CONSUMER.CREATE.KV_AM_BB.w1",
+        "$JS.API.CONSUMER.CREATE.KV_AM_BB.w1.$KV.AM_BB.other.>",
+        "$JS.API.CONSUMER.CREATE.KV_AM_BB.w1.$KV.AM_BB.>",
+        "$JS.API.CONSUMER.DURABLE.CREATE.KV_AM_BB.w1",
         "$JS.API.INFO",
         "_INBOX.other.x",
     ):

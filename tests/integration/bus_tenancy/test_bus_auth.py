@@ -7,9 +7,6 @@ token create``.
 
 from __future__ import annotations
 
-import contextlib
-import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,92 +15,17 @@ import nats
 import nats.errors
 import nats.js.errors
 import pytest
-from nats.aio.client import Client as NATS
 from nats.js.api import StreamConfig
+from nats.js.kv import KeyValue
 
-from agentmesh.runtime.embedded import EmbeddedNats
 from agentmesh.security.bus_auth import BusAuthConfig
 from agentmesh.security.bus_permissions import inbox_prefix
 from agentmesh.security.nats_callout import NatsCalloutService
 from agentmesh.security.tokens import TokenConfig, TokenService
 from tests.helpers import eventually
+from tests.integration.bus_tenancy.conftest import Client
 
 pytestmark = pytest.mark.integration
-
-SECRET = "k" * 32
-
-
-@pytest.fixture(scope="module")
-def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, BusAuthConfig]]:
-    config = BusAuthConfig.load_or_create(tmp_path_factory.mktemp("bus") / "auth.json")
-    server = EmbeddedNats(tmp_path_factory.mktemp("nats"), port=None, auth=config)
-    url = server.start()
-    yield url, config
-    server.stop()
-
-
-@pytest.fixture
-def tokens() -> TokenService:
-    return TokenService(TokenConfig(secret=SECRET))
-
-
-@pytest.fixture
-async def callout(
-    auth_server: tuple[str, BusAuthConfig], tokens: TokenService
-) -> AsyncIterator[NatsCalloutService]:
-    url, config = auth_server
-    service = NatsCalloutService(url, config, tokens)
-    await service.start()
-    yield service
-    await service.stop()
-
-
-@pytest.fixture
-def tenants() -> tuple[str, str]:
-    suffix = uuid.uuid4().hex[:8]
-    return f"tenant-a-{suffix}", f"tenant-b-{suffix}"
-
-
-class Client:
-    """A raw nats-py connection that records the server's asynchronous errors."""
-
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-        self.nc: Any = None
-
-    async def connect(self, url: str, token: str | None, tenant: str | None = None) -> Client:
-        async def on_error(exc: Exception) -> None:
-            self.errors.append(str(exc))
-
-        self.nc = NATS()
-        try:
-            await self.nc.connect(
-                url,
-                token=token,
-                error_cb=on_error,
-                allow_reconnect=False,
-                connect_timeout=3,
-                inbox_prefix=inbox_prefix(tenant) if tenant else "_INBOX",
-            )
-        except nats.errors.Error:
-            await self._release()
-            raise
-        return self
-
-    async def _release(self) -> None:
-        """nats-py leaves the socket of a refused CONNECT open; close it."""
-        await self.nc.close()
-        writer = getattr(self.nc, "_transport", None)
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(OSError):  # the server reset the refused connection
-                await writer.wait_closed()
-
-    def violation(self, subject: str) -> bool:
-        return any(
-            "permissions violation" in e.lower() and subject.lower() in e.lower()
-            for e in self.errors
-        )
 
 
 async def _collect(nc: Any, subject: str) -> list[str]:
@@ -175,7 +97,10 @@ async def test_jetstream_and_key_values_are_scoped_to_the_tenant(
         assert agent_a.violation(f"AM_{b}_task")
         kv_b = await js_b.create_key_value(bucket="AM_TASKS", direct=True)
         await kv_b.put(f"{b}.t1.done", b"b's outcome")
-        kv_a = await js_a.key_value("AM_TASKS")
+        # bound without a stream-info request (a tenant may not read the bucket's info)
+        kv_a = KeyValue(
+            name="AM_TASKS", stream="KV_AM_TASKS", pre="$KV.AM_TASKS.", js=js_a, direct=True
+        )
         await kv_a.put(f"{a}.t1.done", b"a's outcome")
         assert (await kv_a.get(f"{a}.t1.done")).value == b"a's outcome"
         with pytest.raises(nats.errors.TimeoutError):
