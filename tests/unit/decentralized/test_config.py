@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from agentmesh.decentralized.config import Timings, parse_address, parse_cluster
+from agentmesh.decentralized.raft import sync_conf
 from agentmesh.errors import ValidationError
 
 
@@ -47,3 +50,14 @@ def test_bad_timings() -> None:
         Timings(fanout=0)
     with pytest.raises(ValidationError, match="suspicion timeout"):
         Timings(gossip_interval=1.0, suspicion_timeout=0.5)
+
+
+def test_idle_raft_links_are_not_timed_out(tmp_path: Path) -> None:
+    """Followers send each other nothing between elections; pysyncobj closes a link that
+    read nothing for connectionTimeout when it next sends on it, so a finite timeout
+    dropped the first vote request after a quiet spell and forced a second round."""
+    conf = sync_conf(Timings(election_timeout=1.5), tmp_path)
+    assert conf.connectionTimeout >= 3600  # far beyond any quiet spell of a group
+    assert conf.tcp_keepalive is not None  # a vanished peer's link is closed by keepalive
+    assert conf.raftMaxTimeout <= 1.5 * 1.5 + 1e-9  # a single round within 2 timeouts
+    assert conf.appendEntriesPeriod == 0.5
