@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import threading
 import time
@@ -42,6 +43,8 @@ AppliedHook = Callable[[dict[str, Any], dict[str, Any]], None]
 RAFT_STATES = {0: "follower", 1: "candidate", 2: "leader"}
 BATCH = 256
 """At most this many proposals share one log entry."""
+TICK = 0.05
+"""Mean seconds between two ticks of an idle pysyncobj thread (its autoTickPeriod)."""
 IDLE_LINK_TIMEOUT = 24 * 3600.0
 """Seconds a Raft TCP link may read nothing before pysyncobj drops it (see sync_conf)."""
 _FAILURES = {
@@ -174,6 +177,7 @@ class RaftNode:
         obj = await asyncio.to_thread(
             SyncObj, self.address, self._peers, self._conf, [self._replica]
         )
+        obj.addOnTickCallback(self._jitter_tick)
         try:
             await asyncio.to_thread(obj.waitBinded)
         except SyncObjException:
@@ -187,6 +191,19 @@ class RaftNode:
             await asyncio.to_thread(obj.destroy_synchronous)
 
     # -- tick-thread callbacks ----------------------------------------------------------
+    def _jitter_tick(self) -> None:
+        """Draw the wait before this node's next tick from 0.5-1.5 x TICK.
+
+        pysyncobj checks the election deadline only when it ticks, and every follower
+        ticks right after each heartbeat, then every autoTickPeriod: with a fixed period
+        the followers tick in step, so two whose random deadlines fall within the same
+        period stand at the same instant and can split the vote (2 of 30 SIGKILL trials
+        took a second round, each with two candidacies in the same millisecond). With a
+        random wait per tick each node stands at its own instant, and the first
+        candidate's vote request reaches the others before their next check.
+        """
+        self._conf.autoTickPeriod = TICK * random.uniform(0.5, 1.5)
+
     def _applied(self, command: dict[str, Any], result: dict[str, Any]) -> None:
         loop, hook = self._loop, self._on_applied
         if loop is None or hook is None:
