@@ -28,6 +28,11 @@ class Timings:
     ``election_timeout``: a follower that hears no leader for a random time in
     ``[election_timeout, 1.5 x election_timeout]`` starts an election; the leader sends
     ``append_entries`` (the Raft heartbeat) every ``heartbeat`` = election_timeout/3.
+    After a leader dies the first follower stands within 1.5 timeouts of the last
+    heartbeat it heard and is elected one vote round trip later, i.e. within 2 timeouts;
+    only a split vote (a second candidate within that round trip, splitting the votes)
+    costs another round of 1-1.5 timeouts. (pysyncobj requires the window's low end
+    above 3 heartbeats, so it cannot start lower.)
     ``gossip_interval``: one SWIM protocol period (a ping to one member, up to ``fanout``
     indirect pings through other members when it does not answer within ``ping_timeout``,
     and a push of fresh membership news to up to ``fanout`` members). A suspected member

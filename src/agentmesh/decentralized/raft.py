@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import threading
 import time
@@ -42,6 +43,10 @@ AppliedHook = Callable[[dict[str, Any], dict[str, Any]], None]
 RAFT_STATES = {0: "follower", 1: "candidate", 2: "leader"}
 BATCH = 256
 """At most this many proposals share one log entry."""
+TICK = 0.05
+"""Mean seconds between two ticks of an idle pysyncobj thread (its autoTickPeriod)."""
+IDLE_LINK_TIMEOUT = 24 * 3600.0
+"""Seconds a Raft TCP link may read nothing before pysyncobj drops it (see sync_conf)."""
 _FAILURES = {
     FAIL_REASON.QUEUE_FULL: "the proposal queue is full",
     FAIL_REASON.MISSING_LEADER: "no leader (election in progress or no majority)",
@@ -88,9 +93,16 @@ def sync_conf(
         raftMaxTimeout=high,
         appendEntriesPeriod=timings.heartbeat,
         appendEntriesUseBatch=False,  # send each entry at once: commit latency of a round trip
-        # idle links between followers carry no traffic: a short timeout would keep
-        # dropping them, and a candidate could not reach its voters
-        connectionTimeout=max(10 * timings.election_timeout, high),
+        # pysyncobj drops a link that has *read* nothing for connectionTimeout, and checks
+        # only when it next sends on it. Followers send each other nothing between
+        # elections, so after a quiet spell longer than any finite read timeout the
+        # first request_vote on every follower link closed the link instead of going out:
+        # every survivor became a candidate alone and the election took a second round
+        # (10 of 10 SIGKILL trials after 20 s of quiet at 1.5 s: 3.0-3.9 s). A dead peer's
+        # link is closed by its RST at once, a vanished host's by TCP keepalive
+        # (idle 16 s, then 3 probes 5 s apart), so the read timeout is only a backstop.
+        connectionTimeout=max(IDLE_LINK_TIMEOUT, high),
+        tcp_keepalive=(16, 3, 5),
         connectionRetryTime=min(timings.heartbeat, 1.0),
         leaderFallbackTimeout=high,
         dynamicMembershipChange=True,
@@ -165,6 +177,7 @@ class RaftNode:
         obj = await asyncio.to_thread(
             SyncObj, self.address, self._peers, self._conf, [self._replica]
         )
+        obj.addOnTickCallback(self._jitter_tick)
         try:
             await asyncio.to_thread(obj.waitBinded)
         except SyncObjException:
@@ -178,6 +191,19 @@ class RaftNode:
             await asyncio.to_thread(obj.destroy_synchronous)
 
     # -- tick-thread callbacks ----------------------------------------------------------
+    def _jitter_tick(self) -> None:
+        """Draw the wait before this node's next tick from 0.5-1.5 x TICK.
+
+        pysyncobj checks the election deadline only when it ticks, and every follower
+        ticks right after each heartbeat, then every autoTickPeriod: with a fixed period
+        the followers tick in step, so two whose random deadlines fall within the same
+        period stand at the same instant and can split the vote (2 of 30 SIGKILL trials
+        took a second round, each with two candidacies in the same millisecond). With a
+        random wait per tick each node stands at its own instant, and the first
+        candidate's vote request reaches the others before their next check.
+        """
+        self._conf.autoTickPeriod = TICK * random.uniform(0.5, 1.5)
+
     def _applied(self, command: dict[str, Any], result: dict[str, Any]) -> None:
         loop, hook = self._loop, self._on_applied
         if loop is None or hook is None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from agentmesh.decentralized.config import Timings, parse_address, parse_cluster
+from agentmesh.decentralized.raft import TICK, RaftNode, sync_conf
 from agentmesh.errors import ValidationError
 
 
@@ -47,3 +50,26 @@ def test_bad_timings() -> None:
         Timings(fanout=0)
     with pytest.raises(ValidationError, match="suspicion timeout"):
         Timings(gossip_interval=1.0, suspicion_timeout=0.5)
+
+
+def test_idle_raft_links_are_not_timed_out(tmp_path: Path) -> None:
+    """Followers send each other nothing between elections; pysyncobj closes a link that
+    read nothing for connectionTimeout when it next sends on it, so a finite timeout
+    dropped the first vote request after a quiet spell and forced a second round."""
+    conf = sync_conf(Timings(election_timeout=1.5), tmp_path)
+    assert conf.connectionTimeout >= 3600  # far beyond any quiet spell of a group
+    assert conf.tcp_keepalive is not None  # a vanished peer's link is closed by keepalive
+    assert conf.raftMaxTimeout <= 1.5 * 1.5 + 1e-9  # a single round within 2 timeouts
+    assert conf.appendEntriesPeriod == 0.5
+
+
+def test_ticks_are_jittered_so_followers_do_not_stand_in_step(tmp_path: Path) -> None:
+    """pysyncobj checks the election deadline only on a tick; each tick's wait is drawn
+    anew (0.5-1.5 x TICK) so followers woken by the same heartbeat drift apart."""
+    node = RaftNode("127.0.0.1:1", ["127.0.0.1:2"], data_dir=tmp_path, group="g", timings=Timings())
+    waits = set()
+    for _ in range(50):
+        node._jitter_tick()
+        waits.add(node._conf.autoTickPeriod)
+    assert all(0.5 * TICK <= w <= 1.5 * TICK for w in waits)
+    assert len(waits) > 40
