@@ -29,15 +29,13 @@ from loguru import logger
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
-from agentmesh.observability.otlp import OtlpEncoder
+from agentmesh.observability.otlp import UNSET, OtlpEncoder
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.util.types import Attributes
-
-_UNSET = Status(StatusCode.UNSET)
 
 
 class LeanSpan(trace.Span):
@@ -62,7 +60,7 @@ class LeanSpan(trace.Span):
         self._attrs = attributes
         self._sink = sink
         self._events: list[tuple[str, Attributes, int]] | None = None
-        self._status = _UNSET
+        self._status = UNSET
         self._end: int | None = None
         self._start = time.time_ns()
 
