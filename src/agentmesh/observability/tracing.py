@@ -32,10 +32,10 @@ from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
-from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
+from agentmesh.observability.current import attach, current_span, detach, root_bound
 from agentmesh.observability.spans import LeanSpan, SpanBatcher
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ __all__ = [
 _sink: SpanBatcher | None = None  # None: tracing is off (the hot-path check)
 _provider: TracerProvider | None = None  # resource and sampler as the SDK resolves them
 _sampler: Sampler | None = None
+_root_bound: int | None = None  # a new trace is sampled when its id is below (None: ask)
 _exit_hook = False
 _parent_based = True  # the sampler follows a parent's decision (ParentBased, the default)
 _NOOP: contextlib.nullcontext[None] = contextlib.nullcontext()
@@ -72,6 +73,7 @@ _UNSAMPLED = frozenset("02468ace")  # last hex digit of trace-flags with the sam
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_LIMIT = (1 << 64) - 1  # TraceIdRatioBased compares the low 64 bits of a trace id
 
 
 def enabled() -> bool:
@@ -94,7 +96,7 @@ def configure_tracing(
     that the ``OTEL_EXPORTER_OTLP_*`` variables select; ``sampler`` replaces the one of
     ``OTEL_TRACES_SAMPLER``. Calling it again while tracing is on changes nothing.
     """
-    global _sink, _provider, _sampler, _parent_based
+    global _sink, _provider, _sampler, _parent_based, _root_bound
     if _provider is not None:
         return True
     env = os.environ if environ is None else environ
@@ -121,6 +123,7 @@ def configure_tracing(
     provider = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
     _provider, _sampler = provider, provider.sampler
     _parent_based = isinstance(_sampler, ParentBased)
+    _root_bound = root_bound(_sampler)
     _sink = SpanBatcher(exporter, resource, batch=batch)
     global _exit_hook
     if not _exit_hook:
@@ -151,7 +154,7 @@ def flush(timeout_millis: int = 5000) -> None:
 
 
 def _log_ids(record: Any) -> None:
-    ctx = trace.get_current_span().get_span_context()
+    ctx = current_span().get_span_context()
     if ctx.is_valid:
         record["extra"]["trace_id"] = f"{ctx.trace_id:032x}"
         record["extra"]["span_id"] = f"{ctx.span_id:016x}"
@@ -159,7 +162,7 @@ def _log_ids(record: Any) -> None:
 
 def current_traceparent() -> str | None:
     """The W3C ``traceparent`` of the current span, or None when there is none."""
-    ctx = trace.get_current_span().get_span_context()
+    ctx = current_span().get_span_context()
     if not ctx.is_valid:
         return None
     return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
@@ -167,7 +170,7 @@ def current_traceparent() -> str | None:
 
 def current_trace_id() -> str | None:
     """The trace id of the current *sampled* span (for exemplars), or None."""
-    ctx = trace.get_current_span().get_span_context()
+    ctx = current_span().get_span_context()
     if not ctx.is_valid or not ctx.trace_flags.sampled:
         return None
     return f"{ctx.trace_id:032x}"
@@ -187,7 +190,7 @@ def inject(env: Envelope, span: trace.Span | None = None) -> None:
     (no-op when off)."""
     if _sink is None:
         return
-    ctx = (span if span is not None else trace.get_current_span()).get_span_context()
+    ctx = (span if span is not None else current_span()).get_span_context()
     if ctx.is_valid:
         env.context["traceparent"] = (
             f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
@@ -244,7 +247,7 @@ def span(
         if attributes:
             attrs.update(attributes)
     else:
-        current = trace.get_current_span()
+        current = current_span()
         if current.is_recording():
             parent_ctx = current.get_span_context()
         elif root:
@@ -271,6 +274,12 @@ def _start(
             return _NOOP
         ctx = SpanContext(parent.trace_id, span_id, False, _SAMPLED, parent.trace_state)
         return block(LeanSpan(name, ctx, parent, kind, attrs, sink))
+    if parent is None and _root_bound is not None:  # a new trace, decided by its id
+        trace_id = random.getrandbits(128) or 1
+        if trace_id & _LIMIT < _root_bound:
+            ctx = SpanContext(trace_id, span_id, False, _SAMPLED)
+            return block(LeanSpan(name, ctx, None, kind, attrs, sink))
+        return block(trace.NonRecordingSpan(SpanContext(trace_id, span_id, False, _NOT_SAMPLED)))
     assert _sampler is not None
     trace_id = parent.trace_id if parent is not None else (random.getrandbits(128) or 1)
     parent_context = (
@@ -297,11 +306,11 @@ class _Active:
         self.span = span
 
     def __enter__(self) -> trace.Span:
-        self.token = context_api.attach(trace.set_span_in_context(self.span))
+        self.token = attach(self.span)
         return self.span
 
     def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        context_api.detach(self.token)
+        detach(self.token)
         _finish(self.span, exc)
 
 

@@ -1,0 +1,105 @@
+"""The current span, read and set on the task path at the cost of one ``ContextVar`` access.
+
+OpenTelemetry keeps the current span in a ``Context`` held by a ``ContextVar`` of its
+runtime context; ``trace.get_current_span()`` and ``context.attach()`` reach it through
+four layers of calls, which the task path pays several times per task. When the runtime
+context is the standard ``contextvars`` one (always, unless ``OTEL_PYTHON_CONTEXT`` names
+another), :func:`current_span`, :func:`attach` and :func:`detach` use its ``ContextVar``
+directly: the same ``Context`` objects, so every API user sees the same current span.
+Otherwise they fall back to the API.
+
+:func:`root_bound` reads a ``ParentBased(TraceIdRatioBased | ALWAYS_ON | ALWAYS_OFF)``
+sampler (the default one and what ``OTEL_TRACES_SAMPLER`` usually names) as the bound a
+new trace id is compared with, so a trace's first span is decided without building the
+SDK's sampling result.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as context_api
+from opentelemetry import trace
+from opentelemetry.context.context import Context
+from opentelemetry.trace import propagation
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.sampling import Sampler
+
+__all__ = ["attach", "current_span", "detach", "root_bound"]
+
+
+def _context_var() -> tuple[ContextVar[Context], str] | None:
+    var = getattr(getattr(context_api, "_RUNTIME_CONTEXT", None), "_current_context", None)
+    key = getattr(propagation, "_SPAN_KEY", None)
+    if isinstance(var, ContextVar) and isinstance(key, str):
+        return var, key
+    return None
+
+
+_DIRECT = _context_var()
+_INVALID = trace.INVALID_SPAN
+
+if _DIRECT is not None:
+    _VAR, _KEY = _DIRECT
+    _get = _VAR.get
+
+    def current_span() -> trace.Span:
+        """The current span (``trace.INVALID_SPAN`` when there is none)."""
+        span = _get().get(_KEY)
+        return span if span is not None else _INVALID  # type: ignore[return-value]
+
+    def attach(span: trace.Span) -> Token[Context]:
+        """Make ``span`` the current span; :func:`detach` with the token undoes it."""
+        ctx = Context(_get())
+        dict.__setitem__(ctx, _KEY, span)
+        return _VAR.set(ctx)
+
+    def detach(token: Token[Context]) -> None:
+        """Restore the current span :func:`attach` replaced."""
+        _VAR.reset(token)
+
+else:  # pragma: no cover - a runtime context other than contextvars (OTEL_PYTHON_CONTEXT)
+
+    def current_span() -> trace.Span:
+        """The current span (``trace.INVALID_SPAN`` when there is none)."""
+        return trace.get_current_span()
+
+    def attach(span: trace.Span) -> Token[Context]:
+        """Make ``span`` the current span; :func:`detach` with the token undoes it."""
+        return context_api.attach(trace.set_span_in_context(span))
+
+    def detach(token: Token[Context]) -> None:
+        """Restore the current span :func:`attach` replaced."""
+        context_api.detach(token)
+
+
+def root_bound(sampler: Sampler) -> int | None:
+    """For a ``ParentBased`` sampler whose root sampler is ``TraceIdRatioBased``,
+    ``ALWAYS_ON`` or ``ALWAYS_OFF`` (and whose parent samplers are the defaults): the
+    bound that ``trace_id & TRACE_ID_LIMIT`` must stay below for a new trace to be sampled.
+    None for any other sampler (ask it)."""
+    from opentelemetry.sdk.trace import sampling
+
+    if not isinstance(sampler, sampling.ParentBased):
+        return None
+    if type(sampler).should_sample is not sampling.ParentBased.should_sample:
+        return None
+    delegates: dict[str, Any] = vars(sampler)
+    defaults = {
+        "_remote_parent_sampled": sampling.ALWAYS_ON,
+        "_remote_parent_not_sampled": sampling.ALWAYS_OFF,
+        "_local_parent_sampled": sampling.ALWAYS_ON,
+        "_local_parent_not_sampled": sampling.ALWAYS_OFF,
+    }
+    if any(delegates.get(k) is not v for k, v in defaults.items()):
+        return None
+    root = delegates.get("_root")
+    if type(root) is sampling.TraceIdRatioBased:
+        return int(root.bound)
+    if root is sampling.ALWAYS_ON:
+        return sampling.TraceIdRatioBased.TRACE_ID_LIMIT + 1
+    if root is sampling.ALWAYS_OFF:
+        return 0
+    return None
