@@ -120,3 +120,34 @@ def test_an_unsampled_task_builds_no_span_past_its_first(
     assert reply.context["traceparent"] == tp  # copied by reply, not re-injected
     assert made == []
     assert traced.spans == []
+
+
+TRACE, SPAN = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+
+
+@pytest.mark.parametrize(
+    ("tp", "ok"),
+    [
+        (f"00-{TRACE}-{SPAN}-01", True),
+        (f"00-{TRACE}-{SPAN}-00", True),
+        (f"01-{TRACE}-{SPAN}-01-future", True),  # a later version may add fields
+        (f"00-{TRACE}-{SPAN}-01-extra", False),  # version 00 may not
+        (f"ff-{TRACE}-{SPAN}-01", False),
+        (f"00-{TRACE.upper()}-{SPAN}-01", False),
+        (f"00-{'0' * 32}-{SPAN}-01", False),
+        (f"00-{TRACE}-{'0' * 16}-01", False),
+        (f"00-{TRACE[:-1]}--{SPAN}-01", False),
+        (f"00-+{TRACE[1:]}-{SPAN}-01", False),
+        (f"00-{TRACE[:10]}_{TRACE[11:]}-{SPAN}-01", False),  # int() would take the _
+        (f"00-0x{TRACE[2:]}-{SPAN}-01", False),  # and the 0x
+        (f"00-{TRACE}-{SPAN}-1", False),
+    ],
+)
+def test_a_traceparent_is_read_as_w3c_writes_it(tp: str, ok: bool) -> None:
+    ctx = tracing.parse_traceparent(tp)
+    assert (ctx is not None) == ok
+    if ctx is not None:
+        assert ctx.trace_id == int(TRACE, 16)
+        assert ctx.span_id == int(SPAN, 16)
+        assert ctx.is_remote
+        assert ctx.trace_flags.sampled == tp.startswith("01", 53)

@@ -29,6 +29,7 @@ from loguru import logger
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
+from agentmesh.observability.current import attach, detach
 from agentmesh.observability.otlp import UNSET, OtlpEncoder
 
 if TYPE_CHECKING:
@@ -122,6 +123,19 @@ class LeanSpan(trace.Span):
         self._end = end_time or time.time_ns()
         self._sink.add(self)
 
+    def __enter__(self) -> LeanSpan:
+        """A block the span covers, without making it the current span."""
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        """End the span; an exception is recorded and marks it failed, as the SDK does."""
+        if exc is not None and isinstance(exc, Exception):
+            self.record_exception(exc)
+            self.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        if self._end is None:
+            self._end = time.time_ns()
+            self._sink.add(self)
+
     def readable(self, resource: Resource, scope: Any) -> ReadableSpan:
         """The SDK's read-only form of this span, for an exporter."""
         from opentelemetry.sdk.trace import Event, ReadableSpan
@@ -144,6 +158,20 @@ class LeanSpan(trace.Span):
             end_time=self._end,
             instrumentation_scope=scope,
         )
+
+
+class ActiveSpan(LeanSpan):
+    """A lean span that is the current span while its block runs."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> LeanSpan:
+        self._token = attach(self)
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        detach(self._token)
+        LeanSpan.__exit__(self, et, exc, tb)
 
 
 def _bytes_sink(exporter: SpanExporter) -> Callable[[bytes, int], None] | None:

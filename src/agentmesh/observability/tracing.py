@@ -36,7 +36,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from agentmesh.observability.current import attach, current_span, detach, root_bound
-from agentmesh.observability.spans import LeanSpan, SpanBatcher
+from agentmesh.observability.spans import ActiveSpan, LeanSpan, SpanBatcher
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -71,6 +71,7 @@ _parent_based = True  # the sampler follows a parent's decision (ParentBased, th
 _NOOP: contextlib.nullcontext[None] = contextlib.nullcontext()
 _UNSAMPLED = frozenset("02468ace")  # last hex digit of trace-flags with the sampled bit 0
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_HEX_DASH = frozenset("0123456789abcdef-")
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _LIMIT = (1 << 64) - 1  # TraceIdRatioBased compares the low 64 bits of a trace id
@@ -199,6 +200,19 @@ def inject(env: Envelope, span: trace.Span | None = None) -> None:
 
 def parse_traceparent(tp: str) -> SpanContext | None:
     """The remote span context a W3C ``traceparent`` names, or None when it is malformed."""
+    if (  # the usual form, without the regex: three dashes in place, lowercase hex
+        len(tp) == 55
+        and tp[2] == "-"
+        and tp[35] == "-"
+        and tp[52] == "-"
+        and tp.count("-") == 3
+        and _HEX_DASH.issuperset(tp)
+        and tp[:2] != "ff"
+    ):
+        trace_id, span_id = int(tp[3:35], 16), int(tp[36:52], 16)
+        if not trace_id or not span_id:
+            return None
+        return SpanContext(trace_id, span_id, True, TraceFlags(int(tp[53:], 16)))
     m = _TRACEPARENT.fullmatch(tp)
     if m is None or m.group(1) == "ff" or (m.group(1) == "00" and m.group(5)):
         return None
@@ -256,7 +270,7 @@ def span(
         else:
             return _NOOP
         attrs = dict(attributes) if attributes else None
-    return _start(sink, name, parent_ctx, kind, attrs, _Leaf if leaf else _Active)
+    return _start(sink, name, parent_ctx, kind, attrs, leaf)
 
 
 def _start(
@@ -265,21 +279,21 @@ def _start(
     parent: SpanContext | None,
     kind: SpanKind,
     attrs: dict[str, Any] | None,
-    block: type[_Active] | None = None,
+    leaf: bool = False,
 ) -> contextlib.AbstractContextManager[Any]:
-    block = block or _Active
     span_id = random.getrandbits(64) or 1
     if parent is not None and _parent_based:
         if not parent.trace_flags.sampled:
             return _NOOP
         ctx = SpanContext(parent.trace_id, span_id, False, _SAMPLED, parent.trace_state)
-        return block(LeanSpan(name, ctx, parent, kind, attrs, sink))
+        return (LeanSpan if leaf else ActiveSpan)(name, ctx, parent, kind, attrs, sink)
     if parent is None and _root_bound is not None:  # a new trace, decided by its id
         trace_id = random.getrandbits(128) or 1
         if trace_id & _LIMIT < _root_bound:
             ctx = SpanContext(trace_id, span_id, False, _SAMPLED)
-            return block(LeanSpan(name, ctx, None, kind, attrs, sink))
-        return block(trace.NonRecordingSpan(SpanContext(trace_id, span_id, False, _NOT_SAMPLED)))
+            return (LeanSpan if leaf else ActiveSpan)(name, ctx, None, kind, attrs, sink)
+        ctx = SpanContext(trace_id, span_id, False, _NOT_SAMPLED)
+        return (_Leaf if leaf else _Active)(trace.NonRecordingSpan(ctx))
     assert _sampler is not None
     trace_id = parent.trace_id if parent is not None else (random.getrandbits(128) or 1)
     parent_context = (
@@ -291,10 +305,10 @@ def _start(
         trace_id, span_id, False, _SAMPLED if sampled else _NOT_SAMPLED, result.trace_state
     )
     if not sampled:  # carried on (inject) so the rest of the trace is not sampled either
-        return block(trace.NonRecordingSpan(ctx))
+        return (_Leaf if leaf else _Active)(trace.NonRecordingSpan(ctx))
     if result.attributes:
         attrs = {**(attrs or {}), **result.attributes}
-    return block(LeanSpan(name, ctx, parent, kind, attrs, sink))
+    return (LeanSpan if leaf else ActiveSpan)(name, ctx, parent, kind, attrs, sink)
 
 
 class _Active:
