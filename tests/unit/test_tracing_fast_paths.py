@@ -151,3 +151,32 @@ def test_a_traceparent_is_read_as_w3c_writes_it(tp: str, ok: bool) -> None:
         assert ctx.span_id == int(SPAN, 16)
         assert ctx.is_remote
         assert ctx.trace_flags.sampled == tp.startswith("01", 53)
+
+
+def test_a_local_context_is_the_one_the_constructor_makes() -> None:
+    assert current.FLAT_CONTEXT  # the layout of the installed API: the fast path is taken
+    state = trace.TraceState([("k", "v")])
+    made = current.local_context(0xABC, 0x123, TraceFlags(1), state)
+    want = SpanContext(0xABC, 0x123, False, TraceFlags(1), state)
+    assert made == want
+    assert (made.trace_id, made.span_id, made.is_remote) == (0xABC, 0x123, False)
+    assert (made.trace_flags.sampled, made.trace_state, made.is_valid) == (True, state, True)
+    assert current.local_context(1, 2, TraceFlags(0)).trace_state == trace.TraceState()
+
+
+def test_the_encoding_reads_a_context_by_its_properties_alike(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.sdk.resources import Resource
+
+    from agentmesh.observability import otlp
+
+    sink = spans.SpanBatcher(Keep(), Resource({}), batch=False)
+    remote = SpanContext(0xABC, 0x123, True, TraceFlags(1))
+    state = trace.TraceState([("k", "v")])
+    ctx = current.local_context(0xABC, 0x456, TraceFlags(1), state)
+    span = spans.LeanSpan("x", ctx, remote, trace.SpanKind.CONSUMER, {"a": "b"}, sink)
+    span._end = span._start + 1
+    flat = otlp.encode_span(span)
+    monkeypatch.setattr(otlp, "FLAT_CONTEXT", False)
+    assert otlp.encode_span(span) == flat

@@ -12,6 +12,11 @@ Otherwise they fall back to the API.
 sampler (the default one and what ``OTEL_TRACES_SAMPLER`` usually names) as the bound a
 new trace id is compared with, so a trace's first span is decided without building the
 SDK's sampling result.
+
+A ``SpanContext`` is a tuple ``(trace_id, span_id, is_remote, trace_flags, trace_state,
+is_valid)`` read through Python properties; when it has that layout (``FLAT_CONTEXT``,
+checked at import) the task path unpacks it in one step and :func:`local_context` builds
+one for ids known valid without the constructor's checks.
 """
 
 from __future__ import annotations
@@ -22,12 +27,12 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.context.context import Context
-from opentelemetry.trace import propagation
+from opentelemetry.trace import SpanContext, TraceFlags, TraceState, propagation
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.sampling import Sampler
 
-__all__ = ["attach", "current_span", "detach", "root_bound"]
+__all__ = ["FLAT_CONTEXT", "attach", "current_span", "detach", "local_context", "root_bound"]
 
 
 def _context_var() -> tuple[ContextVar[Context], str] | None:
@@ -103,3 +108,23 @@ def root_bound(sampler: Sampler) -> int | None:
     if root is sampling.ALWAYS_OFF:
         return 0
     return None
+
+
+def _flat() -> bool:
+    state = TraceState([("k", "v")])
+    ctx = SpanContext(0xA, 0xB, True, TraceFlags(1), state)
+    return tuple(ctx) == (0xA, 0xB, True, 1, state, True) and ctx.trace_flags.sampled
+
+
+FLAT_CONTEXT = _flat()
+_DEFAULT_STATE = TraceState()
+
+
+def local_context(
+    trace_id: int, span_id: int, flags: TraceFlags, state: TraceState | None = None
+) -> SpanContext:
+    """The context of a span started here, for ids known to be valid (non-zero)."""
+    if FLAT_CONTEXT:
+        fields = (trace_id, span_id, False, flags, state or _DEFAULT_STATE, True)
+        return tuple.__new__(SpanContext, fields)  # type: ignore[type-var]
+    return SpanContext(trace_id, span_id, False, flags, state)

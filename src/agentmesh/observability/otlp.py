@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import Status, StatusCode
 
+from agentmesh.observability.current import FLAT_CONTEXT
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
 
@@ -68,7 +70,7 @@ def _value(value: Any) -> bytes:
 
 
 _KEYS: dict[str, bytes] = {}  # attribute key -> its encoded KeyValue.key field
-_NAMES: dict[tuple[str, Any], bytes] = {}  # (span name, kind) -> their encoded fields
+_NAMES: dict[str, tuple[Any, bytes]] = {}  # span name -> (kind, name and kind encoded)
 _NO_STATUS = b"\x7a\x00"  # an empty Status (field 15), as the SDK always writes one
 _FLAGS = b"\x85\x01" + _pack_fixed32(_HAS_IS_REMOTE)  # field 16, fixed32
 _FLAGS_REMOTE = b"\x85\x01" + _pack_fixed32(_HAS_IS_REMOTE | _IS_REMOTE)
@@ -106,20 +108,29 @@ def encode_span(span: LeanSpan) -> bytes:
     """One ``Span`` message."""
     ctx = span._ctx
     parent = span._parent
-    tid = ctx.trace_id
-    body = [_IDS(0x0A10, tid >> 64, tid & _M64, 0x1208, ctx.span_id)]
-    if ctx.trace_state:
-        body.append(_field(3, ctx.trace_state.to_header().encode()))
+    if FLAT_CONTEXT:
+        tid, sid, _, _, state, _ = ctx
+    else:
+        tid, sid, state = ctx.trace_id, ctx.span_id, ctx.trace_state
+    body = [_IDS(0x0A10, tid >> 64, tid & _M64, 0x1208, sid)]
+    if state:
+        body.append(_field(3, state.to_header().encode()))
+    remote = False
     if parent is not None:
-        body.append(_PARENT(0x2208, parent.span_id))
+        if FLAT_CONTEXT:
+            _, parent_id, remote, _, _, _ = parent
+        else:
+            parent_id, remote = parent.span_id, parent.is_remote
+        body.append(_PARENT(0x2208, parent_id))
     kind = span._kind
-    named = _NAMES.get((span._name, kind))
-    if named is None:
+    named = _NAMES.get(span._name)
+    if named is None or named[0] is not kind:
         # OTLP kinds start at 1 (INTERNAL)
-        named = _field(5, span._name.encode()) + b"\x30" + _varint(kind.value + 1)
+        encoded = _field(5, span._name.encode()) + b"\x30" + _varint(kind.value + 1)
+        named = (kind, encoded)
         if len(_NAMES) < 4096:  # span names are a small set; a stray dynamic one is not kept
-            _NAMES[(span._name, kind)] = named
-    body.append(named)
+            _NAMES[span._name] = named
+    body.append(named[1])
     body.append(_TIMES(0x39, span._start, 0x41, span._end or span._start))
     attrs = span._attrs
     if attrs:
@@ -140,7 +151,7 @@ def encode_span(span: LeanSpan) -> bytes:
         body.append(_field(15, inner))
     else:
         body.append(_NO_STATUS)
-    body.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS)
+    body.append(_FLAGS_REMOTE if remote else _FLAGS)
     return b"".join(body)
 
 

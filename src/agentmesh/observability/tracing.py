@@ -35,7 +35,14 @@ from loguru import logger
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
-from agentmesh.observability.current import attach, current_span, detach, root_bound
+from agentmesh.observability.current import (
+    FLAT_CONTEXT,
+    attach,
+    current_span,
+    detach,
+    local_context,
+    root_bound,
+)
 from agentmesh.observability.spans import ActiveSpan, LeanSpan, SpanBatcher
 
 if TYPE_CHECKING:
@@ -172,9 +179,13 @@ def current_traceparent() -> str | None:
 def current_trace_id() -> str | None:
     """The trace id of the current *sampled* span (for exemplars), or None."""
     ctx = current_span().get_span_context()
-    if not ctx.is_valid or not ctx.trace_flags.sampled:
+    if FLAT_CONTEXT:
+        trace_id, _, _, flags, _, valid = ctx
+    else:
+        trace_id, flags, valid = ctx.trace_id, ctx.trace_flags, ctx.is_valid
+    if not valid or not flags & 1:  # not sampled
         return None
-    return f"{ctx.trace_id:032x}"
+    return f"{trace_id:032x}"
 
 
 def exemplar() -> dict[str, str] | None:
@@ -192,10 +203,12 @@ def inject(env: Envelope, span: trace.Span | None = None) -> None:
     if _sink is None:
         return
     ctx = (span if span is not None else current_span()).get_span_context()
-    if ctx.is_valid:
-        env.context["traceparent"] = (
-            f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
-        )
+    if FLAT_CONTEXT:
+        trace_id, span_id, _, flags, _, valid = ctx
+    else:
+        trace_id, span_id, flags, valid = ctx.trace_id, ctx.span_id, ctx.trace_flags, ctx.is_valid
+    if valid:
+        env.context["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-{int(flags):02x}"
 
 
 def parse_traceparent(tp: str) -> SpanContext | None:
@@ -283,14 +296,18 @@ def _start(
 ) -> contextlib.AbstractContextManager[Any]:
     span_id = random.getrandbits(64) or 1
     if parent is not None and _parent_based:
-        if not parent.trace_flags.sampled:
+        if FLAT_CONTEXT:
+            trace_id, _, _, flags, state, _ = parent
+        else:
+            trace_id, flags, state = parent.trace_id, parent.trace_flags, parent.trace_state
+        if not flags & 1:  # not sampled
             return _NOOP
-        ctx = SpanContext(parent.trace_id, span_id, False, _SAMPLED, parent.trace_state)
+        ctx = local_context(trace_id, span_id, _SAMPLED, state)
         return (LeanSpan if leaf else ActiveSpan)(name, ctx, parent, kind, attrs, sink)
     if parent is None and _root_bound is not None:  # a new trace, decided by its id
         trace_id = random.getrandbits(128) or 1
         if trace_id & _LIMIT < _root_bound:
-            ctx = SpanContext(trace_id, span_id, False, _SAMPLED)
+            ctx = local_context(trace_id, span_id, _SAMPLED)
             return (LeanSpan if leaf else ActiveSpan)(name, ctx, None, kind, attrs, sink)
         ctx = SpanContext(trace_id, span_id, False, _NOT_SAMPLED)
         return (_Leaf if leaf else _Active)(trace.NonRecordingSpan(ctx))
