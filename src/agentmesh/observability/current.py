@@ -28,6 +28,7 @@ from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.context.context import Context
 from opentelemetry.trace import SpanContext, TraceFlags, TraceState, propagation
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.sampling import Sampler
@@ -117,7 +118,6 @@ def _flat() -> bool:
 
 
 FLAT_CONTEXT = _flat()
-_DEFAULT_STATE = TraceState()
 
 
 def local_context(
@@ -125,6 +125,13 @@ def local_context(
 ) -> SpanContext:
     """The context of a span started here, for ids known to be valid (non-zero)."""
     if FLAT_CONTEXT:
-        fields = (trace_id, span_id, False, flags, state or _DEFAULT_STATE, True)
+        fields = (
+            trace_id,
+            span_id,
+            False,
+            flags,
+            DEFAULT_TRACE_STATE if state is None else state,
+            True,
+        )
         return tuple.__new__(SpanContext, fields)  # type: ignore[type-var]
     return SpanContext(trace_id, span_id, False, flags, state)

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from agentmesh.observability.current import FLAT_CONTEXT
 
@@ -113,7 +114,7 @@ def encode_span(span: LeanSpan) -> bytes:
     else:
         tid, sid, state = ctx.trace_id, ctx.span_id, ctx.trace_state
     body = [_IDS(0x0A10, tid >> 64, tid & _M64, 0x1208, sid)]
-    if state:
+    if state is not DEFAULT_TRACE_STATE and state:
         body.append(_field(3, state.to_header().encode()))
     remote = False
     if parent is not None:

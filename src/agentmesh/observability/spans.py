@@ -243,11 +243,12 @@ class SpanBatcher:
                 self._export([span])
             return
         queue = self._queue
-        if len(queue) >= self.max_queue:
+        waiting = len(queue)
+        if waiting >= self.max_queue:
             self.dropped += 1
             return
         queue.append(span)
-        if len(queue) == self.max_batch:
+        if waiting + 1 == self.max_batch:
             self._wake.set()
 
     def _run(self) -> None:
