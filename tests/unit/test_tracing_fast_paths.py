@@ -151,6 +151,9 @@ def test_a_traceparent_is_read_as_w3c_writes_it(tp: str, ok: bool) -> None:
         assert ctx.span_id == int(SPAN, 16)
         assert ctx.is_remote
         assert ctx.trace_flags.sampled == tp.startswith("01", 53)
+        flags = TraceFlags(int(tp[53:55], 16))
+        assert ctx == SpanContext(int(TRACE, 16), int(SPAN, 16), True, flags)
+        assert ctx.is_valid
 
 
 def test_a_local_context_is_the_one_the_constructor_makes() -> None:
