@@ -81,6 +81,7 @@ _UNSAMPLED = frozenset("02468ace")  # last hex digit of trace-flags with the sam
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 _HEX_DASH = frozenset("0123456789abcdef-")
 _tuple_new = tuple.__new__
+_INVALID_SPAN = trace.INVALID_SPAN
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _LIMIT = (1 << 64) - 1  # TraceIdRatioBased compares the low 64 bits of a trace id
@@ -193,7 +194,7 @@ def current_trace_id() -> str | None:
 def exemplar() -> dict[str, str] | None:
     """``{"trace_id": ...}`` of the current sampled span, for a histogram observation
     (OpenMetrics exemplars), or None while tracing is off or the trace is not sampled."""
-    if _sink is None:
+    if _sink is None or current_span() is _INVALID_SPAN:
         return None
     trace_id = current_trace_id()
     return None if trace_id is None else {"trace_id": trace_id}
@@ -204,7 +205,11 @@ def inject(env: Envelope, span: trace.Span | None = None) -> None:
     (no-op when off)."""
     if _sink is None:
         return
-    ctx = (span if span is not None else current_span()).get_span_context()
+    if span is None:
+        span = current_span()
+        if span is _INVALID_SPAN:
+            return
+    ctx = span.get_span_context()
     if FLAT_CONTEXT:
         trace_id, span_id, _, flags, _, valid = ctx
     else:
@@ -281,7 +286,11 @@ def span(
             attrs.update(attributes)
     else:
         current = current_span()
-        if current.is_recording():
+        if current is _INVALID_SPAN:  # outside any trace (an unsampled task's blocks)
+            if not root:
+                return _NOOP
+            parent_ctx = None
+        elif current.is_recording():
             parent_ctx = current.get_span_context()
         elif root:
             ctx = current.get_span_context()  # an unsampled trace goes on unsampled
@@ -317,8 +326,10 @@ def _start(
         if trace_id & _LIMIT < _root_bound:
             ctx = local_context(trace_id, span_id, _SAMPLED)
             return (LeanSpan if leaf else ActiveSpan)(name, ctx, None, kind, attrs, sink)
-        ctx = SpanContext(trace_id, span_id, False, _NOT_SAMPLED)
-        return (_Leaf if leaf else _Active)(trace.NonRecordingSpan(ctx))
+        # not recorded, carried on (inject) so the rest of the trace is not sampled either;
+        # a leaf needs no block of its own (the API span's exit ends it: a no-op)
+        unsampled = trace.NonRecordingSpan(local_context(trace_id, span_id, _NOT_SAMPLED))
+        return unsampled if leaf else _Active(unsampled)
     assert _sampler is not None
     trace_id = parent.trace_id if parent is not None else (random.getrandbits(128) or 1)
     parent_context = (
