@@ -21,6 +21,7 @@ one for ids known valid without the constructor's checks.
 
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,15 @@ from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.sampling import Sampler
 
-__all__ = ["FLAT_CONTEXT", "attach", "current_span", "detach", "local_context", "root_bound"]
+__all__ = [
+    "FLAT_CONTEXT",
+    "attach",
+    "current_span",
+    "detach",
+    "local_context",
+    "parse_traceparent",
+    "root_bound",
+]
 
 
 def _context_var() -> tuple[ContextVar[Context], str] | None:
@@ -135,3 +144,38 @@ def local_context(
         )
         return tuple.__new__(SpanContext, fields)  # type: ignore[type-var]
     return SpanContext(trace_id, span_id, False, flags, state)
+
+
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_HEX_DASH = frozenset("0123456789abcdef-")
+_SAMPLED_FLAGS = TraceFlags(TraceFlags.SAMPLED)
+
+
+def parse_traceparent(tp: str) -> SpanContext | None:
+    """The remote span context a W3C ``traceparent`` names, or None when it is malformed."""
+    if (  # the usual form, without the regex: three dashes in place, lowercase hex
+        len(tp) == 55
+        and tp[2] == "-"
+        and tp[35] == "-"
+        and tp[52] == "-"
+        and tp.count("-") == 3
+        and _HEX_DASH.issuperset(tp)
+        and tp[:2] != "ff"
+    ):
+        trace_id, span_id = int(tp[3:35], 16), int(tp[36:52], 16)
+        if not trace_id or not span_id:
+            return None
+        flags = _SAMPLED_FLAGS if tp[53:] == "01" else TraceFlags(int(tp[53:], 16))
+        if FLAT_CONTEXT:  # valid ids (checked above): the constructor's checks are done
+            fields = (trace_id, span_id, True, flags, DEFAULT_TRACE_STATE, True)
+            return tuple.__new__(SpanContext, fields)  # type: ignore[type-var]
+        return SpanContext(trace_id, span_id, True, flags)
+    m = _TRACEPARENT.fullmatch(tp)
+    if m is None or m.group(1) == "ff" or (m.group(1) == "00" and m.group(5)):
+        return None
+    trace_id, span_id = int(m.group(2), 16), int(m.group(3), 16)
+    if not trace_id or not span_id:
+        return None
+    return SpanContext(
+        trace_id, span_id, is_remote=True, trace_flags=TraceFlags(int(m.group(4), 16))
+    )

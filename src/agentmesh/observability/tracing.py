@@ -27,14 +27,12 @@ import atexit
 import contextlib
 import os
 import random
-import re
 from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
-from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from agentmesh.observability.current import (
     FLAT_CONTEXT,
@@ -42,6 +40,7 @@ from agentmesh.observability.current import (
     current_span,
     detach,
     local_context,
+    parse_traceparent,
     root_bound,
 )
 from agentmesh.observability.spans import ActiveSpan, LeanSpan, SpanBatcher
@@ -78,8 +77,6 @@ _exit_hook = False
 _parent_based = True  # the sampler follows a parent's decision (ParentBased, the default)
 _NOOP: contextlib.nullcontext[None] = contextlib.nullcontext()
 _UNSAMPLED = frozenset("02468ace")  # last hex digit of trace-flags with the sampled bit 0
-_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
-_HEX_DASH = frozenset("0123456789abcdef-")
 _tuple_new = tuple.__new__
 _INVALID_SPAN = trace.INVALID_SPAN
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -194,7 +191,12 @@ def current_trace_id() -> str | None:
 def exemplar() -> dict[str, str] | None:
     """``{"trace_id": ...}`` of the current sampled span, for a histogram observation
     (OpenMetrics exemplars), or None while tracing is off or the trace is not sampled."""
-    if _sink is None or current_span() is _INVALID_SPAN:
+    if _sink is None:
+        return None
+    current = current_span()
+    if type(current) is ActiveSpan:  # the task's handler span: sampled, being recorded
+        return {"trace_id": f"{current._ctx.trace_id:032x}"}
+    if current is _INVALID_SPAN:
         return None
     trace_id = current_trace_id()
     return None if trace_id is None else {"trace_id": trace_id}
@@ -216,36 +218,6 @@ def inject(env: Envelope, span: trace.Span | None = None) -> None:
         trace_id, span_id, flags, valid = ctx.trace_id, ctx.span_id, ctx.trace_flags, ctx.is_valid
     if valid:
         env.context["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-{int(flags):02x}"
-
-
-def parse_traceparent(tp: str) -> SpanContext | None:
-    """The remote span context a W3C ``traceparent`` names, or None when it is malformed."""
-    if (  # the usual form, without the regex: three dashes in place, lowercase hex
-        len(tp) == 55
-        and tp[2] == "-"
-        and tp[35] == "-"
-        and tp[52] == "-"
-        and tp.count("-") == 3
-        and _HEX_DASH.issuperset(tp)
-        and tp[:2] != "ff"
-    ):
-        trace_id, span_id = int(tp[3:35], 16), int(tp[36:52], 16)
-        if not trace_id or not span_id:
-            return None
-        flags = _SAMPLED if tp[53:] == "01" else TraceFlags(int(tp[53:], 16))
-        if FLAT_CONTEXT:  # valid ids (checked above): the constructor's checks are done
-            fields = (trace_id, span_id, True, flags, DEFAULT_TRACE_STATE, True)
-            return _tuple_new(SpanContext, fields)  # type: ignore[no-any-return]
-        return SpanContext(trace_id, span_id, True, flags)
-    m = _TRACEPARENT.fullmatch(tp)
-    if m is None or m.group(1) == "ff" or (m.group(1) == "00" and m.group(5)):
-        return None
-    trace_id, span_id = int(m.group(2), 16), int(m.group(3), 16)
-    if not trace_id or not span_id:
-        return None
-    return SpanContext(
-        trace_id, span_id, is_remote=True, trace_flags=TraceFlags(int(m.group(4), 16))
-    )
 
 
 def span(
@@ -290,6 +262,8 @@ def span(
             if not root:
                 return _NOOP
             parent_ctx = None
+        elif type(current) is ActiveSpan and current._end is None:  # a span of ours
+            parent_ctx = current._ctx
         elif current.is_recording():
             parent_ctx = current.get_span_context()
         elif root:
