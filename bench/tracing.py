@@ -44,8 +44,8 @@ from bench.core import entry
 Result = dict[str, dict[str, Any]]
 N = 500  # tasks per batch, submitted at once
 N_NATS = 300
-ROUNDS = 31
-ROUNDS_NATS = 21
+ROUNDS = 51
+ROUNDS_NATS = 31
 # a batch of 500 tasks ends 2,000 spans at once: a span queue that holds it, so every span
 # is exported (asserted) instead of dropped when full
 os.environ.setdefault("OTEL_BSP_MAX_QUEUE_SIZE", "65536")
