@@ -42,7 +42,17 @@ def make_spans(sink: SpanBatcher) -> list[LeanSpan]:
         SpanContext(0xABC, 0x456, False, TraceFlags(1), TraceState([("k", "v")])),
         remote,
         SpanKind.CONSUMER,
-        {"s": "é text", "i": -5, "big": 2**40, "f": 0.25, "b": True, "list": ["x", "y"]},
+        {
+            "s": "é text",
+            "edge": "y" * 117,  # the longest value written with one-byte lengths
+            "edge2": "z" * 118,  # one byte more: a two-byte length
+            "long": "x" * 200,  # multi-byte lengths
+            "i": -5,
+            "big": 2**40,
+            "f": 0.25,
+            "b": True,
+            "list": ["x", "y"],
+        },
         sink,
     )
     a.add_event("progress", {"n": 1})

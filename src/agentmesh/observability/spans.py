@@ -29,15 +29,14 @@ from loguru import logger
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
-from agentmesh.observability.otlp import OtlpEncoder
+from agentmesh.observability.current import attach, detach
+from agentmesh.observability.otlp import UNSET, OtlpEncoder
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.util.types import Attributes
-
-_UNSET = Status(StatusCode.UNSET)
 
 
 class LeanSpan(trace.Span):
@@ -62,7 +61,7 @@ class LeanSpan(trace.Span):
         self._attrs = attributes
         self._sink = sink
         self._events: list[tuple[str, Attributes, int]] | None = None
-        self._status = _UNSET
+        self._status = UNSET
         self._end: int | None = None
         self._start = time.time_ns()
 
@@ -124,6 +123,19 @@ class LeanSpan(trace.Span):
         self._end = end_time or time.time_ns()
         self._sink.add(self)
 
+    def __enter__(self) -> LeanSpan:
+        """A block the span covers, without making it the current span."""
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        """End the span; an exception is recorded and marks it failed, as the SDK does."""
+        if exc is not None and isinstance(exc, Exception):
+            self.record_exception(exc)
+            self.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        if self._end is None:
+            self._end = time.time_ns()
+            self._sink.add(self)
+
     def readable(self, resource: Resource, scope: Any) -> ReadableSpan:
         """The SDK's read-only form of this span, for an exporter."""
         from opentelemetry.sdk.trace import Event, ReadableSpan
@@ -146,6 +158,20 @@ class LeanSpan(trace.Span):
             end_time=self._end,
             instrumentation_scope=scope,
         )
+
+
+class ActiveSpan(LeanSpan):
+    """A lean span that is the current span while its block runs."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> LeanSpan:
+        self._token = attach(self)
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        detach(self._token)
+        LeanSpan.__exit__(self, et, exc, tb)
 
 
 def _bytes_sink(exporter: SpanExporter) -> Callable[[bytes, int], None] | None:
@@ -217,11 +243,12 @@ class SpanBatcher:
                 self._export([span])
             return
         queue = self._queue
-        if len(queue) >= self.max_queue:
+        waiting = len(queue)
+        if waiting >= self.max_queue:
             self.dropped += 1
             return
         queue.append(span)
-        if len(queue) == self.max_batch:
+        if waiting + 1 == self.max_batch:
             self._wake.set()
 
     def _run(self) -> None:

@@ -27,16 +27,23 @@ import atexit
 import contextlib
 import os
 import random
-import re
 from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
-from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
-from agentmesh.observability.spans import LeanSpan, SpanBatcher
+from agentmesh.observability.current import (
+    FLAT_CONTEXT,
+    attach,
+    current_span,
+    detach,
+    local_context,
+    parse_traceparent,
+    root_bound,
+)
+from agentmesh.observability.spans import ActiveSpan, LeanSpan, SpanBatcher
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -65,13 +72,16 @@ __all__ = [
 _sink: SpanBatcher | None = None  # None: tracing is off (the hot-path check)
 _provider: TracerProvider | None = None  # resource and sampler as the SDK resolves them
 _sampler: Sampler | None = None
+_root_bound: int | None = None  # a new trace is sampled when its id is below (None: ask)
 _exit_hook = False
 _parent_based = True  # the sampler follows a parent's decision (ParentBased, the default)
 _NOOP: contextlib.nullcontext[None] = contextlib.nullcontext()
 _UNSAMPLED = frozenset("02468ace")  # last hex digit of trace-flags with the sampled bit 0
-_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_tuple_new = tuple.__new__
+_INVALID_SPAN = trace.INVALID_SPAN
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_LIMIT = (1 << 64) - 1  # TraceIdRatioBased compares the low 64 bits of a trace id
 
 
 def enabled() -> bool:
@@ -94,7 +104,7 @@ def configure_tracing(
     that the ``OTEL_EXPORTER_OTLP_*`` variables select; ``sampler`` replaces the one of
     ``OTEL_TRACES_SAMPLER``. Calling it again while tracing is on changes nothing.
     """
-    global _sink, _provider, _sampler, _parent_based
+    global _sink, _provider, _sampler, _parent_based, _root_bound
     if _provider is not None:
         return True
     env = os.environ if environ is None else environ
@@ -121,6 +131,7 @@ def configure_tracing(
     provider = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
     _provider, _sampler = provider, provider.sampler
     _parent_based = isinstance(_sampler, ParentBased)
+    _root_bound = root_bound(_sampler)
     _sink = SpanBatcher(exporter, resource, batch=batch)
     global _exit_hook
     if not _exit_hook:
@@ -151,7 +162,7 @@ def flush(timeout_millis: int = 5000) -> None:
 
 
 def _log_ids(record: Any) -> None:
-    ctx = trace.get_current_span().get_span_context()
+    ctx = current_span().get_span_context()
     if ctx.is_valid:
         record["extra"]["trace_id"] = f"{ctx.trace_id:032x}"
         record["extra"]["span_id"] = f"{ctx.span_id:016x}"
@@ -159,7 +170,7 @@ def _log_ids(record: Any) -> None:
 
 def current_traceparent() -> str | None:
     """The W3C ``traceparent`` of the current span, or None when there is none."""
-    ctx = trace.get_current_span().get_span_context()
+    ctx = current_span().get_span_context()
     if not ctx.is_valid:
         return None
     return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
@@ -167,16 +178,25 @@ def current_traceparent() -> str | None:
 
 def current_trace_id() -> str | None:
     """The trace id of the current *sampled* span (for exemplars), or None."""
-    ctx = trace.get_current_span().get_span_context()
-    if not ctx.is_valid or not ctx.trace_flags.sampled:
+    ctx = current_span().get_span_context()
+    if FLAT_CONTEXT:
+        trace_id, _, _, flags, _, valid = ctx
+    else:
+        trace_id, flags, valid = ctx.trace_id, ctx.trace_flags, ctx.is_valid
+    if not valid or not flags & 1:  # not sampled
         return None
-    return f"{ctx.trace_id:032x}"
+    return f"{trace_id:032x}"
 
 
 def exemplar() -> dict[str, str] | None:
     """``{"trace_id": ...}`` of the current sampled span, for a histogram observation
     (OpenMetrics exemplars), or None while tracing is off or the trace is not sampled."""
     if _sink is None:
+        return None
+    current = current_span()
+    if type(current) is ActiveSpan:  # the task's handler span: sampled, being recorded
+        return {"trace_id": f"{current._ctx.trace_id:032x}"}
+    if current is _INVALID_SPAN:
         return None
     trace_id = current_trace_id()
     return None if trace_id is None else {"trace_id": trace_id}
@@ -187,24 +207,17 @@ def inject(env: Envelope, span: trace.Span | None = None) -> None:
     (no-op when off)."""
     if _sink is None:
         return
-    ctx = (span if span is not None else trace.get_current_span()).get_span_context()
-    if ctx.is_valid:
-        env.context["traceparent"] = (
-            f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
-        )
-
-
-def parse_traceparent(tp: str) -> SpanContext | None:
-    """The remote span context a W3C ``traceparent`` names, or None when it is malformed."""
-    m = _TRACEPARENT.fullmatch(tp)
-    if m is None or m.group(1) == "ff" or (m.group(1) == "00" and m.group(5)):
-        return None
-    trace_id, span_id = int(m.group(2), 16), int(m.group(3), 16)
-    if not trace_id or not span_id:
-        return None
-    return SpanContext(
-        trace_id, span_id, is_remote=True, trace_flags=TraceFlags(int(m.group(4), 16))
-    )
+    if span is None:
+        span = current_span()
+        if span is _INVALID_SPAN:
+            return
+    ctx = span.get_span_context()
+    if FLAT_CONTEXT:
+        trace_id, span_id, _, flags, _, valid = ctx
+    else:
+        trace_id, span_id, flags, valid = ctx.trace_id, ctx.span_id, ctx.trace_flags, ctx.is_valid
+    if valid:
+        env.context["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-{int(flags):02x}"
 
 
 def span(
@@ -244,8 +257,14 @@ def span(
         if attributes:
             attrs.update(attributes)
     else:
-        current = trace.get_current_span()
-        if current.is_recording():
+        current = current_span()
+        if current is _INVALID_SPAN:  # outside any trace (an unsampled task's blocks)
+            if not root:
+                return _NOOP
+            parent_ctx = None
+        elif type(current) is ActiveSpan and current._end is None:  # a span of ours
+            parent_ctx = current._ctx
+        elif current.is_recording():
             parent_ctx = current.get_span_context()
         elif root:
             ctx = current.get_span_context()  # an unsampled trace goes on unsampled
@@ -253,7 +272,7 @@ def span(
         else:
             return _NOOP
         attrs = dict(attributes) if attributes else None
-    return _start(sink, name, parent_ctx, kind, attrs, _Leaf if leaf else _Active)
+    return _start(sink, name, parent_ctx, kind, attrs, leaf)
 
 
 def _start(
@@ -262,15 +281,29 @@ def _start(
     parent: SpanContext | None,
     kind: SpanKind,
     attrs: dict[str, Any] | None,
-    block: type[_Active] | None = None,
+    leaf: bool = False,
 ) -> contextlib.AbstractContextManager[Any]:
-    block = block or _Active
     span_id = random.getrandbits(64) or 1
     if parent is not None and _parent_based:
-        if not parent.trace_flags.sampled:
-            return _NOOP
-        ctx = SpanContext(parent.trace_id, span_id, False, _SAMPLED, parent.trace_state)
-        return block(LeanSpan(name, ctx, parent, kind, attrs, sink))
+        if FLAT_CONTEXT:  # local_context, inlined (3 spans of 4 a task come here)
+            trace_id, _, _, flags, state, _ = parent
+            if not flags & 1:  # not sampled
+                return _NOOP
+            ctx = _tuple_new(SpanContext, (trace_id, span_id, False, _SAMPLED, state, True))
+        else:
+            if not parent.trace_flags.sampled:
+                return _NOOP
+            ctx = local_context(parent.trace_id, span_id, _SAMPLED, parent.trace_state)
+        return (LeanSpan if leaf else ActiveSpan)(name, ctx, parent, kind, attrs, sink)
+    if parent is None and _root_bound is not None:  # a new trace, decided by its id
+        trace_id = random.getrandbits(128) or 1
+        if trace_id & _LIMIT < _root_bound:
+            ctx = local_context(trace_id, span_id, _SAMPLED)
+            return (LeanSpan if leaf else ActiveSpan)(name, ctx, None, kind, attrs, sink)
+        # not recorded, carried on (inject) so the rest of the trace is not sampled either;
+        # a leaf needs no block of its own (the API span's exit ends it: a no-op)
+        unsampled = trace.NonRecordingSpan(local_context(trace_id, span_id, _NOT_SAMPLED))
+        return unsampled if leaf else _Active(unsampled)
     assert _sampler is not None
     trace_id = parent.trace_id if parent is not None else (random.getrandbits(128) or 1)
     parent_context = (
@@ -282,10 +315,10 @@ def _start(
         trace_id, span_id, False, _SAMPLED if sampled else _NOT_SAMPLED, result.trace_state
     )
     if not sampled:  # carried on (inject) so the rest of the trace is not sampled either
-        return block(trace.NonRecordingSpan(ctx))
+        return (_Leaf if leaf else _Active)(trace.NonRecordingSpan(ctx))
     if result.attributes:
         attrs = {**(attrs or {}), **result.attributes}
-    return block(LeanSpan(name, ctx, parent, kind, attrs, sink))
+    return (LeanSpan if leaf else ActiveSpan)(name, ctx, parent, kind, attrs, sink)
 
 
 class _Active:
@@ -297,11 +330,11 @@ class _Active:
         self.span = span
 
     def __enter__(self) -> trace.Span:
-        self.token = context_api.attach(trace.set_span_in_context(self.span))
+        self.token = attach(self.span)
         return self.span
 
     def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        context_api.detach(self.token)
+        detach(self.token)
         _finish(self.span, exc)
 
 
