@@ -15,8 +15,9 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from agentmesh.runtime.embedded import free_port
-from tests.e2e.interop.conftest import AGENTMESH, Up, stop
+from tests.e2e.interop.conftest import AGENTMESH, Up
 from tests.helpers import wait_until
+from tests.processes import stop_processes
 
 pytestmark = pytest.mark.e2e
 
@@ -87,7 +88,7 @@ async def test_streamable_http_needs_a_token(up: Up) -> None:
         ):
             await _exercise(client, up)
     finally:
-        stop([proc])
+        stop_processes([proc])
 
 
 def test_asyncapi_cli_sees_the_tenants_capabilities(up: Up) -> None:
