@@ -39,13 +39,13 @@ from agentmesh.api.feed import MetricsPusher, StoreFeed, registry_listener
 from agentmesh.api.middleware import (
     BodyLimitMiddleware,
     CorsMiddleware,
-    RateLimitMiddleware,
     RequestContextMiddleware,
     RequestStats,
     VersionMiddleware,
 )
 from agentmesh.api.options import API_VERSION, DEFAULT_RATE_LIMIT, ApiOptions, SecurityLevel
 from agentmesh.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from agentmesh.api.ratelimit_edge import RateLimitMiddleware
 from agentmesh.api.routes import (
     agents,
     approvals,
@@ -311,17 +311,21 @@ def create_app(
 
     app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.add_middleware(BodyLimitMiddleware, limit=opts.body_limit_bytes)
-    if rate_on and limiter is not None:
+    app.add_middleware(VersionMiddleware)
+    app.add_middleware(CorsMiddleware, origins=origins, allow_credentials=level.allow_credentials)
+    app.add_middleware(RequestContextMiddleware, level=level, stats=stats)
+    app.add_middleware(TracingMiddleware)  # the whole request is one server span
+    if rate_on and limiter is not None:  # outermost: a refused request costs next to nothing
         app.add_middleware(
             RateLimitMiddleware,
             limiter=limiter,
             limit=opts.rate_limit or DEFAULT_RATE_LIMIT,
             window=opts.rate_window_seconds,
+            level=level,
+            cors_origins=origins,
+            cors_credentials=level.allow_credentials,
+            stats=stats,
         )
-    app.add_middleware(VersionMiddleware)
-    app.add_middleware(CorsMiddleware, origins=origins, allow_credentials=level.allow_credentials)
-    app.add_middleware(RequestContextMiddleware, level=level, stats=stats)
-    app.add_middleware(TracingMiddleware)  # outermost: the whole request is one server span
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -7,13 +7,11 @@
   headers (and a refused preflight).
 * :class:`VersionMiddleware`: ``X-API-Version`` header or ``api_version`` query, else
   ``1.0``; unsupported -> 400 ``UNSUPPORTED_VERSION``.
-* :class:`RateLimitMiddleware`: sliding window per client key, 429 with ``Retry-After``.
 * :class:`BodyLimitMiddleware`: request bodies over the limit -> 413.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import time
@@ -28,10 +26,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentmesh.api.options import DEFAULT_VERSION, SUPPORTED_VERSIONS, SecurityLevel
-from agentmesh.api.ratelimit import STRATEGY, RateLimiter
 
 _RID = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
-_TENANT_PATH = re.compile(r"^/v1/tenants/([^/]+)")
 DOCS_PATHS = frozenset({"/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"})
 UNLIMITED_PREFIXES = ("/health", "/metrics", "/docs", "/openapi.json", "/redoc")
 
@@ -259,75 +255,6 @@ class VersionMiddleware:
             return
         scope.setdefault("state", {})["api_version"] = version
         pairs = self._default if version == DEFAULT_VERSION else raw_headers(extra)
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                set_headers(message, pairs, replace=True)
-            await send(message)
-
-        await self.app(scope, receive, send_wrapper)
-
-
-def client_key(scope: Scope) -> str:
-    """The rate-limit key: API key (md5), client IP and the tenant of the path.
-
-    ``X-User-ID`` is deliberately not used: a client could rotate it to
-    escape its limit.
-    """
-    headers = Headers(scope=scope)
-    parts: list[str] = []
-    api_key = headers.get("x-api-key")
-    if api_key:
-        parts.append(hashlib.md5(api_key.encode(), usedforsecurity=False).hexdigest())
-    client = scope.get("client")
-    parts.append(str(client[0]) if client else "unknown")
-    m = _TENANT_PATH.match(scope.get("path", ""))
-    parts.append(m.group(1) if m else "-")
-    return ":".join(parts)
-
-
-class RateLimitMiddleware:
-    """Sliding-window limit per :func:`client_key`; health, metrics and docs are exempt."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        limiter: RateLimiter,
-        limit: int,
-        window: float,
-        key: Callable[[Scope], str] = client_key,
-    ) -> None:
-        self.app = app
-        self.limiter = limiter
-        self.limit = limit
-        self.window = window
-        self.key = key
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] != "http" or path.startswith(UNLIMITED_PREFIXES):
-            await self.app(scope, receive, send)
-            return
-        decision = await self.limiter.hit(self.key(scope), self.limit, self.window)
-        headers = decision.headers()
-        if not decision.allowed:
-            await send_error(
-                send,
-                429,
-                "Rate limit exceeded",
-                "RATE_LIMIT_EXCEEDED",
-                details={
-                    "limit": decision.limit,
-                    "remaining": decision.remaining,
-                    "reset_time": int(decision.reset_at),
-                    "retry_after": decision.retry_after,
-                    "strategy": STRATEGY,
-                },
-                headers=headers,
-            )
-            return
-
-        pairs = raw_headers(headers)
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":

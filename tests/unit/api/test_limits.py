@@ -145,3 +145,40 @@ async def test_app_with_redis_limiter(tmp_path: Path) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://x") as other_ip:
             r = await other_ip.get(f"/v1/tenants/{tenant}/agents", headers=h)
             assert r.status_code == 200
+
+
+async def test_refused_request_is_answered_at_the_edge_with_every_header(limited: Api) -> None:
+    """The 429 is written by the outermost layer, yet carries what the inner layers add
+    to any response: security headers, request id, API version, CORS for an allowed
+    origin, the rate-limit headers and the flat error body."""
+    h = limited.auth("edge", "admin")
+    for _ in range(5):
+        assert (await limited.client.get("/v1/tenants/edge/agents", headers=h)).status_code == 200
+    origin = "http://localhost:3000"
+    rid = "edge-request-0001"
+    r = await limited.client.get(
+        "/v1/tenants/edge/agents", headers={**h, "X-Request-ID": rid, "Origin": origin}
+    )
+    assert r.status_code == 429
+    assert r.headers["X-Request-ID"] == rid
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["X-API-Version"] == "1.0"
+    assert "Content-Security-Policy" in r.headers
+    assert r.headers["Vary"] == "Origin"
+    assert r.headers["Access-Control-Allow-Origin"] == origin
+    assert r.headers["Access-Control-Allow-Credentials"] == "true"
+    assert "Retry-After" in r.headers["Access-Control-Expose-Headers"]
+    assert r.headers["X-RateLimit-Limit"] == "5"
+    assert r.headers["X-RateLimit-Remaining"] == "0"
+    assert r.headers["Retry-After"] == r.headers["X-RateLimit-Retry-After"]
+    assert int(r.headers["X-RateLimit-Reset"]) >= int(r.json()["details"]["reset_time"])
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["details"]["strategy"] == "sliding_window"
+    bad_rid = await limited.client.get(
+        "/v1/tenants/edge/agents",
+        headers={**h, "X-Request-ID": "no spaces allowed", "Origin": "http://evil.example"},
+    )
+    assert bad_rid.status_code == 429
+    assert bad_rid.headers["X-Request-ID"] != "no spaces allowed"
+    assert len(bad_rid.headers["X-Request-ID"]) >= 32
+    assert "Access-Control-Allow-Origin" not in bad_rid.headers
