@@ -347,6 +347,10 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
         after them (the server handles a connection's commands in order), so a message
         published right after ``subscribe()`` returns reaches it."""
         try:
+            # nats-py writes a PING straight to the socket while the SUBs may still wait in
+            # its pending buffer (the PONG could come before they are sent): write that
+            # buffer out first (nats-py 2.16 has no public call for it)
+            await self.nc._flush_pending(force_flush=True)
             await self.nc.flush(timeout=max(int(self._connect_timeout), 1))
         except (nats.errors.Error, TimeoutError, OSError) as exc:
             await sub.unsubscribe()
