@@ -256,6 +256,8 @@ class RedisTransport(BrokerTransport):
             early = await confirmed(ps, 2 if group else 1, self.connect_timeout)
         except (TimeoutError, redis.exceptions.ConnectionError) as exc:
             raise self.unavailable(exc) from None
+        except redis.exceptions.NoPermissionError as exc:  # a tenant ACL user (redis_acl.py)
+            raise Forbidden(f"Redis refused {pattern!r} to this user: {exc}") from None
         if group is not None:
             await group.join()
             sub.release.append(group.leave)
