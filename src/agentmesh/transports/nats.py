@@ -338,7 +338,23 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
                     f"cannot bind durable consumer {durable!r} on {subject!r}: {exc.description}"
                 ) from None
             sub.task = asyncio.create_task(fetch_loop(sub.pull, sub.dispatcher, subject))
+            return sub  # the consumer exists on its stream: nothing published from now is lost
+        await self._confirm(sub)
         return sub
+
+    async def _confirm(self, sub: _NatsSubscription) -> None:
+        """Return once the server has processed the SUBs of ``sub``: a PING/PONG round trip
+        after them (the server handles a connection's commands in order), so a message
+        published right after ``subscribe()`` returns reaches it."""
+        try:
+            # nats-py writes a PING straight to the socket while the SUBs may still wait in
+            # its pending buffer (the PONG could come before they are sent): write that
+            # buffer out first (nats-py 2.16 has no public call for it)
+            await self.nc._flush_pending(force_flush=True)
+            await self.nc.flush(timeout=max(int(self._connect_timeout), 1))
+        except (nats.errors.Error, TimeoutError, OSError) as exc:
+            await sub.unsubscribe()
+            raise self.unavailable(exc) from None
 
 
 class _NatsSubscription(LiveSubscription[NatsTransport]):

@@ -48,11 +48,15 @@ from agentmesh.transports.broker import (
 )
 from agentmesh.transports.message import CoreDelivery as _CoreRaw
 from agentmesh.transports.redis_inbox import (
+    DATA_TYPES,
+    confirmed,
+    frame,
     inbox_channel,
     is_acl_user,
     listen,
     psubscribe_pattern,
     reply_target,
+    unframe,
 )
 
 STREAM_MAXLEN = 1_000_000
@@ -71,21 +75,6 @@ if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4]) then
 end
 return -1
 """
-
-
-def frame(data: bytes, reply: str | None) -> bytes:
-    """Core wire frame: the bytes themselves, or ``\\0<reply>\\0<bytes>`` with a reply."""
-    if reply is None and not data.startswith(b"\0"):
-        return data
-    return b"\0" + (reply or "").encode() + b"\0" + data
-
-
-def unframe(raw: bytes) -> tuple[bytes, str | None]:
-    if not raw.startswith(b"\0"):
-        return raw, None
-    end = raw.index(b"\0", 1)
-    reply = raw[1:end].decode()
-    return raw[end + 1 :], reply or None
 
 
 def stream_key(subject: str) -> str:
@@ -243,13 +232,18 @@ class RedisTransport(BrokerTransport):
             if token:
                 self.deliver_reply(token, data)
 
-        self._inbox_tasks.append(await listen(self.r, channel, on_reply))
+        try:
+            self._inbox_tasks.append(await listen(self.r, channel, on_reply, self.connect_timeout))
+        except (TimeoutError, redis.exceptions.ConnectionError) as exc:
+            raise self.unavailable(exc) from None
         return channel
 
     # -- core subscriptions ---------------------------------------------------------------
     async def _start_core(self, sub: BrokerSubscription, queue: str | None) -> None:
         pattern = sub.subject
-        ps = self.r.pubsub(ignore_subscribe_messages=True)
+        ps = self.r.pubsub()  # keeps the subscribe confirmations, which readiness waits for
+
+        sub.release.append(ps.aclose)  # released when the subscription ends or fails
         exact = "*" not in pattern and ">" not in pattern
         if exact:
             await ps.subscribe(pattern)
@@ -258,6 +252,13 @@ class RedisTransport(BrokerTransport):
         group = _QueueMember(self, queue, pattern) if queue else None
         if group is not None:
             await ps.subscribe(group.changed_channel)
+        try:  # live once Redis confirmed: a publish from now on reaches this connection
+            early = await confirmed(ps, 2 if group else 1, self.connect_timeout)
+        except (TimeoutError, redis.exceptions.ConnectionError) as exc:
+            raise self.unavailable(exc) from None
+        except redis.exceptions.NoPermissionError as exc:  # a tenant ACL user (redis_acl.py)
+            raise Forbidden(f"Redis refused {pattern!r} to this user: {exc}") from None
+        if group is not None:
             await group.join()
             sub.release.append(group.leave)
 
@@ -265,12 +266,12 @@ class RedisTransport(BrokerTransport):
             d = sub.dispatcher
             while not d.closed:
                 try:
-                    msg = await ps.get_message(timeout=0.25)
+                    msg = early.pop(0) if early else await ps.get_message(timeout=0.25)
                 except (redis.exceptions.ConnectionError, OSError) as exc:
                     logger.warning("redis subscription {} lost: {}", pattern, exc)
                     await asyncio.sleep(0.5)
                     continue
-                if msg is None or d.closed:
+                if msg is None or d.closed or msg["type"] not in DATA_TYPES:
                     continue
                 channel = msg["channel"].decode()
                 if group is not None and channel == group.changed_channel:
@@ -284,12 +285,7 @@ class RedisTransport(BrokerTransport):
                 data, reply = unframe(raw)
                 await d.submit(_CoreRaw(channel, data, reply))
 
-        async def stop() -> None:
-            with contextlib.suppress(Exception):  # closing: the connection may be gone
-                await ps.aclose()  # type: ignore[no-untyped-call]
-
         sub.spawn(read())
-        sub.release.append(stop)
 
     # -- durable subscriptions ------------------------------------------------------------
     async def _group_stream(self, subject: str, durable: str) -> str:
