@@ -42,6 +42,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from aio_pika.connection import make_url
 from loguru import logger
 
 from agentmesh.envelope import Envelope
@@ -124,12 +125,18 @@ class RabbitMQTransport(BrokerTransport):
         self._x_returns: AbstractExchange | None = None
 
     async def _connect(self) -> None:
+        # aio_pika.connect_robust, but a connection that fails to open is closed here: left
+        # to its __del__, its close() coroutine may never be awaited (a warning at exit)
+        conn = aio_pika.RobustConnection(
+            make_url(self._amqp_url, reconnect_interval=0.5), reconnect_interval=0.5
+        )
         try:
-            self._conn = await aio_pika.connect_robust(
-                self._amqp_url, timeout=self.connect_timeout, reconnect_interval=0.5
-            )
+            await conn.connect(timeout=self.connect_timeout)
         except (aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError, OSError) as exc:
+            with contextlib.suppress(Exception):  # closing a connection that never opened
+                await conn.close()
             raise self.unavailable(exc) from None
+        self._conn = conn
         self._confirm = await self._conn.channel(publisher_confirms=True)
         self._fast = await self._conn.channel(publisher_confirms=False)
         self._returns = await self._conn.channel(publisher_confirms=True, on_return_raises=True)
