@@ -102,6 +102,17 @@ async def test_store_restart_release_and_feedback(plane: ControlPlane) -> None:
         await broadcast.feedback(cp.mesh.transport, tenant, "rogue-1", 0.0, [], "reviewer")
         await eventually(lambda: runtime.status == "QUARANTINED", timeout=5)
         await store_status("QUARANTINED")
+
+        async def store_alignment() -> str:
+            await refresh()
+            return str(docs["agent"]["metadata"].get("alignment", {}).get("status"))
+
+        # the quarantine (heartbeat or record) may reach the store before the feedback's
+        # alignment record: each is its own event, applied in arrival order
+        for _ in range(200):
+            if await store_alignment() == "misaligned":
+                break
+            await asyncio.sleep(0.05)  # the store is polled: there is no event to wait on
         alignment = docs["agent"]["metadata"]["alignment"]
         assert alignment["status"] == "misaligned"
         assert alignment["score"] < 0.49
