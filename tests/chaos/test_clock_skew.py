@@ -31,9 +31,9 @@ from agentmesh.security.tokens import DEFAULT_LEEWAY_SECONDS, TokenConfig, Token
 from agentmesh.store import NewEvent
 from agentmesh.store.factory import create_event_store
 from tests.chaos import handlers
-from tests.chaos.conftest import FULL, ISSUER, SECRET, Report, chaos_settings, size
+from tests.chaos.conftest import ISSUER, SECRET, Report, chaos_settings, size
 from tests.chaos.processes import ACK_WAIT, spawn, stop
-from tests.helpers import fast_settings, in_ci
+from tests.helpers import fast_settings
 from tests.unit.api.conftest import running
 
 ROW = "7 clock skew"
@@ -126,9 +126,7 @@ def libfaketime() -> str:
     """Debian's libfaketime (``make faketime`` installs it)."""
     found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
     if not found:
-        if FULL or in_ci():
-            pytest.fail("libfaketime is not installed: make faketime")
-        pytest.skip("libfaketime is not installed: make faketime")
+        pytest.fail("libfaketime is not installed: make faketime")
     return found[0]
 
 
