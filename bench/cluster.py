@@ -10,7 +10,9 @@ On a local 3-node NATS cluster (``NatsCluster``, JetStream):
   POST a task) on one replica alone, then on two replicas of a ``LocalCluster`` at once
   (PostgreSQL scratch database; baseline: the single replica);
 * the acceptance run at full size: ``tests/e2e/test_cluster.py`` with 5,000 tasks
-  (SIGKILL of a NATS node and a replica, then a rolling restart), seconds it took.
+  (SIGKILL of a NATS node and a replica, then a rolling restart) and
+  ``tests/integration/cluster/test_replicas.py`` with 5,000 tasks (two relays, projections
+  equal a rebuild), seconds it took.
 
 Every loop is bounded in count and time; everything listens on 127.0.0.1 only. This
 machine has 2 cores shared by every process of the run, so scaling figures are what two
@@ -248,12 +250,19 @@ def bench_replicas(root: Path) -> Result:
 
 
 def bench_acceptance() -> Result:
-    """The e2e acceptance at full size (5,000 tasks): seconds for both scenarios."""
+    """The acceptance at full size (5,000 tasks): seconds for the three scenarios."""
     start = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "tests/e2e/test_cluster.py"],
+        [
+            *(sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "--timeout", "1200"),
+            *("tests/e2e/test_cluster.py", "tests/integration/cluster/test_replicas.py"),
+        ],
         cwd=ROOT,
-        env={**os.environ, "AGENTMESH_CLUSTER_TASKS": str(ACCEPTANCE_TASKS)},
+        env={
+            **os.environ,
+            "AGENTMESH_CLUSTER_TASKS": str(ACCEPTANCE_TASKS),
+            "AGENTMESH_REPLICAS_TASKS": str(ACCEPTANCE_TASKS),
+        },
         capture_output=True,
         text=True,
         timeout=1500,
@@ -262,7 +271,7 @@ def bench_acceptance() -> Result:
         raise RuntimeError(f"the {ACCEPTANCE_TASKS}-task acceptance failed: {out.stdout[-2000:]}")
     seconds = time.perf_counter() - start
     return {
-        f"cluster_acceptance_{ACCEPTANCE_TASKS}_tasks_x2_seconds": entry(seconds, "s", None),
+        f"cluster_acceptance_{ACCEPTANCE_TASKS}_tasks_x3_seconds": entry(seconds, "s", None),
     }
 
 

@@ -19,6 +19,7 @@ from agentmesh import subjects
 from agentmesh.domain import (
     AgentAggregate,
     AgentCapability,
+    AgentEvent,
     AgentHeartbeat,
     DomainEvent,
     MessageRecordedEvent,
@@ -29,7 +30,7 @@ from agentmesh.domain import (
     tenant_name_key,
 )
 from agentmesh.domain.task_events import TaskOfferedEvent
-from agentmesh.errors import ConcurrencyError, Conflict, NotFound
+from agentmesh.errors import ConcurrencyError, Conflict, NotFound, ValidationError
 from agentmesh.observability import metrics
 from agentmesh.security.crypto import EncryptionService
 from agentmesh.store.base import EventStore, NewEvent, OutboxMessage
@@ -59,7 +60,7 @@ class CommandHandlers:
         self.store = store
         self.read_models = read_models
         self.crypto = crypto
-        self.follower = AgentFollower(self._load_agent, self._append_agent)
+        self.follower = AgentFollower(self._load_agent, self._append_agent, since=self._agent_since)
         self.quota = QuotaWindow(read_models) if read_models is not None else None
         self.tenants: set[str] = set()  # tenants known to exist (tenants are never deleted)
 
@@ -94,8 +95,7 @@ class CommandHandlers:
         return await fn()
 
     async def load_agent(self, tenant_id: str, agent_id: str) -> AgentAggregate | None:
-        found = await self._load_agent(tenant_id, agent_id)
-        return None if found is None else found[0]
+        return await self.follower.latest(tenant_id, agent_id)
 
     async def _load_agent(self, tenant_id: str, agent_id: str) -> tuple[AgentAggregate, int] | None:
         """The agent and its stream version, or None when it is not registered."""
@@ -103,6 +103,16 @@ class CommandHandlers:
         if not stored:
             return None
         return AgentAggregate.replay(s.decode() for s in stored), stored[-1].version
+
+    async def _agent_since(
+        self, tenant_id: str, agent_id: str, agent: AgentAggregate, version: int
+    ) -> tuple[AgentAggregate, int]:
+        """``agent`` at ``version`` caught up with the events stored since."""
+        stored = await self.store.load(tenant_id, agent_stream(agent_id), version + 1)
+        for event in (s.decode() for s in stored):
+            if isinstance(event, AgentEvent):
+                agent = agent.apply(event)
+        return agent, (stored[-1].version if stored else version)
 
     async def load_task(self, tenant_id: str, task_id: str) -> TaskAggregate:
         return (await self._load_task(tenant_id, task_id))[0]
@@ -195,13 +205,20 @@ class CommandHandlers:
         agent_id: str,
         decide: Callable[[AgentAggregate], tuple[AgentAggregate, Sequence[DomainEvent]]],
     ) -> m.CommandResult:
-        async def attempt() -> m.CommandResult:
-            agent, version = await self._agent(tenant_id, agent_id)
-            _, events = decide(agent)
-            self.follower.forget(tenant_id, agent_id)
-            return await self._append(tenant_id, agent_stream(agent_id), version, events)
+        """Through the follower, on the latest stored state (caught up from its cache)."""
+        done: list[m.CommandResult] = []
 
-        return await self._retry(attempt)
+        async def append(t: str, a: str, version: int, events: Sequence[DomainEvent]) -> int:
+            done.append(await self._append(t, agent_stream(a), version, events))
+            return done[-1].version
+
+        if not await self.follower.follow(tenant_id, agent_id, decide, fresh=True, append=append):
+            raise NotFound(
+                f"agent {agent_id} not found in tenant {tenant_id}", code="AGENT_NOT_FOUND"
+            )
+        if not done:
+            raise ValidationError("append needs at least one event")
+        return done[-1]
 
     async def activate_agent(self, cmd: m.ActivateAgent) -> m.CommandResult:
         return await self._agent_change(cmd.tenant_id, cmd.agent_id, lambda a: a.activate())

@@ -5,7 +5,10 @@ Gapless global positions in commit order:
 * PostgreSQL: the append transaction first bumps the single-row counter
   ``event_position`` (``UPDATE ... RETURNING``). The row lock serializes appends, so
   positions are handed out in commit order and a rolled-back append gives its numbers
-  back (a SERIAL would leave gaps and commit out of order).
+  back (a SERIAL would leave gaps and commit out of order). ``PostgresEventStore``
+  does the whole append in ONE statement (``agentmesh.store.postgres.APPEND``), so the
+  lock is never held while the client is away; the PostgreSQL branches below serve a
+  ``SqlEventStore`` built on a PostgreSQL database directly.
 * SQLite: ``BEGIN IMMEDIATE`` serializes writers across processes; the next position is
   ``MAX(position) + 1`` inside that transaction.
 
