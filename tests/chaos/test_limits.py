@@ -255,7 +255,7 @@ async def burst_trial(http: httpx.AsyncClient, base: str, tokens: TokenService) 
     tenant (one tenant's probes would exhaust its own quota) is probed one request at
     a time with the generator idle (baseline), then bursting (during): whatever else
     loads the machine weighs on both samples alike."""
-    rounds, probes = size(5, 2), size(200, 50)  # per round and side
+    rounds, probes = size(10, 2), size(100, 50)  # per round and side
     noisy = tenant()
     noisy_url = f"{base}/v1/tenants/{noisy}/agents"
     noisy_auth = f"Bearer {tokens.create('prober', noisy, ['observer'])}"
@@ -295,9 +295,9 @@ async def burst_trial(http: httpx.AsyncClient, base: str, tokens: TokenService) 
 
 async def burst_against(base: str, tokens: TokenService, report: Report) -> None:
     """The burst row: every trial's 429s, and the median over trials of the quiet
-    tenant's p99 ratio (one trial in the suite, three under ``make chaos``)."""
+    tenant's p99 ratio (one trial in the suite, five under ``make chaos``)."""
     async with httpx.AsyncClient(timeout=30) as http:
-        trials = [await burst_trial(http, base, tokens) for _ in range(size(3, 1))]
+        trials = [await burst_trial(http, base, tokens) for _ in range(size(5, 1))]
     least = size(500, 40)  # refused requests each trial must have sent at least
     refused = all(
         t.used.count(200) == QUOTA and t.codes.count(429) == len(t.codes) >= least for t in trials

@@ -144,7 +144,7 @@ class RateLimitMiddleware:
         decision = await self.limiter.hit(self.key(scope), self.limit, self.window)
         if not decision.allowed:
             if self.hold > 0:  # backpressure: the connection's next request waits too
-                await asyncio.sleep(self.hold * random.uniform(0.5, 1.5))  # noqa: S311 - jitter
+                await asyncio.sleep(self.hold * random.uniform(0.5, 1.5))
             await self._reject(scope, send, decision)
             return
 
