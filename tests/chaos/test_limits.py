@@ -42,7 +42,8 @@ host, port, path, auth, k = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv
 REQUEST = (
     f"GET {path} HTTP/1.1\\r\\nHost: {host}:{port}\\r\\nAuthorization: {auth}\\r\\n\\r\\n"
 ).encode()
-async def one(reader, writer, stop, codes):
+async def one(stop, codes):
+    reader, writer = await asyncio.open_connection(host, port)
     while not stop.is_set():
         writer.write(REQUEST)
         status = int((await reader.readline()).split()[1])
@@ -52,21 +53,22 @@ async def one(reader, writer, stop, codes):
                 length = int(line[15:])
         await reader.readexactly(length)
         codes.append(status)
+    writer.close()
 async def main():
-    conns = [await asyncio.open_connection(host, port) for _ in range(k)]
     print("ready", flush=True)
     while (await asyncio.to_thread(sys.stdin.readline)).strip() == "burst":
         stop, codes = asyncio.Event(), []
-        runs = [asyncio.create_task(one(r, w, stop, codes)) for r, w in conns]
+        runs = [asyncio.create_task(one(stop, codes)) for _ in range(k)]
         await asyncio.to_thread(sys.stdin.readline)
         stop.set()
         await asyncio.gather(*runs)
         print(" ".join(map(str, codes)), flush=True)
 asyncio.run(main())
 """
-"""The noisy tenant's load generator, in its own process: ``k`` keep-alive connections
-sending one precomputed request after another for as long as a burst lasts (``burst``
-then ``stop`` on stdin; the status codes on stdout). Raw sockets, not an HTTP client
+"""The noisy tenant's load generator, in its own process: each burst (``burst`` then
+``stop`` on stdin; the status codes on stdout) opens ``k`` keep-alive connections that
+send one precomputed request after another until it stops (connections are not kept
+between bursts: the server closes idle ones after 5 s). Raw sockets, not an HTTP client
 library: the generator must cost far less CPU than the server it floods (an httpx client
 spends about 1 ms of CPU a request, twice what the server spends refusing it), or on a
 2-core machine it measures its own weight on the quiet tenant's latency."""
@@ -199,7 +201,7 @@ class Trial:
 
 
 class Noisy:
-    """The :data:`NOISY` generator process, connected and idle between bursts."""
+    """The :data:`NOISY` generator process, started (and idle) before anything is measured."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
@@ -251,7 +253,7 @@ class Noisy:
 
 async def burst_trial(http: httpx.AsyncClient, base: str, tokens: TokenService) -> Trial:
     """A fresh noisy tenant spends its quota, then its generator (its own process,
-    connected before anything is measured) bursts in rounds. Each round a fresh quiet
+    started before anything is measured) bursts in rounds. Each round a fresh quiet
     tenant (one tenant's probes would exhaust its own quota) is probed one request at
     a time with the generator idle (baseline), then bursting (during): whatever else
     loads the machine weighs on both samples alike."""
