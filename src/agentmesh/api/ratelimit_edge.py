@@ -11,7 +11,7 @@ connection sends its next request only after the answer to the last, so a client
 hammering the API over k connections is refused at most about k / ``REFUSAL_HOLD``
 times a second, however fast it could send. Without the hold, one tenant's refused flood
 over two keep-alive connections (~2,500 refusals a second at ~0.25 ms of CPU each under
-uvicorn's h11) keeps the single event loop busy and doubles the other tenants' p99; with
+uvicorn's h11) keeps the single event loop busy: the other tenants' p99 rose ~1.9x; with
 it, 16 connections get ~300 refusals a second. A refused client loses nothing: it is
 told to wait ``Retry-After`` (>= 1 s) anyway. It does not stop a flood over thousands of
 connections, which is a proxy's or firewall's job.
