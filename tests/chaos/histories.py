@@ -6,7 +6,8 @@ models the live projector built from them (tenants, agents, tasks). Replaying ap
 events to an empty store and runs the projector from zero; any difference from the
 recorded read models is a divergence.
 
-Record (overwrites the golden file)::
+Record (overwrites the golden file; the demo and the patterns are recorded by
+:mod:`tests.chaos.pattern_histories`)::
 
     .venv/bin/python -m tests.chaos.histories
 """
@@ -173,7 +174,7 @@ def diff(want: dict[str, Any], got: dict[str, Any]) -> list[str]:
 def main() -> int:
     GOLDEN.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        history = asyncio.run(record(f"sqlite+aiosqlite:///{tmp}/walk.db", seed=10, steps=400))
+        history = asyncio.run(record(f"sqlite+aiosqlite:///{tmp}/walk.db", seed=10, steps=250))
     path = GOLDEN / "chaos-walk.json"
     path.write_text(json.dumps(history, indent=1, sort_keys=True) + "\n")
     print(f"{path}: {len(history['events'])} events")

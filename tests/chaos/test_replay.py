@@ -1,6 +1,8 @@
-"""Row 10: the replay corpus. Recorded histories under ``tests/golden/histories/`` are
-replayed into an empty store and projected from zero: the read models must equal the
-recorded ones (0 divergence); a fresh seeded run is recorded and replayed the same way."""
+"""Row 10: the replay corpus. Recorded histories under ``tests/golden/histories/`` (the
+demo, a chaos walk and the five coordination patterns, see
+:mod:`tests.chaos.pattern_histories`) are replayed into an empty store and projected from
+zero: the read models must equal the recorded ones (0 divergence); a fresh seeded run is
+recorded and replayed the same way."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 
 from tests.chaos.conftest import Report, size
 from tests.chaos.histories import GOLDEN, diff, record, replay
+from tests.chaos.pattern_histories import PATTERNS
 
 ROW = "10 replay corpus"
 HISTORIES = sorted(GOLDEN.glob("*.json"))
@@ -54,12 +57,17 @@ async def test_a_fresh_run_replays_without_divergence(tmp_path: Path, report: Re
 
 
 def test_the_corpus_is_there() -> None:
-    assert HISTORIES, f"no recorded history under {GOLDEN}"
+    """The demo, a chaos run and every pattern, each small and holding events."""
+    wanted = {"demo", "chaos-walk", *(p.replace("_", "-") for p in PATTERNS)}
+    assert wanted <= {p.stem for p in HISTORIES}, f"missing under {GOLDEN}"
+    for path in HISTORIES:
+        assert path.stat().st_size < 200_000, path
+        assert load(path)["events"], path
 
 
 async def test_a_missing_event_is_a_divergence(tmp_path: Path) -> None:
     """The comparison can fail: a history without one of its task events diverges."""
-    history = load(HISTORIES[0])
+    history = load(GOLDEN / "chaos-walk.json")
     events = history["events"]
     cut = max(i for i, e in enumerate(events) if e["event_type"] == "TaskCompleted")
     stream = events[cut]["stream_id"]  # drop it and what followed on its stream

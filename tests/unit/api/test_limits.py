@@ -9,10 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from agentmesh.api.fastapi_app import create_app
 from agentmesh.api.options import ApiOptions
 from agentmesh.api.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from agentmesh.api.ratelimit_edge import REFUSAL_HOLD, RateLimitMiddleware
 from tests.unit.api.conftest import Api, agent_body, make_settings, running
 
 
@@ -182,3 +184,32 @@ async def test_refused_request_is_answered_at_the_edge_with_every_header(limited
     assert bad_rid.headers["X-Request-ID"] != "no spaces allowed"
     assert len(bad_rid.headers["X-Request-ID"]) >= 32
     assert "Access-Control-Allow-Origin" not in bad_rid.headers
+
+
+async def test_a_refusal_is_held_without_blocking_the_loop() -> None:
+    """Backpressure on a flood: each 429 is written only after about ``hold`` seconds
+    (0.5x to 1.5x, jittered), while held refusals wait side by side, not in turn."""
+    served: list[str] = []
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        served.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    assert REFUSAL_HOLD > 0  # on by default
+    hold = 0.2
+    edge = RateLimitMiddleware(inner, MemoryRateLimiter(), limit=1, window=30, hold=hold)
+    transport = httpx.ASGITransport(app=edge)
+    async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+        assert (await client.get("/v1/tenants/a/agents")).status_code == 200
+        started = asyncio.get_running_loop().time()
+        refused = await client.get("/v1/tenants/a/agents")
+        one = asyncio.get_running_loop().time() - started
+        started = asyncio.get_running_loop().time()
+        many = await asyncio.gather(*(client.get("/v1/tenants/a/agents") for _ in range(20)))
+        twenty = asyncio.get_running_loop().time() - started
+    assert refused.status_code == 429
+    assert one >= hold * 0.5
+    assert {r.status_code for r in many} == {429}
+    assert twenty < 20 * hold * 0.5  # in turn they would take at least this long
+    assert served == ["/v1/tenants/a/agents"]  # refusals never reach the inner app
