@@ -64,6 +64,7 @@ DEDUPE_SECONDS = 120
 CLAIM_TTL_MS = 60_000
 MEMBER_TTL = 5.0
 _FALLBACK_DELAY = 0.15
+POOL_WAIT = 30.0  # seconds a call waits for a free pooled connection before it fails
 
 # KEYS: stream, dedupe key. ARGV: subject, data, maxlen, dedupe seconds
 _PUBLISH_DURABLE = """
@@ -163,16 +164,21 @@ class RedisTransport(BrokerTransport):
         return self._r
 
     async def _connect(self) -> None:
-        self._r = aioredis.Redis.from_url(
+        # a blocking pool: more concurrent calls than connections wait for a free one
+        # (the default pool raises MaxConnectionsError past its size)
+        pool = aioredis.BlockingConnectionPool.from_url(
             self.url,
             socket_connect_timeout=self.connect_timeout,
             max_connections=512,
+            timeout=POOL_WAIT,
             health_check_interval=0,
         )
+        self._r = aioredis.Redis(connection_pool=pool)
         try:
             await self._r.ping()
         except redis.exceptions.ConnectionError as exc:
             await self._r.aclose()  # type: ignore[no-untyped-call]
+            await pool.disconnect()
             self._r = None
             raise self.unavailable(exc) from None
         self._publish_durable = self._r.register_script(_PUBLISH_DURABLE)
