@@ -17,6 +17,8 @@ from agentmesh.security.bus_credentials import platform_token
 from agentmesh.transports import Transport, create_transport
 from agentmesh.transports.base import StreamInfo
 
+STATUS_CONNECT_WINDOW = 2.0  # seconds
+
 
 async def check_store(url: str) -> dict[str, Any]:
     from sqlalchemy import text
@@ -77,9 +79,10 @@ async def gather_status(settings: Settings, tenant: str) -> dict[str, Any]:
         "store": await check_store(settings.effective_database_url),
         "agents": [],
     }
-    transport = create_transport(
-        url, connect_timeout=settings.agentmesh_connect_timeout, token=platform_token(settings)
-    )
+    # a health check reports the broker as it is now: a short window, not the agents' wait
+    # for a broker that is still starting
+    window = min(settings.agentmesh_connect_timeout, STATUS_CONNECT_WINDOW)
+    transport = create_transport(url, connect_timeout=window, token=platform_token(settings))
     try:
         await transport.connect()
     except AgentMeshError as exc:
