@@ -121,7 +121,7 @@ class NatsTransport(DispatchingTransport["_NatsSubscription"]):
                 timeout=self._connect_timeout,
             )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
-            raise self.unavailable(events.refusal(exc, self._token) or exc) from None
+            raise self.unavailable(events.reason(exc, self._token, self._connect_timeout)) from None
         self.capabilities = TransportCapabilities(
             max_payload=self._nc.max_payload, unique_first_delivery=True
         )

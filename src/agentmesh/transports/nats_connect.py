@@ -33,8 +33,10 @@ class ConnectionEvents:
         self.url = url
         self.closing = closing
         self.refused = False
+        self.last: Exception | None = None
 
     async def error(self, exc: Exception) -> None:
+        self.last = exc
         if "Authorization Violation" in str(exc):
             if not self.refused:  # once: a revoked or deactivated client keeps retrying
                 logger.warning("NATS at {} refused this process's credentials", self.url)
@@ -56,6 +58,17 @@ class ConnectionEvents:
             return None
         hint = "no token" if token is None else "the token was refused"
         return f"authorization violation ({hint}; {AUTH_HINT})"
+
+    def reason(self, exc: BaseException, token: str | None, window: float) -> str:
+        """Why a connect failed: refused credentials, or no connection within the connect
+        window (with the last error of its attempts, e.g. "Connect call failed")."""
+        refused = self.refusal(exc, token)
+        if refused is not None:
+            return refused
+        if isinstance(exc, TimeoutError):
+            last = f" (last attempt: {self.last})" if self.last is not None else ""
+            return f"no connection within {window:g} s{last}"
+        return str(exc) or type(exc).__name__
 
 
 def connect_options(
