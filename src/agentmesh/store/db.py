@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -58,3 +59,8 @@ def safe_url(url: str) -> str:
     if "@" in rest:
         rest = rest.split("@", 1)[1]
     return f"{scheme}{sep}{rest}"
+
+
+def utc_now_text() -> str:
+    """Now, UTC, ISO 8601 with microseconds: the stores' ``created_at``/``occurred_at`` form."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")

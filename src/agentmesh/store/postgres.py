@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -26,7 +25,7 @@ import asyncpg  # type: ignore[import-untyped]
 from agentmesh.errors import BrokerUnavailable, ConcurrencyError, ConfigError
 from agentmesh.observability.process_metrics import metered, track_cache, track_database
 from agentmesh.store.base import AppendResult, NewEvent, OutboxMessage, StreamAppend
-from agentmesh.store.db import Connection, Dialect, safe_url
+from agentmesh.store.db import Connection, Dialect, safe_url, utc_now_text
 from agentmesh.store.memory import check_append, check_appends, concurrency_error
 from agentmesh.store.sql import SqlEventStore
 
@@ -191,7 +190,7 @@ class PostgresEventStore(SqlEventStore):
         n = sum(len(a.events) for a in appends)
         ev: list[list[Any]] = [[], [], [], [], [], []]
         ob: list[list[Any]] = [[], [], []]
-        now = _now()
+        now = utc_now_text()
         for a in appends:
             for i, e in enumerate(a.events):
                 row = (a.stream_id, a.expected_version + 1 + i, e.event_id, e.event_type)
@@ -237,7 +236,3 @@ class PostgresEventStore(SqlEventStore):
         return ConcurrencyError(
             f"append to {len(appends)} streams of {tenant_id} conflicts with a concurrent write"
         )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")

@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from loguru import logger
@@ -39,7 +38,7 @@ from agentmesh.domain import (
 from agentmesh.errors import CorruptEventError
 from agentmesh.observability import metrics
 from agentmesh.store.base import EventReader, StoredEvent
-from agentmesh.store.db import Connection, Database
+from agentmesh.store.db import Connection, Database, utc_now_text
 from agentmesh.store.read_model_projections import Table, default_projections
 from agentmesh.store.sealing import Sealer
 
@@ -105,10 +104,6 @@ class _FoldError(Exception):
         super().__init__(reason)
         self.position = position
         self.reason = reason
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class Projector:
@@ -346,7 +341,7 @@ class Projector:
         """Move the checkpoints of ``names`` to ``position`` (one statement for all)."""
         if not names:
             return
-        now = _now()
+        now = utc_now_text()
         await c.executemany(
             # never backwards: a sink fed by two processes at once keeps the higher one
             "INSERT INTO projection_checkpoints (name, position, updated_at) VALUES (?, ?, ?) "

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import asyncpg  # type: ignore[import-untyped]
 
@@ -36,7 +35,7 @@ from agentmesh.store.base import (
     StoredEvent,
     StreamAppend,
 )
-from agentmesh.store.db import Connection, Database
+from agentmesh.store.db import Connection, Database, utc_now_text
 from agentmesh.store.memory import check_append, check_appends, concurrency_error
 from agentmesh.store.migrate import migrate
 
@@ -49,10 +48,6 @@ INSERT_OUTBOX = (
 STREAM_VERSION = (
     "SELECT COALESCE(MAX(version), 0) FROM events WHERE tenant_id = ? AND stream_id = ?"
 )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _stored(row: tuple[object, ...]) -> StoredEvent:
@@ -92,7 +87,7 @@ def outbox_rows(
     tenant_id: str, stream_id: str, outbox: Sequence[OutboxMessage]
 ) -> list[tuple[object, ...]]:
     """The ``outbox`` rows of one stream append."""
-    now = _now()
+    now = utc_now_text()
     return [(tenant_id, stream_id, m.subject, m.envelope.encode().decode(), now) for m in outbox]
 
 
@@ -189,7 +184,7 @@ class SqlEventStore:
                 rows_: list[tuple[object, ...]] = []
                 outbox: list[tuple[object, ...]] = []
                 results: list[AppendResult] = []
-                now = _now()
+                now = utc_now_text()
                 for a in appends:
                     first = position
                     for i, e in enumerate(a.events):
@@ -283,7 +278,7 @@ class SqlEventStore:
     async def outbox_mark_sent(self, ids: Sequence[int]) -> None:
         if not ids:
             return
-        now = _now()
+        now = utc_now_text()
         async with self.db.write() as c:
             await c.executemany(
                 "UPDATE outbox SET sent_at = ? WHERE id = ?", [(now, i) for i in ids]
@@ -300,7 +295,7 @@ class SqlEventStore:
                 "VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1",
                 consumer,
                 message_id,
-                _now(),
+                utc_now_text(),
             )
         return inserted is not None
 
