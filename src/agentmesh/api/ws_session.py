@@ -156,7 +156,9 @@ class Session:
         finally:
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # wait, not gather: a cancelled gather re-raises a child's CancelledError, which
+            # hides the caller's own cancellation (anyio then fails to recognise its scope's)
+            await asyncio.wait(tasks)
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await conn.websocket.close(CLOSE_IDLE)
 
