@@ -251,7 +251,10 @@ class Bulkhead:
             self._observe((self._clock() - started) * 1000)
 
     async def _start(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-        target = getattr(fn, "__func__", fn)  # bound methods are new objects on every access
+        target = fn  # keyed by the function itself: partials and bound methods are new
+        while isinstance(target, functools.partial):  # objects on every call
+            target = target.func
+        target = getattr(target, "__func__", target)
         is_async = self._async_cache.get(target)
         if is_async is None:
             is_async = self._async_cache[target] = inspect.iscoroutinefunction(fn)

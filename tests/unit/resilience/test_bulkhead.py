@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from typing import Any
@@ -178,3 +179,19 @@ async def test_async_with_shuts_down() -> None:
     assert bulkhead.is_shut_down
     with pytest.raises(BulkheadFullError, match="shut down"):
         await bulkhead.execute(lambda: 5)
+
+
+async def test_a_new_partial_or_bound_method_per_call_does_not_grow_its_memo() -> None:
+    # the agent's safety runner is a fresh functools.partial per request: the memo of which
+    # callables are coroutine functions must key on the function, or it grows per request
+    class Worker:
+        async def run(self, x: int) -> int:
+            return x
+
+    worker = Worker()
+    async with Bulkhead(name="t-memo") as bulkhead:
+        for i in range(50):
+            assert await bulkhead.execute(functools.partial(worker.run), i) == i
+            assert await bulkhead.execute(worker.run, i) == i
+            assert await bulkhead.execute(functools.partial(functools.partial(abs), -i)) == i
+        assert len(bulkhead._async_cache) == 2  # Worker.run and abs
