@@ -94,6 +94,8 @@ class Verdict:
     @property
     def violations(self) -> tuple[Finding, ...]:
         """Findings that deny or redact (what counts against an agent)."""
+        if not self.findings:
+            return ()
         return tuple(f for f in self.findings if f.action in ("deny", "redact"))
 
 
@@ -171,6 +173,7 @@ class SafetyChecker:
         self._allowed_any = compile_any(cf.allowed_patterns)
         self._keywords = literal_words(policy.behavior.self_modification)
         self._external = frozenset(policy.behavior.external_keys)
+        self._capability_memo: dict[tuple[str, str], list[Finding]] = {}
         self._pii = PiiDetector(policy.pii.detectors)
         parts = [
             p for p in (self._blocked_any, self._keywords, self._pii._pattern) if p is not None
@@ -201,7 +204,13 @@ class SafetyChecker:
         """Check a task before its handler runs (payload and context values)."""
         findings: list[Finding] = []
         if capability is not None:
-            findings += self._capability(capability, agent_type)
+            key = (capability, agent_type)  # the policy never changes under a checker
+            memo = self._capability_memo.get(key)
+            if memo is None:
+                memo = self._capability(capability, agent_type)
+                if len(self._capability_memo) < 4096:
+                    self._capability_memo[key] = memo
+            findings += memo
         findings += self._tools(payload, agent_type, ("tool", "tools"))
         ctx = {k: v for k, v in (context or {}).items() if k not in PLATFORM_CONTEXT}
         scan = self._scan({"payload": payload, "context": ctx} if ctx else {"payload": payload})
@@ -320,8 +329,8 @@ class SafetyChecker:
     ) -> tuple[list[Finding], dict[str, str]]:
         if not texts or self._prefilter is None:
             return [], {}
-        if not self._per_value:
-            blob = "\n".join(valid_text(t) for _, t in texts)
+        if not self._per_value:  # one search over every text joined (lone surrogates never
+            blob = valid_text("\n".join([t for _, t in texts]))  # span the joins)
             if self._prefilter.search(blob) is None and (
                 blob.isascii() or self._prefilter.search(skeleton(blob)) is None
             ):
