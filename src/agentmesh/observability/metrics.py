@@ -19,6 +19,8 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import choose_encoder
 
+from agentmesh.observability.tally import TallyCounter
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 messages_routed = Counter(
@@ -142,9 +144,10 @@ info = Info("agentmesh", "AgentMesh build information", registry=REGISTRY)
 messages_sent = Counter(
     "messages_sent_total", "Messages sent", ["platform", "topic"], registry=REGISTRY
 )
-messages_received = Counter(
-    "messages_received_total", "Messages received", ["platform", "topic"], registry=REGISTRY
+messages_received = TallyCounter(
+    "messages_received_total", "Messages received", ("platform", "topic"), registry=REGISTRY
 )
+"""Counted once per delivered message: a :class:`TallyCounter` (no lock per message)."""
 events_saved = Counter(
     "event_store_events_saved_total",
     "Events appended to the store",

@@ -153,8 +153,6 @@ def track_cache(cache_type: str, cached: Any) -> None:
 
 track_cache("sql_query_type", query_type)
 
-_received: dict[tuple[str, str], Any] = {}
-
 
 def platform_of(publish: Callable[..., Any]) -> str:
     """The broker name (``nats``, ``kafka``, ``memory`` ...) of a transport's bound method."""
@@ -167,12 +165,7 @@ def platform_of(publish: Callable[..., Any]) -> str:
 def received(platform: str, subject: str) -> None:
     """Count one delivered message of ``platform`` by subject kind (task, evt, hb ...)."""
     parts = subject.split(".", 3)
-    topic = parts[2] if len(parts) > 2 else "other"
-    key = (platform, topic)
-    child = _received.get(key)
-    if child is None:
-        child = _received[key] = metrics.messages_received.labels(platform, topic)
-    child.inc()
+    metrics.messages_received.inc((platform, parts[2] if len(parts) > 2 else "other"))
 
 
 def collaboration(env: Envelope) -> None:
