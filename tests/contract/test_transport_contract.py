@@ -302,6 +302,31 @@ async def test_unsubscribe_stops_delivery(transport: Transport) -> None:
     assert len(got.messages) == 1
 
 
+async def test_subscribers_joining_a_subject_with_traffic_get_what_follows(
+    transport: Transport,
+) -> None:
+    """A subject published to before anyone listened, then by each new subscriber's
+    arrival: every subscription live at a publish gets it (no stale routing)."""
+    t = unique_tenant()
+    subject = subjects.agent(t, "busy")
+    await transport.publish(subject, env(t, 0))  # nobody listens yet
+    exact, wild = Collector(), Collector()
+    first = await transport.subscribe(subject, exact)
+    await transport.publish(subject, env(t, 1))
+    await exact.wait_for(1)
+    second = await transport.subscribe(subject.rsplit(".", 1)[0] + ".*", wild)
+    await transport.publish(subject, env(t, 2))
+    await exact.wait_for(2)
+    [msg] = await wild.wait_for(1)
+    assert msg.envelope.payload["n"] == 2
+    await first.unsubscribe()
+    await transport.publish(subject, env(t, 3))
+    await wild.wait_for(2)
+    await quiet_period(0.2)
+    assert [m.envelope.payload["n"] for m in exact.messages] == [1, 2]
+    await second.unsubscribe()
+
+
 async def test_close_drains_in_flight_handlers(make_transport: TransportFactory) -> None:
     t = unique_tenant()
     subject = subjects.task(t, "drain")

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agentmesh import subjects
 from agentmesh.envelope import Envelope
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from agentmesh.kv.base import KeyValueStore
 
 RELEASE_GRACE = 0.5
+INBOX_PREFIX = "_INBOX."
+ROUTES_KEPT = 10_000  # subjects whose matches are remembered (per-task subjects are many)
 """Seconds a nak'd message is kept from the member that released it (others go first)."""
 
 
@@ -114,7 +116,10 @@ class _Broker:
     """State of one named in-memory broker."""
 
     def __init__(self) -> None:
-        self.core: list[_CoreSub] = []
+        self.core: list[_CoreSub] = []  # core subscriptions, in subscribe order
+        self.inboxes: dict[str, _CoreSub] = {}  # request waiters by their reply subject
+        self._routes: dict[str, list[_CoreSub]] = {}  # subject -> matching core subscriptions
+        self._durable_routes: dict[str, list[_Consumer]] = {}
         self.queue_rr: dict[str, itertools.count[int]] = {}
         self.log: deque[_Entry] = deque(maxlen=100_000)
         self.consumers: dict[str, _Consumer] = {}
@@ -135,10 +140,33 @@ class _Broker:
             self.msg_ids = {k: v for k, v in self.msg_ids.items() if now - v < 120}
         entry = _Entry(subject, data, next(self.seq))
         self.log.append(entry)
-        for c in self.consumers.values():
-            if subjects.matches(c.pattern, subject):
-                c.pending.append(_Entry(subject, data, entry.seq))
-                c.wakeup.set()
+        found = self._durable_routes.get(subject)
+        if found is None:
+            found = [c for c in self.consumers.values() if subjects.matches(c.pattern, subject)]
+            _remember(self._durable_routes, subject, found)
+        for c in found:
+            c.pending.append(_Entry(subject, data, entry.seq))
+            c.wakeup.set()
+
+    # -- core -------------------------------------------------------------------------
+    def add_core(self, sub: _CoreSub) -> None:
+        self.core.append(sub)
+        self._routes.clear()
+
+    def remove_core(self, sub: _CoreSub) -> None:
+        if sub in self.core:
+            self.core.remove(sub)
+            self._routes.clear()
+
+    def routes(self, subject: str) -> list[_CoreSub]:
+        """The core subscriptions ``subject`` matches (remembered until one changes;
+        reply subjects are unique, so they are matched without being remembered)."""
+        found = self._routes.get(subject)
+        if found is None:
+            found = [sub for sub in self.core if subjects.matches(sub.pattern, subject)]
+            if not subject.startswith(INBOX_PREFIX):
+                _remember(self._routes, subject, found)
+        return found
 
     def consumer(self, name: str, pattern: str, options: SubscribeOptions) -> _Consumer:
         c = self.consumers.get(name)
@@ -150,6 +178,7 @@ class _Broker:
                 if subjects.matches(pattern, e.subject)
             )
             self.consumers[name] = c
+            self._durable_routes.clear()
         return c
 
     def settle(self, c: _Consumer, e: _Entry) -> None:
@@ -213,6 +242,12 @@ class _Broker:
         found.taken_by = member
         self._arm(c, found)
         return found
+
+
+def _remember(routes: dict[str, list[Any]], subject: str, found: list[Any]) -> None:
+    if len(routes) >= ROUTES_KEPT:
+        routes.clear()
+    routes[subject] = found
 
 
 class MemoryTransport(DispatchingTransport["_MemorySubscription"]):
@@ -293,15 +328,19 @@ class MemoryTransport(DispatchingTransport["_MemorySubscription"]):
             self.broker.store(subject, data, envelope.id)
 
     def _deliver(self, subject: str, data: bytes, reply: str | None) -> int:
+        broker = self.broker
         delivered = 0
+        waiter = broker.inboxes.get(subject)
+        if waiter is not None:
+            waiter.inbox.put_nowait(_Raw(subject, data, reply))
+            delivered += 1
         groups: dict[str, list[_CoreSub]] = {}
-        for sub in self.broker.core:
-            if subjects.matches(sub.pattern, subject):
-                if sub.queue:
-                    groups.setdefault(sub.queue, []).append(sub)
-                else:
-                    sub.inbox.put_nowait(_Raw(subject, data, reply))
-                    delivered += 1
+        for sub in broker.routes(subject):
+            if sub.queue:
+                groups.setdefault(sub.queue, []).append(sub)
+            else:
+                sub.inbox.put_nowait(_Raw(subject, data, reply))
+                delivered += 1
         for name, members in groups.items():
             rr = self.broker.queue_rr.setdefault(name, itertools.count())
             members[next(rr) % len(members)].inbox.put_nowait(_Raw(subject, data, reply))
@@ -311,9 +350,10 @@ class MemoryTransport(DispatchingTransport["_MemorySubscription"]):
     async def request(self, subject: str, envelope: Envelope, *, timeout: float = 5.0) -> Envelope:
         data = envelope.encode()
         self._check(subject, data)
-        inbox = f"_INBOX.{uuid.uuid4().hex}"
+        inbox = f"{INBOX_PREFIX}{uuid.uuid4().hex}"
         waiter = _CoreSub(inbox, None, None)  # type: ignore[arg-type]
-        self.broker.core.append(waiter)
+        broker = self.broker
+        broker.inboxes[inbox] = waiter
         try:
             if self._deliver(subject, data, inbox) == 0:
                 raise NoResponders(f"no agent serves {subject!r}")
@@ -324,7 +364,7 @@ class MemoryTransport(DispatchingTransport["_MemorySubscription"]):
             assert raw is not None
             return Envelope.decode(raw.data)
         finally:
-            self.broker.core.remove(waiter)
+            broker.inboxes.pop(inbox, None)
 
     async def _respond(self, reply: str, envelope: Envelope) -> None:
         self._deliver(reply, envelope.encode(), None)
@@ -345,7 +385,7 @@ class MemoryTransport(DispatchingTransport["_MemorySubscription"]):
         if durable is None:
             core = _CoreSub(subject, queue, dispatcher)
             core.task = asyncio.create_task(self._core_loop(core))
-            self.broker.core.append(core)
+            self.broker.add_core(core)
             sub.core = core
         else:
             consumer = self.broker.consumer(durable, subject, dispatcher.options)
@@ -389,8 +429,8 @@ class _MemorySubscription(LiveSubscription[MemoryTransport]):
         self.detach()
         broker = self.transport._broker
         if self.core is not None:
-            if broker and self.core in broker.core:
-                broker.core.remove(self.core)
+            if broker:
+                broker.remove_core(self.core)
             self.core.inbox.put_nowait(None)
             if self.core.task:
                 await self.core.task
