@@ -32,7 +32,7 @@ faketime:  ## libfaketime, the skewed wall clock of the chaos battery's clock-sk
 PYTEST_WORKERS ?= 2
 
 test: install lint chromium faketime  ## every test suite (needs nothing running; starts its own servers)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=30  # the slowest tests, to keep it under 10 min
 
 unit: install
 	$(PY) -m pytest tests/unit -q
