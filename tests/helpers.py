@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from agentmesh.config import Settings
@@ -165,3 +167,18 @@ def cli_token(env: dict[str, str], tenant: str, role: str = "admin") -> str:
         timeout=60,
         check=True,
     ).stdout.strip()
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load_example(name: str, module_name: str | None = None) -> ModuleType:
+    """``examples/<name>.py`` imported as a fresh module (``example_<name>`` by default)."""
+    spec = importlib.util.spec_from_file_location(
+        module_name or f"example_{name}", EXAMPLES / f"{name}.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

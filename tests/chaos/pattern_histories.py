@@ -19,7 +19,6 @@ not (uuid4 and the clock), nor the order in which concurrent tasks finish. Re-re
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import random
@@ -39,8 +38,8 @@ from agentmesh.config import Settings
 from agentmesh.domain.task_values import TERMINAL
 from agentmesh.store.persistence import Persistence
 from tests.chaos.histories import GOLDEN, export, snapshot
+from tests.helpers import load_example
 
-ROOT = Path(__file__).resolve().parents[2]
 PATTERNS = ("orchestrator_worker", "hierarchical", "blackboard", "market", "swarm")
 FAST = {
     "AGENTMESH_HEARTBEAT_INTERVAL": "0.2",
@@ -62,21 +61,10 @@ def settings_for(tmp: Path) -> Settings:
     )
 
 
-def example(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(
-        f"history_{name}", ROOT / "examples" / f"{name}.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run_example(name: str) -> Workload:
     async def run(app: Application, url: str, tenant: str) -> None:
         await app.bus.execute(CreateTenant(name.replace("_", " ").title(), tenant_id=tenant))
-        out = await example(name).main(url, "all")
+        out = await load_example(name, f"history_{name}").main(url, "all")
         assert out, f"{name}: the example returned {out!r}"
 
     return run

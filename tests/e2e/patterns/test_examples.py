@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -11,14 +10,13 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from agentmesh import Mesh
 from agentmesh.config import Settings
-from tests.helpers import eventually
+from tests.helpers import eventually, load_example
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
@@ -27,15 +25,6 @@ FAST = {
     "AGENTMESH_HEALTH_CHECK_TIMEOUT": "1.5",
     "AGENTMESH_ACK_WAIT": "2",
 }
-
-
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def check_orchestrator_worker(out: Any) -> None:
@@ -94,7 +83,7 @@ def test_examples_are_short() -> None:
 
 @pytest.mark.parametrize("name", list(CHECKS))
 async def test_example_in_memory(name: str, example_env: dict[str, str]) -> None:
-    out = await load(name).main(f"memory://{uuid.uuid4().hex}", "all")
+    out = await load_example(name).main(f"memory://{uuid.uuid4().hex}", "all")
     CHECKS[name](out)
 
 
@@ -148,7 +137,7 @@ async def test_example_on_nats_over_three_processes(
             interval=0.1,
         )
         assert all(p.poll() is None for p in agent_processes), log.read_text()[-3000:]
-        out = await load(name).main(nats_url, "client")
+        out = await load_example(name).main(nats_url, "client")
         CHECKS[name](out)
         pids = {r.pid for r in watcher.registry.agents(tenant)}
         assert {p.pid for p in agent_processes} <= pids

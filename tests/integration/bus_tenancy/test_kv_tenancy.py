@@ -8,10 +8,8 @@ watch (a named consumer whose filter is in the API subject).
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 import nats.errors
@@ -27,13 +25,12 @@ from agentmesh.patterns.swarm import SwarmOrchestrator, SwarmWorker
 from agentmesh.security.bus_auth import BusAuthConfig
 from agentmesh.security.nats_callout import NatsCalloutService
 from agentmesh.security.tokens import TokenService
-from tests.helpers import eventually
+from tests.helpers import eventually, load_example
 from tests.integration.bus_tenancy.conftest import Client
 
 pytestmark = pytest.mark.integration
 
 BUCKET, STREAM = "AM_BB", "KV_AM_BB"
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def _bucket(js: Any) -> KeyValue:
@@ -232,11 +229,7 @@ async def test_the_swarm_example_runs_under_tenant_credentials(
 ) -> None:
     """The swarm's leader lease, jobs and shared knowledge (AM_SWARM: create, update with
     a revision, key listing, a job watch) with an agent token of one tenant."""
-    spec = importlib.util.spec_from_file_location("example_swarm", EXAMPLES / "swarm.py")
-    assert spec is not None
-    assert spec.loader is not None
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_example("swarm")
     url, _ = auth_server
     a, _ = tenants
     settings = Settings(agentmesh_data_dir=tmp_path)  # type: ignore[call-arg]
