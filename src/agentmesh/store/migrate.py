@@ -3,19 +3,21 @@
 :func:`migrate` upgrades a database to the newest revision; it is idempotent and safe
 to call from several processes at once: an advisory lock serializes it on PostgreSQL, a
 ``BEGIN IMMEDIATE`` transaction (which waits on the busy timeout) on SQLite, where DDL is
-transactional too.
+transactional too. A database already at the newest revision (every start but the
+first) is recognized by one query, without loading Alembic: that import is a third of
+a CLI command's time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
 import time
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -25,8 +27,13 @@ from sqlalchemy.pool import NullPool
 from agentmesh.errors import BrokerUnavailable, ConfigError
 from agentmesh.store.db import safe_url
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 _ADVISORY_LOCK = 7_431_250_001
+VERSION_TABLE = "agentmesh_schema_version"  # Alembic's version table (migrations/env.py)
+_REVISION = re.compile(r'^(down_revision|revision)\s*=\s*(?:"([^"]*)"|None)\s*$', re.M)
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -41,13 +48,50 @@ def sqlalchemy_url(url: str) -> str:
     raise ConfigError(f"unsupported DATABASE_URL {safe_url(url)!r}")
 
 
+@functools.cache
+def head_revision() -> str | None:
+    """The newest revision of the shipped migrations, read from their files (the one no
+    other names as its ``down_revision``); None when that is not a single one."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("[0-9]*.py"):
+        fields = {m[1]: m[2] for m in _REVISION.finditer(path.read_text("utf-8"))}
+        if fields.get("revision"):
+            revisions.add(fields["revision"])
+        if fields.get("down_revision"):
+            parents.add(fields["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+async def _at_head(conn: Any, sqlite: bool) -> bool:
+    """True when the database's schema revision is :func:`head_revision` (a query that
+    cannot fail, so a PostgreSQL transaction stays usable when the table is missing)."""
+    head = head_revision()
+    if head is None:
+        return False
+    exists = (
+        f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '{VERSION_TABLE}'"
+        if sqlite
+        else f"SELECT count(*) FROM pg_catalog.pg_class WHERE oid = to_regclass('{VERSION_TABLE}')"
+    )
+    if not (await conn.execute(text(exists))).scalar():
+        return False
+    rows = (await conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))).all()
+    return [r[0] for r in rows] == [head]
+
+
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
 
 
 def _upgrade(connection: Connection) -> None:
+    from alembic import command
+
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "head")
@@ -78,7 +122,8 @@ async def _upgrade_once(target: str) -> None:
         async with engine.begin() as conn:
             if not sqlite:
                 await conn.execute(text(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})"))
-            await conn.run_sync(_upgrade)
+            if not await _at_head(conn, sqlite):
+                await conn.run_sync(_upgrade)
     finally:
         await engine.dispose()
 

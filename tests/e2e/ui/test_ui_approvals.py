@@ -63,6 +63,7 @@ def test_an_approver_decides_on_the_approvals_page(plane: Plane, open_tab: OpenT
     row2 = page.locator(f'#approvals-table tr[data-id="{second}__a1"]')
     expect(row2).to_contain_text("acct-9")
     row2.click()
+    expect(page.locator("#approval-title")).to_have_text(f"Approval {second}__a1")
     page.fill("#approval-comment", "far too much")
     page.click("#approval-reject")
     expect(page.locator("#message")).to_contain_text(f"Approval {second}__a1 rejected")

@@ -9,7 +9,9 @@ export function createApprovals(h) {
 
   const view = {
     items: new Map(),
-    current: null,
+    current: null, // the approval the panel shows
+    selected: null, // the one asked for last (a row click, a live update), maybe loading
+    loads: 0, // only the newest load fills the panel: answers can come back out of order
     timer: 0,
 
     setup() {
@@ -29,7 +31,7 @@ export function createApprovals(h) {
           tbody.replaceChildren(...doc.items.map((a) => this.row(a)));
         }
         $("approvals-count").textContent = doc.total ? String(doc.total) : "";
-        if (this.current && !this.items.has(this.current.approval_id)) this.show(this.current.approval_id);
+        if (this.selected && !this.items.has(this.selected)) this.show(this.selected);
       } catch (err) {
         sayError(err, "Loading approvals");
       }
@@ -52,14 +54,20 @@ export function createApprovals(h) {
       return tr;
     },
 
+    /** Show one approval; a reload of the one shown keeps what the approver typed. */
     async show(id) {
+      const load = ++this.loads;
+      this.selected = id;
       let a;
       try {
         a = await api(`${tenantPath()}/approvals/${enc(id)}`);
       } catch (err) {
-        sayError(err, `Loading approval ${id}`);
+        if (load === this.loads) sayError(err, `Loading approval ${id}`);
         return;
       }
+      if (load !== this.loads) return;
+      const prev = this.current;
+      const same = prev !== null && prev.approval_id === a.approval_id && prev.args_sha256 === a.args_sha256;
       this.current = a;
       $("approval-panel").hidden = false;
       $("approval-title").textContent = `Approval ${a.approval_id}`;
@@ -79,9 +87,11 @@ export function createApprovals(h) {
       $("approval-fields").replaceChildren(...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]));
       $("approval-args").textContent = JSON.stringify(a.arguments, null, 2);
       $("approval-reasoning").textContent = a.reasoning || "(no reasoning: a task gate)";
-      $("approval-edits").value = "";
-      $("approval-comment").value = "";
-      this.error("");
+      if (!same) {
+        $("approval-edits").value = "";
+        $("approval-comment").value = "";
+        this.error("");
+      }
       const open = a.status === "pending" && can("approve_task");
       $("approval-form").hidden = !open;
     },
@@ -132,7 +142,7 @@ export function createApprovals(h) {
       clearTimeout(this.timer);
       this.timer = setTimeout(() => {
         this.enter();
-        if (this.current && this.current.approval_id === data.approval_id) this.show(data.approval_id);
+        if (this.selected === data.approval_id) this.show(data.approval_id);
       }, 200);
     },
   };
