@@ -3,8 +3,12 @@
 * envelope encode+decode vs plain orjson dumps+loads of the same dict;
 * memory transport publish -> handler vs an asyncio.Queue hand-off;
 * NATS core publish -> handler through the Mesh transport vs raw nats-py;
-* request/reply p50/p99 through ``Mesh.request`` vs raw nats-py request/respond;
+* request/reply p50/p99 through ``Mesh.request`` vs raw nats-py request/respond, with the
+  default safety policy checking every request and answer, and without
+  (``request_reply_p50.safety_off``, what the rest of the path costs);
 * JetStream durable handler (fetch + ack) vs a raw nats-py pull consumer.
+
+Throughputs alternate ours and raw in rounds; a ratio is the median of the rounds'.
 """
 
 from __future__ import annotations
@@ -109,47 +113,70 @@ async def bench_memory(n: int = 50_000) -> Result:
     return {"memory_publish_to_handler": entry(ours, "msgs/s", base)}
 
 
-async def bench_nats_core(url: str, n: int = 30_000) -> Result:
+def _rounds(pairs: list[tuple[float, float]], unit: str) -> dict[str, Any]:
+    """One figure from rounds of (ours, raw) rates measured back to back: the median rates
+    and the median of the per-round ratios (the load on a shared machine drifts slower
+    than a round lasts, so it hits both sides of a round alike)."""
+    figure = entry(
+        statistics.median(o for o, _ in pairs), unit, statistics.median(r for _, r in pairs)
+    )
+    figure["ratio"] = round(statistics.median(o / r for o, r in pairs), 3)
+    figure["ratios"] = [round(o / r, 3) for o, r in pairs]
+    return figure
+
+
+async def bench_nats_core(url: str, n: int = 60_000, rounds: int = 10) -> Result:
+    """Ours and raw nats-py alternate in ``rounds`` rounds of ``n / rounds`` messages."""
     t = create_transport(url)
     await t.connect()
-    done, count = asyncio.Event(), [0]
+    nc = await nats.connect(url, pending_size=64 * 1024 * 1024)
+    done, count, target = asyncio.Event(), [0], [0]
 
-    async def handler(msg: Message) -> None:
+    def one() -> None:
         count[0] += 1
-        if count[0] == n:
+        if count[0] == target[0]:
             done.set()
 
-    await t.subscribe("am.bench.agent.core", handler)
-    env = Envelope.create("bench", dict(PAYLOAD), tenant_id="bench")
-    await asyncio.sleep(0.1)
-
-    async def pub(i: int) -> None:
-        env.metadata["id"] = str(i)
-        await t.publish("am.bench.agent.core", env)
-
-    ours = await _pump(pub, done, n)
-    await t.close()
-
-    nc = await nats.connect(url, pending_size=64 * 1024 * 1024)
-    done2, seen = asyncio.Event(), [0]
+    async def handler(msg: Message) -> None:
+        one()
 
     async def raw_cb(msg: Any) -> None:
         orjson.loads(msg.data)
-        seen[0] += 1
-        if seen[0] == n:
-            done2.set()
+        one()
 
+    await t.subscribe("am.bench.agent.core", handler)
     await nc.subscribe("am.bench.agent.raw", cb=raw_cb, pending_msgs_limit=1_000_000)
-    body = env.to_dict()
     await nc.flush()
+    env = Envelope.create("bench", dict(PAYLOAD), tenant_id="bench")
+    body = env.to_dict()
+    await asyncio.sleep(0.1)
+
+    sent = [0]  # ids stay unique across rounds (a repeated id is a duplicate, dropped)
+
+    async def pub(i: int) -> None:
+        env.metadata["id"] = str(sent[0] + i)
+        await t.publish("am.bench.agent.core", env)
 
     async def raw_pub(i: int) -> None:
-        body["metadata"]["id"] = str(i)
+        body["metadata"]["id"] = str(sent[0] + i)
         await nc.publish("am.bench.agent.raw", orjson.dumps(body))
 
-    base = await _pump(raw_pub, done2, n)
+    async def rate(publish: Any, k: int) -> float:
+        count[0], target[0] = 0, k
+        done.clear()
+        figure = await _pump(publish, done, k)
+        sent[0] += k
+        return figure
+
+    k = n // rounds
+    await rate(pub, k // 4)  # warm-up
+    await rate(raw_pub, k // 4)
+    pairs = []
+    for _ in range(rounds):
+        pairs.append((await rate(pub, k), await rate(raw_pub, k)))
+    await t.close()
     await nc.close()
-    return {"nats_core_publish_to_handler": entry(ours, "msgs/s", base)}
+    return {"nats_core_publish_to_handler": _rounds(pairs, "msgs/s")}
 
 
 def _pct(samples: list[float], p: float) -> float:
@@ -157,10 +184,13 @@ def _pct(samples: list[float], p: float) -> float:
     return samples[min(len(samples) - 1, int(len(samples) * p))]
 
 
-async def bench_request_reply(url: str, n: int = 2_000, rounds: int = 10) -> Result:
+async def bench_request_reply(
+    url: str, n: int = 2_000, rounds: int = 10, *, safety: bool = True
+) -> Result:
     """Ours and raw alternate in rounds, so machine noise hits both alike."""
     with tempfile.TemporaryDirectory() as tmp:
-        mesh = Mesh(url, tenant="bench", settings=Settings(agentmesh_data_dir=Path(tmp)))  # type: ignore[call-arg]
+        settings = Settings(agentmesh_data_dir=Path(tmp), agentmesh_safety=safety)  # type: ignore[call-arg]
+        mesh = Mesh(url, tenant="bench", settings=settings)
 
         @mesh.agent("echo-1", capabilities=["echo"])
         async def echo(task: TaskContext) -> dict[str, Any]:
@@ -213,14 +243,18 @@ async def _prefill(js: Any, subject: str, n: int, env: Envelope) -> None:
         await asyncio.gather(*batch)
 
 
-async def bench_jetstream(url: str, n: int = 10_000) -> Result:
+async def bench_jetstream(url: str, n: int = 10_000, rounds: int = 5) -> Result:
+    """Ours and a raw pull consumer alternate in ``rounds`` rounds, each draining its own
+    prefilled subject of ``n / rounds`` messages with a new durable consumer."""
     tenant = "bj" + uuid.uuid4().hex[:6]
     nc = await nats.connect(url)
     js = nc.jetstream()
     env = Envelope.create("task.offered", dict(PAYLOAD), tenant_id=tenant)
     await js.add_stream(StreamConfig(name=f"AM_{tenant}_task", subjects=[f"am.{tenant}.task.>"]))
-    await _prefill(js, subjects.task(tenant, "ours"), n, env)
-    await _prefill(js, subjects.task(tenant, "raw"), n, env)
+    k = n // rounds
+    for r in range(rounds):
+        await _prefill(js, subjects.task(tenant, f"ours{r}"), k, env)
+        await _prefill(js, subjects.task(tenant, f"raw{r}"), k, env)
 
     t = create_transport(url)
     await t.connect()
@@ -228,41 +262,49 @@ async def bench_jetstream(url: str, n: int = 10_000) -> Result:
 
     async def handler(msg: Message) -> None:
         count[0] += 1
-        if count[0] == n:
+        if count[0] == k:
             done.set()
 
-    start = time.perf_counter()
-    sub = await t.subscribe(
-        subjects.task(tenant, "ours"),
-        handler,
-        durable="bench-ours",
-        options=SubscribeOptions(max_in_flight=256),
-    )
-    await asyncio.wait_for(done.wait(), 120)
-    ours = n / (time.perf_counter() - start)
-    await sub.unsubscribe()
-    await t.close()
+    async def ours(r: int) -> float:
+        count[0] = 0
+        done.clear()
+        start = time.perf_counter()
+        sub = await t.subscribe(
+            subjects.task(tenant, f"ours{r}"),
+            handler,
+            durable=f"bench-ours{r}",
+            options=SubscribeOptions(max_in_flight=256),
+        )
+        await asyncio.wait_for(done.wait(), 120)
+        rate = k / (time.perf_counter() - start)
+        await sub.unsubscribe()
+        return rate
 
-    start = time.perf_counter()
-    psub = await js.pull_subscribe(
-        subjects.task(tenant, "raw"),
-        durable="bench-raw",
-        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT),
-    )
-    seen = 0
-    while seen < n:
-        try:
-            msgs = await psub.fetch(batch=256, timeout=1)
-        except (nats.errors.TimeoutError, TimeoutError):
-            continue
-        for m in msgs:
-            orjson.loads(m.data)
-            await m.ack()
-            seen += 1
-    base = n / (time.perf_counter() - start)
-    await psub.unsubscribe()
+    async def raw(r: int) -> float:
+        start = time.perf_counter()
+        psub = await js.pull_subscribe(
+            subjects.task(tenant, f"raw{r}"),
+            durable=f"bench-raw{r}",
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT),
+        )
+        seen = 0
+        while seen < k:
+            try:
+                msgs = await psub.fetch(batch=256, timeout=1)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            for m in msgs:
+                orjson.loads(m.data)
+                await m.ack()
+                seen += 1
+        rate = k / (time.perf_counter() - start)
+        await psub.unsubscribe()
+        return rate
+
+    pairs = [(await ours(r), await raw(r)) for r in range(rounds)]
+    await t.close()
     await nc.close()
-    return {"jetstream_durable_handler": entry(ours, "msgs/s", base)}
+    return {"jetstream_durable_handler": _rounds(pairs, "msgs/s")}
 
 
 async def run() -> Result:
@@ -272,5 +314,7 @@ async def run() -> Result:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedNats(Path(tmp), port=None) as server:
         results.update(await bench_nats_core(server.url))
         results.update(await bench_request_reply(server.url))
+        off = await bench_request_reply(server.url, safety=False)
+        results["request_reply_p50.safety_off"] = off["request_reply_p50"]
         results.update(await bench_jetstream(server.url))
     return results

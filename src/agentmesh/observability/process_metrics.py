@@ -162,10 +162,24 @@ def platform_of(publish: Callable[..., Any]) -> str:
     return type(owner).__module__.rsplit(".", 1)[-1].split("_", 1)[0]
 
 
-def received(platform: str, subject: str) -> None:
-    """Count one delivered message of ``platform`` by subject kind (task, evt, hb ...)."""
-    parts = subject.split(".", 3)
-    metrics.messages_received.inc((platform, parts[2] if len(parts) > 2 else "other"))
+def received(platform: str) -> Callable[[str], None]:
+    """What counts one delivered message of ``platform`` by its subject's kind (task, evt,
+    hb ...): the label set of a subject is remembered (a dispatcher sees few subjects;
+    unique ones, like reply inboxes, only refill the memo)."""
+    counts = metrics.messages_received.counts
+    labels_of: dict[str, tuple[str, str]] = {}
+
+    def count(subject: str) -> None:
+        labels = labels_of.get(subject)
+        if labels is None:
+            parts = subject.split(".", 3)
+            labels = (platform, parts[2] if len(parts) > 2 else "other")
+            if len(labels_of) >= 256:
+                labels_of.clear()
+            labels_of[subject] = labels
+        counts[labels] = counts.get(labels, 0) + 1
+
+    return count
 
 
 def collaboration(env: Envelope) -> None:

@@ -213,7 +213,10 @@ class SafetyChecker:
             findings += memo
         findings += self._tools(payload, agent_type, ("tool", "tools"))
         ctx = {k: v for k, v in (context or {}).items() if k not in PLATFORM_CONTEXT}
-        scan = self._scan({"payload": payload, "context": ctx} if ctx else {"payload": payload})
+        checked = {"payload": payload, "context": ctx} if ctx else {"payload": payload}
+        if self._clean(checked):
+            return _verdict(findings, payload)
+        scan = self._scan(checked)
         if scan.limit is not None:
             return _verdict([*findings, scan.limit], payload)
         findings += self._keys(scan.keys, "input")
@@ -224,6 +227,8 @@ class SafetyChecker:
         """Check a handler's result before it is published; PII is redacted per policy
         (``Verdict.value`` is the result to publish)."""
         findings = self._tools(result, agent_type, ("tool_calls",))
+        if self._clean(result):
+            return _verdict(findings, result)
         scan = self._scan(result)
         if scan.limit is not None:
             return _verdict([*findings, scan.limit], result)
@@ -233,6 +238,60 @@ class SafetyChecker:
         return _verdict(findings + text_findings, value)
 
     # -- the walk -----------------------------------------------------------------------
+    def _clean(self, value: Any) -> bool:
+        """True when no text rule, watched key or limit can fire on ``value``: the texts
+        are collected level by level without their paths and searched at once. Anything
+        else (a prefilter hit, a watched key, a limit, a value of another type) is left
+        to :meth:`_scan`, which says where."""
+        if self._per_value:
+            return False
+        lim = self.policy.limits
+        external = self._external
+        texts: list[str] = []
+        size = nodes = depth = 0
+        level = [value]
+        while level:
+            nodes += len(level)
+            if nodes > lim.max_nodes:
+                return False
+            deeper: list[Any] = []
+            nest = depth < lim.max_depth  # containers allowed at this level
+            for v in level:
+                t = type(v)
+                if t is str:
+                    size += len(v) if v.isascii() else len(v) * 2
+                    texts.append(v)
+                elif t is dict:
+                    if not nest:
+                        return False
+                    for k, x in v.items():
+                        if type(k) is not str or k in external:
+                            return False
+                        size += len(k) + 4
+                        deeper.append(x)
+                elif t is list or t is tuple:
+                    if not nest:
+                        return False
+                    size += 2 + len(v)
+                    deeper.extend(v)
+                elif t is int or t is float:
+                    size += 8
+                    texts.append(repr(v))
+                elif v is None or t is bool:
+                    size += 8
+                else:
+                    return False
+            if size > lim.max_payload_bytes:
+                return False
+            level = deeper
+            depth += 1
+        if not texts or self._prefilter is None:
+            return True
+        blob = valid_text("\n".join(texts))
+        return self._prefilter.search(blob) is None and (
+            blob.isascii() or self._prefilter.search(skeleton(blob)) is None
+        )
+
     def _scan(self, value: Any) -> _Scan:
         lim = self.policy.limits
         texts: list[tuple[str, str]] = []

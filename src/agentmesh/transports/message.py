@@ -266,6 +266,7 @@ class Dispatcher:
         self.options = options
         self._dead_letter = dead_letter
         self.platform = platform_of(dead_letter)  # the broker, for messages_received_total
+        self._received = received(self.platform)
         self._respond = respond
         self._seen = dedupe.group(group)
         self._max = options.max_in_flight
@@ -337,7 +338,7 @@ class Dispatcher:
     async def _handle(self, raw: RawDelivery) -> None:
         try:
             env = Envelope.decode(raw.data)
-            received(self.platform, raw.subject)
+            self._received(raw.subject)
         except EnvelopeError as exc:
             logger.warning("malformed message on {}: {}", raw.subject, exc)
             if self.options.dead_letter:
