@@ -3,6 +3,7 @@ makes of the same spans, field by field; and the exporters get every span."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -139,3 +140,47 @@ print("exiting", flush=True)
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.splitlines() == ["exiting", "exported last-words"]
+
+
+def _ended(sink: SpanBatcher, n: int) -> None:
+    for i in range(n):
+        span = LeanSpan("s", SpanContext(0xABC, i + 1, False), None, SpanKind.INTERNAL, None, sink)
+        span.end()
+
+
+def test_the_worker_wakes_early_once_half_the_queue_waits_and_exports_in_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")  # no timer within the test
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4")
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "32")
+    exporter = Bytes()
+    sink = SpanBatcher(exporter, RESOURCE)
+    try:
+        _ended(sink, 15)
+        time.sleep(0.2)
+        assert exporter.count == 0  # a full batch alone does not wake the worker
+        _ended(sink, 1)  # 16 = half the queue
+        deadline = time.monotonic() + 5
+        while exporter.count < 16 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert exporter.count == 16
+        assert len(exporter.requests) == 4  # in batches of OTEL_BSP_MAX_EXPORT_BATCH_SIZE
+    finally:
+        sink.shutdown()
+
+
+def test_an_otlp_span_is_encoded_as_it_ends() -> None:
+    exporter = Bytes()
+    sink = SpanBatcher(exporter, RESOURCE)
+    try:
+        span = LeanSpan("s", SpanContext(0xABC, 1, False), None, SpanKind.INTERNAL, None, sink)
+        span.set_attribute("before", 1)
+        span.end()
+        span.set_attribute("after", 2)  # an ended span is read-only, as in the SDK
+        sink.force_flush()
+    finally:
+        sink.shutdown()
+    (request,) = exporter.requests
+    (got,) = ExportTraceServiceRequest.FromString(request).resource_spans[0].scope_spans[0].spans
+    assert [a.key for a in got.attributes] == ["before"]

@@ -166,6 +166,14 @@ class OtlpEncoder:
         self._resource = _field(1, bytes(_encode_resource(resource).SerializeToString()))
         self._scope = _field(1, bytes(InstrumentationScope(name=scope_name).SerializeToString()))
 
+    @staticmethod
+    def frame(span: LeanSpan) -> bytes:
+        """One span as a field of the request's ``ScopeSpans`` (see :meth:`request`)."""
+        return _field(2, encode_span(span))
+
+    def request(self, framed: Sequence[bytes]) -> bytes:
+        """The ``ExportTraceServiceRequest`` of spans already :meth:`frame`-d."""
+        return _field(1, self._resource + _field(2, self._scope + b"".join(framed)))
+
     def encode(self, spans: Sequence[LeanSpan]) -> bytes:
-        scope_spans = self._scope + b"".join(_field(2, encode_span(s)) for s in spans)
-        return _field(1, self._resource + _field(2, scope_spans))
+        return self.request([self.frame(s) for s in spans])
