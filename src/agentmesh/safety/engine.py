@@ -25,6 +25,18 @@ from agentmesh.safety.patterns import Pattern, compile_any, compile_pattern, lit
 from agentmesh.safety.pii import PiiDetector
 from agentmesh.safety.policy import SEVERITY_RISK, Action, Policy
 from agentmesh.safety.text import from_bytes, skeleton, valid_text
+from agentmesh.safety.walk import (
+    BYTES,
+    KINDS,
+    MAP,
+    NUM,
+    SEQ,
+    STR,
+    NumberPath,
+    kind_of,
+    plain_texts,
+    redacted,
+)
 
 _STRENGTH = {"allow": 0, "flag": 1, "redact": 2, "deny": 3}
 PLATFORM_CONTEXT = frozenset(
@@ -104,46 +116,6 @@ def _verdict(findings: list[Finding], value: Any) -> Verdict:
         return Verdict("allow", (), value)
     action = max((f.action for f in findings), key=_STRENGTH.__getitem__)
     return Verdict(action, tuple(findings), value)
-
-
-_STR, _MAP, _SEQ, _NUM, _BYTES, _OTHER = "str", "map", "seq", "num", "bytes", "other"
-_KINDS: dict[type, str] = {
-    str: _STR,
-    dict: _MAP,
-    list: _SEQ,
-    tuple: _SEQ,
-    int: _NUM,
-    float: _NUM,
-    bool: _OTHER,
-    type(None): _OTHER,
-    bytes: _BYTES,
-}
-"""The kind of a value by its exact type (the fast path of the walk)."""
-
-
-def _kind_of(value: Any) -> str:
-    """The kind of a value of another type (subclasses, other mappings ...)."""
-    if isinstance(value, str):
-        return _STR
-    if isinstance(value, Mapping):
-        return _MAP
-    if isinstance(value, list | tuple):
-        return _SEQ
-    if isinstance(value, bool):
-        return _OTHER
-    if isinstance(value, int | float):
-        return _NUM
-    if isinstance(value, bytes | bytearray | memoryview):
-        return _BYTES
-    return _OTHER
-
-
-class _NumberPath(str):
-    """The path of a number value: the content rules match its digits, the PII detectors
-    never read it (ids, counters and timestamps would pass for card or phone numbers: a
-    random 16-digit integer passes the Luhn check 1 time in 10)."""
-
-    __slots__ = ()
 
 
 @dataclasses.dataclass(slots=True)
@@ -234,7 +206,7 @@ class SafetyChecker:
             return _verdict([*findings, scan.limit], result)
         findings += self._keys(scan.keys, "output")
         text_findings, redactions = self._texts(scan.texts, self.policy.pii.output, redact=True)
-        value = _redacted(result, redactions, "$") if redactions else result
+        value = redacted(result, redactions, "$") if redactions else result
         return _verdict(findings + text_findings, value)
 
     # -- the walk -----------------------------------------------------------------------
@@ -245,46 +217,9 @@ class SafetyChecker:
         to :meth:`_scan`, which says where."""
         if self._per_value:
             return False
-        lim = self.policy.limits
-        external = self._external
-        texts: list[str] = []
-        size = nodes = depth = 0
-        level = [value]
-        while level:
-            nodes += len(level)
-            if nodes > lim.max_nodes:
-                return False
-            deeper: list[Any] = []
-            nest = depth < lim.max_depth  # containers allowed at this level
-            for v in level:
-                t = type(v)
-                if t is str:
-                    size += len(v) if v.isascii() else len(v) * 2
-                    texts.append(v)
-                elif t is dict:
-                    if not nest:
-                        return False
-                    for k, x in v.items():
-                        if type(k) is not str or k in external:
-                            return False
-                        size += len(k) + 4
-                        deeper.append(x)
-                elif t is list or t is tuple:
-                    if not nest:
-                        return False
-                    size += 2 + len(v)
-                    deeper.extend(v)
-                elif t is int or t is float:
-                    size += 8
-                    texts.append(repr(v))
-                elif v is None or t is bool:
-                    size += 8
-                else:
-                    return False
-            if size > lim.max_payload_bytes:
-                return False
-            level = deeper
-            depth += 1
+        texts = plain_texts(value, self.policy.limits, self._external)
+        if texts is None:
+            return False
         if not texts or self._prefilter is None:
             return True
         blob = valid_text("\n".join(texts))
@@ -308,11 +243,11 @@ class SafetyChecker:
             nodes += 1
             if nodes > lim.max_nodes:
                 return over("limits.nodes", f"more than {lim.max_nodes} values")
-            kind = _KINDS.get(type(v)) or _kind_of(v)
-            if kind is _STR:
+            kind = KINDS.get(type(v)) or kind_of(v)
+            if kind is STR:
                 size += len(v) if v.isascii() else len(v) * 2
                 texts.append((path, v))
-            elif kind is _MAP:
+            elif kind is MAP:
                 if depth >= lim.max_depth:
                     return over("limits.depth", f"nested deeper than {lim.max_depth} at {path}")
                 for k, x in v.items():
@@ -322,15 +257,15 @@ class SafetyChecker:
                     if key in external:
                         keys.append(sub)
                     stack.append((x, depth + 1, sub))
-            elif kind is _SEQ:
+            elif kind is SEQ:
                 if depth >= lim.max_depth:
                     return over("limits.depth", f"nested deeper than {lim.max_depth} at {path}")
                 size += 2 + len(v)
                 stack.extend((x, depth + 1, f"{path}[{i}]") for i, x in enumerate(v))
-            elif kind is _NUM:
+            elif kind is NUM:
                 size += 8
-                texts.append((_NumberPath(path), repr(v)))
-            elif kind is _BYTES:
+                texts.append((NumberPath(path), repr(v)))
+            elif kind is BYTES:
                 size += len(v)
                 if size <= lim.max_payload_bytes:
                     texts.append((path, from_bytes(v)))
@@ -430,7 +365,7 @@ class SafetyChecker:
             findings.setdefault(
                 "self_modification", Finding("self_modification", spec.action, spec.severity, why)
             )
-        if pii_action == "allow" or isinstance(path, _NumberPath):
+        if pii_action == "allow" or isinstance(path, NumberPath):
             return
         matches = self._pii.find(text)
         if not matches:
@@ -445,14 +380,3 @@ class SafetyChecker:
 
 def _source(pattern: Pattern) -> str:
     return str(pattern.pattern)  # type: ignore[attr-defined]
-
-
-def _redacted(value: Any, redactions: dict[str, str], path: str) -> Any:
-    """A copy of ``value`` with the strings at ``redactions``' paths replaced."""
-    if isinstance(value, str):
-        return redactions.get(path, value)
-    if isinstance(value, Mapping):
-        return {k: _redacted(x, redactions, f"{path}.{k}") for k, x in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redacted(x, redactions, f"{path}[{i}]") for i, x in enumerate(value)]
-    return value

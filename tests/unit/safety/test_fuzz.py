@@ -105,3 +105,30 @@ def test_multi_megabyte_strings(char: str, mb: int) -> None:
     for checker in CHECKERS:
         assert not _timed(checker.check_offer, {"s": huge}).allowed
         assert not _timed(checker.check_result, {"s": huge}).allowed
+
+
+SHORT_WALKS = [
+    SafetyChecker(DEFAULT_POLICY),
+    SafetyChecker(policy_from_data({"limits": {"max_depth": 3, "max_nodes": 12}})),
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(payload=payloads, context=st.dictionaries(text, leaf, max_size=4))
+def test_the_walk_without_paths_gives_the_verdict_of_the_full_walk(
+    payload: Any, context: dict[str, Any]
+) -> None:
+    for checker in SHORT_WALKS:
+        fast = (
+            checker.check_offer({"p": payload}, context, capability="x"),
+            checker.check_result(payload),
+        )
+        checker._per_value = True  # every value walked with its path
+        try:
+            full = (
+                checker.check_offer({"p": payload}, context, capability="x"),
+                checker.check_result(payload),
+            )
+        finally:
+            checker._per_value = False
+        assert fast == full
