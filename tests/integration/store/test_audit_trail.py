@@ -187,18 +187,6 @@ sa.Table(  # api_audit_log as the control plane created it before revision 0002
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
-        return
-    name = await create_pg_database()
-    try:
-        yield "postgresql+asyncpg://" + _db_url(name).split("://", 1)[1]
-    finally:
-        await drop_pg_database(name)
-
-
 async def test_a_database_from_before_keeps_its_chain(empty_url: str) -> None:
     def old_schema(conn: Connection) -> None:
         cfg = alembic_config()

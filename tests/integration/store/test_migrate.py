@@ -3,9 +3,6 @@ one behind is upgraded, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
@@ -16,19 +13,6 @@ from sqlalchemy.pool import NullPool
 
 from agentmesh.store import migrate as migrate_module
 from agentmesh.store.migrate import alembic_config, head_revision, migrate, sqlalchemy_url
-from tests.contract.store_fixtures import _db_url, create_pg_database, drop_pg_database
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
-        return
-    name = await create_pg_database()
-    try:
-        yield "postgresql+asyncpg://" + _db_url(name).split("://", 1)[1]
-    finally:
-        await drop_pg_database(name)
 
 
 async def _version(url: str) -> list[str]:
