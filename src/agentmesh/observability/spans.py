@@ -15,12 +15,12 @@ at most ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE``, and at most ``OTEL_BSP_MAX_QUEUE_SIZ
 are kept (more are dropped and counted), like the SDK's ``BatchSpanProcessor``.
 
 The worker wakes before its time only once half the queue waits, not every
-``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` spans as the SDK's does, and for an OTLP exporter a span is encoded when
-it ends, by the thread that ends it, so the worker only joins bytes and posts them. While
-the event loop is busy, a worker that wants the GIL is woken each time the loop's thread
-lets it go (every poll, RE2 match or ``os.urandom``) and finds it taken again, until the
-5 ms switch interval forces a hand-over: measured, each wake-up cost about 9 ms of CPU,
-more than exporting the spans it was woken for.
+``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` spans as the SDK's does, and for an OTLP exporter a
+span is encoded when it ends, by the thread that ends it, so the worker only joins bytes
+and posts them. While the event loop is busy, a worker that wants the GIL is woken each
+time the loop's thread lets it go (every poll, RE2 match or ``os.urandom``) and finds it
+taken again, until the 5 ms switch interval forces a hand-over: measured, each wake-up
+cost about 9 ms of CPU, more than exporting the spans it was woken for.
 """
 
 from __future__ import annotations

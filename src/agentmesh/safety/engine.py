@@ -1,10 +1,11 @@
 """The rule engine: checks a task offer or a result against a :class:`Policy`.
 
 Pure and synchronous: no I/O, no clock (the rate limit lives in
-:mod:`agentmesh.safety.monitor`). A check walks the value once without recursion
-(size, depth and node limits stop it early, so a deeply nested or multi-megabyte payload
-costs little), joins the text it found and runs one linear-time RE2 prefilter over it;
-only text that matches something is looked at rule by rule. Each rule answers
+:mod:`agentmesh.safety.monitor`). A check walks the value without recursion (size,
+depth and node limits stop it early, so a deeply nested or multi-megabyte payload costs
+little), joins the text it found and runs one linear-time RE2 prefilter over it; the
+first walk keeps no paths, and only when the prefilter, a watched key or a limit fires
+is the value walked again with paths and its matching text looked at rule by rule. Each rule answers
 ``allow``, ``deny``, ``redact`` or ``flag``; the verdict is the strongest answer::
 
     checker = SafetyChecker(DEFAULT_POLICY)
