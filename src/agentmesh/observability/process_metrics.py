@@ -166,7 +166,7 @@ def received(platform: str) -> Callable[[str], None]:
     """What counts one delivered message of ``platform`` by its subject's kind (task, evt,
     hb ...): the label set of a subject is remembered (a dispatcher sees few subjects;
     unique ones, like reply inboxes, only refill the memo)."""
-    counts = metrics.messages_received.counts
+    inc = metrics.messages_received.inc
     labels_of: dict[str, tuple[str, str]] = {}
 
     def count(subject: str) -> None:
@@ -177,7 +177,7 @@ def received(platform: str) -> Callable[[str], None]:
             if len(labels_of) >= 256:
                 labels_of.clear()
             labels_of[subject] = labels
-        counts[labels] = counts.get(labels, 0) + 1
+        inc(labels)
 
     return count
 
